@@ -1,0 +1,105 @@
+"""The zhtopics command line: one sub-command per stage, plus ``run`` for the whole chain."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from pipeline import clean, ingest, lda, segment, tfidf
+from pipeline.config import ConfigError, Params, load_params
+from pipeline.io import Paths
+
+log = logging.getLogger("zhtopics")
+
+STAGES: dict[str, Callable[[Params, Paths], None]] = {
+    "ingest": ingest.main,
+    "clean": clean.main,
+    "segment": segment.main,
+    "tfidf": tfidf.main,
+    "lda": lda.main,
+}
+
+
+def run_stages(params: Params, paths: Paths, until: str | None = None) -> None:
+    """Run the stages in order, stopping after ``until``."""
+    for name, stage in STAGES.items():
+        log.info("stage %s", name)
+        stage(params, paths)
+        if name == until:
+            break
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--params",
+        type=Path,
+        default=Path("params.yaml"),
+        help="settings file (default: params.yaml)",
+    )
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="override one setting; repeatable",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="zhtopics",
+        description="Topic modelling of Chinese text: ingest, clean, segment, tfidf, lda.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    defaults = Paths()
+    for name, stage in STAGES.items():
+        p = sub.add_parser(name, help=(sys.modules[stage.__module__].__doc__ or "").split(":")[0])
+        _common(p)
+        p.add_argument("--raw", type=Path, default=defaults.raw)
+        p.add_argument("--processed", type=Path, default=defaults.processed)
+        p.add_argument("--models", type=Path, default=defaults.models)
+        p.add_argument("--metrics", type=Path, default=defaults.metrics)
+    p = sub.add_parser("run", help="run the stages in order on any folder, without DVC")
+    _common(p)
+    p.add_argument("--raw", type=Path, required=True, help="folder of raw documents")
+    p.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        help="output folder (tables; models/ and metrics/ below it)",
+    )
+    p.add_argument("--until", choices=list(STAGES), help="stop after this stage")
+    return parser
+
+
+def _configure_logging(verbose: bool, quiet: bool) -> None:
+    level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", force=True)
+    for noisy in ("gensim", "jieba", "smart_open"):
+        logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _configure_logging(args.verbose, args.quiet)
+    try:
+        params = load_params(args.params, args.overrides)
+        if args.command == "run":
+            run_stages(params, Paths.under(args.raw, args.out), args.until)
+        else:
+            paths = Paths(args.raw, args.processed, args.models, args.metrics)
+            STAGES[args.command](params, paths)
+    except (ConfigError, ValueError, FileNotFoundError) as exc:
+        log.error("%s", exc)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,294 @@
+"""Settings: params.yaml read once into frozen dataclasses, validated before any work runs."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Union
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A setting is unknown, of the wrong type or impossible; the message names the key."""
+
+
+def _fail(key: str, value: Any, allowed: str) -> typing.NoReturn:
+    raise ConfigError(f"params: {key} = {value!r} is not allowed; expected {allowed}")
+
+
+@dataclass(frozen=True)
+class IngestParams:
+    """How raw files become documents."""
+
+    # A heading line that starts a new document inside one text file (a compilation).
+    # Named groups: ``title`` (required) and ``part`` (optional).
+    split_pattern: str = r"^(?P<title>[^\s].{0,60}?)\s*篇\s*(?P<part>[0-9]+)\s*$"
+    # Column holding the text in tabular files (.csv, .tsv, .jsonl, .parquet).
+    text_column: str = "text"
+    # ``paragraph`` splits each document into paragraphs that keep their parent's metadata.
+    unit: Literal["document", "paragraph"] = "paragraph"
+    # With unit=paragraph: a paragraph shorter than this (headings, salutations) is joined
+    # to the one after it, so that no text is lost and every unit has substance.
+    paragraph_min_chars: int = 40
+
+    def __post_init__(self) -> None:
+        try:
+            pattern = re.compile(self.split_pattern, re.MULTILINE)
+        except re.error as exc:
+            _fail("ingest.split_pattern", self.split_pattern, f"a valid regular expression ({exc})")
+        if "title" not in pattern.groupindex:
+            _fail(
+                "ingest.split_pattern", self.split_pattern, "a pattern with a (?P<title>...) group"
+            )
+        if not self.text_column:
+            _fail("ingest.text_column", self.text_column, "a column name")
+        if self.paragraph_min_chars < 0:
+            _fail("ingest.paragraph_min_chars", self.paragraph_min_chars, "an integer >= 0")
+
+
+@dataclass(frozen=True)
+class CleanParams:
+    """Text normalisation and the minimum length of a usable document."""
+
+    # Documents with fewer non-space characters after cleaning get status ``too_short``.
+    min_chars: int = 20
+    # Literal replacements (TSV: from, to), applied after NFKC; longest match first.
+    replacements: Path | None = Path("data/dict/replacements.tsv")
+
+    def __post_init__(self) -> None:
+        if self.min_chars < 0:
+            _fail("clean.min_chars", self.min_chars, "an integer >= 0")
+
+
+@dataclass(frozen=True)
+class SegmentParams:
+    """Word segmentation with jieba and the filter that keeps content tokens."""
+
+    userdict: Path | None = Path("data/dict/userdict.txt")
+    stopwords: Path | None = Path("data/dict/stopwords.txt")
+    # Start from the maintained stopwords-iso Chinese list, then add ``stopwords``.
+    stopwords_iso: bool = True
+    # jieba's HMM guesses words missing from the dictionary.
+    hmm: bool = True
+    allow_single_char: bool = False
+    keep_numbers: bool = False
+    keep_latin: bool = True
+
+
+@dataclass(frozen=True)
+class TfidfParams:
+    """Vocabulary pruning and TF-IDF weighting (scikit-learn)."""
+
+    # An int is a number of documents, a float a share of documents (as in scikit-learn).
+    min_df: int | float = 2
+    max_df: int | float = 0.5
+    max_features: int | None = None
+    sublinear_tf: bool = False
+    # Keywords kept per document in keywords.parquet.
+    top_k: int = 10
+
+    def __post_init__(self) -> None:
+        for key in ("min_df", "max_df"):
+            value = getattr(self, key)
+            if isinstance(value, float) and not 0.0 < value <= 1.0:
+                _fail(f"tfidf.{key}", value, "a share in (0, 1] or a document count >= 1")
+            if isinstance(value, int) and value < 1:
+                _fail(f"tfidf.{key}", value, "a share in (0, 1] or a document count >= 1")
+        if type(self.min_df) is type(self.max_df) and self.min_df > self.max_df:
+            _fail("tfidf.min_df", self.min_df, f"at most tfidf.max_df ({self.max_df})")
+        if self.max_features is not None and self.max_features < 1:
+            _fail("tfidf.max_features", self.max_features, "null or an integer >= 1")
+        if self.top_k < 1:
+            _fail("tfidf.top_k", self.top_k, "an integer >= 1")
+
+
+@dataclass(frozen=True)
+class LdaParams:
+    """The gensim LDA model and how its topics are reported."""
+
+    num_topics: int = 6
+    passes: int = 30
+    iterations: int = 400
+    # "symmetric", "asymmetric", "auto" (learned) or a number.
+    alpha: str | float = "auto"
+    # "symmetric", "auto" (learned) or a number.
+    eta: str | float = "symmetric"
+    chunksize: int = 2000
+    random_state: int = 42
+    # Terms per topic in topic_terms.parquet, in the label, and scored for coherence.
+    top_n: int = 20
+    label_terms: int = 3
+    coherence_top_n: int = 10
+
+    def __post_init__(self) -> None:
+        for key in ("num_topics", "passes", "iterations", "chunksize", "top_n", "label_terms"):
+            if getattr(self, key) < 1:
+                _fail(f"lda.{key}", getattr(self, key), "an integer >= 1")
+        if self.coherence_top_n < 2:
+            _fail("lda.coherence_top_n", self.coherence_top_n, "an integer >= 2")
+        if self.random_state < 0:
+            _fail("lda.random_state", self.random_state, "an integer >= 0")
+        priors = {"alpha": ("symmetric", "asymmetric", "auto"), "eta": ("symmetric", "auto")}
+        for key, names in priors.items():
+            value = getattr(self, key)
+            if isinstance(value, str) and value not in names:
+                _fail(f"lda.{key}", value, f"one of {list(names)} or a positive number")
+            if isinstance(value, float) and value <= 0:
+                _fail(f"lda.{key}", value, f"one of {list(names)} or a positive number")
+
+
+@dataclass(frozen=True)
+class Params:
+    """All settings, one section per stage."""
+
+    ingest: IngestParams = field(default_factory=IngestParams)
+    clean: CleanParams = field(default_factory=CleanParams)
+    segment: SegmentParams = field(default_factory=SegmentParams)
+    tfidf: TfidfParams = field(default_factory=TfidfParams)
+    lda: LdaParams = field(default_factory=LdaParams)
+
+
+SECTIONS: dict[str, type] = {f.name: f.type for f in dataclasses.fields(Params)}
+_SECTION_TYPES = typing.get_type_hints(Params)
+
+
+def load_params(path: Path | str, overrides: typing.Sequence[str] = ()) -> Params:
+    """Read ``path`` (YAML), apply ``section.key=value`` overrides and validate everything.
+
+    Relative file paths in the settings are taken relative to the params file's folder.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"params file not found: {path}")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections {list(_SECTION_TYPES)}")
+    for item in overrides:
+        _apply_override(raw, item)
+    return params_from_dict(raw, base_dir=path.resolve().parent)
+
+
+def params_from_dict(raw: dict[str, Any], base_dir: Path | None = None) -> Params:
+    """Build validated Params from plain data (as parsed from YAML)."""
+    unknown = sorted(set(raw) - set(_SECTION_TYPES))
+    if unknown:
+        raise ConfigError(f"params: unknown section(s) {unknown}; allowed: {list(_SECTION_TYPES)}")
+    sections = {}
+    for name, cls in _SECTION_TYPES.items():
+        values = raw.get(name) or {}
+        if not isinstance(values, dict):
+            raise ConfigError(f"params: section {name!r} must be a mapping, got {values!r}")
+        sections[name] = _build_section(name, cls, values, base_dir)
+    return Params(**sections)
+
+
+def _build_section(section: str, cls: type, values: dict[str, Any], base_dir: Path | None):
+    hints = typing.get_type_hints(cls)
+    unknown = sorted(set(values) - set(hints))
+    if unknown:
+        keys = ", ".join(f"{section}.{k}" for k in unknown)
+        raise ConfigError(f"params: unknown key(s) {keys}; allowed: {sorted(hints)}")
+    kwargs = {}
+    for key, value in values.items():
+        value = _coerce(f"{section}.{key}", value, hints[key])
+        if isinstance(value, Path):
+            value = _resolve_file(f"{section}.{key}", value, base_dir)
+        kwargs[key] = value
+    instance = cls(**kwargs)
+    # Defaults that are paths are resolved and checked too.
+    for f in dataclasses.fields(instance):
+        value = getattr(instance, f.name)
+        if f.name not in kwargs and isinstance(value, Path):
+            object.__setattr__(
+                instance, f.name, _resolve_file(f"{section}.{f.name}", value, base_dir)
+            )
+    return instance
+
+
+def _resolve_file(key: str, value: Path, base_dir: Path | None) -> Path:
+    if not value.is_absolute() and base_dir is not None:
+        value = base_dir / value
+    if not value.is_file():
+        raise ConfigError(f"params: {key} names a file that does not exist: {value}")
+    return value
+
+
+def _coerce(key: str, value: Any, hint: Any) -> Any:
+    """Check ``value`` against a type hint; ints are accepted where floats are."""
+    origin = typing.get_origin(hint)
+    if origin is Literal:
+        choices = typing.get_args(hint)
+        if value not in choices:
+            _fail(key, value, f"one of {list(choices)}")
+        return value
+    if origin in (Union, types.UnionType):
+        options = typing.get_args(hint)
+        if value is None:
+            if type(None) in options:
+                return None
+            _fail(key, value, _describe(hint))
+        # Prefer an exact type match (so 2 stays an int for min_df, 0.5 a float).
+        for option in options:
+            if option is not type(None) and _is_instance(value, option, exact=True):
+                return _coerce(key, value, option)
+        for option in options:
+            if option is not type(None) and _is_instance(value, option, exact=False):
+                return _coerce(key, value, option)
+        _fail(key, value, _describe(hint))
+    if hint is Path:
+        if not isinstance(value, str) or not value:
+            _fail(key, value, "a file path")
+        return Path(value)
+    if not _is_instance(value, hint, exact=False):
+        _fail(key, value, _describe(hint))
+    return float(value) if hint is float else value
+
+
+def _is_instance(value: Any, hint: Any, exact: bool) -> bool:
+    if hint is Path:
+        return isinstance(value, str)
+    if isinstance(value, bool):
+        return hint is bool
+    if hint is float and not exact:
+        return isinstance(value, (int, float))
+    return isinstance(value, hint)
+
+
+def _describe(hint: Any) -> str:
+    names = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
+    names.update({Path: "a file path", type(None): "null"})
+    options = typing.get_args(hint) or (hint,)
+    return " or ".join(names.get(o, str(o)) for o in options)
+
+
+def _apply_override(raw: dict[str, Any], item: str) -> None:
+    """Apply one ``section.key=value`` override; the value is parsed as YAML."""
+    target, sep, text = item.partition("=")
+    section, dot, key = target.strip().partition(".")
+    if not sep or not dot or not section or not key:
+        raise ConfigError(f"--set {item!r}: expected section.key=value, e.g. lda.num_topics=8")
+    try:
+        value = yaml.safe_load(text) if text.strip() else None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"--set {item!r}: value is not valid YAML ({exc})") from exc
+    section_values = raw.setdefault(section, {})
+    if not isinstance(section_values, dict):
+        raise ConfigError(f"--set {item!r}: section {section!r} is not a mapping")
+    section_values[key] = value
+
+
+def section_dict(params: Any) -> dict[str, Any]:
+    """A section as plain data (paths as strings), e.g. for logging or cache keys."""
+    out = {}
+    for f in dataclasses.fields(params):
+        value = getattr(params, f.name)
+        out[f.name] = str(value) if isinstance(value, Path) else value
+    return out

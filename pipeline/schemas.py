@@ -1,0 +1,199 @@
+"""The parquet contracts between stages: one schema per table, checked on read and on write."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+
+class SchemaError(ValueError):
+    """A table does not match its declared schema; the message names the table and column."""
+
+
+@dataclass(frozen=True)
+class TableSchema:
+    """A named schema. With ``open_columns`` extra (metadata) columns may follow the fixed ones."""
+
+    name: str
+    schema: pa.Schema
+    open_columns: bool = False
+
+    @property
+    def columns(self) -> list[str]:
+        return self.schema.names
+
+    def conform(self, table: pa.Table, where: str = "") -> pa.Table:
+        """Return ``table`` with the declared columns first, in order and type, or raise."""
+        where = where or self.name
+        missing = [name for name in self.columns if name not in table.column_names]
+        if missing:
+            raise SchemaError(
+                f"{where}: missing column(s) {missing} for the {self.name} table; "
+                f"it has {table.column_names}"
+            )
+        extra = [name for name in table.column_names if name not in self.columns]
+        if extra and not self.open_columns:
+            raise SchemaError(
+                f"{where}: unexpected column(s) {extra} for the {self.name} table; "
+                f"allowed: {self.columns}"
+            )
+        arrays, fields = [], []
+        for f in self.schema:
+            column = table.column(f.name)
+            if column.type != f.type:
+                try:
+                    column = column.cast(f.type)
+                except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+                    raise SchemaError(
+                        f"{where}: column {f.name!r} has type {column.type}, "
+                        f"expected {f.type} ({exc})"
+                    ) from exc
+            if not f.nullable and column.null_count:
+                raise SchemaError(f"{where}: column {f.name!r} has {column.null_count} null(s)")
+            arrays.append(column)
+            fields.append(f)
+        for name in extra:
+            arrays.append(table.column(name))
+            fields.append(table.schema.field(name))
+        return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
+
+
+def _s(name: str, type_: pa.DataType, nullable: bool = False) -> pa.Field:
+    return pa.field(name, type_, nullable=nullable)
+
+
+DOCUMENTS = TableSchema(
+    "documents",
+    pa.schema(
+        [
+            _s("doc_id", pa.string()),
+            _s("parent_id", pa.string()),
+            _s("source", pa.string()),
+            _s("record", pa.int64()),
+            _s("part", pa.string(), nullable=True),
+            _s("paragraph", pa.int32(), nullable=True),
+            _s("title", pa.string(), nullable=True),
+            _s("date", pa.date32(), nullable=True),
+            _s("text", pa.string()),
+        ]
+    ),
+    open_columns=True,
+)
+
+CLEAN = TableSchema(
+    "clean",
+    pa.schema(
+        [
+            _s("doc_id", pa.string()),
+            _s("text", pa.string()),
+            _s("n_chars", pa.int64()),
+            _s("status", pa.string()),
+            _s("reason", pa.string(), nullable=True),
+        ]
+    ),
+)
+
+TOKENS = TableSchema(
+    "tokens",
+    pa.schema(
+        [
+            _s("doc_id", pa.string()),
+            _s("tokens", pa.list_(pa.string())),
+            _s("n_tokens", pa.int32()),
+        ]
+    ),
+)
+
+VOCABULARY = TableSchema(
+    "vocabulary",
+    pa.schema(
+        [
+            _s("term_id", pa.int32()),
+            _s("term", pa.string()),
+            _s("df", pa.int32()),
+            _s("idf", pa.float64()),
+        ]
+    ),
+)
+
+DOC_TERMS = TableSchema(
+    "doc_terms",
+    pa.schema(
+        [
+            _s("doc_id", pa.string()),
+            _s("term_id", pa.int32()),
+            _s("count", pa.int32()),
+            _s("tfidf", pa.float64()),
+        ]
+    ),
+)
+
+KEYWORDS = TableSchema(
+    "keywords",
+    pa.schema(
+        [
+            _s("doc_id", pa.string()),
+            _s("rank", pa.int32()),
+            _s("term", pa.string()),
+            _s("weight", pa.float64()),
+        ]
+    ),
+)
+
+TOPIC_TERMS = TableSchema(
+    "topic_terms",
+    pa.schema(
+        [
+            _s("topic", pa.int32()),
+            _s("rank", pa.int32()),
+            _s("term", pa.string()),
+            _s("weight", pa.float64()),
+        ]
+    ),
+)
+
+DOC_TOPICS = TableSchema(
+    "doc_topics",
+    pa.schema(
+        [
+            _s("doc_id", pa.string()),
+            _s("topic", pa.int32()),
+            _s("weight", pa.float64()),
+        ]
+    ),
+)
+
+TOPICS = TableSchema(
+    "topics",
+    pa.schema(
+        [
+            _s("topic", pa.int32()),
+            _s("label", pa.string()),
+            _s("prevalence", pa.float64()),
+            _s("coherence", pa.float64()),
+        ]
+    ),
+)
+
+ALL = {
+    s.name: s
+    for s in (
+        DOCUMENTS,
+        CLEAN,
+        TOKENS,
+        VOCABULARY,
+        DOC_TERMS,
+        KEYWORDS,
+        TOPIC_TERMS,
+        DOC_TOPICS,
+        TOPICS,
+    )
+}
+
+
+def require_columns(table: pa.Table, columns: list[str], where: str) -> None:
+    """Fail early, naming the missing columns, when a stage gets a table it cannot use."""
+    missing = [c for c in columns if c not in table.column_names]
+    if missing:
+        raise SchemaError(f"{where}: input lacks column(s) {missing}; it has {table.column_names}")

@@ -1,0 +1,53 @@
+"""Shared fixtures: the project's params, the sample corpus, and one pipeline run on it."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from pipeline.cli import run_stages
+from pipeline.config import Params, load_params
+from pipeline.io import Paths
+from pipeline.segment import Lexicon, load_lexicon
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+SAMPLE_RAW = ROOT / "data" / "raw"
+SAMPLE_FILE = SAMPLE_RAW / "womens_federation_work_meeting_speeches.txt"
+
+
+@pytest.fixture(scope="session")
+def params() -> Params:
+    """The shipped settings (params.yaml at the project root)."""
+    return load_params(ROOT / "params.yaml")
+
+
+@pytest.fixture(scope="session")
+def lexicon(params: Params) -> Lexicon:
+    return load_lexicon(params.segment)
+
+
+@pytest.fixture(scope="session")
+def sample_run(params: Params, tmp_path_factory: pytest.TempPathFactory) -> Paths:
+    """The whole pipeline on the owner's sample corpus, run once per test session."""
+    paths = Paths.under(SAMPLE_RAW, tmp_path_factory.mktemp("sample_run"))
+    run_stages(params, paths)
+    return paths
+
+
+@pytest.fixture
+def venv_env() -> dict[str, str]:
+    """Environment for subprocesses: this interpreter's bin folder first on PATH, no analytics."""
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env["DVC_NO_ANALYTICS"] = "1"
+    return env
+
+
+def table(**columns) -> pa.Table:
+    """A small in-memory table from column lists."""
+    return pa.table(columns)
