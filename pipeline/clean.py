@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import unicodedata
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import pyarrow as pa
 from tqdm import tqdm
 
 from pipeline.config import CleanParams, Params
-from pipeline.io import Paths, read_table, write_table
+from pipeline.io import Paths, TableWriter, iter_tables
 from pipeline.schemas import CLEAN, DOCUMENTS, require_columns
 
 log = logging.getLogger(__name__)
@@ -111,8 +112,16 @@ def _status(size: int, min_chars: int) -> tuple[str, str | None]:
 
 
 def main(params: Params, paths: Paths) -> None:
-    docs = read_table(paths.table("documents"), DOCUMENTS)
-    table = clean(docs, params.clean, load_replacements(params.clean.replacements))
-    write_table(table, paths.table("clean"), CLEAN)
-    counts = {s: table.column("status").to_pylist().count(s) for s in (KEPT, EMPTY, TOO_SHORT)}
-    log.info("clean: %d documents: %s -> %s", table.num_rows, counts, paths.table("clean"))
+    replacements = load_replacements(params.clean.replacements)
+    counts: Counter[str] = Counter()
+    with TableWriter(paths.table("clean"), CLEAN) as writer:
+        for docs in iter_tables(paths.table("documents"), DOCUMENTS):
+            table = clean(docs, params.clean, replacements)
+            writer.write(table)
+            counts.update(table.column("status").to_pylist())
+    log.info(
+        "clean: %d documents %s -> %s",
+        writer.num_rows,
+        dict(sorted(counts.items())),
+        paths.table("clean"),
+    )

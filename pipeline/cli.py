@@ -95,8 +95,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             paths = Paths(args.raw, args.processed, args.models, args.metrics)
             STAGES[args.command](params, paths)
-    except (ConfigError, ValueError, FileNotFoundError) as exc:
-        log.error("%s", exc)
+    except (ConfigError, ValueError, OSError) as exc:
+        # Bad input or settings: the message names the file, row or key. -v adds the traceback.
+        log.error("%s", exc, exc_info=args.verbose)
         return 2
     return 0
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from tqdm import tqdm
 
 from pipeline.config import IngestParams, Params
 from pipeline.io import Paths, write_table
@@ -59,7 +60,7 @@ def ingest(files: Iterable[RawFile], params: IngestParams) -> pa.Table:
     """Turn raw files into the documents table, in file order, one row per unit."""
     split_re = re.compile(params.split_pattern, re.MULTILINE)
     docs: list[_Doc] = []
-    for raw in files:
+    for raw in tqdm(files, desc="ingest", unit="file", disable=None):
         suffix = Path(raw.source).suffix.lower()
         if suffix in TEXT_SUFFIXES:
             docs.extend(_parse_text(raw, split_re))

@@ -14,7 +14,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.schemas import TableSchema
+from pipeline.schemas import SchemaError, TableSchema
 
 ROW_GROUP_SIZE = 64 * 1024
 
@@ -67,19 +67,71 @@ def read_table(path: Path, schema: TableSchema) -> pa.Table:
     return schema.conform(pq.read_table(path), where=str(path))
 
 
-def write_table(table: pa.Table, path: Path, schema: TableSchema) -> None:
-    """Write ``table`` atomically; same table, same bytes (no timestamps, fixed row groups)."""
-    table = schema.conform(table, where=f"{path} (on write)")
-    table = table.replace_schema_metadata(None)
-    with atomic_path(path) as tmp:
-        pq.write_table(
-            table,
-            tmp,
-            row_group_size=ROW_GROUP_SIZE,
-            compression="zstd",
-            write_statistics=True,
-            store_schema=True,
+def iter_tables(
+    path: Path, schema: TableSchema, batch_rows: int = ROW_GROUP_SIZE
+) -> Iterator[pa.Table]:
+    """Stream a parquet file as schema-checked tables of at most ``batch_rows`` rows."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path}: the {schema.name} table is missing; run the stage that writes it first"
         )
+    parquet = pq.ParquetFile(path)
+    empty = parquet.schema_arrow.empty_table()
+    schema.conform(empty, where=str(path))
+    batches = parquet.iter_batches(batch_size=batch_rows)
+    produced = False
+    for batch in batches:
+        produced = True
+        yield schema.conform(pa.Table.from_batches([batch]), where=str(path))
+    if not produced:
+        yield schema.conform(empty, where=str(path))
+
+
+class TableWriter:
+    """Write a table in pieces (row groups) to a temporary file renamed into place on close.
+
+    Deterministic: the same pieces give the same bytes (no timestamps, fixed row-group size).
+    """
+
+    def __init__(self, path: Path, schema: TableSchema) -> None:
+        self.path = Path(path)
+        self.schema = schema
+        self._atomic = atomic_path(self.path)
+        self._writer: pq.ParquetWriter | None = None
+        self.num_rows = 0
+
+    def __enter__(self) -> TableWriter:
+        self._tmp = self._atomic.__enter__()
+        return self
+
+    def write(self, table: pa.Table) -> None:
+        table = self.schema.conform(table, where=f"{self.path} (on write)")
+        table = table.replace_schema_metadata(None)
+        if self._writer is None:
+            self._writer = pq.ParquetWriter(
+                self._tmp, table.schema, compression="zstd", write_statistics=True
+            )
+        elif not table.schema.equals(self._writer.schema):
+            raise SchemaError(
+                f"{self.path}: a piece has schema {table.schema}, "
+                f"earlier pieces {self._writer.schema}"
+            )
+        self._writer.write_table(table, row_group_size=ROW_GROUP_SIZE)
+        self.num_rows += table.num_rows
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if self._writer is None and exc_type is None:
+            self.write(self.schema.schema.empty_table())
+        if self._writer is not None:
+            self._writer.close()
+        self._atomic.__exit__(exc_type, exc, tb)
+
+
+def write_table(table: pa.Table, path: Path, schema: TableSchema) -> None:
+    """Write a whole table atomically; same table, same bytes."""
+    with TableWriter(path, schema) as writer:
+        writer.write(table)
 
 
 def write_json(data: dict[str, Any], path: Path) -> None:

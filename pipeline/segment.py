@@ -15,7 +15,7 @@ from tqdm import tqdm
 
 from pipeline.clean import KEPT
 from pipeline.config import Params, SegmentParams
-from pipeline.io import Paths, read_table, write_table
+from pipeline.io import Paths, TableWriter, iter_tables
 from pipeline.schemas import CLEAN, TOKENS, require_columns
 
 log = logging.getLogger(__name__)
@@ -107,10 +107,13 @@ def segment(docs: pa.Table, params: SegmentParams, lexicon: Lexicon) -> pa.Table
 
 
 def main(params: Params, paths: Paths) -> None:
-    docs = read_table(paths.table("clean"), CLEAN)
-    table = segment(docs, params.segment, load_lexicon(params.segment))
-    write_table(table, paths.table("tokens"), TOKENS)
-    total = pc.sum(table.column("n_tokens")).as_py() or 0
+    lexicon = load_lexicon(params.segment)
+    total = 0
+    with TableWriter(paths.table("tokens"), TOKENS) as writer:
+        for docs in iter_tables(paths.table("clean"), CLEAN):
+            table = segment(docs, params.segment, lexicon)
+            writer.write(table)
+            total += pc.sum(table.column("n_tokens")).as_py() or 0
     log.info(
-        "segment: %d tokens in %d documents -> %s", total, table.num_rows, paths.table("tokens")
+        "segment: %d tokens in %d documents -> %s", total, writer.num_rows, paths.table("tokens")
     )

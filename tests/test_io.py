@@ -1,0 +1,102 @@
+import pyarrow as pa
+import pytest
+
+from pipeline.io import TableWriter, iter_tables, read_table, write_json, write_table
+from pipeline.schemas import DOCUMENTS, TOKENS, TOPICS, SchemaError
+
+
+def _topics(n: int) -> pa.Table:
+    return pa.table(
+        {
+            "topic": pa.array(range(n), pa.int32()),
+            "label": [f"t{i}" for i in range(n)],
+            "prevalence": [1.0 / n] * n,
+            "coherence": [0.1] * n,
+        }
+    )
+
+
+def test_round_trip_and_same_bytes(tmp_path):
+    a, b = tmp_path / "a.parquet", tmp_path / "b.parquet"
+    write_table(_topics(3), a, TOPICS)
+    write_table(_topics(3), b, TOPICS)
+    assert a.read_bytes() == b.read_bytes()
+    assert read_table(a, TOPICS).equals(TOPICS.conform(_topics(3)))
+
+
+def test_pieces_give_the_same_bytes_as_one_write(tmp_path):
+    whole, pieces = tmp_path / "whole.parquet", tmp_path / "pieces.parquet"
+    write_table(_topics(4), whole, TOPICS)
+    with TableWriter(pieces, TOPICS) as writer:
+        writer.write(_topics(4))
+    assert whole.read_bytes() == pieces.read_bytes()
+
+
+def test_iter_tables_streams_in_batches(tmp_path):
+    path = tmp_path / "t.parquet"
+    write_table(_topics(10), path, TOPICS)
+    sizes = [t.num_rows for t in iter_tables(path, TOPICS, batch_rows=4)]
+    assert sizes == [4, 4, 2]
+
+
+def test_empty_table_round_trips(tmp_path):
+    path = tmp_path / "e.parquet"
+    with TableWriter(path, TOPICS):
+        pass
+    assert [t.num_rows for t in iter_tables(path, TOPICS)] == [0]
+
+
+def test_types_are_cast_to_the_declared_ones(tmp_path):
+    table = _topics(2).set_column(0, "topic", pa.array([0, 1], pa.int64()))
+    write_table(table, tmp_path / "t.parquet", TOPICS)
+    assert read_table(tmp_path / "t.parquet", TOPICS).schema.field("topic").type == pa.int32()
+
+
+def test_missing_and_unexpected_columns_are_named(tmp_path):
+    with pytest.raises(SchemaError, match=r"missing column\(s\) \['coherence'\]"):
+        write_table(_topics(2).drop(["coherence"]), tmp_path / "t.parquet", TOPICS)
+    with pytest.raises(SchemaError, match=r"unexpected column\(s\) \['extra'\]"):
+        TOPICS.conform(_topics(1).append_column("extra", pa.array([1])))
+    assert not list(tmp_path.iterdir())
+
+
+def test_open_schema_keeps_metadata_columns_after_the_fixed_ones():
+    table = pa.table(
+        {
+            "label": ["a"],
+            "doc_id": ["d"],
+            "parent_id": ["d"],
+            "source": ["s"],
+            "record": [0],
+            "part": [None],
+            "paragraph": pa.array([None], pa.int32()),
+            "title": [None],
+            "date": pa.array([None], pa.date32()),
+            "text": ["x"],
+        }
+    )
+    assert DOCUMENTS.conform(table).column_names == DOCUMENTS.columns + ["label"]
+
+
+def test_nulls_in_required_columns_are_refused():
+    table = pa.table({"doc_id": [None], "tokens": [["a"]], "n_tokens": [1]})
+    with pytest.raises(SchemaError, match="doc_id.*null"):
+        TOKENS.conform(table)
+
+
+def test_reading_a_missing_table_says_which(tmp_path):
+    with pytest.raises(FileNotFoundError, match="tokens table is missing"):
+        read_table(tmp_path / "tokens.parquet", TOKENS)
+
+
+def test_failed_write_leaves_no_file(tmp_path):
+    path = tmp_path / "t.parquet"
+    with pytest.raises(RuntimeError), TableWriter(path, TOPICS) as writer:
+        writer.write(_topics(1))
+        raise RuntimeError("boom")
+    assert not list(tmp_path.iterdir())
+
+
+def test_json_is_sorted_and_stable(tmp_path):
+    write_json({"b": 1, "a": "中"}, tmp_path / "m.json")
+    assert (tmp_path / "m.json").read_text(encoding="utf-8") == '{\n  "a": "中",\n  "b": 1\n}\n'
