@@ -208,7 +208,15 @@ def _meta_name(column: str) -> str:
 
 
 def _csv_rows(raw: RawFile, delimiter: str) -> Iterator[tuple[dict, list[str]]]:
+    csv.field_size_limit(2**31 - 1)  # the default (128 KiB) is shorter than many articles
     reader = csv.reader(io.StringIO(decode(raw), newline=""), delimiter=delimiter)
+    try:
+        yield from _csv_records(raw, reader)
+    except csv.Error as exc:
+        raise IngestError(f"{raw.source}: line {reader.line_num}: not valid CSV ({exc})") from exc
+
+
+def _csv_records(raw: RawFile, reader) -> Iterator[tuple[dict, list[str]]]:
     header = next(reader, None)
     if header is None:
         return
@@ -334,10 +342,13 @@ def list_raw_files(raw_dir: Path) -> list[Path]:
     raw_dir = Path(raw_dir)
     if not raw_dir.is_dir():
         raise IngestError(f"raw folder {raw_dir} does not exist; put your documents there")
+    found = [p for p in raw_dir.rglob("*") if p.is_file()]
     files = sorted(
-        (p for p in raw_dir.rglob("*") if p.is_file() and not _is_hidden(p.relative_to(raw_dir))),
+        (p for p in found if not _is_hidden(p.relative_to(raw_dir))),
         key=lambda p: p.relative_to(raw_dir).as_posix(),
     )
+    if len(files) < len(found):
+        log.info("ingest: ignoring %d hidden file(s) under %s", len(found) - len(files), raw_dir)
     if not files:
         raise IngestError(f"raw folder {raw_dir} holds no files; put your documents there")
     return files

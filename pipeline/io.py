@@ -33,8 +33,9 @@ class Paths:
             object.__setattr__(self, name, Path(getattr(self, name)))
 
     @classmethod
-    def under(cls, raw: Path, out: Path) -> Paths:
+    def under(cls, raw: Path | str, out: Path | str) -> Paths:
         """The layout of ``zhtopics run --out DIR``: everything below one folder."""
+        out = Path(out)
         return cls(raw=raw, processed=out, models=out / "models", metrics=out / "metrics")
 
     def table(self, name: str) -> Path:

@@ -48,12 +48,14 @@ def load_lexicon(params: SegmentParams) -> Lexicon:
 
 
 def load_stopwords(params: SegmentParams) -> set[str]:
-    """stopwords-iso's Chinese list (if enabled) plus the project's file, NFKC-normalised."""
+    """stopwords-iso's Chinese and English lists (if enabled) plus the project's file,
+    NFKC-normalised; Latin tokens are matched case-insensitively."""
     words: set[str] = set()
     if params.stopwords_iso:
         import stopwordsiso
 
-        words.update(stopwordsiso.stopwords("zh"))
+        # Chinese text quotes English too (headlines, product names): its function words go.
+        words.update(stopwordsiso.stopwords(["zh", "en"]))
     if params.stopwords is not None:
         for line in Path(params.stopwords).read_text(encoding="utf-8-sig").splitlines():
             word = line.split("#", 1)[0].strip()
@@ -65,7 +67,7 @@ def load_stopwords(params: SegmentParams) -> set[str]:
 def is_content_token(token: str, params: SegmentParams, stopwords: frozenset[str]) -> bool:
     """Keep words: no punctuation, whitespace, numbers or stopwords; single characters and
     Latin words only when the settings allow them."""
-    if not token or token in stopwords:
+    if not token or token in stopwords or (token.isascii() and token.lower() in stopwords):
         return False
     if not any(unicodedata.category(c)[0] in "LN" for c in token):
         return False

@@ -48,6 +48,8 @@ def test_tokenizer_is_private(tmp_path):
         ("GDP", True),
         ("x", False),
         ("5G", True),
+        ("the", False),
+        ("The", False),
     ],
 )
 def test_content_filter(token, kept, params, lexicon):
