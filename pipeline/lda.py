@@ -28,6 +28,13 @@ from pipeline.schemas import (
 log = logging.getLogger(__name__)
 
 DIVERSITY_TOP_N = 25
+QUALITY_METRICS = (
+    "coherence_c_npmi",
+    "coherence_c_v",
+    "coherence_u_mass",
+    "perplexity",
+    "topic_diversity",
+)
 
 
 class LdaError(ValueError):

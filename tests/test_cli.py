@@ -6,22 +6,13 @@ from pipeline.io import read_json
 from tests.conftest import ROOT, SAMPLE_RAW
 
 
+def _run(out, *extra: str) -> int:
+    args = ["run", "-q", "--raw", str(SAMPLE_RAW), "--out", str(out)]
+    return main([*args, "--params", str(ROOT / "params.yaml"), *extra])
+
+
 def test_run_until_stops_after_that_stage(tmp_path):
-    code = main(
-        [
-            "run",
-            "-q",
-            "--raw",
-            str(SAMPLE_RAW),
-            "--out",
-            str(tmp_path),
-            "--params",
-            str(ROOT / "params.yaml"),
-            "--until",
-            "segment",
-        ]
-    )
-    assert code == 0
+    assert _run(tmp_path, "--until", "segment") == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "clean.parquet",
         "documents.parquet",
@@ -30,23 +21,7 @@ def test_run_until_stops_after_that_stage(tmp_path):
 
 
 def test_set_overrides_a_setting(tmp_path):
-    code = main(
-        [
-            "run",
-            "-q",
-            "--raw",
-            str(SAMPLE_RAW),
-            "--out",
-            str(tmp_path),
-            "--params",
-            str(ROOT / "params.yaml"),
-            "--set",
-            "lda.num_topics=3",
-            "--set",
-            "lda.passes=2",
-        ]
-    )
-    assert code == 0
+    assert _run(tmp_path, "--set", "lda.num_topics=3", "--set", "lda.passes=2") == 0
     assert read_json(tmp_path / "metrics" / "lda.json")["num_topics"] == 3
 
 

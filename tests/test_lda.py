@@ -5,7 +5,7 @@ import pyarrow as pa
 import pytest
 
 from pipeline.config import LdaParams, TfidfParams
-from pipeline.lda import LdaError, lda, save_model, topic_diversity
+from pipeline.lda import QUALITY_METRICS, LdaError, lda, save_model, topic_diversity
 from pipeline.schemas import DOC_TOPICS, TOPIC_TERMS, TOPICS, SchemaError
 from pipeline.tfidf import tfidf
 from tests.conftest import FIXTURES
@@ -74,13 +74,7 @@ def test_same_seed_same_model_other_seed_other_model(two_themes):
 
 def test_metrics_are_finite(two_themes):
     metrics = lda(*two_themes, PARAMS).metrics
-    for key in (
-        "coherence_c_npmi",
-        "coherence_c_v",
-        "coherence_u_mass",
-        "perplexity",
-        "topic_diversity",
-    ):
+    for key in QUALITY_METRICS:
         assert np.isfinite(metrics[key]), key
     assert metrics["num_documents"] == 40
 

@@ -9,6 +9,7 @@ import pyarrow.compute as pc
 import pytest
 
 from pipeline.io import Paths, read_json, read_table
+from pipeline.lda import QUALITY_METRICS
 from pipeline.schemas import ALL
 from pipeline.segment import _NUMERIC
 from tests.conftest import ROOT, SAMPLE_RAW
@@ -68,13 +69,7 @@ def test_sample_topics_are_made_of_content_words(sample_run: Paths, lexicon):
 def test_metrics_file(sample_run: Paths, params):
     metrics = read_json(sample_run.metrics / "lda.json")
     assert metrics["num_topics"] == params.lda.num_topics
-    for key in (
-        "coherence_c_npmi",
-        "coherence_c_v",
-        "coherence_u_mass",
-        "perplexity",
-        "topic_diversity",
-    ):
+    for key in QUALITY_METRICS:
         assert isinstance(metrics[key], float)
     assert (sample_run.models / "lda" / "lda.model").is_file()
 
