@@ -153,7 +153,6 @@ class Params:
     lda: LdaParams = field(default_factory=LdaParams)
 
 
-SECTIONS: dict[str, type] = {f.name: f.type for f in dataclasses.fields(Params)}
 _SECTION_TYPES = typing.get_type_hints(Params)
 
 
@@ -202,15 +201,11 @@ def _build_section(section: str, cls: type, values: dict[str, Any], base_dir: Pa
         if isinstance(value, Path):
             value = _resolve_file(f"{section}.{key}", value, base_dir)
         kwargs[key] = value
-    instance = cls(**kwargs)
-    # Defaults that are paths are resolved and checked too.
-    for f in dataclasses.fields(instance):
-        value = getattr(instance, f.name)
-        if f.name not in kwargs and isinstance(value, Path):
-            object.__setattr__(
-                instance, f.name, _resolve_file(f"{section}.{f.name}", value, base_dir)
-            )
-    return instance
+    # Default file paths are resolved and checked like given ones.
+    for f in dataclasses.fields(cls):
+        if f.name not in kwargs and isinstance(f.default, Path):
+            kwargs[f.name] = _resolve_file(f"{section}.{f.name}", f.default, base_dir)
+    return cls(**kwargs)
 
 
 def _resolve_file(key: str, value: Path, base_dir: Path | None) -> Path:
@@ -283,12 +278,3 @@ def _apply_override(raw: dict[str, Any], item: str) -> None:
     if not isinstance(section_values, dict):
         raise ConfigError(f"--set {item!r}: section {section!r} is not a mapping")
     section_values[key] = value
-
-
-def section_dict(params: Any) -> dict[str, Any]:
-    """A section as plain data (paths as strings), e.g. for logging or cache keys."""
-    out = {}
-    for f in dataclasses.fields(params):
-        value = getattr(params, f.name)
-        out[f.name] = str(value) if isinstance(value, Path) else value
-    return out
