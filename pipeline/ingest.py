@@ -29,6 +29,11 @@ RESERVED = set(DOCUMENTS.columns)
 
 _DATE_RE = re.compile(r"^\s*(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*日?(?:[ T].*)?$")
 _COMPACT_DATE_RE = re.compile(r"^\s*(\d{4})(\d{2})(\d{2})\s*$")
+# A line that holds a date and nothing else (a weekday or a time may follow).
+_DATE_LINE_RE = re.compile(
+    r"^\s*\d{4}\s*[-/.年]\s*\d{1,2}\s*[-/.月]\s*\d{1,2}\s*日?"
+    r"\s*(?:(?:星期|周)[一二三四五六日天]|\d{1,2}:\d{2}(?::\d{2})?)?\s*$"
+)
 _SENTENCE_END = tuple("。！？!?；;，,:：")
 _TITLE_MAX_CHARS = 60
 
@@ -149,7 +154,7 @@ def _take_date(text: str, lines_to_search: int = 5) -> tuple[dt.date | None, str
     for i, line in enumerate(lines):
         if not line.strip():
             continue
-        date = parse_date(line) if len(line.strip()) <= 24 else None
+        date = parse_date(line) if _DATE_LINE_RE.match(line) else None
         if date:
             return date, "\n".join(lines[:i] + lines[i + 1 :])
         seen += 1
@@ -320,11 +325,8 @@ def _visible_len(text: str) -> int:
 
 
 def _to_table(rows: list[dict]) -> pa.Table:
-    meta_columns: list[str] = []
-    for row in rows:
-        for key in row:
-            if key not in RESERVED and key not in meta_columns:
-                meta_columns.append(key)
+    # Metadata columns in order of first appearance.
+    meta_columns = [k for k in dict.fromkeys(k for row in rows for k in row) if k not in RESERVED]
     columns = {name: [row.get(name) for row in rows] for name in DOCUMENTS.columns}
     arrays = [pa.array(columns[f.name], type=f.type) for f in DOCUMENTS.schema]
     fields = list(DOCUMENTS.schema)

@@ -82,6 +82,8 @@ def lda(
     require_columns(vocabulary, ["term_id", "term", "df"], "lda (vocabulary)")
     require_columns(doc_terms, ["doc_id", "term_id", "count"], "lda (doc_terms)")
     require_columns(tokens, ["doc_id", "tokens"], "lda (tokens)")
+    if vocabulary.column("term_id").to_pylist() != list(range(vocabulary.num_rows)):
+        raise LdaError("lda: vocabulary term_id must run 0, 1, 2, ... in row order")
     doc_ids, corpus = build_corpus(doc_terms)
     if len(corpus) < 2:
         raise LdaError(f"lda: {len(corpus)} document(s) have terms; LDA needs at least 2")

@@ -92,6 +92,15 @@ def test_single_text_file_is_one_document_with_title_from_first_line():
     assert "2021" not in docs[0]["text"]
 
 
+def test_only_a_date_only_line_is_taken_as_the_date():
+    raw = RawFile("a.txt", "标题\n2021年3月5日上午召开会议。\n正文。\n".encode())
+    doc = ingest([raw], DOCUMENT).to_pylist()[0]
+    assert doc["date"] is None and "2021年3月5日上午召开会议" in doc["text"]
+    raw = RawFile("b.txt", "标题\n2021-03-05 星期五\n正文。\n".encode())
+    doc = ingest([raw], DOCUMENT).to_pylist()[0]
+    assert doc["date"] == dt.date(2021, 3, 5) and "星期五" not in doc["text"]
+
+
 def test_gb18030_text_is_decoded():
     raw = RawFile("gbk.txt", "妇女权益保障".encode("gb18030"))
     assert ingest([raw], DOCUMENT).column("text").to_pylist() == ["妇女权益保障"]

@@ -105,3 +105,10 @@ def test_missing_column(two_themes):
 def test_topic_diversity():
     assert topic_diversity(np.array([[0, 1], [2, 3]])) == 1.0
     assert topic_diversity(np.array([[0, 1], [0, 1]])) == 0.5
+
+
+def test_vocabulary_ids_must_follow_row_order(two_themes):
+    vocabulary, doc_terms, tokens = two_themes
+    shuffled = vocabulary.take(list(range(vocabulary.num_rows))[::-1])
+    with pytest.raises(LdaError, match="term_id"):
+        lda(shuffled, doc_terms, tokens, PARAMS)
