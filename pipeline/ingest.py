@@ -27,12 +27,13 @@ TEXT_SUFFIXES = {".txt", ".md"}
 TABULAR_SUFFIXES = {".csv", ".tsv", ".jsonl", ".parquet"}
 RESERVED = set(DOCUMENTS.columns)
 
-_DATE_RE = re.compile(r"^\s*(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*日?(?:[ T].*)?$")
+_DATE = r"^\s*(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*日?"
+# A date value; anything after a space or T (a time) is ignored.
+_DATE_RE = re.compile(_DATE + r"(?:[ T].*)?$")
 _COMPACT_DATE_RE = re.compile(r"^\s*(\d{4})(\d{2})(\d{2})\s*$")
 # A line that holds a date and nothing else (a weekday or a time may follow).
 _DATE_LINE_RE = re.compile(
-    r"^\s*\d{4}\s*[-/.年]\s*\d{1,2}\s*[-/.月]\s*\d{1,2}\s*日?"
-    r"\s*(?:(?:星期|周)[一二三四五六日天]|\d{1,2}:\d{2}(?::\d{2})?)?\s*$"
+    _DATE + r"\s*(?:(?:星期|周)[一二三四五六日天]|\d{1,2}:\d{2}(?::\d{2})?)?\s*$"
 )
 _SENTENCE_END = tuple("。！？!?；;，,:：")
 _TITLE_MAX_CHARS = 60
@@ -344,11 +345,8 @@ def list_raw_files(raw_dir: Path) -> list[Path]:
     raw_dir = Path(raw_dir)
     if not raw_dir.is_dir():
         raise IngestError(f"raw folder {raw_dir} does not exist; put your documents there")
-    found = [p for p in raw_dir.rglob("*") if p.is_file()]
-    files = sorted(
-        (p for p in found if not _is_hidden(p.relative_to(raw_dir))),
-        key=lambda p: p.relative_to(raw_dir).as_posix(),
-    )
+    found = {p.relative_to(raw_dir).as_posix(): p for p in raw_dir.rglob("*") if p.is_file()}
+    files = [found[name] for name in sorted(found) if not _is_hidden(Path(name))]
     if len(files) < len(found):
         log.info("ingest: ignoring %d hidden file(s) under %s", len(found) - len(files), raw_dir)
     if not files:

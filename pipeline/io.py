@@ -58,35 +58,35 @@ def atomic_path(path: Path, suffix: str = "") -> Iterator[Path]:
             tmp_path.unlink()
 
 
-def read_table(path: Path, schema: TableSchema) -> pa.Table:
-    """Read a parquet file and check it against ``schema``; the error names the file."""
+def _existing(path: Path, schema: TableSchema) -> Path:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(
             f"{path}: the {schema.name} table is missing; run the stage that writes it first"
         )
+    return path
+
+
+def read_table(path: Path, schema: TableSchema) -> pa.Table:
+    """Read a parquet file and check it against ``schema``; the error names the file."""
+    path = _existing(path, schema)
     return schema.conform(pq.read_table(path), where=str(path))
 
 
 def iter_tables(
     path: Path, schema: TableSchema, batch_rows: int = ROW_GROUP_SIZE
 ) -> Iterator[pa.Table]:
-    """Stream a parquet file as schema-checked tables of at most ``batch_rows`` rows."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"{path}: the {schema.name} table is missing; run the stage that writes it first"
-        )
+    """Stream a parquet file as schema-checked tables of at most ``batch_rows`` rows.
+
+    An empty file yields one empty table, so that a stage still writes its (empty) output.
+    """
+    path = _existing(path, schema)
     parquet = pq.ParquetFile(path)
-    empty = parquet.schema_arrow.empty_table()
-    schema.conform(empty, where=str(path))
-    batches = parquet.iter_batches(batch_size=batch_rows)
-    produced = False
-    for batch in batches:
-        produced = True
+    if parquet.metadata.num_rows == 0:
+        yield schema.conform(parquet.schema_arrow.empty_table(), where=str(path))
+        return
+    for batch in parquet.iter_batches(batch_size=batch_rows):
         yield schema.conform(pa.Table.from_batches([batch]), where=str(path))
-    if not produced:
-        yield schema.conform(empty, where=str(path))
 
 
 class TableWriter:
