@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import dataclasses
 import re
 import types
@@ -35,8 +36,15 @@ class IngestParams:
     # With unit=paragraph: a paragraph shorter than this (headings, salutations) is joined
     # to the one after it, so that no text is lost and every unit has substance.
     paragraph_min_chars: int = 40
+    # Decode every text file with this codec (e.g. gb18030, big5, utf-16) instead of detecting.
+    encoding: str | None = None
 
     def __post_init__(self) -> None:
+        if self.encoding is not None:
+            try:
+                codecs.lookup(self.encoding)
+            except LookupError:
+                _fail("ingest.encoding", self.encoding, "null (detect) or a Python codec name")
         try:
             pattern = re.compile(self.split_pattern, re.MULTILINE)
         except re.error as exc:
@@ -59,10 +67,42 @@ class CleanParams:
     min_chars: int = 20
     # Literal replacements (TSV: from, to), applied after NFKC; longest match first.
     replacements: Path | None = Path("data/dict/replacements.tsv")
+    # Named boilerplate rules (TSV: name, pattern, enabled); each match is removed and audited.
+    boilerplate: Path | None = Path("data/dict/boilerplate.tsv")
+    # Rules of the boilerplate file to skip, by name (in addition to those marked disabled).
+    boilerplate_disable: tuple[str, ...] = ()
+    # Traditional to Simplified with OpenCC: t2s (generic), tw2sp (Taiwan, with phrases such
+    # as 軟體 -> 软件), hk2s (Hong Kong), or none.
+    convert: Literal["none", "t2s", "tw2sp", "hk2s"] = "none"
+    # ``mask`` replaces every number with ``#`` (dropped by segment); ``keep`` leaves them.
+    numbers: Literal["keep", "mask"] = "keep"
+    # A document whose letters are less than this share CJK characters is ``not_chinese``.
+    min_cjk_share: float = 0.3
+    # A document with more invalid byte sequences than this share of its characters is not
+    # modelled (status decode_errors); below it the document is kept and flagged.
+    max_decode_errors: float = 0.01
+    # Exact (hash of the cleaned text) and near (MinHash LSH) duplicates: one document per
+    # cluster is kept, the others get status duplicate / near_duplicate.
+    deduplicate: bool = True
+    near_duplicate_threshold: float = 0.8
+    shingle_size: int = 5
+    num_perm: int = 128
+    minhash_seed: int = 1
 
     def __post_init__(self) -> None:
         if self.min_chars < 0:
             _fail("clean.min_chars", self.min_chars, "an integer >= 0")
+        for key in ("min_cjk_share", "max_decode_errors"):
+            if not 0.0 <= getattr(self, key) <= 1.0:
+                _fail(f"clean.{key}", getattr(self, key), "a share in [0, 1]")
+        if not 0.0 < self.near_duplicate_threshold <= 1.0:
+            _fail("clean.near_duplicate_threshold", self.near_duplicate_threshold, "in (0, 1]")
+        if self.shingle_size < 1:
+            _fail("clean.shingle_size", self.shingle_size, "an integer >= 1")
+        if self.num_perm < 16:
+            _fail("clean.num_perm", self.num_perm, "an integer >= 16")
+        if self.minhash_seed < 0:
+            _fail("clean.minhash_seed", self.minhash_seed, "an integer >= 0")
 
 
 @dataclass(frozen=True)
@@ -238,6 +278,10 @@ def _coerce(key: str, value: Any, hint: Any) -> Any:
             if option is not type(None) and _is_instance(value, option, exact=False):
                 return _coerce(key, value, option)
         _fail(key, value, _describe(hint))
+    if origin is tuple:  # tuple[str, ...]: a YAML list of strings
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            _fail(key, value, "a list of strings")
+        return tuple(value)
     if hint is Path:
         if not isinstance(value, str) or not value:
             _fail(key, value, "a file path")

@@ -144,3 +144,36 @@ def write_json(data: dict[str, Any], path: Path) -> None:
 
 def read_json(path: Path) -> dict[str, Any]:
     return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+class Spool:
+    """Temporary parquet parts beside ``path``, for a stage that must see all its output
+    before writing it (a column set or a count known only at the end), without holding it
+    in memory. The parts are deleted on exit."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._parts: list[Path] = []
+        self._dir: tempfile.TemporaryDirectory | None = None
+
+    def __enter__(self) -> Spool:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._dir = tempfile.TemporaryDirectory(prefix=f".{self.path.name}.", dir=self.path.parent)
+        return self
+
+    def write(self, table: pa.Table) -> None:
+        part = Path(self._dir.name) / f"{len(self._parts):06d}.parquet"
+        pq.write_table(table, part, compression="zstd")
+        self._parts.append(part)
+
+    def schemas(self) -> Iterator[pa.Schema]:
+        for part in self._parts:
+            yield pq.read_schema(part)
+
+    def read(self) -> Iterator[pa.Table]:
+        """The parts in the order written, each as it was written."""
+        for part in self._parts:
+            yield pq.read_table(part)
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self._dir.cleanup()

@@ -76,6 +76,11 @@ DOCUMENTS = TableSchema(
             _s("title", pa.string(), nullable=True),
             _s("date", pa.date32(), nullable=True),
             _s("text", pa.string()),
+            _s("format", pa.string()),
+            _s("encoding", pa.string(), nullable=True),
+            _s("decode_errors", pa.int64()),
+            _s("status", pa.string()),
+            _s("reason", pa.string(), nullable=True),
         ]
     ),
     open_columns=True,
@@ -90,6 +95,32 @@ CLEAN = TableSchema(
             _s("n_chars", pa.int64()),
             _s("status", pa.string()),
             _s("reason", pa.string(), nullable=True),
+            _s("cluster_id", pa.string(), nullable=True),
+            _s("cluster_size", pa.int64(), nullable=True),
+        ]
+    ),
+)
+
+CLEAN_AUDIT = TableSchema(
+    "clean_audit",
+    pa.schema(
+        [
+            _s("doc_id", pa.string()),
+            _s("rule", pa.string()),
+            _s("n_matches", pa.int64()),
+            _s("chars_removed", pa.int64()),
+        ]
+    ),
+)
+
+INGEST_REPORT = TableSchema(
+    "ingest_report",
+    pa.schema(
+        [
+            _s("dimension", pa.string()),
+            _s("value", pa.string()),
+            _s("count", pa.int64()),
+            _s("files", pa.int64()),
         ]
     ),
 )
@@ -181,6 +212,8 @@ ALL = {
     for s in (
         DOCUMENTS,
         CLEAN,
+        CLEAN_AUDIT,
+        INGEST_REPORT,
         TOKENS,
         VOCABULARY,
         DOC_TERMS,

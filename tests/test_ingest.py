@@ -1,21 +1,31 @@
 import datetime as dt
 import io
 import json
+import os
+import time
+from pathlib import Path
 
+import opencc
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.config import IngestParams
+from pipeline.config import IngestParams, Params
 from pipeline.ingest import (
     IngestError,
     RawFile,
+    decode,
     doc_id,
+    html_main_text,
     ingest,
     list_raw_files,
+    main,
     parse_date,
+    plausibility,
+    read_raw_files,
     split_paragraphs,
 )
+from pipeline.io import Paths, read_table
 from pipeline.schemas import DOCUMENTS
 from tests.conftest import SAMPLE_FILE
 
@@ -27,6 +37,27 @@ def _sample() -> RawFile:
     return RawFile("speeches.txt", SAMPLE_FILE.read_bytes())
 
 
+def _paragraphs(n: int = 3) -> str:
+    """Some real Simplified text: the first long paragraphs of the sample."""
+    lines = SAMPLE_FILE.read_text(encoding="utf-8").splitlines()
+    text = "\n".join(line.strip() for line in lines if len(line) > 80)[: 400 * n]
+    return text.replace("—", "-")  # not in GB2312
+
+
+def _traditional(n: int = 3) -> str:
+    """The same text in Taiwan's Traditional characters (all encodable in Big5)."""
+    return opencc.OpenCC("s2tw.json").convert(_paragraphs(n))
+
+
+def _one(raw: RawFile, params: IngestParams = DOCUMENT) -> dict:
+    rows = ingest([raw], params).to_pylist()
+    assert len(rows) == 1, rows
+    return rows[0]
+
+
+# --- the sample and the document model --------------------------------------------------------
+
+
 def test_sample_splits_into_five_speeches_with_title_part_and_date():
     docs = ingest([_sample()], DOCUMENT)
     DOCUMENTS.conform(docs)
@@ -35,6 +66,9 @@ def test_sample_splits_into_five_speeches_with_title_part_and_date():
     assert docs.column("record").to_pylist() == [1, 2, 3, 4, 5]
     assert set(docs.column("title").to_pylist()) == {"妇联领导工作会议讲话"}
     assert set(docs.column("date").to_pylist()) == {dt.date(2022, 9, 16)}
+    assert set(docs.column("status").to_pylist()) == {"kept"}
+    assert set(docs.column("encoding").to_pylist()) == {"utf-8"}
+    assert set(docs.column("format").to_pylist()) == {"txt"}
     texts = docs.column("text").to_pylist()
     assert all("篇" not in t.splitlines()[0] for t in texts if t.strip())
     assert not any("2022-09-16" in t for t in texts)
@@ -83,93 +117,18 @@ def test_split_paragraphs_joins_short_pieces_forward():
 
 
 def test_single_text_file_is_one_document_with_title_from_first_line():
-    raw = RawFile("news/a.txt", "标题在这里\n2021年3月5日\n正文第一段。\n".encode())
-    docs = ingest([raw], DOCUMENT).to_pylist()
-    assert len(docs) == 1
-    assert docs[0]["title"] == "标题在这里"
-    assert docs[0]["date"] == dt.date(2021, 3, 5)
-    assert docs[0]["record"] == 0 and docs[0]["part"] is None
-    assert "2021" not in docs[0]["text"]
+    doc = _one(RawFile("news/a.txt", "标题在这里\n2021年3月5日\n正文第一段。\n".encode()))
+    assert doc["title"] == "标题在这里"
+    assert doc["date"] == dt.date(2021, 3, 5)
+    assert doc["record"] == 0 and doc["part"] is None
+    assert "2021" not in doc["text"]
 
 
 def test_only_a_date_only_line_is_taken_as_the_date():
-    raw = RawFile("a.txt", "标题\n2021年3月5日上午召开会议。\n正文。\n".encode())
-    doc = ingest([raw], DOCUMENT).to_pylist()[0]
+    doc = _one(RawFile("a.txt", "标题\n2021年3月5日上午召开会议。\n正文。\n".encode()))
     assert doc["date"] is None and "2021年3月5日上午召开会议" in doc["text"]
-    raw = RawFile("b.txt", "标题\n2021-03-05 星期五\n正文。\n".encode())
-    doc = ingest([raw], DOCUMENT).to_pylist()[0]
+    doc = _one(RawFile("b.txt", "标题\n2021-03-05 星期五\n正文。\n".encode()))
     assert doc["date"] == dt.date(2021, 3, 5) and "星期五" not in doc["text"]
-
-
-def test_gb18030_text_is_decoded():
-    raw = RawFile("gbk.txt", "妇女权益保障".encode("gb18030"))
-    assert ingest([raw], DOCUMENT).column("text").to_pylist() == ["妇女权益保障"]
-
-
-def test_csv_rows_become_documents_with_metadata_columns():
-    data = "id,text,title,date,label\n1,第一篇,甲,2020-01-02,体育\n2,第二篇,,bad,财经\n"
-    docs = ingest([RawFile("t.csv", data.encode())], DOCUMENT)
-    DOCUMENTS.conform(docs)
-    rows = docs.to_pylist()
-    assert [r["text"] for r in rows] == ["第一篇", "第二篇"]
-    assert [r["record"] for r in rows] == [0, 1]
-    assert [r["label"] for r in rows] == ["体育", "财经"]
-    assert [r["id"] for r in rows] == ["1", "2"]
-    assert rows[0]["title"] == "甲" and rows[1]["title"] is None
-    assert rows[0]["date"] == dt.date(2020, 1, 2) and rows[1]["date"] is None
-    # Columns named like the table's own keep their raw values under meta_.
-    assert [r["meta_date"] for r in rows] == ["2020-01-02", "bad"]
-    assert [r["meta_title"] for r in rows] == ["甲", ""]
-
-
-def test_tsv_jsonl_and_parquet():
-    tsv = RawFile("a.tsv", "label\ttext\nx\t一\n".encode())
-    jsonl = RawFile("b.jsonl", '{"text": "二", "n": 3, "tags": ["a"]}\n\n'.encode())
-    buffer = io.BytesIO()
-    pq.write_table(pa.table({"text": ["三"], "year": [2020]}), buffer)
-    parquet = RawFile("c.parquet", buffer.getvalue())
-    rows = ingest([tsv, jsonl, parquet], DOCUMENT).to_pylist()
-    assert [r["text"] for r in rows] == ["一", "二", "三"]
-    assert rows[0]["label"] == "x"
-    assert rows[1]["n"] == "3" and json.loads(rows[1]["tags"]) == ["a"]
-    assert rows[2]["year"] == "2020"
-    assert rows[0]["year"] is None
-
-
-def test_csv_without_text_column_names_file_and_columns():
-    raw = RawFile("data/news.csv", b"id,body\n1,x\n")
-    with pytest.raises(IngestError, match=r"data/news\.csv.*'text'.*\['id', 'body'\]"):
-        ingest([raw], DOCUMENT)
-
-
-def test_custom_text_column():
-    raw = RawFile("n.csv", "id,body\n1,内容\n".encode())
-    assert ingest([raw], IngestParams(unit="document", text_column="body")).num_rows == 1
-
-
-def test_malformed_jsonl_names_the_line():
-    raw = RawFile("b.jsonl", b'{"text": "ok"}\n{broken\n')
-    with pytest.raises(IngestError, match=r"b\.jsonl: line 2"):
-        ingest([raw], DOCUMENT)
-
-
-def test_csv_row_with_wrong_field_count_names_the_line():
-    raw = RawFile("c.csv", b"a,text\n1,x\n2,y,z\n")
-    with pytest.raises(IngestError, match=r"c\.csv: line 3"):
-        ingest([raw], DOCUMENT)
-
-
-def test_unsupported_file_type_is_named():
-    with pytest.raises(IngestError, match=r"x\.docx.*unsupported"):
-        ingest([RawFile("x.docx", b"PK")], DOCUMENT)
-
-
-def test_paragraph_unit_on_tabular_rows():
-    raw = RawFile("t.csv", 'text,label\n"第一段很长很长\n\n第二段也很长很长",a\n'.encode())
-    rows = ingest([raw], PARAGRAPH).to_pylist()
-    assert [r["paragraph"] for r in rows] == [0, 1]
-    assert {r["label"] for r in rows} == {"a"}
-    assert len({r["parent_id"] for r in rows}) == 1
 
 
 @pytest.mark.parametrize(
@@ -189,6 +148,302 @@ def test_parse_date(value, expected):
     assert parse_date(value) == expected
 
 
+# --- encodings --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("codec", "script", "expected"),
+    [
+        ("utf-8", "simplified", "utf-8"),
+        ("utf-8-sig", "simplified", "utf-8-sig"),
+        ("utf-16", "simplified", None),  # Python writes the platform's BOM
+        ("utf-16-le", "simplified", "utf-16-le"),
+        ("utf-16-be", "traditional", "utf-16-be"),
+        ("gb2312", "simplified", "gb18030"),
+        ("gbk", "simplified", "gb18030"),
+        ("gb18030", "simplified", "gb18030"),
+        ("big5", "traditional", "big5"),
+        ("cp950", "traditional", "big5"),
+        ("big5hkscs", "traditional", "big5"),
+    ],
+)
+def test_every_encoding_round_trips(codec, script, expected):
+    text = _paragraphs() if script == "simplified" else _traditional()
+    data = text.encode(codec)
+    if codec in ("utf-16-le", "utf-16-be"):
+        data = ("\ufeff" + text).encode(codec)  # with its BOM, as Windows writes it
+    decoded = decode(data)
+    assert decoded.text == text
+    assert decoded.errors == 0
+    assert decoded.encoding == (expected or decoded.encoding)
+    doc = _one(RawFile(f"{codec}.txt", data))
+    assert doc["text"] == text
+    assert doc["encoding"] == decoded.encoding and doc["status"] == "kept"
+
+
+def test_big5_bytes_that_also_decode_as_gb18030_are_read_as_big5():
+    """The trap: Big5 bytes decode without error as GB18030, into nonsense."""
+    text = _traditional()
+    data = text.encode("big5")
+    nonsense = data.decode("gb18030")  # no error ...
+    assert nonsense != text
+    assert plausibility(nonsense) < 0.5 < plausibility(text)  # ... but implausible
+    assert decode(data).encoding == "big5"
+    # And the other way round: GBK bytes that Big5 would also accept.
+    simplified = _paragraphs()
+    assert decode(simplified.encode("gbk")).encoding == "gb18030"
+
+
+def test_short_texts_pick_the_right_legacy_encoding():
+    assert decode("妇女权益".encode("gbk")) .text == "妇女权益"
+    assert decode("婦女權益".encode("big5")).text == "婦女權益"
+
+
+def test_forced_encoding_is_used():
+    data = _traditional(1).encode("big5")
+    forced = decode(data, "gb18030")
+    assert forced.encoding == "gb18030" and forced.text == data.decode("gb18030")
+    doc = _one(RawFile("a.txt", data), IngestParams(unit="document", encoding="gb18030"))
+    assert doc["encoding"] == "gb18030"
+
+
+def test_invalid_bytes_are_replaced_counted_and_flagged():
+    text = _paragraphs(1)
+    data = text[:10].encode() + b"\xff\xfe\xff" + text[10:].encode()
+    doc = _one(RawFile("bad.txt", data))
+    assert doc["decode_errors"] == 3
+    assert doc["status"] == "decode_errors" and "3 invalid byte" in doc["reason"]
+    assert doc["encoding"] == "utf-8"
+    assert doc["text"] == text[:10] + "\ufffd" * 3 + text[10:]
+
+
+# --- formats ----------------------------------------------------------------------------------
+
+
+def test_gb18030_text_is_decoded():
+    assert _one(RawFile("gbk.txt", "妇女权益保障".encode("gb18030")))["text"] == "妇女权益保障"
+
+
+def test_csv_rows_become_documents_with_metadata_columns():
+    data = "id,text,title,date,label\n1,第一篇,甲,2020-01-02,体育\n2,第二篇,,bad,财经\n"
+    docs = ingest([RawFile("t.csv", data.encode())], DOCUMENT)
+    DOCUMENTS.conform(docs)
+    rows = docs.to_pylist()
+    assert [r["text"] for r in rows] == ["第一篇", "第二篇"]
+    assert [r["record"] for r in rows] == [0, 1]
+    assert [r["label"] for r in rows] == ["体育", "财经"]
+    assert [r["id"] for r in rows] == ["1", "2"]
+    assert rows[0]["title"] == "甲" and rows[1]["title"] is None
+    assert rows[0]["date"] == dt.date(2020, 1, 2) and rows[1]["date"] is None
+    # Columns named like the table's own keep their raw values under meta_.
+    assert [r["meta_date"] for r in rows] == ["2020-01-02", "bad"]
+    assert [r["meta_title"] for r in rows] == ["甲", ""]
+
+
+def test_csv_delimiter_is_sniffed_and_quoted_newlines_are_kept():
+    data = 'label;text\na;"第一行\n第二行"\nb;"含;分号"\n'
+    rows = ingest([RawFile("semi.csv", data.encode("gbk"))], DOCUMENT).to_pylist()
+    assert [r["text"] for r in rows] == ["第一行\n第二行", "含;分号"]
+    assert [r["label"] for r in rows] == ["a", "b"]
+    assert {r["encoding"] for r in rows} == {"gb18030"}
+    tab = ingest([RawFile("tab.csv", "label\ttext\nx\t内容\n".encode())], DOCUMENT).to_pylist()
+    assert tab[0]["text"] == "内容"
+
+
+def test_tsv_jsonl_json_and_parquet():
+    tsv = RawFile("a.tsv", "label\ttext\nx\t一\n".encode())
+    jsonl = RawFile("b.jsonl", '{"text": "二", "n": 3, "tags": ["a"]}\n\n'.encode())
+    as_json = RawFile("c.json", json.dumps([{"text": "三"}, {"text": "四"}]).encode())
+    buffer = io.BytesIO()
+    pq.write_table(pa.table({"text": ["五"], "year": [2020]}), buffer)
+    parquet = RawFile("d.parquet", buffer.getvalue())
+    rows = ingest([tsv, jsonl, as_json, parquet], DOCUMENT).to_pylist()
+    assert [r["text"] for r in rows] == ["一", "二", "三", "四", "五"]
+    assert [r["format"] for r in rows] == ["tsv", "jsonl", "json", "json", "parquet"]
+    assert rows[0]["label"] == "x"
+    assert rows[1]["n"] == "3" and json.loads(rows[1]["tags"]) == ["a"]
+    assert rows[4]["year"] == "2020" and rows[4]["encoding"] is None
+    assert rows[0]["year"] is None
+
+
+def _docx(paragraphs: list[str], title: str | None = None) -> bytes:
+    import docx
+
+    document = docx.Document()
+    for paragraph in paragraphs:
+        document.add_paragraph(paragraph)
+    if title:
+        document.core_properties.title = title
+    buffer = io.BytesIO()
+    document.save(buffer)
+    return buffer.getvalue()
+
+
+def test_docx_paragraph_text():
+    data = _docx(["第一段文字。", "第二段文字。"], title="文档标题")
+    doc = _one(RawFile("报告.docx", data))
+    assert doc["text"] == "第一段文字。\n第二段文字。"
+    assert doc["title"] == "文档标题" and doc["format"] == "docx" and doc["status"] == "kept"
+    rows = ingest([RawFile("报告.docx", data)], PARAGRAPH).to_pylist()
+    assert [r["text"] for r in rows] == ["第一段文字。", "第二段文字。"]
+
+
+def make_pdf(lines: list[str]) -> bytes:
+    """A one-page PDF whose text layer holds ``lines`` (Identity-H font, ToUnicode CMap)."""
+    content = "BT /F1 12 Tf 14 TL 50 800 Td " + " ".join(
+        f"<{line.encode('utf-16-be').hex()}> Tj T*" for line in lines
+    )
+    cmap = (
+        "/CIDInit /ProcSet findresource begin 12 dict begin begincmap "
+        "/CMapName /Identity-UCS2 def 1 begincodespacerange <0000> <FFFF> endcodespacerange "
+        "1 beginbfrange <0000> <FFFF> <0000> endbfrange endcmap "
+        "CMapName currentdict /CMap defineresource pop end end"
+    )
+    objects = [
+        "<< /Type /Catalog /Pages 2 0 R >>",
+        "<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] "
+        "/Resources << /Font << /F1 4 0 R >> >> /Contents 5 0 R >>",
+        "<< /Type /Font /Subtype /Type0 /BaseFont /STSong-Light /Encoding /Identity-H "
+        "/DescendantFonts [6 0 R] /ToUnicode 7 0 R >>",
+        f"<< /Length {len(content)} >>\nstream\n{content}\nendstream",
+        "<< /Type /Font /Subtype /CIDFontType0 /BaseFont /STSong-Light "
+        "/CIDSystemInfo << /Registry (Adobe) /Ordering (Identity) /Supplement 0 >> >>",
+        f"<< /Length {len(cmap)} >>\nstream\n{cmap}\nendstream",
+    ]
+    out = b"%PDF-1.4\n"
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += f"{number} 0 obj\n{body}\nendobj\n".encode("latin-1")
+    xref = len(out)
+    out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
+    out += "".join(f"{o:010d} 00000 n \n" for o in offsets).encode()
+    out += f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
+    return out
+
+
+def test_pdf_text_layer():
+    doc = _one(RawFile("a.pdf", make_pdf(["妇女权益保障法", "第二行文字"])))
+    assert "妇女权益保障法" in doc["text"] and "第二行文字" in doc["text"]
+    assert doc["format"] == "pdf" and doc["status"] == "kept"
+
+
+def test_html_main_text_without_scripts_styles_or_navigation():
+    page = """<!DOCTYPE html><html><head><meta charset="gbk"><title>新闻标题</title>
+    <style>p {color: red}</style><script>var x = "脚本";</script></head><body>
+    <nav><a href="/">首页</a> <a href="/news">新闻</a></nav>
+    <div class="top-menu">菜单项</div>
+    <article><h1>正文标题</h1><p>第一段正文。</p><p>第二段<b>加粗</b>正文。</p>
+    <!-- 注释 --></article>
+    <footer>版权所有</footer></body></html>"""
+    text, title = html_main_text(page)
+    assert title == "新闻标题"
+    assert text.split("\n") == ["正文标题", "第一段正文。", "第二段加粗正文。"]
+    doc = _one(RawFile("page.html", page.encode("gbk")))
+    assert doc["text"] == text and doc["encoding"] == "gb18030" and doc["format"] == "html"
+
+
+# --- bad input: every case gets a row with a status and a reason, none stops the run ---------
+
+
+def test_empty_and_zero_byte_files_are_empty():
+    zero = _one(RawFile("zero.txt", b""))
+    assert zero["status"] == "empty" and zero["reason"] == "0-byte file"
+    blank = _one(RawFile("blank.txt", b"  \n\r\n\t\n"))
+    assert blank["status"] == "empty" and blank["reason"]
+
+
+def test_binary_file_named_txt_is_unsupported():
+    png = _one(RawFile("image.txt", b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4))
+    assert png["status"] == "unsupported" and "PNG" in png["reason"]
+    noise = _one(RawFile("noise.txt", bytes(range(32)) * 64))
+    assert noise["status"] == "unsupported" and "binary" in noise["reason"]
+
+
+def test_nul_bytes_inside_text_are_kept_as_text():
+    text = _paragraphs(1)
+    data = text[:10].encode() + b"\x00\x00" + text[10:].encode() + b"\x00"
+    doc = _one(RawFile("nul.txt", data))
+    assert doc["status"] == "kept" and doc["text"].replace("\x00", "") == text
+    rows = ingest([RawFile("nul.csv", b"text\n\xe5\xa6\x87\x00x\n")], DOCUMENT).to_pylist()
+    assert rows[0]["status"] == "kept" and rows[0]["text"] == "妇x"
+
+
+@pytest.mark.slow
+def test_a_single_50_mb_line():
+    line = "妇女权益保障工作，" * (50 * 1024 * 1024 // 27 + 1)
+    data = line.encode("utf-8")
+    assert len(data) >= 50 * 1024 * 1024
+    start = time.perf_counter()
+    rows = ingest([RawFile("long.txt", data)], PARAGRAPH).to_pylist()
+    assert len(rows) == 1 and len(rows[0]["text"]) == len(line)
+    assert rows[0]["status"] == "kept" and rows[0]["encoding"] == "utf-8"
+    assert time.perf_counter() - start < 60
+
+
+def test_mixed_line_endings():
+    data = "第一段很长的文字\r\n\r\n第二段很长的文字\r\r第三段很长的文字\n\n第四段很长的文字"
+    rows = ingest([RawFile("mixed.txt", data.encode())], PARAGRAPH).to_pylist()
+    assert [r["text"] for r in rows] == [f"第{n}段很长的文字" for n in "一二三四"]
+    assert not any("\r" in r["text"] for r in rows)
+
+
+def test_csv_without_text_column_names_file_column_and_columns():
+    doc = _one(RawFile("data/news.csv", b"id,body\n1,x\n"))
+    assert doc["status"] == "unreadable"
+    assert "data/news.csv" in doc["reason"] and "'text'" in doc["reason"]
+    assert "['id', 'body']" in doc["reason"]
+    custom = IngestParams(unit="document", text_column="body")
+    assert _one(RawFile("n.csv", "id,body\n1,内容\n".encode()), custom)["text"] == "内容"
+
+
+def test_malformed_jsonl_line_is_an_unreadable_record_with_its_line_number():
+    raw = RawFile("b.jsonl", b'{"text": "ok"}\n{broken\n[1]\n{"text": "also ok"}\n')
+    rows = ingest([raw], DOCUMENT).to_pylist()
+    assert [r["status"] for r in rows] == ["kept", "unreadable", "unreadable", "kept"]
+    assert "b.jsonl: line 2" in rows[1]["reason"] and "line 3" in rows[2]["reason"]
+    assert rows[3]["text"] == "also ok" and rows[3]["record"] == 3
+
+
+def test_csv_row_with_wrong_field_count_is_an_unreadable_record():
+    rows = ingest([RawFile("c.csv", b"a,text\n1,x\n2,y,z\n3,w\n")], DOCUMENT).to_pylist()
+    assert [r["status"] for r in rows] == ["kept", "unreadable", "kept"]
+    assert "c.csv: line 3" in rows[1]["reason"]
+
+
+def test_malformed_json_docx_and_pdf_are_unreadable_not_fatal():
+    rows = ingest(
+        [
+            RawFile("a.json", b"{not json"),
+            RawFile("b.docx", b"PK\x03\x04 not a zip"),
+            RawFile("c.pdf", b"%PDF-1.4 garbage"),
+            RawFile("d.txt", "正常的文字".encode()),
+        ],
+        DOCUMENT,
+    ).to_pylist()
+    assert [r["status"] for r in rows] == ["unreadable", "unreadable", "unreadable", "kept"]
+    assert all(r["reason"] for r in rows[:3])
+
+
+def test_unsupported_file_type_is_a_row_not_an_error():
+    rows = ingest([RawFile("x.xlsx", b"PK"), RawFile("README", b"hi")], DOCUMENT).to_pylist()
+    assert [r["status"] for r in rows] == ["unsupported", "unsupported"]
+    assert "unsupported file type .xlsx" in rows[0]["reason"]
+    assert [r["format"] for r in rows] == ["xlsx", "(none)"]
+
+
+def test_paragraph_unit_on_tabular_rows():
+    raw = RawFile("t.csv", 'text,label\n"第一段很长很长\n\n第二段也很长很长",a\n'.encode())
+    rows = ingest([raw], PARAGRAPH).to_pylist()
+    assert [r["paragraph"] for r in rows] == [0, 1]
+    assert {r["label"] for r in rows} == {"a"}
+    assert len({r["parent_id"] for r in rows}) == 1
+
+
+# --- the raw folder ---------------------------------------------------------------------------
+
+
 def test_raw_folder_missing_or_empty(tmp_path):
     with pytest.raises(IngestError, match="does not exist"):
         list_raw_files(tmp_path / "nope")
@@ -204,3 +459,71 @@ def test_raw_files_are_found_recursively_in_sorted_order(tmp_path):
     (tmp_path / ".hidden.txt").write_text("x")
     found = [p.relative_to(tmp_path).as_posix() for p in list_raw_files(tmp_path)]
     assert found == ["a.txt", "b/2.txt"]
+
+
+def test_file_names_with_chinese_characters_and_spaces(tmp_path):
+    folder = tmp_path / "新闻 2021"
+    folder.mkdir()
+    (folder / "妇联 工作 报告.txt").write_text("标题\n正文内容。", encoding="utf-8")
+    (raw,) = read_raw_files(tmp_path)
+    assert raw.source == "新闻 2021/妇联 工作 报告.txt"
+    doc = _one(raw)
+    assert doc["source"] == "新闻 2021/妇联 工作 报告.txt" and doc["title"] == "标题"
+
+
+def test_symlink_loop_is_reported_not_followed(tmp_path):
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "a.txt").write_text("正文内容。", encoding="utf-8")
+    os.symlink(tmp_path, tmp_path / "docs" / "loop")  # a folder link back to the top
+    os.symlink(tmp_path / "self.txt", tmp_path / "self.txt")  # a link to itself
+    files = list(read_raw_files(tmp_path))
+    assert [f.source for f in files] == ["docs/a.txt", "docs/loop", "self.txt"]
+    rows = ingest(files, DOCUMENT).to_pylist()
+    assert [r["status"] for r in rows] == ["kept", "unreadable", "unreadable"]
+    assert "symlink loop" in rows[1]["reason"] and rows[2]["reason"]
+
+
+def test_unreadable_file_gets_a_row(tmp_path, monkeypatch):
+    """Tests run as root, for whom chmod 000 does not stop reading: the read itself is made
+    to fail with the PermissionError a user would get."""
+    (tmp_path / "locked.txt").write_text("秘密", encoding="utf-8")
+    (tmp_path / "open.txt").write_text("公开的内容", encoding="utf-8")
+    real_read = Path.read_bytes
+
+    def read_bytes(self):
+        if self.name == "locked.txt":
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_read(self)
+
+    monkeypatch.setattr(Path, "read_bytes", read_bytes)
+    rows = ingest(read_raw_files(tmp_path), DOCUMENT).to_pylist()
+    assert [(r["source"], r["status"]) for r in rows] == [
+        ("locked.txt", "unreadable"),
+        ("open.txt", "kept"),
+    ]
+    assert "Permission denied" in rows[0]["reason"]
+
+
+def test_main_streams_batches_and_accounts_for_every_file(tmp_path, monkeypatch):
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    for n in range(7):
+        (raw / f"{n}.csv").write_text(f"text,col{n}\n内容{n},v{n}\n", encoding="utf-8")
+    (raw / "bad.bin").write_bytes(b"\x00\x01")
+    monkeypatch.setattr("pipeline.ingest.BATCH_ROWS", 2)
+    paths = Paths.under(raw, tmp_path / "out")
+    main(Params(ingest=DOCUMENT), paths)
+    docs = read_table(paths.table("documents"), DOCUMENTS)
+    assert docs.column("source").to_pylist() == [f"{n}.csv" for n in range(7)] + ["bad.bin"]
+    assert docs.column("status").to_pylist() == ["kept"] * 7 + ["unsupported"]
+    assert [f"col{n}" for n in range(7)] == docs.column_names[len(DOCUMENTS.columns) :]
+    assert docs.column("col3").to_pylist() == [None] * 3 + ["v3"] + [None] * 4
+    assert not [p for p in (tmp_path / "out").iterdir() if p.name.startswith(".")]
+
+
+def test_main_fails_clearly_when_nothing_is_usable(tmp_path):
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    (raw / "a.xlsx").write_bytes(b"PK")
+    with pytest.raises(IngestError, match="no usable documents.*unsupported"):
+        main(Params(), Paths.under(raw, tmp_path / "out"))
