@@ -46,12 +46,10 @@ _INVISIBLE = re.compile(
     r"\ufeff\ufffd]"
 )
 # One form of quotation marks and dashes: ASCII.
-_PUNCTUATION = str.maketrans(
-    {
-        **dict.fromkeys("“”„‟〝〞〟«»「」『』", '"'),
-        **dict.fromkeys("‘’‚‛‹›", "'"),
-        **dict.fromkeys("‐‑‒–—―⁃−﹘﹣⸺⸻", "-"),
-    }
+_PUNCTUATION = (
+    (re.compile("[“”„‟〝〞〟«»「」『』]"), '"'),
+    (re.compile("[‘’‚‛‹›]"), "'"),
+    (re.compile("[‐‑‒–—―⁃−﹘﹣⸺⸻]"), "-"),
 )
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 _SPACES = re.compile(r"[ \t\u00a0\u3000]+")
@@ -210,7 +208,9 @@ def clean_text(text: str, rules: Rules, numbers: str = "keep") -> tuple[str, Aud
     text = unicodedata.normalize("NFKC", text)
     if rules.converter is not None:
         text = rules.converter.convert(text)
-    text = _INVISIBLE.sub("", text).translate(_PUNCTUATION)
+    text = _INVISIBLE.sub("", text)
+    for pattern, replacement in _PUNCTUATION:
+        text = pattern.sub(replacement, text)
     before = len(text)
     text, n = rules.replacements.apply_counted(text)
     if n:
@@ -258,9 +258,18 @@ class Deduplicator:
         from datasketch import MinHash, MinHashLSH
 
         self._params = params
-        self._minhash = MinHash
-        self._perms = MinHash(num_perm=params.num_perm, seed=params.minhash_seed).permutations
-        self._lsh = MinHashLSH(threshold=params.near_duplicate_threshold, num_perm=params.num_perm)
+        self._probe = MinHash(num_perm=params.num_perm, seed=params.minhash_seed)
+        self._perms = self._probe.permutations
+        try:
+            self._lsh = MinHashLSH(
+                threshold=params.near_duplicate_threshold, num_perm=params.num_perm
+            )
+        except ValueError as exc:
+            raise CleanError(
+                f"params: clean.near_duplicate_threshold = {params.near_duplicate_threshold} "
+                f"with clean.num_perm = {params.num_perm} cannot be banded ({exc}); "
+                "lower the threshold or raise num_perm"
+            ) from exc
         self._exact: dict[bytes, str] = {}
         self._signatures: dict[str, np.ndarray] = {}
         self.sizes: Counter[str] = Counter()
@@ -301,7 +310,9 @@ class Deduplicator:
         return signature
 
     def _as_minhash(self, signature: np.ndarray):
-        return self._minhash(hashvalues=signature, permutations=self._perms, scheme="affine32")
+        # The index reads the bands at once and keeps no reference: one object is reused.
+        self._probe.hashvalues = signature
+        return self._probe
 
     def _nearest(self, signature: np.ndarray) -> str | None:
         candidates = self._lsh.query(self._as_minhash(signature))
@@ -333,7 +344,9 @@ def shingle_hashes(text: str, k: int) -> np.ndarray:
         h ^= h >> np.uint64(27)
         h *= np.uint64(0x94D049BB133111EB)
         h ^= h >> np.uint64(31)
-    return np.unique((h >> np.uint64(32)).astype(np.uint32))
+    hashes = (h >> np.uint64(32)).astype(np.uint32)
+    # Repeats do not change a minimum; removing them pays only for long texts.
+    return np.unique(hashes) if len(hashes) > 4096 else hashes
 
 
 # --- tables ---------------------------------------------------------------------------------------

@@ -95,8 +95,8 @@ class CleanParams:
         for key in ("min_cjk_share", "max_decode_errors"):
             if not 0.0 <= getattr(self, key) <= 1.0:
                 _fail(f"clean.{key}", getattr(self, key), "a share in [0, 1]")
-        if not 0.0 < self.near_duplicate_threshold <= 1.0:
-            _fail("clean.near_duplicate_threshold", self.near_duplicate_threshold, "in (0, 1]")
+        if not 0.0 < self.near_duplicate_threshold < 1.0:
+            _fail("clean.near_duplicate_threshold", self.near_duplicate_threshold, "in (0, 1)")
         if self.shingle_size < 1:
             _fail("clean.shingle_size", self.shingle_size, "an integer >= 1")
         if self.num_perm < 16:

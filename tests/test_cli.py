@@ -15,7 +15,10 @@ def test_run_until_stops_after_that_stage(tmp_path):
     assert _run(tmp_path, "--until", "segment") == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "clean.parquet",
+        "clean_audit.parquet",
         "documents.parquet",
+        "ingest_report.parquet",
+        "metrics",
         "tokens.parquet",
     ]
 

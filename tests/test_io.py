@@ -73,6 +73,11 @@ def test_open_schema_keeps_metadata_columns_after_the_fixed_ones():
             "title": [None],
             "date": pa.array([None], pa.date32()),
             "text": ["x"],
+            "format": ["txt"],
+            "encoding": ["utf-8"],
+            "decode_errors": [0],
+            "status": ["kept"],
+            "reason": [None],
         }
     )
     assert DOCUMENTS.conform(table).column_names == DOCUMENTS.columns + ["label"]

@@ -8,6 +8,7 @@ from pathlib import Path
 import pyarrow.compute as pc
 import pytest
 
+from pipeline.clean import STATUSES
 from pipeline.io import Paths, read_json, read_table
 from pipeline.lda import QUALITY_METRICS
 from pipeline.schemas import ALL
@@ -30,7 +31,7 @@ def test_every_document_is_accounted_for(sample_run: Paths):
     assert len(set(ids)) == len(ids)
     assert clean.column("doc_id").to_pylist() == ids
     assert tokens.column("doc_id").to_pylist() == ids
-    assert set(clean.column("status").to_pylist()) <= {"kept", "empty", "too_short"}
+    assert set(clean.column("status").to_pylist()) <= set(STATUSES)
     assert len(set(docs.column("parent_id").to_pylist())) == 5
     doc_topics = read_table(sample_run.table("doc_topics"), ALL["doc_topics"])
     with_terms = set(
