@@ -68,7 +68,7 @@ def _removed(text: str, rules: Rules) -> tuple[str, set[str]]:
     return cleaned, {rule for rule, _, _ in audit}
 
 
-# --- normalisation ------------------------------------------------------------------------------
+# --- normalisation --------------------------------------------------------------------------------
 
 
 def test_nfkc_turns_full_width_into_half_width():
@@ -85,7 +85,9 @@ def test_spaces_between_cjk_go_but_latin_words_stay_apart():
 
 
 def test_one_form_of_quotation_marks_and_dashes():
-    assert normalize_text("“引号”「引号」『引号』‘单’——破折–号") == "\"引号\"\"引号\"\"引号\"'单'--破折-号"
+    assert (
+        normalize_text("“引号”「引号」『引号』‘单’——破折–号") == '"引号""引号""引号"\'单\'--破折-号'
+    )
 
 
 def test_urls_emails_and_html_remnants_are_removed(rules):
@@ -127,7 +129,11 @@ def test_conversion_happens_before_the_rules():
 @pytest.mark.parametrize(
     ("text", "expected", "rule"),
     [
-        ("新华社北京9月16日电(记者 张三)全国妇联今天召开会议。", "全国妇联今天召开会议。", "dateline_agency"),
+        (
+            "新华社北京9月16日电(记者 张三)全国妇联今天召开会议。",
+            "全国妇联今天召开会议。",
+            "dateline_agency",
+        ),
         ("新华社北京X月X日电 会议召开。", "会议召开。", "dateline_agency"),
         ("中新网3月8日电 据报道,妇女节活动丰富。", "据报道,妇女节活动丰富。", "dateline_agency"),
         ("本报讯 妇联开展活动。", "妇联开展活动。", "dateline_paper"),
@@ -321,13 +327,19 @@ def test_batches_give_the_same_result_as_one_table():
     assert streamed.equals(whole)
 
 
-# --- the stage on the sample -----------------------------------------------------------------------
+# --- the stage on the sample ----------------------------------------------------------------------
 
 
 def test_sample_audit_shows_salutations_and_placeholders_removed(sample_run: Paths):
     audit = read_table(sample_run.table("clean_audit"), CLEAN_AUDIT)
     totals = audit.group_by("rule").aggregate([("n_matches", "sum"), ("chars_removed", "sum")])
-    fired = dict(zip(totals.column("rule").to_pylist(), totals.column("n_matches_sum").to_pylist()))
+    fired = dict(
+        zip(
+            totals.column("rule").to_pylist(),
+            totals.column("n_matches_sum").to_pylist(),
+            strict=True,
+        )
+    )
     assert fired["salutation"] >= 9 and fired["closing"] >= 1
     assert fired["placeholder_year"] >= 8 and fired["placeholder_place"] >= 1
     assert pc.min(totals.column("chars_removed_sum")).as_py() > 0

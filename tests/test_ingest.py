@@ -196,7 +196,7 @@ def test_big5_bytes_that_also_decode_as_gb18030_are_read_as_big5():
 
 
 def test_short_texts_pick_the_right_legacy_encoding():
-    assert decode("妇女权益".encode("gbk")) .text == "妇女权益"
+    assert decode("妇女权益".encode("gbk")).text == "妇女权益"
     assert decode("婦女權益".encode("big5")).text == "婦女權益"
 
 
@@ -320,7 +320,9 @@ def make_pdf(lines: list[str]) -> bytes:
     xref = len(out)
     out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
     out += "".join(f"{o:010d} 00000 n \n" for o in offsets).encode()
-    out += f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
+    out += (
+        f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
+    )
     return out
 
 
