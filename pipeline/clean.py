@@ -475,6 +475,9 @@ def fill_cluster_sizes(table: pa.Table, sizes: Counter[str]) -> pa.Table:
 
 # --- the ingest report --------------------------------------------------------------------------
 
+# Documents cleaned per batch: memory holds one batch, its texts and its audit.
+BATCH_ROWS = 10_000
+
 REPORT_DIMENSIONS = ("status", "encoding", "format")
 
 
@@ -542,7 +545,7 @@ def main(params: Params, paths: Paths) -> None:
     report = IngestReport()
     with Spool(paths.table("clean")) as spool:
         with TableWriter(paths.table("clean_audit"), CLEAN_AUDIT) as audit_writer:
-            for docs in iter_tables(paths.table("documents"), DOCUMENTS):
+            for docs in iter_tables(paths.table("documents"), DOCUMENTS, batch_rows=BATCH_ROWS):
                 table, audit = clean_batch(docs, params.clean, rules, dedup)
                 spool.write(table)
                 audit_writer.write(audit)

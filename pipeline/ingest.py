@@ -395,11 +395,14 @@ def _parse_tabular(raw: RawFile, fmt: str, params: IngestParams) -> Iterator[_Do
             yield _Doc(raw.source, index, "", fmt, encoding, status=UNREADABLE, reason=error)
             continue
         if text_column not in row:
-            raise _Unusable(
-                UNREADABLE,
+            reason = (
                 f"{raw.source}: record {index}: no text column {text_column!r} "
-                f"(set ingest.text_column); its columns are {list(row)}",
+                f"(set ingest.text_column); its columns are {list(row)}"
             )
+            if fmt not in ("json", "jsonl"):  # a table's columns are those of every row
+                raise _Unusable(UNREADABLE, reason)
+            yield _Doc(raw.source, index, "", fmt, encoding, status=UNREADABLE, reason=reason)
+            continue
         text = row[text_column]
         yield _Doc(
             raw.source,

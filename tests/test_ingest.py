@@ -414,6 +414,15 @@ def test_malformed_jsonl_line_is_an_unreadable_record_with_its_line_number():
     assert rows[3]["text"] == "also ok" and rows[3]["record"] == 3
 
 
+def test_jsonl_record_without_the_text_key_is_one_unreadable_record():
+    raw = RawFile("c.jsonl", '{"text": "有"}\n{"body": "无"}\n'.encode())
+    rows = ingest([raw], DOCUMENT).to_pylist()
+    assert [r["status"] for r in rows] == ["kept", "unreadable"]
+    assert (
+        "record 1: no text column 'text'" in rows[1]["reason"] and "['body']" in rows[1]["reason"]
+    )
+
+
 def test_csv_row_with_wrong_field_count_is_an_unreadable_record():
     rows = ingest([RawFile("c.csv", b"a,text\n1,x\n2,y,z\n3,w\n")], DOCUMENT).to_pylist()
     assert [r["status"] for r in rows] == ["kept", "unreadable", "kept"]
