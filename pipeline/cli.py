@@ -8,7 +8,8 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from pipeline import clean, ingest, lda, segment, tfidf
+import pipeline.bench_quality
+from pipeline import clean, infer, ingest, lda, lda_sweep, segment, tfidf
 from pipeline.config import ConfigError, Params, load_params
 from pipeline.io import Paths
 
@@ -19,8 +20,12 @@ STAGES: dict[str, Callable[[Params, Paths], None]] = {
     "clean": clean.main,
     "segment": segment.main,
     "tfidf": tfidf.main,
+    "lda_sweep": lda_sweep.main,
     "lda": lda.main,
 }
+
+# `zhtopics bench NAME`: each benchmark is a module with add_arguments(parser) and run(args).
+BENCHES = {"quality": pipeline.bench_quality}
 
 
 def run_stages(params: Params, paths: Paths, until: str | None = None) -> None:
@@ -75,6 +80,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="output folder (tables; models/ and metrics/ below it)",
     )
     p.add_argument("--until", choices=list(STAGES), help="stop after this stage")
+    p = sub.add_parser("infer", help="topic mixes of new documents under the saved model")
+    _common(p)
+    p.add_argument("path", type=Path, help="a raw file or folder of new documents")
+    p.add_argument("--out", type=Path, required=True, help="doc_topics parquet file to write")
+    p.add_argument("--model", type=Path, default=defaults.models / "lda", help="saved model")
+    p = sub.add_parser("bench", help="benchmarks that print numbers side by side")
+    bench = p.add_subparsers(dest="bench", required=True)
+    for name, module in BENCHES.items():
+        b = bench.add_parser(name, help=(module.__doc__ or "").split("\n")[0])
+        _common(b)
+        module.add_arguments(b)
     return parser
 
 
@@ -92,6 +108,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         params = load_params(args.params, args.overrides)
         if args.command == "run":
             run_stages(params, Paths.under(args.raw, args.out), args.until)
+        elif args.command == "infer":
+            infer.run(params, args.path, args.model, args.out)
+        elif args.command == "bench":
+            return BENCHES[args.bench].run(args)
         else:
             paths = Paths(args.raw, args.processed, args.models, args.metrics)
             STAGES[args.command](params, paths)
