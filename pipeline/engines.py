@@ -36,13 +36,22 @@ class Fitted:
     native: Any = None
 
 
-def fit(counts: sp.csr_matrix, num_topics: int, params: LdaParams, seed: int) -> Fitted:
-    """Fit LDA with ``params.engine`` on a (documents x terms) count matrix, seeded by ``seed``."""
+def fit(
+    counts: sp.csr_matrix,
+    num_topics: int,
+    params: LdaParams,
+    seed: int,
+    terms: list[str] | None = None,
+) -> Fitted:
+    """Fit LDA with ``params.engine`` on a (documents x terms) count matrix, seeded by ``seed``.
+
+    ``terms`` (column i is term i) only names the words inside gensim's own saved model.
+    """
     counts = sp.csr_matrix(counts)
     if params.engine == "tomotopy":
         fitted = _fit_tomotopy(counts, num_topics, params, seed)
     else:
-        fitted = _fit_gensim(counts, num_topics, params, seed)
+        fitted = _fit_gensim(counts, num_topics, params, seed, terms)
     if fitted.convergence:
         log.debug("%s convergence: %s", params.engine, fitted.convergence)
     return fitted
@@ -93,11 +102,17 @@ class _ConvergenceLog(logging.Handler):
             )
 
 
-def _fit_gensim(counts: sp.csr_matrix, k: int, params: LdaParams, seed: int) -> Fitted:
+def _fit_gensim(
+    counts: sp.csr_matrix, k: int, params: LdaParams, seed: int, terms: list[str] | None
+) -> Fitted:
     from gensim.models import LdaModel
 
     corpus = bag_of_words(counts)
-    id2word = {i: str(i) for i in range(counts.shape[1])}
+    id2word = (
+        dict(enumerate(terms))
+        if terms is not None
+        else dict(enumerate(map(str, range(counts.shape[1]))))
+    )
     logger = logging.getLogger("gensim.models.ldamodel")
     handler = _ConvergenceLog(logger.getEffectiveLevel())
     old_level, old_propagate = logger.level, logger.propagate

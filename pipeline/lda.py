@@ -136,12 +136,12 @@ def lda(
         raise LdaError(f"lda: {counts.shape[0]} document(s) have terms; LDA needs at least 2")
     if vocabulary.num_rows < k:
         log.warning("lda: only %d terms for %d topics", vocabulary.num_rows, k)
-    fitted = engines.fit(counts, k, params, params.random_state)
+    terms = np.asarray(vocabulary.column("term").to_pylist(), dtype=object)
+    fitted = engines.fit(counts, k, params, params.random_state, terms.tolist())
     phi, theta = fitted.phi, fitted.theta
     lengths = np.asarray(counts.sum(axis=1), dtype=np.float64).ravel()
     prevalence = (theta * lengths[:, None]).sum(axis=0) / lengths.sum()
 
-    terms = np.asarray(vocabulary.column("term").to_pylist(), dtype=object)
     top = top_terms(phi, max(params.top_n, params.coherence_top_n, DIVERSITY_TOP_N))
     dictionary = build_dictionary(vocabulary, counts.shape[0])
     texts = texts_in_vocabulary(tokens, set(doc_ids), dictionary)
