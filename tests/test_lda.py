@@ -325,3 +325,15 @@ def test_prevalence_by_a_missing_column_names_the_setting(two_themes):
     params = LdaParams(**{**PARAMS.__dict__, "prevalence_columns": ("label",)})
     with pytest.raises(LdaError, match="lda.prevalence_columns"):
         topic_prevalence(result.doc_ids, result.fitted.theta, documents, params)
+
+
+def test_prevalence_by_a_label_column_of_tabular_input(two_themes):
+    result = lda(*two_themes, PARAMS)
+    documents, _ = _meta(result.doc_ids)
+    documents = documents.append_column("label", pa.array(["体育", "财经"] * 20))
+    params = LdaParams(**{**PARAMS.__dict__, "prevalence_columns": ("label",), "bootstrap": 20})
+    rows = topic_prevalence(result.doc_ids, result.fitted.theta, documents, params).to_pylist()
+    assert {(r["column"], r["group"]) for r in rows} == {("label", "体育"), ("label", "财经")}
+    # The themes alternate like the labels: each label's documents lean to one topic.
+    sport = sorted((r for r in rows if r["group"] == "体育"), key=lambda r: r["topic"])
+    assert max(r["mean"] for r in sport) > 0.9
