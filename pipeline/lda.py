@@ -19,7 +19,7 @@ from scipy.stats import rankdata
 
 from pipeline import engines
 from pipeline.config import LdaParams, Params
-from pipeline.io import Paths, read_json, read_table, write_json, write_table
+from pipeline.io import Paths, iter_tables, read_json, read_table, write_json, write_table
 from pipeline.schemas import (
     CLEAN,
     DOC_TERMS,
@@ -69,12 +69,6 @@ class LdaResult:
     def model(self):
         """The engine's own model object (gensim ``LdaModel`` or tomotopy ``LDAModel``)."""
         return self.fitted.native
-
-
-def build_corpus(doc_terms: pa.Table) -> tuple[list[str], list[list[tuple[int, int]]]]:
-    """Bag-of-words per document (term counts, not TF-IDF weights), in table order."""
-    doc_ids, counts = build_counts(doc_terms, None)
-    return doc_ids, engines.bag_of_words(counts)
 
 
 def build_counts(doc_terms: pa.Table, n_terms: int | None) -> tuple[list[str], sp.csr_matrix]:
@@ -193,9 +187,6 @@ def top_terms(scores: np.ndarray, n: int) -> np.ndarray:
     return np.stack([np.lexsort((ids, -row))[:n] for row in scores])
 
 
-_top_terms = top_terms
-
-
 def rank_terms(
     phi: np.ndarray, term_freq: np.ndarray, params: LdaParams
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -302,17 +293,16 @@ def doc_topics_table(doc_ids: list[str], theta: np.ndarray) -> pa.Table:
     )
 
 
-_doc_topics_table = doc_topics_table
-
-
 def representative_docs(
     doc_ids: list[str],
     theta: np.ndarray,
     documents: pa.Table,
     clean: pa.Table,
     params: LdaParams,
+    topic_terms: list[list[str]] | None = None,
 ) -> pa.Table:
-    """The ``params.representative_docs`` documents of highest weight per topic, with a snippet."""
+    """The ``params.representative_docs`` documents of highest weight per topic, with a snippet
+    that starts near the first of the topic's ``topic_terms`` found in the text."""
     require_columns(documents, ["doc_id", "title"], "lda (documents)")
     require_columns(clean, ["doc_id", "text"], "lda (clean)")
     titles = dict(
@@ -328,9 +318,8 @@ def representative_docs(
     rows: dict[str, list] = {
         k: [] for k in ("topic", "rank", "doc_id", "weight", "title", "snippet")
     }
-    order_ids = np.arange(len(doc_ids))
-    for topic in range(theta.shape[1]):
-        best = np.lexsort((order_ids, -theta[:, topic]))[: params.representative_docs]
+    for topic, best in enumerate(best_documents(theta, params.representative_docs)):
+        terms = topic_terms[topic] if topic_terms else []
         for rank, row in enumerate(best, start=1):
             doc = doc_ids[row]
             rows["topic"].append(topic)
@@ -338,14 +327,25 @@ def representative_docs(
             rows["doc_id"].append(doc)
             rows["weight"].append(float(theta[row, topic]))
             rows["title"].append(titles.get(doc))
-            rows["snippet"].append(snippet(texts.get(doc) or "", params.snippet_chars))
+            rows["snippet"].append(snippet(texts.get(doc) or "", params.snippet_chars, terms))
     return REPRESENTATIVE_DOCS.conform(pa.table(rows))
 
 
-def snippet(text: str, n_chars: int) -> str:
-    """The start of a text on one line, cut at ``n_chars`` characters with an ellipsis."""
+def best_documents(theta: np.ndarray, n: int) -> list[np.ndarray]:
+    """Row numbers of the ``n`` documents of highest weight per topic, ties to the earlier."""
+    order = np.arange(theta.shape[0])
+    return [np.lexsort((order, -theta[:, k]))[:n] for k in range(theta.shape[1])]
+
+
+def snippet(text: str, n_chars: int, terms: list[str] = ()) -> str:
+    """``n_chars`` characters of a text on one line, from a little before the first of ``terms``
+    that occurs in it (or from the start), with an ellipsis where it is cut."""
     flat = " ".join(text.split())
-    return flat if len(flat) <= n_chars else flat[:n_chars].rstrip() + "…"
+    found = [i for i in (flat.find(t) for t in terms) if i >= 0]
+    start = max(0, min(found) - n_chars // 4) if found else 0
+    start = max(0, min(start, len(flat) - n_chars))
+    piece = flat[start : start + n_chars].strip()
+    return ("…" if start > 0 else "") + piece + ("…" if start + n_chars < len(flat) else "")
 
 
 def topic_prevalence(
@@ -529,6 +529,19 @@ def settings_snapshot(params: Params) -> dict:
     }
 
 
+def _read_columns(
+    path: Path, schema, columns: list[str], doc_ids: set[str] | None = None
+) -> pa.Table:
+    """Stream a table keeping only ``columns`` (those it has) and, if given, ``doc_ids``."""
+    parts = []
+    for batch in iter_tables(path, schema):
+        batch = batch.select([c for c in dict.fromkeys(columns) if c in batch.column_names])
+        if doc_ids is not None:
+            batch = batch.filter(pc.is_in(batch.column("doc_id"), pa.array(sorted(doc_ids))))
+        parts.append(batch)
+    return pa.concat_tables(parts)
+
+
 def main(params: Params, paths: Paths) -> None:
     from pipeline import ldavis
 
@@ -540,12 +553,22 @@ def main(params: Params, paths: Paths) -> None:
     write_table(result.term_rankings, paths.table("topic_term_rankings"), TOPIC_TERM_RANKINGS)
     write_table(result.doc_topics, paths.table("doc_topics"), DOC_TOPICS)
     write_table(result.topics, paths.table("topics"), TOPICS)
-    documents = read_table(paths.table("documents"), DOCUMENTS)
     theta = result.fitted.theta
+    wanted = ["doc_id", "title", *params.lda.prevalence_columns]
+    documents = _read_columns(paths.table("documents"), DOCUMENTS, wanted)
+    shown = {
+        result.doc_ids[row]
+        for best in best_documents(theta, params.lda.representative_docs)
+        for row in best
+    }
+    clean = _read_columns(paths.table("clean"), CLEAN, ["doc_id", "text"], shown)
+    rankings = result.term_rankings.to_pylist()
+    snippet_terms = [
+        [r["term"] for r in rankings if r["topic"] == k and r["measure"] == "relevance"][:5]
+        for k in range(theta.shape[1])
+    ]
     write_table(
-        representative_docs(
-            result.doc_ids, theta, documents, read_table(paths.table("clean"), CLEAN), params.lda
-        ),
+        representative_docs(result.doc_ids, theta, documents, clean, params.lda, snippet_terms),
         paths.table("representative_docs"),
         REPRESENTATIVE_DOCS,
     )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,11 @@ import scipy.sparse as sp
 from pipeline.io import atomic_path
 
 VIS_ID = "ldavis_zhtopics"
+ONE_TOPIC_PAGE = (
+    '<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>zhtopics</title></head>'
+    "<body><p>The model has one topic; the topic map needs at least two.</p></body></html>\n"
+)
+log = logging.getLogger(__name__)
 
 PAGE = """<!DOCTYPE html>
 <html lang="zh">
@@ -61,6 +67,9 @@ def render(
     import pyLDAvis
     import pyLDAvis.urls
 
+    if phi.shape[0] < 2:
+        log.warning("lda: the pyLDAvis view needs at least 2 topics; lda_vis.html says so")
+        return ONE_TOPIC_PAGE
     term_freq = np.asarray(counts.sum(axis=0), dtype=np.float64).ravel()
     keep = term_freq > 0  # LDAvis divides by term frequency
     doc_lengths = np.asarray(counts.sum(axis=1), dtype=np.float64).ravel()

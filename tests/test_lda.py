@@ -295,6 +295,15 @@ def test_representative_docs(two_themes):
     assert snippet("短", 10) == "短"
 
 
+def test_snippet_starts_near_the_topic_terms():
+    text = "开头" * 50 + "足球比赛" + "结尾" * 50
+    piece = snippet(text, 20, ["股票", "足球"])
+    assert "足球" in piece and piece.startswith("…") and piece.endswith("…")
+    assert len(piece) == 22
+    assert snippet(text, 20, ["火星"]).startswith("开头")
+    assert snippet("  a\n b  ", 10) == "a b"
+
+
 @pytest.mark.parametrize("bucket", ["year", "month"])
 def test_topic_prevalence_by_date_and_source(two_themes, bucket):
     result = lda(*two_themes, PARAMS)

@@ -1,8 +1,12 @@
 import json
 import re
 
+import numpy as np
+import pyarrow as pa
+import scipy.sparse as sp
+
 from pipeline.io import Paths, read_table
-from pipeline.ldavis import VIS_ID
+from pipeline.ldavis import ONE_TOPIC_PAGE, VIS_ID, render
 from pipeline.schemas import TOPICS
 
 
@@ -23,3 +27,11 @@ def test_view_is_offline_utf8_and_numbered_like_the_tables(sample_run: Paths):
     assert "topic N in this view is topic N&minus;1" in page
     for row in topics.to_pylist():
         assert f"<td>{row['topic'] + 1}</td><td>{row['topic']}</td>" in page
+
+
+def test_one_topic_gives_a_plain_page():
+    counts = sp.csr_matrix(np.ones((3, 4)))
+    topics = pa.table({"topic": [0], "label": ["a"], "prevalence": [1.0]})
+    assert render(np.full((1, 4), 0.25), np.ones((3, 1)), counts, list("abcd"), topics) == (
+        ONE_TOPIC_PAGE
+    )
