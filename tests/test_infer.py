@@ -92,3 +92,23 @@ def test_infer_without_a_model_is_a_clear_error(tmp_path, capsys):
 def test_infer_a_missing_path(sample_run: Paths, tmp_path, capsys, missing):
     assert _infer(tmp_path / missing, tmp_path / "x.parquet", sample_run.models / "lda") == 2
     assert missing in capsys.readouterr().err
+
+
+def test_other_settings_than_training_are_named(params, caplog):
+    import dataclasses
+
+    from pipeline.infer import _check_settings
+    from pipeline.lda import settings_snapshot
+
+    trained = settings_snapshot(params)
+    trained["segment"]["hmm"] = not trained["segment"]["hmm"]
+    model = dataclasses.replace(MODEL, meta={"settings": trained})
+    with caplog.at_level("WARNING"):
+        _check_settings(params, model)
+    assert "segment.hmm" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        _check_settings(
+            params, dataclasses.replace(MODEL, meta={"settings": settings_snapshot(params)})
+        )
+    assert not caplog.text
