@@ -8,7 +8,17 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from pipeline import bench_ingest, clean, ingest, lda, segment, tfidf
+from pipeline import (
+    bench_ingest,
+    bench_quality,
+    clean,
+    infer,
+    ingest,
+    lda,
+    lda_sweep,
+    segment,
+    tfidf,
+)
 from pipeline.config import ConfigError, Params, load_params
 from pipeline.io import Paths
 
@@ -19,12 +29,12 @@ STAGES: dict[str, Callable[[Params, Paths], None]] = {
     "clean": clean.main,
     "segment": segment.main,
     "tfidf": tfidf.main,
+    "lda_sweep": lda_sweep.main,
     "lda": lda.main,
 }
 
-
 # Benchmarks: `zhtopics bench <name>`; each module has add_arguments(parser) and run(args) -> int.
-BENCHES = {"ingest": bench_ingest}
+BENCHES = {"ingest": bench_ingest, "quality": bench_quality}
 
 
 def run_stages(params: Params, paths: Paths, until: str | None = None) -> None:
@@ -79,12 +89,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="output folder (tables; models/ and metrics/ below it)",
     )
     p.add_argument("--until", choices=list(STAGES), help="stop after this stage")
-    bench = sub.add_parser("bench", help="benchmarks that print speed and memory")
-    benches = bench.add_subparsers(dest="bench", required=True)
+    p = sub.add_parser("infer", help="topic mixes of new documents under the saved model")
+    _common(p)
+    p.add_argument("path", type=Path, help="a raw file or folder of new documents")
+    p.add_argument("--out", type=Path, required=True, help="doc_topics parquet file to write")
+    p.add_argument("--model", type=Path, default=defaults.models / "lda", help="saved model")
+    p = sub.add_parser("bench", help="benchmarks that print numbers side by side")
+    bench = p.add_subparsers(dest="bench", required=True)
     for name, module in BENCHES.items():
-        p = benches.add_parser(name, help=(module.__doc__ or "").split(":")[0])
-        _common(p)
-        module.add_arguments(p)
+        b = bench.add_parser(name, help=(module.__doc__ or "").split("\n")[0])
+        _common(b)
+        module.add_arguments(b)
     return parser
 
 
@@ -100,10 +115,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     _configure_logging(args.verbose, args.quiet)
     try:
         params = load_params(args.params, args.overrides)
-        if args.command == "bench":
-            return BENCHES[args.bench].run(args)
         if args.command == "run":
             run_stages(params, Paths.under(args.raw, args.out), args.until)
+        elif args.command == "infer":
+            infer.run(params, args.path, args.model, args.out)
+        elif args.command == "bench":
+            return BENCHES[args.bench].run(args)
         else:
             paths = Paths(args.raw, args.processed, args.models, args.metrics)
             STAGES[args.command](params, paths)

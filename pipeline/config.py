@@ -148,31 +148,100 @@ class TfidfParams:
 
 
 @dataclass(frozen=True)
-class LdaParams:
-    """The gensim LDA model and how its topics are reported."""
+class SweepParams:
+    """The lda_sweep stage: one model per K and seed, scored to recommend K."""
 
-    num_topics: int = 6
+    k: tuple[int, ...] = (4, 6, 8)
+    seeds: tuple[int, ...] = (1, 2)
+    # K is recommended among those whose mean stability reaches this (see README).
+    min_stability: float = 0.5
+    # Share of documents held out (chosen by a hash of doc_id) for perplexity.
+    holdout: float = 0.2
+
+    def __post_init__(self) -> None:
+        if not self.k or any(k < 1 for k in self.k):
+            _fail("lda.sweep.k", list(self.k), "a non-empty list of integers >= 1")
+        if len(set(self.k)) != len(self.k):
+            _fail("lda.sweep.k", list(self.k), "a list without repeats")
+        if (
+            not self.seeds
+            or any(s < 0 for s in self.seeds)
+            or len(set(self.seeds)) != len(self.seeds)
+        ):
+            _fail("lda.sweep.seeds", list(self.seeds), "a non-empty list of distinct integers >= 0")
+        if not 0.0 <= self.min_stability <= 1.0:
+            _fail("lda.sweep.min_stability", self.min_stability, "a number in [0, 1]")
+        if not 0.0 < self.holdout < 1.0:
+            _fail("lda.sweep.holdout", self.holdout, "a share in (0, 1)")
+
+
+@dataclass(frozen=True)
+class LdaParams:
+    """The topic model (gensim or tomotopy) and how its topics are reported."""
+
+    # An integer K, or "auto": the K that lda_sweep recommends (metrics/sweep.json).
+    num_topics: int | str = 6
+    # "gensim" (online variational Bayes) or "tomotopy" (collapsed Gibbs sampling).
+    engine: Literal["gensim", "tomotopy"] = "gensim"
+    # gensim: passes over the corpus. tomotopy: not used.
     passes: int = 30
+    # gensim: variational iterations per document. tomotopy: Gibbs sweeps over the corpus.
     iterations: int = 400
     # "symmetric", "asymmetric", "auto" (learned) or a number.
     alpha: str | float = "auto"
-    # "symmetric", "auto" (learned) or a number.
+    # "symmetric", "auto" (learned; gensim only) or a number.
     eta: str | float = "symmetric"
     chunksize: int = 2000
     random_state: int = 42
+    # tomotopy: threads of its PARTITION scheme. Part of the model like the seed: the same
+    # value gives the same model on any machine; another value another (equally valid) one.
+    threads: int = 1
+    # Processes for independent fits (the sweep's K x seeds); never changes a result.
+    workers: int = 1
     # Terms per topic in topic_terms.parquet, in the label, and scored for coherence.
     top_n: int = 20
     label_terms: int = 3
     coherence_top_n: int = 10
+    # Relevance (Sievert & Shirley) weight of P(term|topic) against lift; FREX weight of
+    # exclusivity against frequency (Roberts et al.).
+    relevance_lambda: float = 0.6
+    frex_weight: float = 0.5
+    # Documents per topic in representative_docs.parquet, and characters per snippet.
+    representative_docs: int = 5
+    snippet_chars: int = 120
+    # Metadata columns of documents.parquet to average topic shares by; "date" is bucketed.
+    prevalence_columns: tuple[str, ...] = ("date", "source")
+    date_bucket: Literal["year", "month"] = "year"
+    # Bootstrap resamples for the 95% intervals in topic_prevalence.parquet.
+    bootstrap: int = 200
+    sweep: SweepParams = field(default_factory=SweepParams)
 
     def __post_init__(self) -> None:
-        for key in ("num_topics", "passes", "iterations", "chunksize", "top_n", "label_terms"):
+        if isinstance(self.num_topics, str) and self.num_topics != "auto":
+            _fail("lda.num_topics", self.num_topics, 'an integer >= 1 or "auto"')
+        if isinstance(self.num_topics, int) and self.num_topics < 1:
+            _fail("lda.num_topics", self.num_topics, 'an integer >= 1 or "auto"')
+        for key in (
+            "passes",
+            "iterations",
+            "chunksize",
+            "top_n",
+            "label_terms",
+            "threads",
+            "workers",
+            "representative_docs",
+            "snippet_chars",
+            "bootstrap",
+        ):
             if getattr(self, key) < 1:
                 _fail(f"lda.{key}", getattr(self, key), "an integer >= 1")
         if self.coherence_top_n < 2:
             _fail("lda.coherence_top_n", self.coherence_top_n, "an integer >= 2")
         if self.random_state < 0:
             _fail("lda.random_state", self.random_state, "an integer >= 0")
+        for key in ("relevance_lambda", "frex_weight"):
+            if not 0.0 <= getattr(self, key) <= 1.0:
+                _fail(f"lda.{key}", getattr(self, key), "a number in [0, 1]")
         priors = {"alpha": ("symmetric", "asymmetric", "auto"), "eta": ("symmetric", "auto")}
         for key, names in priors.items():
             value = getattr(self, key)
@@ -180,6 +249,8 @@ class LdaParams:
                 _fail(f"lda.{key}", value, f"one of {list(names)} or a positive number")
             if isinstance(value, float) and value <= 0:
                 _fail(f"lda.{key}", value, f"one of {list(names)} or a positive number")
+        if self.engine == "tomotopy" and self.eta == "auto":
+            _fail("lda.eta", self.eta, '"symmetric" or a number with lda.engine = tomotopy')
 
 
 @dataclass(frozen=True)
@@ -278,10 +349,15 @@ def _coerce(key: str, value: Any, hint: Any) -> Any:
             if option is not type(None) and _is_instance(value, option, exact=False):
                 return _coerce(key, value, option)
         _fail(key, value, _describe(hint))
-    if origin is tuple:  # tuple[str, ...]: a YAML list of strings
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            _fail(key, value, "a list of strings")
-        return tuple(value)
+    if origin is tuple:
+        if not isinstance(value, list):
+            _fail(key, value, "a list")
+        item = typing.get_args(hint)[0]
+        return tuple(_coerce(f"{key}[{i}]", v, item) for i, v in enumerate(value))
+    if dataclasses.is_dataclass(hint):
+        if not isinstance(value, dict):
+            _fail(key, value, "a mapping")
+        return _build_section(key, hint, value, None)
     if hint is Path:
         if not isinstance(value, str) or not value:
             _fail(key, value, "a file path")
@@ -321,4 +397,9 @@ def _apply_override(raw: dict[str, Any], item: str) -> None:
     section_values = raw.setdefault(section, {})
     if not isinstance(section_values, dict):
         raise ConfigError(f"--set {item!r}: section {section!r} is not a mapping")
+    *parents, key = key.split(".")  # a nested key: lda.sweep.k=[4, 8]
+    for parent in parents:
+        section_values = section_values.setdefault(parent, {})
+        if not isinstance(section_values, dict):
+            raise ConfigError(f"--set {item!r}: {parent!r} is not a mapping")
     section_values[key] = value

@@ -1,7 +1,8 @@
-"""Stage lda: a gensim LDA model on term counts, its topics, each document's topic mix, metrics."""
+"""Stage lda: a topic model on term counts, what each topic means, where it is prevalent."""
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 import tempfile
@@ -10,15 +11,24 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
+import scipy.sparse as sp
 from gensim.corpora import Dictionary
-from gensim.models import CoherenceModel, LdaModel
+from gensim.models import CoherenceModel
+from scipy.stats import rankdata
 
+from pipeline import engines
 from pipeline.config import LdaParams, Params
-from pipeline.io import Paths, read_table, write_json, write_table
+from pipeline.io import Paths, iter_tables, read_json, read_table, write_json, write_table
 from pipeline.schemas import (
+    CLEAN,
     DOC_TERMS,
     DOC_TOPICS,
+    DOCUMENTS,
+    REPRESENTATIVE_DOCS,
     TOKENS,
+    TOPIC_PREVALENCE,
+    TOPIC_TERM_RANKINGS,
     TOPIC_TERMS,
     TOPICS,
     VOCABULARY,
@@ -35,6 +45,9 @@ QUALITY_METRICS = (
     "perplexity",
     "topic_diversity",
 )
+# Version of the saved model folder (model.json, topic_word.npy, terms.json); see README.
+MODEL_FORMAT = 1
+MISSING_GROUP = "(missing)"
 
 
 class LdaError(ValueError):
@@ -43,24 +56,38 @@ class LdaError(ValueError):
 
 @dataclass(frozen=True)
 class LdaResult:
-    model: LdaModel
+    fitted: engines.Fitted
+    doc_ids: list[str]
+    terms: list[str]
     topic_terms: pa.Table
+    term_rankings: pa.Table
     doc_topics: pa.Table
     topics: pa.Table
     metrics: dict[str, float | int]
 
+    @property
+    def model(self):
+        """The engine's own model object (gensim ``LdaModel`` or tomotopy ``LDAModel``)."""
+        return self.fitted.native
 
-def build_corpus(doc_terms: pa.Table) -> tuple[list[str], list[list[tuple[int, int]]]]:
-    """Bag-of-words per document (term counts, not TF-IDF weights), in table order."""
-    corpus: dict[str, list[tuple[int, int]]] = {}
-    for doc, term, count in zip(
-        doc_terms.column("doc_id").to_pylist(),
-        doc_terms.column("term_id").to_pylist(),
-        doc_terms.column("count").to_pylist(),
-        strict=True,
-    ):
-        corpus.setdefault(doc, []).append((term, count))
-    return list(corpus), list(corpus.values())
+
+def build_counts(doc_terms: pa.Table, n_terms: int | None) -> tuple[list[str], sp.csr_matrix]:
+    """The (documents x terms) count matrix, documents in their first-seen table order."""
+    ids = doc_terms.column("doc_id").to_numpy(zero_copy_only=False)
+    unique, first, rows = np.unique(ids, return_index=True, return_inverse=True)
+    order = np.argsort(first, kind="stable")  # table order, not sorted order
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    cols = doc_terms.column("term_id").to_numpy().astype(np.int64)
+    data = doc_terms.column("count").to_numpy().astype(np.int64)
+    shape = (
+        len(unique),
+        int(n_terms if n_terms is not None else (cols.max() + 1 if len(cols) else 0)),
+    )
+    counts = sp.csr_matrix((data, (rank[rows], cols)), shape=shape)
+    counts.sum_duplicates()
+    counts.sort_indices()
+    return unique[order].tolist(), counts
 
 
 def build_dictionary(vocabulary: pa.Table, n_docs: int) -> Dictionary:
@@ -75,81 +102,114 @@ def build_dictionary(vocabulary: pa.Table, n_docs: int) -> Dictionary:
     return dictionary
 
 
-def lda(
-    vocabulary: pa.Table, doc_terms: pa.Table, tokens: pa.Table, params: LdaParams
-) -> LdaResult:
-    """Fit LDA deterministically (``params.random_state``) and describe its topics."""
-    require_columns(vocabulary, ["term_id", "term", "df"], "lda (vocabulary)")
-    require_columns(doc_terms, ["doc_id", "term_id", "count"], "lda (doc_terms)")
-    require_columns(tokens, ["doc_id", "tokens"], "lda (tokens)")
+def check_inputs(vocabulary: pa.Table, doc_terms: pa.Table, tokens: pa.Table, where: str) -> None:
+    require_columns(vocabulary, ["term_id", "term", "df"], f"{where} (vocabulary)")
+    require_columns(doc_terms, ["doc_id", "term_id", "count"], f"{where} (doc_terms)")
+    require_columns(tokens, ["doc_id", "tokens"], f"{where} (tokens)")
     if vocabulary.column("term_id").to_pylist() != list(range(vocabulary.num_rows)):
-        raise LdaError("lda: vocabulary term_id must run 0, 1, 2, ... in row order")
-    doc_ids, corpus = build_corpus(doc_terms)
-    if len(corpus) < 2:
-        raise LdaError(f"lda: {len(corpus)} document(s) have terms; LDA needs at least 2")
-    dictionary = build_dictionary(vocabulary, len(corpus))
-    if len(dictionary) < params.num_topics:
-        log.warning("lda: only %d terms for lda.num_topics=%d", len(dictionary), params.num_topics)
-    model = LdaModel(
-        corpus=corpus,
-        id2word=dictionary,
-        num_topics=params.num_topics,
-        passes=params.passes,
-        iterations=params.iterations,
-        chunksize=params.chunksize,
-        alpha=params.alpha,
-        eta=None if params.eta == "symmetric" else params.eta,
-        random_state=params.random_state,
-        eval_every=None,
-        dtype=np.float64,
-    )
-    gamma, _ = model.inference(corpus)
-    theta = gamma / gamma.sum(axis=1, keepdims=True)
-    lengths = np.array([sum(c for _, c in bow) for bow in corpus], dtype=np.float64)
+        raise LdaError(f"{where}: vocabulary term_id must run 0, 1, 2, ... in row order")
+
+
+def lda(
+    vocabulary: pa.Table,
+    doc_terms: pa.Table,
+    tokens: pa.Table,
+    params: LdaParams,
+    num_topics: int | None = None,
+) -> LdaResult:
+    """Fit the topic model deterministically (``params.random_state``) and describe its topics.
+
+    ``num_topics`` is needed when ``params.num_topics`` is "auto" (main reads the sweep's K).
+    """
+    check_inputs(vocabulary, doc_terms, tokens, "lda")
+    k = num_topics if num_topics is not None else params.num_topics
+    if not isinstance(k, int):
+        raise LdaError('lda: lda.num_topics is "auto"; run lda_sweep first for its K')
+    doc_ids, counts = build_counts(doc_terms, vocabulary.num_rows)
+    if counts.shape[0] < 2:
+        raise LdaError(f"lda: {counts.shape[0]} document(s) have terms; LDA needs at least 2")
+    if vocabulary.num_rows < k:
+        log.warning("lda: only %d terms for %d topics", vocabulary.num_rows, k)
+    terms = np.asarray(vocabulary.column("term").to_pylist(), dtype=object)
+    fitted = engines.fit(counts, k, params, params.random_state, terms.tolist())
+    phi, theta = fitted.phi, fitted.theta
+    lengths = np.asarray(counts.sum(axis=1), dtype=np.float64).ravel()
     prevalence = (theta * lengths[:, None]).sum(axis=0) / lengths.sum()
 
-    phi = model.get_topics()
-    top = _top_terms(phi, max(params.top_n, params.coherence_top_n, DIVERSITY_TOP_N))
-    terms = np.asarray(vocabulary.column("term").to_pylist(), dtype=object)
-    texts = _texts_in_vocabulary(tokens, set(doc_ids), dictionary)
-    topic_words = [terms[row[: params.coherence_top_n]].tolist() for row in top]
-    coherence = _coherence(topic_words, texts, corpus, dictionary)
-
+    top = top_terms(phi, max(params.top_n, params.coherence_top_n, DIVERSITY_TOP_N))
+    dictionary = build_dictionary(vocabulary, counts.shape[0])
+    texts = texts_in_vocabulary(tokens, set(doc_ids), dictionary)
+    corpus = engines.bag_of_words(counts)
+    coherence = coherence_scores(
+        [terms[row[: params.coherence_top_n]].tolist() for row in top], texts, corpus, dictionary
+    )
+    term_freq = np.asarray(counts.sum(axis=0), dtype=np.float64).ravel()
+    rankings = rank_terms(phi, term_freq, params)
     metrics = {
-        "num_topics": params.num_topics,
-        "num_documents": len(corpus),
-        "num_terms": len(dictionary),
+        "num_topics": k,
+        "num_documents": counts.shape[0],
+        "num_terms": len(terms),
         "coherence_c_npmi": coherence["c_npmi"],
         "coherence_c_v": coherence["c_v"],
         "coherence_u_mass": coherence["u_mass"],
-        "perplexity": float(np.exp2(-model.log_perplexity(corpus))),
+        "perplexity": float(np.exp(-engines.log_likelihood(phi, theta, counts) / lengths.sum())),
         "topic_diversity": topic_diversity(top[:, :DIVERSITY_TOP_N]),
     }
-    metrics = {k: round(v, 6) if isinstance(v, float) else v for k, v in metrics.items()}
+    metrics = {key: round(v, 6) if isinstance(v, float) else v for key, v in metrics.items()}
+
+    def joined(measure: str, n: int, sep: str) -> list[str]:
+        return [sep.join(terms[row[:n]]) for row in rankings[measure][0]]
+
     topics = pa.table(
         {
-            "topic": pa.array(np.arange(params.num_topics, dtype=np.int32)),
-            "label": pa.array(
-                ["·".join(terms[row[: params.label_terms]]) for row in top], pa.string()
-            ),
+            "topic": pa.array(np.arange(k, dtype=np.int32)),
+            "label": pa.array(joined("relevance", params.label_terms, "·"), pa.string()),
             "prevalence": pa.array(prevalence.astype(np.float64)),
             "coherence": pa.array(np.asarray(coherence["per_topic"], dtype=np.float64)),
         }
     )
     return LdaResult(
-        model=model,
+        fitted=fitted,
+        doc_ids=doc_ids,
+        terms=terms.tolist(),
         topic_terms=_topic_terms_table(phi, top[:, : params.top_n], terms),
-        doc_topics=_doc_topics_table(doc_ids, theta),
+        term_rankings=_rankings_table(rankings, terms),
+        doc_topics=doc_topics_table(doc_ids, theta),
         topics=topics,
         metrics=metrics,
     )
 
 
-def _top_terms(phi: np.ndarray, n: int) -> np.ndarray:
-    """Term ids of each topic by weight, ties to the lower id: shape (topics, min(n, terms))."""
-    n = min(n, phi.shape[1])
-    ids = np.arange(phi.shape[1])
-    return np.stack([np.lexsort((ids, -row))[:n] for row in phi])
+def top_terms(scores: np.ndarray, n: int) -> np.ndarray:
+    """Term ids of each topic by score, ties to the lower id: shape (topics, min(n, terms))."""
+    n = min(n, scores.shape[1])
+    ids = np.arange(scores.shape[1])
+    return np.stack([np.lexsort((ids, -row))[:n] for row in scores])
+
+
+def rank_terms(
+    phi: np.ndarray, term_freq: np.ndarray, params: LdaParams
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Top ``params.top_n`` term ids and scores per topic by probability, relevance and FREX.
+
+    Relevance (Sievert & Shirley 2014): lambda * log p(w|k) + (1 - lambda) * log(p(w|k) / p(w)).
+    FREX (Roberts et al.): the weighted harmonic mean of a term's within-topic ECDF ranks of
+    exclusivity p(w|k) / sum_j p(w|j) and of frequency p(w|k).
+    """
+    lam, w = params.relevance_lambda, params.frex_weight
+    logphi = np.log(np.maximum(phi, 1e-300))
+    p_w = np.maximum(term_freq / max(term_freq.sum(), 1.0), 1e-300)
+    relevance = lam * logphi + (1 - lam) * (logphi - np.log(p_w)[None, :])
+    exclusivity = phi / np.maximum(phi.sum(axis=0, keepdims=True), 1e-300)
+    v = phi.shape[1]
+    excl_ecdf = rankdata(exclusivity, method="max", axis=1) / v
+    freq_ecdf = rankdata(phi, method="max", axis=1) / v
+    frex = 1.0 / (w / excl_ecdf + (1 - w) / freq_ecdf)
+    out = {}
+    for name, scores in (("probability", phi), ("relevance", relevance), ("frex", frex)):
+        ids = top_terms(scores, params.top_n)
+        out[name] = (ids, np.take_along_axis(scores, ids, axis=1))
+    return out
 
 
 def topic_diversity(top: np.ndarray) -> float:
@@ -157,7 +217,7 @@ def topic_diversity(top: np.ndarray) -> float:
     return float(len(np.unique(top)) / top.size)
 
 
-def _texts_in_vocabulary(
+def texts_in_vocabulary(
     tokens: pa.Table, docs: set[str], dictionary: Dictionary
 ) -> list[list[str]]:
     vocab = dictionary.token2id
@@ -170,7 +230,7 @@ def _texts_in_vocabulary(
     ]
 
 
-def _coherence(topic_words, texts, corpus, dictionary) -> dict:
+def coherence_scores(topic_words, texts, corpus, dictionary) -> dict:
     """c_npmi (also per topic), c_v and u_mass, single-process so that results are repeatable."""
     out = {}
     for measure in ("c_npmi", "c_v", "u_mass"):
@@ -183,6 +243,7 @@ def _coherence(topic_words, texts, corpus, dictionary) -> dict:
             processes=1,
         )
         per_topic = [float(x) for x in model.get_coherence_per_topic()]
+        per_topic = [x if np.isfinite(x) else 0.0 for x in per_topic]
         out[measure] = float(np.mean(per_topic))
         if measure == "c_npmi":
             out["per_topic"] = per_topic
@@ -201,7 +262,25 @@ def _topic_terms_table(phi: np.ndarray, top: np.ndarray, terms: np.ndarray) -> p
     )
 
 
-def _doc_topics_table(doc_ids: list[str], theta: np.ndarray) -> pa.Table:
+def _rankings_table(rankings: dict, terms: np.ndarray) -> pa.Table:
+    parts = []
+    for measure, (ids, scores) in rankings.items():
+        k, n = ids.shape
+        parts.append(
+            pa.table(
+                {
+                    "topic": pa.array(np.repeat(np.arange(k, dtype=np.int32), n)),
+                    "measure": pa.array([measure] * (k * n), pa.string()),
+                    "rank": pa.array(np.tile(np.arange(1, n + 1, dtype=np.int32), k)),
+                    "term": pa.array(terms[ids.ravel()].tolist(), pa.string()),
+                    "score": pa.array(scores.ravel().astype(np.float64)),
+                }
+            )
+        )
+    return pa.concat_tables(parts).sort_by([("topic", "ascending")])
+
+
+def doc_topics_table(doc_ids: list[str], theta: np.ndarray) -> pa.Table:
     n, k = theta.shape
     return pa.table(
         {
@@ -214,22 +293,154 @@ def _doc_topics_table(doc_ids: list[str], theta: np.ndarray) -> pa.Table:
     )
 
 
-def save_model(model: LdaModel, directory: Path) -> None:
-    """Save with gensim into a fresh folder, then swap it into place.
+def representative_docs(
+    doc_ids: list[str],
+    theta: np.ndarray,
+    documents: pa.Table,
+    clean: pa.Table,
+    params: LdaParams,
+    topic_terms: list[list[str]] | None = None,
+) -> pa.Table:
+    """The ``params.representative_docs`` documents of highest weight per topic, with a snippet
+    that starts near the first of the topic's ``topic_terms`` found in the text."""
+    require_columns(documents, ["doc_id", "title"], "lda (documents)")
+    require_columns(clean, ["doc_id", "text"], "lda (clean)")
+    titles = dict(
+        zip(
+            documents.column("doc_id").to_pylist(),
+            documents.column("title").to_pylist(),
+            strict=True,
+        )
+    )
+    texts = dict(
+        zip(clean.column("doc_id").to_pylist(), clean.column("text").to_pylist(), strict=True)
+    )
+    rows: dict[str, list] = {
+        k: [] for k in ("topic", "rank", "doc_id", "weight", "title", "snippet")
+    }
+    for topic, best in enumerate(best_documents(theta, params.representative_docs)):
+        terms = topic_terms[topic] if topic_terms else []
+        for rank, row in enumerate(best, start=1):
+            doc = doc_ids[row]
+            rows["topic"].append(topic)
+            rows["rank"].append(rank)
+            rows["doc_id"].append(doc)
+            rows["weight"].append(float(theta[row, topic]))
+            rows["title"].append(titles.get(doc))
+            rows["snippet"].append(snippet(texts.get(doc) or "", params.snippet_chars, terms))
+    return REPRESENTATIVE_DOCS.conform(pa.table(rows))
 
-    For the same model to save to the same bytes, gensim's timestamped "lifecycle events" are
-    dropped, and ``ignore=()`` makes gensim use its fixed list of attributes to leave out of the
-    pickle (the default goes through a set, whose order changes between processes).
+
+def best_documents(theta: np.ndarray, n: int) -> list[np.ndarray]:
+    """Row numbers of the ``n`` documents of highest weight per topic, ties to the earlier."""
+    order = np.arange(theta.shape[0])
+    return [np.lexsort((order, -theta[:, k]))[:n] for k in range(theta.shape[1])]
+
+
+def snippet(text: str, n_chars: int, terms: list[str] = ()) -> str:
+    """``n_chars`` characters of a text on one line, from a little before the first of ``terms``
+    that occurs in it (or from the start), with an ellipsis where it is cut."""
+    flat = " ".join(text.split())
+    found = [i for i in (flat.find(t) for t in terms) if i >= 0]
+    start = max(0, min(found) - n_chars // 4) if found else 0
+    start = max(0, min(start, len(flat) - n_chars))
+    piece = flat[start : start + n_chars].strip()
+    return ("…" if start > 0 else "") + piece + ("…" if start + n_chars < len(flat) else "")
+
+
+def topic_prevalence(
+    doc_ids: list[str], theta: np.ndarray, documents: pa.Table, params: LdaParams
+) -> pa.Table:
+    """Mean topic share per group of each metadata column, with bootstrap 95% intervals.
+
+    ``date`` is bucketed by ``params.date_bucket`` (the column is then called year or month);
+    a document without a value falls in the group "(missing)", so none is dropped.
     """
-    model.lifecycle_events = None
-    model.state.lifecycle_events = None
-    if hasattr(model.id2word, "lifecycle_events"):
-        model.id2word.lifecycle_events = None
+    position = {doc: i for i, doc in enumerate(documents.column("doc_id").to_pylist())}
+    missing_docs = [d for d in doc_ids if d not in position]
+    if missing_docs:
+        raise LdaError(
+            f"lda: {len(missing_docs)} modelled document(s) are not in documents.parquet, "
+            f"e.g. {missing_docs[0]}; re-run the pipeline from ingest"
+        )
+    take = pa.array([position[d] for d in doc_ids], pa.int64())
+    parts = []
+    for index, column in enumerate(params.prevalence_columns):
+        if column not in documents.column_names:
+            raise LdaError(
+                f"lda.prevalence_columns: {column!r} is not a column of documents.parquet "
+                f"(it has {documents.column_names})"
+            )
+        values = documents.column(column).take(take)
+        name = column
+        if column == "date" or pa.types.is_date(values.type) or pa.types.is_timestamp(values.type):
+            fmt = "%Y" if params.date_bucket == "year" else "%Y-%m"
+            values = pc.strftime(values.cast(pa.timestamp("s")), format=fmt)
+            name = params.date_bucket if column == "date" else f"{column}_{params.date_bucket}"
+        groups = [MISSING_GROUP if v is None else str(v) for v in values.to_pylist()]
+        rng = np.random.default_rng([params.random_state, index])
+        parts.append(_group_means(name, np.asarray(groups, dtype=object), theta, rng, params))
+    if not parts:
+        return TOPIC_PREVALENCE.schema.empty_table()
+    return pa.concat_tables(parts)
+
+
+def _group_means(
+    name: str, groups: np.ndarray, theta: np.ndarray, rng: np.random.Generator, params: LdaParams
+) -> pa.Table:
+    k = theta.shape[1]
+    rows: dict[str, list] = {c: [] for c in TOPIC_PREVALENCE.columns}
+    for group in sorted(set(groups.tolist())):
+        shares = theta[groups == group]
+        n = shares.shape[0]
+        boot = np.empty((params.bootstrap, k))
+        for b in range(params.bootstrap):
+            boot[b] = shares[rng.integers(0, n, size=n)].mean(axis=0)
+        low, high = np.percentile(boot, [2.5, 97.5], axis=0)
+        mean = shares.mean(axis=0)
+        for topic in range(k):
+            rows["column"].append(name)
+            rows["group"].append(group)
+            rows["topic"].append(topic)
+            rows["mean"].append(float(mean[topic]))
+            rows["ci_low"].append(float(low[topic]))
+            rows["ci_high"].append(float(high[topic]))
+            rows["n_docs"].append(n)
+    return TOPIC_PREVALENCE.conform(pa.table(rows))
+
+
+def save_model(result: LdaResult, directory: Path, settings: dict | None = None) -> None:
+    """Save the model as plain arrays and JSON (any later version can read them), plus the
+    engine's own file, into a fresh folder swapped into place.
+
+    ``model.json`` (format version, engine, K, priors, the settings it was trained with),
+    ``topic_word.npy`` (K x terms, float64, rows sum to 1; column i is ``terms.json``[i]).
+    The engine's file: ``lda.model`` (gensim) or ``tomotopy.bin``.
+    """
+    fitted = result.fitted
     directory = Path(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
     try:
-        model.save(str(tmp / "lda.model"), ignore=())
+        meta = {
+            "format_version": MODEL_FORMAT,
+            "engine": fitted.engine,
+            "num_topics": int(fitted.phi.shape[0]),
+            "num_terms": int(fitted.phi.shape[1]),
+            "alpha": [round(float(a), 12) for a in fitted.alpha],
+            "eta": round(float(fitted.eta), 12),
+            "files": {"topic_word": "topic_word.npy", "terms": "terms.json"},
+            "settings": settings or {},
+            "convergence": fitted.convergence,
+        }
+        (tmp / "model.json").write_text(
+            json.dumps(meta, ensure_ascii=False, indent=2, sort_keys=True) + "\n", "utf-8"
+        )
+        (tmp / "terms.json").write_text(
+            json.dumps(result.terms, ensure_ascii=False) + "\n", "utf-8"
+        )
+        np.save(tmp / "topic_word.npy", np.ascontiguousarray(fitted.phi, dtype="<f8"))
+        _save_native(fitted, tmp)
         if directory.exists():
             shutil.rmtree(directory)
         tmp.rename(directory)
@@ -238,17 +449,140 @@ def save_model(model: LdaModel, directory: Path) -> None:
             shutil.rmtree(tmp)
 
 
-def main(params: Params, paths: Paths) -> None:
-    result = lda(
-        read_table(paths.table("vocabulary"), VOCABULARY),
-        read_table(paths.table("doc_terms"), DOC_TERMS),
-        read_table(paths.table("tokens"), TOKENS),
-        params.lda,
+def _save_native(fitted: engines.Fitted, folder: Path) -> None:
+    """The engine's own format, for users of that library (not needed by this project).
+
+    For gensim, timestamped "lifecycle events" are dropped and ``ignore=()`` makes gensim use
+    its fixed list of attributes to leave out (the default goes through an unordered set), so
+    the same model saves to the same bytes.
+    """
+    model = fitted.native
+    if model is None:
+        return
+    if fitted.engine == "gensim":
+        model.lifecycle_events = None
+        model.state.lifecycle_events = None
+        if hasattr(model.id2word, "lifecycle_events"):
+            model.id2word.lifecycle_events = None
+        model.save(str(folder / "lda.model"), ignore=())
+    else:
+        model.save(str(folder / "tomotopy.bin"), full=False)
+
+
+@dataclass(frozen=True)
+class SavedModel:
+    """A saved model as arrays: all that inference on new documents needs."""
+
+    phi: np.ndarray
+    alpha: np.ndarray
+    terms: list[str]
+    meta: dict
+
+
+def load_model(directory: Path) -> SavedModel:
+    """Read a model folder written by :func:`save_model` (format version 1)."""
+    directory = Path(directory)
+    meta_path = directory / "model.json"
+    if not meta_path.is_file():
+        raise FileNotFoundError(f"{meta_path}: no saved model; run the lda stage first")
+    meta = read_json(meta_path)
+    if meta.get("format_version") != MODEL_FORMAT:
+        raise LdaError(
+            f"{meta_path}: model format {meta.get('format_version')!r}; "
+            f"this version reads format {MODEL_FORMAT}"
+        )
+    phi = np.load(directory / meta["files"]["topic_word"], allow_pickle=False)
+    terms = json.loads((directory / meta["files"]["terms"]).read_text(encoding="utf-8"))
+    if phi.shape != (meta["num_topics"], len(terms)):
+        raise LdaError(f"{directory}: topic_word.npy has shape {phi.shape}, terms {len(terms)}")
+    return SavedModel(
+        phi=phi, alpha=np.asarray(meta["alpha"], dtype=np.float64), terms=terms, meta=meta
     )
+
+
+def resolve_num_topics(params: LdaParams, paths: Paths) -> int:
+    """``lda.num_topics``, or with "auto" the K recommended in metrics/sweep.json."""
+    if isinstance(params.num_topics, int):
+        return params.num_topics
+    sweep = paths.metrics / "sweep.json"
+    if not sweep.is_file():
+        raise LdaError(f'lda.num_topics is "auto" but {sweep} is missing; run lda_sweep first')
+    k = int(read_json(sweep)["recommended_k"])
+    log.info("lda: K = %d, recommended by lda_sweep (%s)", k, sweep)
+    return k
+
+
+def settings_snapshot(params: Params) -> dict:
+    """The settings of every stage before lda, as plain data, stored with the model."""
+    import dataclasses
+
+    def plain(value):
+        if isinstance(value, Path):
+            return value.name
+        if isinstance(value, tuple):
+            return [plain(v) for v in value]
+        return value
+
+    return {
+        name: {k: plain(v) for k, v in dataclasses.asdict(getattr(params, name)).items()}
+        for name in ("ingest", "clean", "segment", "tfidf")
+    }
+
+
+def _read_columns(
+    path: Path, schema, columns: list[str], doc_ids: set[str] | None = None
+) -> pa.Table:
+    """Stream a table keeping only ``columns`` (those it has) and, if given, ``doc_ids``."""
+    parts = []
+    for batch in iter_tables(path, schema):
+        batch = batch.select([c for c in dict.fromkeys(columns) if c in batch.column_names])
+        if doc_ids is not None:
+            batch = batch.filter(pc.is_in(batch.column("doc_id"), pa.array(sorted(doc_ids))))
+        parts.append(batch)
+    return pa.concat_tables(parts)
+
+
+def main(params: Params, paths: Paths) -> None:
+    from pipeline import ldavis
+
+    vocabulary = read_table(paths.table("vocabulary"), VOCABULARY)
+    doc_terms = read_table(paths.table("doc_terms"), DOC_TERMS)
+    k = resolve_num_topics(params.lda, paths)
+    result = lda(vocabulary, doc_terms, read_table(paths.table("tokens"), TOKENS), params.lda, k)
     write_table(result.topic_terms, paths.table("topic_terms"), TOPIC_TERMS)
+    write_table(result.term_rankings, paths.table("topic_term_rankings"), TOPIC_TERM_RANKINGS)
     write_table(result.doc_topics, paths.table("doc_topics"), DOC_TOPICS)
     write_table(result.topics, paths.table("topics"), TOPICS)
-    save_model(result.model, paths.models / "lda")
+    theta = result.fitted.theta
+    wanted = ["doc_id", "title", *params.lda.prevalence_columns]
+    documents = _read_columns(paths.table("documents"), DOCUMENTS, wanted)
+    shown = {
+        result.doc_ids[row]
+        for best in best_documents(theta, params.lda.representative_docs)
+        for row in best
+    }
+    clean = _read_columns(paths.table("clean"), CLEAN, ["doc_id", "text"], shown)
+    rankings = result.term_rankings.to_pylist()
+    snippet_terms = [
+        [r["term"] for r in rankings if r["topic"] == k and r["measure"] == "relevance"][:5]
+        for k in range(theta.shape[1])
+    ]
+    write_table(
+        representative_docs(result.doc_ids, theta, documents, clean, params.lda, snippet_terms),
+        paths.table("representative_docs"),
+        REPRESENTATIVE_DOCS,
+    )
+    write_table(
+        topic_prevalence(result.doc_ids, theta, documents, params.lda),
+        paths.table("topic_prevalence"),
+        TOPIC_PREVALENCE,
+    )
+    _, counts = build_counts(doc_terms, vocabulary.num_rows)
+    ldavis.write_html(
+        ldavis.render(result.fitted.phi, theta, counts, result.terms, result.topics),
+        paths.processed / "lda_vis.html",
+    )
+    save_model(result, paths.models / "lda", settings_snapshot(params))
     write_json(result.metrics, paths.metrics / "lda.json")
     for row in result.topics.to_pylist():
         log.info(

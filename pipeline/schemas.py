@@ -207,6 +207,82 @@ TOPICS = TableSchema(
     ),
 )
 
+# Top terms per topic by each measure: probability, relevance (lambda), frex.
+TOPIC_TERM_RANKINGS = TableSchema(
+    "topic_term_rankings",
+    pa.schema(
+        [
+            _s("topic", pa.int32()),
+            _s("measure", pa.string()),
+            _s("rank", pa.int32()),
+            _s("term", pa.string()),
+            _s("score", pa.float64()),
+        ]
+    ),
+)
+
+REPRESENTATIVE_DOCS = TableSchema(
+    "representative_docs",
+    pa.schema(
+        [
+            _s("topic", pa.int32()),
+            _s("rank", pa.int32()),
+            _s("doc_id", pa.string()),
+            _s("weight", pa.float64()),
+            _s("title", pa.string(), nullable=True),
+            _s("snippet", pa.string()),
+        ]
+    ),
+)
+
+TOPIC_PREVALENCE = TableSchema(
+    "topic_prevalence",
+    pa.schema(
+        [
+            _s("column", pa.string()),
+            _s("group", pa.string()),
+            _s("topic", pa.int32()),
+            _s("mean", pa.float64()),
+            _s("ci_low", pa.float64()),
+            _s("ci_high", pa.float64()),
+            _s("n_docs", pa.int64()),
+        ]
+    ),
+)
+
+# One row per K and seed of the lda_sweep stage.
+SWEEP = TableSchema(
+    "sweep",
+    pa.schema(
+        [
+            _s("k", pa.int32()),
+            _s("seed", pa.int64()),
+            _s("c_npmi", pa.float64()),
+            _s("c_v", pa.float64()),
+            _s("u_mass", pa.float64()),
+            _s("diversity", pa.float64()),
+            _s("perplexity", pa.float64()),
+            _s("stability", pa.float64(), nullable=True),
+        ]
+    ),
+)
+
+# `zhtopics infer`: one row per new document, beside its doc_topics file.
+INFERRED_DOCS = TableSchema(
+    "inferred_docs",
+    pa.schema(
+        [
+            _s("doc_id", pa.string()),
+            _s("source", pa.string()),
+            _s("title", pa.string(), nullable=True),
+            _s("status", pa.string()),
+            _s("n_tokens", pa.int64()),
+            _s("n_known", pa.int64()),
+            _s("n_unknown", pa.int64()),
+        ]
+    ),
+)
+
 ALL = {
     s.name: s
     for s in (
@@ -221,6 +297,10 @@ ALL = {
         TOPIC_TERMS,
         DOC_TOPICS,
         TOPICS,
+        TOPIC_TERM_RANKINGS,
+        REPRESENTATIVE_DOCS,
+        TOPIC_PREVALENCE,
+        SWEEP,
     )
 }
 

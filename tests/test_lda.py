@@ -1,12 +1,32 @@
+import datetime
 import json
 
 import numpy as np
 import pyarrow as pa
 import pytest
 
-from pipeline.config import LdaParams, TfidfParams
-from pipeline.lda import QUALITY_METRICS, LdaError, lda, save_model, topic_diversity
-from pipeline.schemas import DOC_TOPICS, TOPIC_TERMS, TOPICS, SchemaError
+from pipeline.config import ConfigError, LdaParams, TfidfParams, params_from_dict
+from pipeline.lda import (
+    QUALITY_METRICS,
+    LdaError,
+    lda,
+    load_model,
+    rank_terms,
+    representative_docs,
+    save_model,
+    snippet,
+    topic_diversity,
+    topic_prevalence,
+)
+from pipeline.schemas import (
+    DOC_TOPICS,
+    REPRESENTATIVE_DOCS,
+    TOPIC_PREVALENCE,
+    TOPIC_TERM_RANKINGS,
+    TOPIC_TERMS,
+    TOPICS,
+    SchemaError,
+)
 from pipeline.tfidf import tfidf
 from tests.conftest import FIXTURES
 
@@ -59,8 +79,25 @@ def test_topic_terms_and_labels(two_themes):
     first = [r for r in rows if r["topic"] == 0]
     assert [r["rank"] for r in first] == [1, 2, 3, 4, 5]
     assert all(a["weight"] >= b["weight"] for a, b in zip(first, first[1:], strict=False))
+    rankings = TOPIC_TERM_RANKINGS.conform(result.term_rankings).to_pylist()
+    assert {r["measure"] for r in rankings} == {"probability", "relevance", "frex"}
+    by_relevance = [r["term"] for r in rankings if r["topic"] == 0 and r["measure"] == "relevance"]
     label = result.topics.column("label").to_pylist()[0]
-    assert label == "·".join(r["term"] for r in first[:2])
+    assert label == "·".join(by_relevance[:2])
+    probability = [r for r in rankings if r["topic"] == 0 and r["measure"] == "probability"]
+    assert [r["term"] for r in probability] == [r["term"] for r in first]
+
+
+def test_relevance_and_frex_prefer_exclusive_terms():
+    """A term frequent in every topic ranks first by probability but not by relevance or FREX."""
+    phi = np.array([[0.5, 0.3, 0.1, 0.1], [0.5, 0.1, 0.3, 0.1]])
+    ranked = rank_terms(phi, np.array([100.0, 20.0, 20.0, 10.0]), LdaParams(frex_weight=0.7))
+    assert ranked["probability"][0][0, 0] == 0
+    assert ranked["relevance"][0][0, 0] == 1
+    assert ranked["frex"][0][0, 0] == 1
+    assert ranked["frex"][0][1, 0] == 2
+    lam1 = rank_terms(phi, np.array([100.0, 20.0, 20.0, 10.0]), LdaParams(relevance_lambda=1.0))
+    np.testing.assert_array_equal(lam1["relevance"][0], lam1["probability"][0])
 
 
 def test_same_seed_same_model_other_seed_other_model(two_themes):
@@ -79,14 +116,36 @@ def test_metrics_are_finite(two_themes):
     assert metrics["num_documents"] == 40
 
 
-def test_saved_model_loads(two_themes, tmp_path):
+@pytest.mark.parametrize("engine", ["gensim", "tomotopy"])
+def test_saved_model_loads(two_themes, tmp_path, engine):
+    result = lda(*two_themes, LdaParams(**{**PARAMS.__dict__, "engine": engine}))
+    save_model(result, tmp_path / "lda", {"segment": {"hmm": True}})
+    loaded = load_model(tmp_path / "lda")
+    np.testing.assert_array_equal(loaded.phi, result.fitted.phi)
+    assert loaded.terms == result.terms
+    assert loaded.meta["engine"] == engine and loaded.meta["format_version"] == 1
+    assert loaded.meta["settings"] == {"segment": {"hmm": True}}
+    assert not list(tmp_path.glob(".lda.*"))
+    native = "lda.model" if engine == "gensim" else "tomotopy.bin"
+    assert (tmp_path / "lda" / native).is_file()
+
+
+def test_gensim_model_file_still_loads_with_gensim(two_themes, tmp_path):
     from gensim.models import LdaModel
 
     result = lda(*two_themes, PARAMS)
-    save_model(result.model, tmp_path / "lda")
+    save_model(result, tmp_path / "lda")
     loaded = LdaModel.load(str(tmp_path / "lda" / "lda.model"))
-    np.testing.assert_allclose(loaded.get_topics(), result.model.get_topics())
-    assert not list(tmp_path.glob(".lda.*"))
+    np.testing.assert_allclose(loaded.get_topics(), result.fitted.phi)
+
+
+def test_unknown_model_format_is_refused(two_themes, tmp_path):
+    save_model(lda(*two_themes, PARAMS), tmp_path / "lda")
+    meta = json.loads((tmp_path / "lda" / "model.json").read_text(encoding="utf-8"))
+    meta["format_version"] = 99
+    (tmp_path / "lda" / "model.json").write_text(json.dumps(meta), encoding="utf-8")
+    with pytest.raises(LdaError, match="format 99"):
+        load_model(tmp_path / "lda")
 
 
 def test_too_few_documents(two_themes):
@@ -112,3 +171,178 @@ def test_vocabulary_ids_must_follow_row_order(two_themes):
     shuffled = vocabulary.take(list(range(vocabulary.num_rows))[::-1])
     with pytest.raises(LdaError, match="term_id"):
         lda(shuffled, doc_terms, tokens, PARAMS)
+
+
+TOMOTOPY = LdaParams(
+    **{**PARAMS.__dict__, "engine": "tomotopy", "iterations": 200, "alpha": 0.1, "eta": 0.01}
+)
+
+
+def test_tomotopy_engine_writes_the_same_tables(two_themes):
+    result = lda(*two_themes, TOMOTOPY)
+    DOC_TOPICS.conform(result.doc_topics)
+    TOPIC_TERMS.conform(result.topic_terms)
+    TOPICS.conform(result.topics)
+    weights = np.array(result.doc_topics.column("weight").to_pylist()).reshape(40, 2)
+    np.testing.assert_allclose(weights.sum(axis=1), 1.0)
+    dominant = weights.argmax(axis=1)
+    assert len(set(dominant[0::2])) == 1 and set(dominant[0::2]) != set(dominant[1::2])
+    assert result.fitted.convergence and "ll_per_word" in result.fitted.convergence[-1]
+
+
+@pytest.mark.parametrize("alpha", ["auto", "asymmetric", "symmetric"])
+def test_tomotopy_priors(two_themes, alpha):
+    result = lda(*two_themes, LdaParams(**{**TOMOTOPY.__dict__, "alpha": alpha}))
+    assert result.fitted.alpha.shape == (2,)
+    if alpha == "asymmetric":
+        assert result.fitted.alpha[0] > result.fitted.alpha[1]
+
+
+def test_same_threads_same_tables_whatever_the_workers(two_themes):
+    """Workers run independent fits only; tomotopy's threads are part of the model."""
+    base = lda(*two_themes, LdaParams(**{**TOMOTOPY.__dict__, "threads": 2}))
+    for workers in (1, 3):
+        other = lda(
+            *two_themes, LdaParams(**{**TOMOTOPY.__dict__, "threads": 2, "workers": workers})
+        )
+        assert other.doc_topics.equals(base.doc_topics)
+        assert other.topic_terms.equals(base.topic_terms)
+        assert other.topics.equals(base.topics)
+
+
+def test_auto_needs_a_k(two_themes):
+    with pytest.raises(LdaError, match="lda_sweep"):
+        lda(*two_themes, LdaParams(**{**PARAMS.__dict__, "num_topics": "auto"}))
+    assert (
+        lda(*two_themes, LdaParams(**{**PARAMS.__dict__, "num_topics": "auto"}), 3).metrics[
+            "num_topics"
+        ]
+        == 3
+    )
+
+
+@pytest.mark.parametrize(
+    ("values", "needle"),
+    [
+        ({"engine": "mallet"}, "lda.engine"),
+        ({"num_topics": "many"}, "lda.num_topics"),
+        ({"engine": "tomotopy", "eta": "auto"}, "lda.eta"),
+        ({"threads": 0}, "lda.threads"),
+        ({"relevance_lambda": 1.5}, "lda.relevance_lambda"),
+        ({"sweep": {"k": []}}, "lda.sweep.k"),
+        ({"sweep": {"k": [4, 4]}}, "lda.sweep.k"),
+        ({"sweep": {"seeds": "1"}}, "lda.sweep.seeds"),
+        ({"sweep": {"kk": [2]}}, "lda.sweep.kk"),
+        ({"prevalence_columns": "date"}, "lda.prevalence_columns"),
+        ({"date_bucket": "week"}, "lda.date_bucket"),
+    ],
+)
+def test_bad_lda_settings_name_the_key(values, needle):
+    raw = {
+        "clean": {"replacements": None},
+        "segment": {"userdict": None, "stopwords": None},
+        "lda": values,
+    }
+    with pytest.raises(ConfigError, match=needle.replace(".", r"\.")):
+        params_from_dict(raw)
+
+
+def test_nested_sweep_settings_and_overrides(tmp_path):
+    from pipeline.config import load_params
+    from tests.conftest import ROOT
+
+    params = load_params(ROOT / "params.yaml", ["lda.sweep.k=[3, 5]", "lda.num_topics=auto"])
+    assert params.lda.sweep.k == (3, 5)
+    assert params.lda.num_topics == "auto"
+
+
+def _meta(ids):
+    documents = pa.table(
+        {
+            "doc_id": ids,
+            "title": [f"title {i}" if i % 3 else None for i in range(len(ids))],
+            "date": pa.array(
+                [
+                    datetime.date(2020 + i % 2, 1 + i % 12, 1) if i % 5 else None
+                    for i in range(len(ids))
+                ],
+                pa.date32(),
+            ),
+            "source": ["a.txt" if i < 20 else "b.txt" for i in range(len(ids))],
+        }
+    )
+    clean = pa.table(
+        {"doc_id": ids, "text": [f"文本  {i}\n" + "字" * 200 for i in range(len(ids))]}
+    )
+    return documents, clean
+
+
+def test_representative_docs(two_themes):
+    result = lda(*two_themes, PARAMS)
+    documents, clean = _meta(result.doc_ids)
+    params = LdaParams(**{**PARAMS.__dict__, "representative_docs": 3, "snippet_chars": 10})
+    table = REPRESENTATIVE_DOCS.conform(
+        representative_docs(result.doc_ids, result.fitted.theta, documents, clean, params)
+    )
+    rows = table.to_pylist()
+    assert len(rows) == 2 * 3
+    for topic in (0, 1):
+        mine = [r for r in rows if r["topic"] == topic]
+        assert [r["rank"] for r in mine] == [1, 2, 3]
+        assert all(a["weight"] >= b["weight"] for a, b in zip(mine, mine[1:], strict=False))
+    assert rows[0]["snippet"].startswith("文本 ") and rows[0]["snippet"].endswith("…")
+    assert len(rows[0]["snippet"]) == 11
+    assert snippet("短", 10) == "短"
+
+
+def test_snippet_starts_near_the_topic_terms():
+    text = "开头" * 50 + "足球比赛" + "结尾" * 50
+    piece = snippet(text, 20, ["股票", "足球"])
+    assert "足球" in piece and piece.startswith("…") and piece.endswith("…")
+    assert len(piece) == 22
+    assert snippet(text, 20, ["火星"]).startswith("开头")
+    assert snippet("  a\n b  ", 10) == "a b"
+
+
+@pytest.mark.parametrize("bucket", ["year", "month"])
+def test_topic_prevalence_by_date_and_source(two_themes, bucket):
+    result = lda(*two_themes, PARAMS)
+    documents, _ = _meta(result.doc_ids)
+    params = LdaParams(**{**PARAMS.__dict__, "date_bucket": bucket, "bootstrap": 50})
+    table = TOPIC_PREVALENCE.conform(
+        topic_prevalence(result.doc_ids, result.fitted.theta, documents, params)
+    )
+    rows = table.to_pylist()
+    assert {r["column"] for r in rows} == {bucket, "source"}
+    for column in (bucket, "source"):
+        mine = [r for r in rows if r["column"] == column]
+        assert sum(r["n_docs"] for r in mine) == 40 * 2  # every document, once per topic
+    assert "(missing)" in {r["group"] for r in rows if r["column"] == bucket}
+    if bucket == "year":
+        assert {r["group"] for r in rows if r["column"] == "year"} == {"2020", "2021", "(missing)"}
+    else:
+        assert "2021-02" in {r["group"] for r in rows}
+    for r in rows:
+        assert r["ci_low"] <= r["mean"] + 1e-12 and r["mean"] <= r["ci_high"] + 1e-12
+    again = topic_prevalence(result.doc_ids, result.fitted.theta, documents, params)
+    assert again.equals(table)
+
+
+def test_prevalence_by_a_missing_column_names_the_setting(two_themes):
+    result = lda(*two_themes, PARAMS)
+    documents, _ = _meta(result.doc_ids)
+    params = LdaParams(**{**PARAMS.__dict__, "prevalence_columns": ("label",)})
+    with pytest.raises(LdaError, match="lda.prevalence_columns"):
+        topic_prevalence(result.doc_ids, result.fitted.theta, documents, params)
+
+
+def test_prevalence_by_a_label_column_of_tabular_input(two_themes):
+    result = lda(*two_themes, PARAMS)
+    documents, _ = _meta(result.doc_ids)
+    documents = documents.append_column("label", pa.array(["体育", "财经"] * 20))
+    params = LdaParams(**{**PARAMS.__dict__, "prevalence_columns": ("label",), "bootstrap": 20})
+    rows = topic_prevalence(result.doc_ids, result.fitted.theta, documents, params).to_pylist()
+    assert {(r["column"], r["group"]) for r in rows} == {("label", "体育"), ("label", "财经")}
+    # The themes alternate like the labels: each label's documents lean to one topic.
+    sport = sorted((r for r in rows if r["group"] == "体育"), key=lambda r: r["topic"])
+    assert max(r["mean"] for r in sport) > 0.9

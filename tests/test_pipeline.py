@@ -46,7 +46,7 @@ def test_topic_mixes_are_distributions(sample_run: Paths, params):
     assert pc.min(sums.column("weight_sum")).as_py() == pytest.approx(1.0)
     assert pc.max(sums.column("weight_sum")).as_py() == pytest.approx(1.0)
     topics = read_table(sample_run.table("topics"), ALL["topics"])
-    assert topics.num_rows == params.lda.num_topics
+    assert topics.num_rows == read_json(sample_run.metrics / "lda.json")["num_topics"]
     assert sum(topics.column("prevalence").to_pylist()) == pytest.approx(1.0)
 
 
@@ -69,10 +69,13 @@ def test_sample_topics_are_made_of_content_words(sample_run: Paths, lexicon):
 
 def test_metrics_file(sample_run: Paths, params):
     metrics = read_json(sample_run.metrics / "lda.json")
-    assert metrics["num_topics"] == params.lda.num_topics
+    k = params.lda.num_topics
+    if k == "auto":
+        k = read_json(sample_run.metrics / "sweep.json")["recommended_k"]
+    assert metrics["num_topics"] == k
     for key in QUALITY_METRICS:
         assert isinstance(metrics[key], float)
-    assert (sample_run.models / "lda" / "lda.model").is_file()
+    assert (sample_run.models / "lda" / "model.json").is_file()
 
 
 def _digests(folder: Path) -> dict[str, str]:

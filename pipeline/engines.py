@@ -1,0 +1,260 @@
+"""Topic-model engines behind one interface: gensim (variational Bayes) and tomotopy (Gibbs).
+
+Each engine fits a document-term count matrix and returns plain arrays (topic-word and
+document-topic distributions, the priors it ended with, a convergence trace), so that every
+table, the saved model and inference on new documents are the same code whatever the engine.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from pipeline.config import LdaParams
+
+log = logging.getLogger(__name__)
+
+# Gibbs sweeps between two convergence records of tomotopy.
+TOMOTOPY_LOG_EVERY = 50
+
+
+@dataclass
+class Fitted:
+    """A fitted model as arrays: ``phi`` (topics x terms), ``theta`` (documents x topics)."""
+
+    engine: str
+    phi: np.ndarray
+    theta: np.ndarray
+    alpha: np.ndarray
+    eta: float
+    convergence: list[dict[str, float]] = field(default_factory=list)
+    native: Any = None
+
+
+def fit(
+    counts: sp.csr_matrix,
+    num_topics: int,
+    params: LdaParams,
+    seed: int,
+    terms: list[str] | None = None,
+) -> Fitted:
+    """Fit LDA with ``params.engine`` on a (documents x terms) count matrix, seeded by ``seed``.
+
+    ``terms`` (column i is term i) only names the words inside gensim's own saved model.
+    """
+    counts = sp.csr_matrix(counts)
+    if params.engine == "tomotopy":
+        fitted = _fit_tomotopy(counts, num_topics, params, seed)
+    else:
+        fitted = _fit_gensim(counts, num_topics, params, seed, terms)
+    if fitted.convergence:
+        log.debug("%s convergence: %s", params.engine, fitted.convergence)
+    return fitted
+
+
+def bag_of_words(counts: sp.csr_matrix) -> list[list[tuple[int, int]]]:
+    """gensim's corpus format, one list of (term id, count) per row."""
+    return [
+        list(
+            zip(
+                counts.indices[a:b].tolist(),
+                counts.data[a:b].tolist(),
+                strict=True,
+            )
+        )
+        for a, b in zip(counts.indptr[:-1], counts.indptr[1:], strict=True)
+    ]
+
+
+def prior_vector(value: str | float, num_topics: int) -> np.ndarray:
+    """A document-topic prior as gensim defines its names (also the start of a learned one)."""
+    if value == "asymmetric":
+        raw = 1.0 / (np.arange(num_topics) + np.sqrt(num_topics))
+        return raw / raw.sum()
+    if isinstance(value, str):  # symmetric, auto
+        return np.full(num_topics, 1.0 / num_topics)
+    return np.full(num_topics, float(value))
+
+
+class _ConvergenceLog(logging.Handler):
+    """Collects gensim's per-chunk "documents converged" debug records; passes on the records
+    at the level that was configured before (to the root logger's handlers)."""
+
+    def __init__(self, passthrough_level: int) -> None:
+        super().__init__(logging.DEBUG)
+        self.passthrough_level = passthrough_level
+        self.records: list[dict[str, float]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.levelno >= self.passthrough_level:
+            for handler in logging.getLogger().handlers:
+                if record.levelno >= handler.level:
+                    handler.handle(record)
+        if "documents converged within" in str(record.msg) and len(record.args) == 3:
+            converged, total, iterations = record.args
+            self.records.append(
+                {"converged": float(converged), "documents": float(total), "iterations": iterations}
+            )
+
+
+def _fit_gensim(
+    counts: sp.csr_matrix, k: int, params: LdaParams, seed: int, terms: list[str] | None
+) -> Fitted:
+    from gensim.models import LdaModel
+
+    corpus = bag_of_words(counts)
+    id2word = (
+        dict(enumerate(terms))
+        if terms is not None
+        else dict(enumerate(map(str, range(counts.shape[1]))))
+    )
+    logger = logging.getLogger("gensim.models.ldamodel")
+    handler = _ConvergenceLog(logger.getEffectiveLevel())
+    old_level, old_propagate = logger.level, logger.propagate
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    logger.propagate = False
+    try:
+        model = LdaModel(
+            corpus=corpus,
+            id2word=id2word,
+            num_topics=k,
+            passes=params.passes,
+            iterations=params.iterations,
+            chunksize=params.chunksize,
+            alpha=params.alpha,
+            eta=None if params.eta == "symmetric" else params.eta,
+            random_state=seed,
+            eval_every=None,
+            dtype=np.float64,
+        )
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(old_level)
+        logger.propagate = old_propagate
+    gamma, _ = model.inference(corpus)
+    theta = gamma / gamma.sum(axis=1, keepdims=True)
+    eta = np.asarray(model.eta, dtype=np.float64)
+    if handler.records:
+        last = handler.records[-1]
+        log.info(
+            "gensim: last chunk %d/%d documents converged within %d iterations",
+            last["converged"],
+            last["documents"],
+            last["iterations"],
+        )
+    return Fitted(
+        engine="gensim",
+        phi=model.get_topics().astype(np.float64),
+        theta=theta.astype(np.float64),
+        alpha=np.asarray(model.alpha, dtype=np.float64),
+        eta=float(eta.mean()),
+        convergence=handler.records,
+        native=model,
+    )
+
+
+def _fit_tomotopy(counts: sp.csr_matrix, k: int, params: LdaParams, seed: int) -> Fitted:
+    import tomotopy as tp
+
+    alpha = prior_vector(params.alpha, k)
+    eta = 1.0 / k if params.eta == "symmetric" else float(params.eta)
+    model = tp.LDAModel(
+        k=k,
+        alpha=alpha.tolist() if params.alpha == "asymmetric" else float(alpha[0]),
+        eta=eta,
+        seed=seed,
+        min_cf=0,
+        rm_top=0,
+    )
+    # Words are term ids as text; each document lists every occurrence.
+    for a, b in zip(counts.indptr[:-1], counts.indptr[1:], strict=True):
+        words = np.repeat(counts.indices[a:b], counts.data[a:b]).astype(str).tolist()
+        model.add_doc(words)
+    model.optim_interval = 10 if params.alpha == "auto" else 0
+    parallel = tp.ParallelScheme.PARTITION
+    trace = []
+    done = 0
+    while done < params.iterations:
+        step = min(TOMOTOPY_LOG_EVERY, params.iterations - done)
+        with warnings.catch_warnings():
+            # "may differ ... if workers != 1": PARTITION with a fixed thread count does not.
+            warnings.simplefilter("ignore", RuntimeWarning)
+            model.train(step, workers=params.threads, parallel=parallel, show_progress=False)
+        done += step
+        trace.append({"iteration": float(done), "ll_per_word": float(model.ll_per_word)})
+    log.info(
+        "tomotopy: log-likelihood per word %s",
+        " → ".join(f"{t['ll_per_word']:.3f}" for t in trace[-4:]),
+    )
+    phi = np.zeros((k, counts.shape[1]), dtype=np.float64)
+    used = np.asarray([int(w) for w in model.used_vocabs], dtype=np.int64)
+    for topic in range(k):
+        phi[topic, used] = model.get_topic_word_dist(topic)
+    if len(used) < counts.shape[1]:
+        # Terms absent from these documents keep only the prior's share.
+        n_k = np.asarray(model.get_count_by_topics(), dtype=np.float64)
+        missing = np.setdiff1d(np.arange(counts.shape[1]), used)
+        phi[:, missing] = (eta / (n_k + len(used) * eta))[:, None]
+        phi /= phi.sum(axis=1, keepdims=True)
+    theta = np.asarray([doc.get_topic_dist() for doc in model.docs], dtype=np.float64)
+    theta /= theta.sum(axis=1, keepdims=True)
+    return Fitted(
+        engine="tomotopy",
+        phi=phi,
+        theta=theta,
+        alpha=np.asarray(model.alpha, dtype=np.float64).reshape(-1),
+        eta=float(model.eta),
+        convergence=trace,
+        native=model,
+    )
+
+
+def fold_in(
+    phi: np.ndarray,
+    alpha: np.ndarray,
+    counts: sp.csr_matrix,
+    iterations: int = 200,
+    tol: float = 1e-8,
+    block: int = 4096,
+) -> np.ndarray:
+    """Topic mix of new documents under fixed topics (EM for theta), for any engine.
+
+    Deterministic (it starts from uniform mixes) and needs only the saved arrays, which is
+    what ``zhtopics infer`` and held-out perplexity use.
+    """
+    counts = sp.csr_matrix(counts, dtype=np.float64)
+    n, k = counts.shape[0], phi.shape[0]
+    theta = np.full((n, k), 1.0 / k)
+    phi_t = np.ascontiguousarray(phi.T)
+    for start in range(0, n, block):
+        part = counts[start : start + block]
+        rows = np.repeat(np.arange(part.shape[0]), np.diff(part.indptr))
+        t = theta[start : start + block]
+        for _ in range(iterations):
+            denom = np.einsum("ij,ij->i", t[rows], phi_t[part.indices])
+            ratio = sp.csr_matrix(
+                (part.data / np.maximum(denom, 1e-300), part.indices, part.indptr),
+                shape=part.shape,
+            )
+            new = t * (ratio @ phi_t) + alpha[None, :]
+            new /= new.sum(axis=1, keepdims=True)
+            delta = np.abs(new - t).max() if new.size else 0.0
+            t = new
+            if delta < tol:
+                break
+        theta[start : start + block] = t
+    return theta
+
+
+def log_likelihood(phi: np.ndarray, theta: np.ndarray, counts: sp.csr_matrix) -> float:
+    """Sum over tokens of log P(term | document) = log(theta . phi)."""
+    counts = sp.csr_matrix(counts, dtype=np.float64)
+    rows = np.repeat(np.arange(counts.shape[0]), np.diff(counts.indptr))
+    p = np.einsum("ij,ji->i", theta[rows], phi[:, counts.indices])
+    return float((counts.data * np.log(np.maximum(p, 1e-300))).sum())

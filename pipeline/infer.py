@@ -1,0 +1,139 @@
+"""zhtopics infer: topic mixes of new documents under a saved model, without refitting.
+
+The new files go through the project's own ingest, clean and segment stages (the same code and
+settings as training, into a temporary folder); their tokens are mapped to the model's
+vocabulary, unknown words are ignored and counted, and each mix is folded in under the saved
+topics (:func:`pipeline.engines.fold_in`).
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import scipy.sparse as sp
+
+from pipeline import engines
+from pipeline.config import Params
+from pipeline.io import Paths, read_table, write_table
+from pipeline.lda import SavedModel, doc_topics_table, settings_snapshot
+from pipeline.schemas import DOC_TOPICS, DOCUMENTS, INFERRED_DOCS, TOKENS, require_columns
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class InferResult:
+    doc_topics: pa.Table
+    docs: pa.Table
+
+
+def infer(tokens: pa.Table, model: SavedModel, documents: pa.Table | None = None) -> InferResult:
+    """Fold each document's known tokens into the saved topics; count the unknown ones."""
+    require_columns(tokens, ["doc_id", "tokens"], "infer (tokens)")
+    index = {t: i for i, t in enumerate(model.terms)}
+    doc_ids = tokens.column("doc_id").to_pylist()
+    rows, cols, known, unknown, n_tokens = [], [], [], [], []
+    for row, toks in enumerate(tokens.column("tokens").to_pylist()):
+        ids = [index[t] for t in toks if t in index]
+        cols.extend(ids)
+        rows.extend([row] * len(ids))
+        known.append(len(ids))
+        unknown.append(len(toks) - len(ids))
+        n_tokens.append(len(toks))
+    counts = sp.csr_matrix(
+        (np.ones(len(cols)), (rows, cols)), shape=(len(doc_ids), len(model.terms))
+    )
+    counts.sum_duplicates()
+    has_terms = np.asarray(known) > 0
+    theta = engines.fold_in(model.phi, model.alpha, counts[has_terms])
+    kept_ids = [d for d, h in zip(doc_ids, has_terms, strict=True) if h]
+    meta = {}
+    if documents is not None:
+        meta = {r["doc_id"]: r for r in documents.select(["doc_id", "source", "title"]).to_pylist()}
+    status = [
+        "inferred" if h else ("no_tokens" if n == 0 else "no_known_terms")
+        for h, n in zip(has_terms, n_tokens, strict=True)
+    ]
+    docs = pa.table(
+        {
+            "doc_id": doc_ids,
+            "source": [meta.get(d, {}).get("source", "") for d in doc_ids],
+            "title": [meta.get(d, {}).get("title") for d in doc_ids],
+            "status": status,
+            "n_tokens": pa.array(n_tokens, pa.int64()),
+            "n_known": pa.array(known, pa.int64()),
+            "n_unknown": pa.array(unknown, pa.int64()),
+        }
+    )
+    return InferResult(doc_topics_table(kept_ids, theta), INFERRED_DOCS.conform(docs))
+
+
+def docs_path(out: Path) -> Path:
+    """Where the per-document report goes: beside ``out``, named ``<stem>.docs.parquet``."""
+    out = Path(out)
+    return out.with_name(f"{out.stem}.docs.parquet")
+
+
+def _check_settings(params: Params, model: SavedModel) -> None:
+    trained = model.meta.get("settings") or {}
+    now = settings_snapshot(params)
+    changed = [
+        f"{section}.{key}"
+        for section in ("ingest", "clean", "segment")
+        for key in sorted(set(trained.get(section, {})) | set(now.get(section, {})))
+        if trained.get(section, {}).get(key) != now.get(section, {}).get(key)
+    ]
+    if changed:
+        log.warning(
+            "infer: the model was trained with other settings for %s; the new documents are "
+            "prepared with the current ones (use the params file the model was trained with)",
+            ", ".join(changed),
+        )
+
+
+def run(params: Params, source: Path, model_dir: Path, out: Path) -> InferResult:
+    """Prepare ``source`` (a file or folder) with the pipeline's stages, then infer."""
+    from pipeline.cli import run_stages
+    from pipeline.lda import load_model
+
+    model = load_model(model_dir)
+    _check_settings(params, model)
+    source = Path(source)
+    if not source.exists():
+        raise FileNotFoundError(f"{source}: no such file or folder to infer")
+    with tempfile.TemporaryDirectory(prefix="zhtopics-infer-") as tmp:
+        tmp = Path(tmp)
+        raw = source
+        if source.is_file():
+            raw = tmp / "raw"
+            raw.mkdir()
+            (raw / source.name).symlink_to(source.resolve())
+        paths = Paths.under(raw, tmp / "out")
+        run_stages(params, paths, until="segment")
+        result = infer(
+            read_table(paths.table("tokens"), TOKENS),
+            model,
+            read_table(paths.table("documents"), DOCUMENTS),
+        )
+    write_table(result.doc_topics, out, DOC_TOPICS)
+    write_table(result.docs, docs_path(out), INFERRED_DOCS)
+    docs = result.docs
+    total_unknown = sum(docs.column("n_unknown").to_pylist())
+    total = sum(docs.column("n_tokens").to_pylist())
+    log.info(
+        "infer: %d document(s), %d with a topic mix -> %s; %d of %d tokens (%.1f%%) unknown "
+        "to the model, ignored (per document in %s)",
+        docs.num_rows,
+        docs.column("status").to_pylist().count("inferred"),
+        out,
+        total_unknown,
+        total,
+        100 * total_unknown / max(total, 1),
+        docs_path(out),
+    )
+    return result

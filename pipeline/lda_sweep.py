@@ -1,0 +1,239 @@
+"""Stage lda_sweep: one model per K and seed, scored (coherence, diversity, held-out perplexity,
+stability across seeds) to recommend K."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import hashlib
+import logging
+import multiprocessing
+from dataclasses import dataclass
+from itertools import combinations
+
+import numpy as np
+import pyarrow as pa
+import scipy.sparse as sp
+
+from pipeline import engines
+from pipeline.config import LdaParams, Params
+from pipeline.io import Paths, read_table, write_json, write_table
+from pipeline.lda import (
+    DIVERSITY_TOP_N,
+    LdaError,
+    build_counts,
+    build_dictionary,
+    check_inputs,
+    coherence_scores,
+    texts_in_vocabulary,
+    top_terms,
+    topic_diversity,
+)
+from pipeline.schemas import DOC_TERMS, SWEEP, TOKENS, VOCABULARY
+
+log = logging.getLogger(__name__)
+
+STABILITY_TOP_N = 20
+RULE = (
+    "the K with the highest mean c_npmi over seeds among those whose mean stability (best-match "
+    "Jaccard of top-{n} terms between seeds) is at least lda.sweep.min_stability = {m}; "
+    "if no K reaches it, the most stable K; ties go to the smaller K"
+)
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    table: pa.Table
+    summary: dict
+    by_k: list[dict]
+
+
+@dataclass(frozen=True)
+class _Data:
+    """What every fit of the sweep needs; built once, shared by the worker processes."""
+
+    train: sp.csr_matrix
+    heldout_fit: sp.csr_matrix
+    heldout_eval: sp.csr_matrix
+    terms: np.ndarray
+    texts: list
+    corpus: list
+    dictionary: object
+    params: LdaParams
+
+
+_DATA: _Data | None = None
+
+
+def split_heldout(doc_ids: list[str], share: float) -> np.ndarray:
+    """A boolean mask of held-out documents, from a hash of each doc_id (stable everywhere)."""
+    scores = np.array(
+        [int.from_bytes(hashlib.sha256(d.encode()).digest()[:8], "big") / 2**64 for d in doc_ids]
+    )
+    mask = scores < share
+    if not mask.any():
+        mask[int(np.argmin(scores))] = True
+    if (~mask).sum() < 2:
+        raise LdaError(f"lda_sweep: {len(doc_ids)} document(s) are too few to hold some out")
+    return mask
+
+
+def completion_halves(
+    tokens: pa.Table, doc_ids: list[str], term_ids: dict[str, int]
+) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+    """Document completion: each document's tokens alternately into a fit half and an eval half."""
+    by_doc = dict(
+        zip(tokens.column("doc_id").to_pylist(), tokens.column("tokens").to_pylist(), strict=True)
+    )
+    halves = []
+    for start in (0, 1):
+        rows, cols = [], []
+        for row, doc in enumerate(doc_ids):
+            ids = [term_ids[t] for t in by_doc.get(doc) or [] if t in term_ids]
+            cols.extend(ids[start::2])
+            rows.extend([row] * len(ids[start::2]))
+        m = sp.csr_matrix((np.ones(len(cols)), (rows, cols)), shape=(len(doc_ids), len(term_ids)))
+        m.sum_duplicates()
+        halves.append(m)
+    return halves[0], halves[1]
+
+
+def lda_sweep(
+    vocabulary: pa.Table, doc_terms: pa.Table, tokens: pa.Table, params: LdaParams
+) -> SweepResult:
+    """Fit every K x seed of ``params.sweep`` on the training share and score each model."""
+    global _DATA
+    check_inputs(vocabulary, doc_terms, tokens, "lda_sweep")
+    doc_ids, counts = build_counts(doc_terms, vocabulary.num_rows)
+    if counts.shape[0] < 3:
+        raise LdaError(f"lda_sweep: {counts.shape[0]} document(s) have terms; need at least 3")
+    mask = split_heldout(doc_ids, params.sweep.holdout)
+    terms = np.asarray(vocabulary.column("term").to_pylist(), dtype=object)
+    heldout_ids = [d for d, m in zip(doc_ids, mask, strict=True) if m]
+    fit_half, eval_half = completion_halves(
+        tokens, heldout_ids, {t: i for i, t in enumerate(terms.tolist())}
+    )
+    dictionary = build_dictionary(vocabulary, counts.shape[0])
+    _DATA = _Data(
+        train=counts[~mask],
+        heldout_fit=fit_half,
+        heldout_eval=eval_half,
+        terms=terms,
+        texts=texts_in_vocabulary(tokens, set(doc_ids), dictionary),
+        corpus=engines.bag_of_words(counts),
+        dictionary=dictionary,
+        params=params,
+    )
+    log.info(
+        "lda_sweep: %d training and %d held-out documents; K %s x seeds %s",
+        int((~mask).sum()),
+        int(mask.sum()),
+        list(params.sweep.k),
+        list(params.sweep.seeds),
+    )
+    tasks = [(k, seed) for k in params.sweep.k for seed in params.sweep.seeds]
+    try:
+        if params.workers > 1 and len(tasks) > 1:
+            ctx = multiprocessing.get_context("fork")
+            with concurrent.futures.ProcessPoolExecutor(params.workers, mp_context=ctx) as pool:
+                results = list(pool.map(_score, tasks))
+        else:
+            results = [_score(task) for task in tasks]
+    finally:
+        _DATA = None
+    return _summarise(results, params)
+
+
+def _score(task: tuple[int, int]) -> dict:
+    k, seed = task
+    data = _DATA
+    params = data.params
+    fitted = engines.fit(data.train, k, params, seed)
+    top = top_terms(fitted.phi, max(params.coherence_top_n, DIVERSITY_TOP_N, STABILITY_TOP_N))
+    coherence = coherence_scores(
+        [data.terms[row[: params.coherence_top_n]].tolist() for row in top],
+        data.texts,
+        data.corpus,
+        data.dictionary,
+    )
+    theta = engines.fold_in(fitted.phi, fitted.alpha, data.heldout_fit)
+    n_eval = data.heldout_eval.sum()
+    perplexity = (
+        float(np.exp(-engines.log_likelihood(fitted.phi, theta, data.heldout_eval) / n_eval))
+        if n_eval
+        else float("nan")
+    )
+    log.info("lda_sweep: K=%d seed=%d c_npmi=%.4f", k, seed, coherence["c_npmi"])
+    return {
+        "k": k,
+        "seed": seed,
+        "c_npmi": coherence["c_npmi"],
+        "c_v": coherence["c_v"],
+        "u_mass": coherence["u_mass"],
+        "diversity": topic_diversity(top[:, :DIVERSITY_TOP_N]),
+        "perplexity": perplexity,
+        "top": [set(row[:STABILITY_TOP_N].tolist()) for row in top],
+    }
+
+
+def stability(a: list[set], b: list[set]) -> float:
+    """Mean over the topics of ``a`` of the best Jaccard similarity with a topic of ``b``."""
+    return float(np.mean([max(len(x & y) / len(x | y) for y in b) for x in a]))
+
+
+def _summarise(results: list[dict], params: LdaParams) -> SweepResult:
+    by_k: dict[int, list[dict]] = {}
+    for r in results:
+        by_k.setdefault(r["k"], []).append(r)
+    for runs in by_k.values():
+        for r in runs:
+            others = [stability(r["top"], o["top"]) for o in runs if o is not r]
+            r["stability"] = float(np.mean(others)) if others else None
+        if len(runs) > 1:
+            pairs = [stability(a["top"], b["top"]) for a, b in combinations(runs, 2)]
+            log.debug("lda_sweep: K=%d pairwise stability %s", runs[0]["k"], pairs)
+    columns = [c for c in SWEEP.columns]
+    table = SWEEP.conform(
+        pa.table({c: [r[c] for r in results] for c in columns}), where="lda_sweep"
+    )
+    means = []
+    for k in sorted(by_k):
+        runs = by_k[k]
+        row = {"k": k}
+        for c in ("c_npmi", "c_v", "u_mass", "diversity", "perplexity", "stability"):
+            values = [r[c] for r in runs if r[c] is not None]
+            row[c] = round(float(np.mean(values)), 6) if values else None
+        means.append(row)
+    recommended = recommend(means, params.sweep.min_stability)
+    summary = {
+        "recommended_k": recommended,
+        "rule": RULE.format(n=STABILITY_TOP_N, m=params.sweep.min_stability),
+        "k": [m["k"] for m in means],
+        "seeds": list(params.sweep.seeds),
+        "engine": params.engine,
+    }
+    return SweepResult(table=table, summary=summary, by_k=means)
+
+
+def recommend(means: list[dict], min_stability: float) -> int:
+    """Apply the rule in ``RULE`` to the per-K means (sorted by K)."""
+    stable = [m for m in means if m["stability"] is None or m["stability"] >= min_stability]
+    if stable:
+        best = max(stable, key=lambda m: (m["c_npmi"], -m["k"]))
+    else:
+        best = max(means, key=lambda m: (m["stability"], -m["k"]))
+    return int(best["k"])
+
+
+def main(params: Params, paths: Paths) -> None:
+    result = lda_sweep(
+        read_table(paths.table("vocabulary"), VOCABULARY),
+        read_table(paths.table("doc_terms"), DOC_TERMS),
+        read_table(paths.table("tokens"), TOKENS),
+        params.lda,
+    )
+    write_table(result.table, paths.table("sweep"), SWEEP)
+    write_json(result.summary, paths.metrics / "sweep.json")
+    write_json(result.by_k, paths.metrics / "sweep_plot.json")
+    for row in result.by_k:
+        log.info("lda_sweep: %s", row)
+    log.info("lda_sweep: recommended K = %d", result.summary["recommended_k"])

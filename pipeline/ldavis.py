@@ -1,0 +1,115 @@
+"""lda_vis.html: pyLDAvis' interactive view as one offline UTF-8 file (d3, LDAvis JS/CSS inlined).
+
+LDAvis reserves topic 0 for "no topic selected", so the view numbers topics from 1; the page
+says so and lists each view number beside the topic number of the parquet tables.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import scipy.sparse as sp
+
+from pipeline.io import atomic_path
+
+VIS_ID = "ldavis_zhtopics"
+ONE_TOPIC_PAGE = (
+    '<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>zhtopics</title></head>'
+    "<body><p>The model has one topic; the topic map needs at least two.</p></body></html>\n"
+)
+log = logging.getLogger(__name__)
+
+PAGE = """<!DOCTYPE html>
+<html lang="zh">
+<head>
+<meta charset="utf-8">
+<title>zhtopics: topic model view</title>
+<style>{css}
+body {{ font-family: sans-serif; margin: 1em; }}
+table.zhtopics {{ border-collapse: collapse; margin: 0.5em 0 1em; font-size: 13px; }}
+table.zhtopics td, table.zhtopics th {{ border: 1px solid #ccc; padding: 2px 6px; }}
+</style>
+<script>{d3}</script>
+<script>{ldavis}</script>
+</head>
+<body>
+<h1>Topics</h1>
+<p>Topic numbers: <strong>topic N in this view is topic N&minus;1</strong> in topics.parquet,
+doc_topics.parquet and every other table (the view cannot show a topic 0). Topics are in the
+tables' order, not re-sorted by size.</p>
+<table class="zhtopics">
+<tr><th>view</th><th>topic (tables)</th><th>label</th><th>prevalence</th></tr>
+{rows}
+</table>
+<div id="{vis_id}" style="background-color:white;"></div>
+<script>
+var {vis_id}_data = {data};
+new LDAvis("#{vis_id}", {vis_id}_data);
+</script>
+</body>
+</html>
+"""
+
+
+def render(
+    phi: np.ndarray,
+    theta: np.ndarray,
+    counts: sp.csr_matrix,
+    terms: list[str],
+    topics: pa.Table,
+) -> str:
+    """The whole page for a fitted model, deterministic (fixed element id, single process)."""
+    import pyLDAvis
+    import pyLDAvis.urls
+
+    if phi.shape[0] < 2:
+        log.warning("lda: the pyLDAvis view needs at least 2 topics; lda_vis.html says so")
+        return ONE_TOPIC_PAGE
+    term_freq = np.asarray(counts.sum(axis=0), dtype=np.float64).ravel()
+    keep = term_freq > 0  # LDAvis divides by term frequency
+    doc_lengths = np.asarray(counts.sum(axis=1), dtype=np.float64).ravel()
+    phi_kept = phi[:, keep] / phi[:, keep].sum(axis=1, keepdims=True)
+    prepared = pyLDAvis.prepare(
+        topic_term_dists=phi_kept,
+        doc_topic_dists=theta,
+        doc_lengths=doc_lengths,
+        vocab=[t for t, k in zip(terms, keep, strict=True) if k],
+        term_frequency=term_freq[keep],
+        R=30,
+        mds="pcoa",
+        n_jobs=1,
+        sort_topics=False,
+        start_index=1,
+    )
+    rows = "\n".join(
+        f"<tr><td>{r['topic'] + 1}</td><td>{r['topic']}</td><td>{html.escape(r['label'])}</td>"
+        f"<td>{100 * r['prevalence']:.1f}%</td></tr>"
+        for r in topics.select(["topic", "label", "prevalence"]).to_pylist()
+    )
+    return PAGE.format(
+        css=_read(pyLDAvis.urls.LDAVIS_CSS_LOCAL),
+        d3=_script(_read(pyLDAvis.urls.D3_LOCAL)),
+        ldavis=_script(_read(pyLDAvis.urls.LDAVIS_LOCAL)),
+        rows=rows,
+        vis_id=VIS_ID,
+        data=_script(json.dumps(json.loads(prepared.to_json()), ensure_ascii=False)),
+    )
+
+
+def _read(path: str) -> str:
+    return Path(path).read_text(encoding="utf-8")
+
+
+def _script(text: str) -> str:
+    """Text safe inside a <script> element."""
+    return text.replace("</", "<\\/")
+
+
+def write_html(page: str, path: Path) -> None:
+    with atomic_path(Path(path)) as tmp:
+        tmp.write_text(page, encoding="utf-8")

@@ -1,0 +1,90 @@
+import json
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from pipeline.config import LdaParams, SweepParams, TfidfParams
+from pipeline.lda import LdaError
+from pipeline.lda_sweep import lda_sweep, recommend, split_heldout, stability
+from pipeline.schemas import SWEEP
+from pipeline.tfidf import tfidf
+from tests.conftest import FIXTURES
+
+PARAMS = LdaParams(
+    passes=5,
+    iterations=50,
+    random_state=7,
+    top_n=5,
+    coherence_top_n=3,
+    sweep=SweepParams(k=(2, 3), seeds=(1, 2), min_stability=0.5, holdout=0.25),
+)
+
+
+@pytest.fixture(scope="module")
+def two_themes():
+    themes = json.loads((FIXTURES / "two_themes.json").read_text(encoding="utf-8"))
+    rng = np.random.default_rng(1)
+    ids = [f"d{n:02d}" for n in range(40)]
+    docs = [rng.choice(themes[n % 2], size=30).tolist() for n in range(40)]
+    tokens = pa.table({"doc_id": ids, "tokens": docs, "n_tokens": [len(d) for d in docs]})
+    result = tfidf(tokens, TfidfParams(min_df=1, max_df=1.0))
+    return result.vocabulary, result.doc_terms, tokens
+
+
+@pytest.mark.parametrize("engine", ["gensim", "tomotopy"])
+def test_one_row_per_k_and_seed(two_themes, engine):
+    params = LdaParams(**{**PARAMS.__dict__, "engine": engine})
+    result = lda_sweep(*two_themes, params)
+    table = SWEEP.conform(result.table)
+    pairs = zip(table.column("k").to_pylist(), table.column("seed").to_pylist(), strict=True)
+    assert list(pairs) == [
+        (2, 1),
+        (2, 2),
+        (3, 1),
+        (3, 2),
+    ]
+    for name in ("c_npmi", "c_v", "u_mass", "diversity", "perplexity", "stability"):
+        assert all(np.isfinite(table.column(name).to_pylist())), name
+    stab = table.column("stability").to_pylist()
+    assert all(0 <= s <= 1 for s in stab)
+    # Two disjoint themes: two topics come back the same whatever the seed.
+    assert stab[0] == pytest.approx(1.0) and stab[1] == pytest.approx(1.0)
+    assert result.summary["recommended_k"] in (2, 3)
+    assert "stability" in result.summary["rule"]
+    assert [row["k"] for row in result.by_k] == [2, 3]
+
+
+def test_workers_do_not_change_the_table(two_themes):
+    one = lda_sweep(*two_themes, PARAMS)
+    two = lda_sweep(*two_themes, LdaParams(**{**PARAMS.__dict__, "workers": 2}))
+    assert one.table.equals(two.table)
+    assert one.summary == two.summary
+
+
+def test_stability_is_best_match_jaccard():
+    a = [{1, 2}, {3, 4}]
+    assert stability(a, [{3, 4}, {1, 2}]) == 1.0
+    assert stability(a, [{1, 5}, {6, 7}]) == pytest.approx((1 / 3 + 0) / 2)
+
+
+def test_recommendation_rule():
+    means = [
+        {"k": 2, "c_npmi": 0.1, "stability": 0.9},
+        {"k": 3, "c_npmi": 0.3, "stability": 0.6},
+        {"k": 4, "c_npmi": 0.5, "stability": 0.2},
+    ]
+    assert recommend(means, 0.5) == 3  # k=4 is more coherent but unstable
+    assert recommend(means, 0.95) == 2  # none stable enough: the most stable
+    tie = [{"k": 5, "c_npmi": 0.3, "stability": 1.0}, {"k": 6, "c_npmi": 0.3, "stability": 1.0}]
+    assert recommend(tie, 0.5) == 5
+
+
+def test_heldout_split_is_stable_and_never_empty():
+    ids = [f"doc{i}" for i in range(50)]
+    mask = split_heldout(ids, 0.2)
+    assert 0 < mask.sum() < 50
+    np.testing.assert_array_equal(mask, split_heldout(list(ids), 0.2))
+    assert split_heldout(ids[:3], 0.01).sum() == 1
+    with pytest.raises(LdaError, match="too few"):
+        split_heldout(ids[:2], 0.9)

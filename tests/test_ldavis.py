@@ -1,0 +1,37 @@
+import json
+import re
+
+import numpy as np
+import pyarrow as pa
+import scipy.sparse as sp
+
+from pipeline.io import Paths, read_table
+from pipeline.ldavis import ONE_TOPIC_PAGE, VIS_ID, render
+from pipeline.schemas import TOPICS
+
+
+def test_view_is_offline_utf8_and_numbered_like_the_tables(sample_run: Paths):
+    page = (sample_run.processed / "lda_vis.html").read_bytes().decode("utf-8")
+    # No external scripts, stylesheets or imports: d3, LDAvis and its CSS are inline.
+    assert not re.search(r"<script[^>]*\bsrc\s*=", page, re.I)
+    assert not re.search(r"<link\b", page, re.I)
+    assert not re.search(r"@import|url\(\s*['\"]?https?:", page, re.I)
+    assert not re.search(r"LDAvis_load_lib|getScript|require\.config", page)
+    assert '<meta charset="utf-8">' in page
+    assert "function LDAvis" in page or "LDAvis = function" in page
+    data = json.loads(re.search(rf"var {VIS_ID}_data = (\{{.*?\}});\n", page, re.S).group(1))
+    topics = read_table(sample_run.table("topics"), TOPICS)
+    k = topics.num_rows
+    assert data["topic.order"] == list(range(1, k + 1))  # not re-sorted
+    assert data["mdsDat"]["topics"] == list(range(1, k + 1))
+    assert "topic N in this view is topic N&minus;1" in page
+    for row in topics.to_pylist():
+        assert f"<td>{row['topic'] + 1}</td><td>{row['topic']}</td>" in page
+
+
+def test_one_topic_gives_a_plain_page():
+    counts = sp.csr_matrix(np.ones((3, 4)))
+    topics = pa.table({"topic": [0], "label": ["a"], "prevalence": [1.0]})
+    assert render(np.full((1, 4), 0.25), np.ones((3, 1)), counts, list("abcd"), topics) == (
+        ONE_TOPIC_PAGE
+    )
