@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from pipeline import clean, ingest, lda, segment, tfidf
+from pipeline import clean, ingest, lda, report, segment, tfidf
 from pipeline.config import ConfigError, Params, load_params
 from pipeline.io import Paths
 
@@ -20,6 +20,7 @@ STAGES: dict[str, Callable[[Params, Paths], None]] = {
     "segment": segment.main,
     "tfidf": tfidf.main,
     "lda": lda.main,
+    "report": report.main,
 }
 
 

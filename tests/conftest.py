@@ -51,3 +51,11 @@ def venv_env() -> dict[str, str]:
 def table(**columns) -> pa.Table:
     """A small in-memory table from column lists."""
     return pa.table(columns)
+
+
+@pytest.fixture(scope="session")
+def enriched_run(sample_run: Paths, tmp_path_factory: pytest.TempPathFactory) -> Paths:
+    """The sample run plus stand-ins for the tables of the ingest and topic-model issues."""
+    from tests.contract_tables import write_enriched_run
+
+    return write_enriched_run(sample_run, tmp_path_factory.mktemp("enriched_run"))
