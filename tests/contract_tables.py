@@ -1,4 +1,4 @@
-"""Small tables in the shapes of /contracts (issues 3 and 5) built from a real sample run.
+"""Stand-ins, in the agreed shapes, for the tables of the ingest and topic-model issues.
 
 The report and the notebooks draw these tables when a run has them; until the stages that
 write them exist, the tests write these stand-ins (with Chinese group names, to exercise the
@@ -14,7 +14,12 @@ import pyarrow as pa
 
 from pipeline import plots
 from pipeline.io import Paths, read_table, write_json, write_table
-from pipeline.schemas import ALL, TableSchema, _s
+from pipeline.schemas import ALL, TableSchema
+
+
+def _s(name: str, type_: pa.DataType, nullable: bool = False) -> pa.Field:
+    return pa.field(name, type_, nullable=nullable)
+
 
 INGEST_REPORT = TableSchema(
     "ingest_report",

@@ -14,8 +14,13 @@ from tests.conftest import ROOT
 
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 EXPECTED = ["1.0-corpus-overview", "2.0-keywords", "3.0-topics", "4.0-model-selection"]
-# Notebooks that draw an optional table (ingest report, sweep, ...) when a run has it.
-WITH_OPTIONAL_TABLES = ["1.0-corpus-overview", "3.0-topics", "4.0-model-selection"]
+# The optional outputs each notebook draws when a run has them, and says so when not.
+OPTIONAL = {
+    "1.0-corpus-overview": ["ingest_report.parquet", "clean_audit.parquet"],
+    "2.0-keywords": [],
+    "3.0-topics": ["topic_prevalence.parquet", "representative_docs.parquet", "lda_vis.html"],
+    "4.0-model-selection": ["sweep.parquet"],
+}
 
 
 def test_the_four_notebooks_are_there():
@@ -67,8 +72,8 @@ def _check(book, path: Path, draws: bool = True) -> None:
     assert bool(pictures) == draws, f"{path.name}: {len(pictures)} pictures"
 
 
-# Each notebook runs once or twice, within the suite's time budget: on the sample run as it is
-# (the optional tables absent), and on the sample run plus stand-ins for the optional tables.
+# Each notebook runs once or twice, within the suite's time budget: on the sample run as the
+# pipeline writes it, and on the sample run plus stand-ins for every optional table.
 # 3.0-topics draws the most and its absent-table branches are the report's, so it runs once.
 RUNS = [
     ("1.0-corpus-overview", "sample_run"),
@@ -81,15 +86,16 @@ RUNS = [
 
 
 def test_every_notebook_is_run():
-    assert {name for name, _ in RUNS} == set(EXPECTED)
+    assert {name for name, _ in RUNS} == set(EXPECTED) == set(OPTIONAL)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name,run", RUNS, ids=[f"{n}-{r}" for n, r in RUNS])
 def test_notebook_runs_top_to_bottom(name: str, run: str, request, monkeypatch):
     path = ROOT / "notebooks" / f"{name}.ipynb"
-    book = _execute(path, request.getfixturevalue(run).processed, monkeypatch)
-    absent = run == "sample_run" and name in WITH_OPTIONAL_TABLES
-    _check(book, path, draws=not (absent and name == "4.0-model-selection"))  # no sweep yet
+    out = request.getfixturevalue(run).processed
+    book = _execute(path, out, monkeypatch)
+    missing = [f for f in OPTIONAL[name] if not (out / f).is_file()]
+    _check(book, path, draws=name != "4.0-model-selection" or not missing)
     streams = "".join(o.get("text", "") for o in _outputs(book) if "text" in o)
-    assert ("This run has no" in streams) == absent
+    assert ("This run has no" in streams) == bool(missing), missing

@@ -2,6 +2,7 @@
 
 import base64
 import re
+import shutil
 import warnings
 
 import pytest
@@ -60,7 +61,8 @@ def test_the_page_shows_the_run(plain, sample_run):
         assert label in page
     assert f'<td class="num">{r.documents.num_rows}</td>' in page
     for table in ("ingest_report", "clean_audit", "topic_prevalence", "representative_docs"):
-        assert f"({table}.parquet) in this run" in page
+        absent = not sample_run.table(table).is_file()
+        assert (f"({table}.parquet) in this run" in page) == absent
 
 
 def test_optional_tables_are_drawn_when_present(enriched, enriched_run):
@@ -72,12 +74,6 @@ def test_optional_tables_are_drawn_when_present(enriched, enriched_run):
     snippet = docs.column("snippet")[0].as_py()
     assert snippet[:20] in page
     assert "in this run" not in page
-
-
-def test_settings_change_the_page(sample_run, plain):
-    fewer = _build(sample_run, top_terms=3, keyword_groups="year")
-    assert fewer["index.html"] != plain["index.html"]
-    assert "keywords by year" in _html(fewer)
 
 
 def test_an_unknown_group_column_names_the_setting(sample_run):
@@ -93,16 +89,18 @@ def test_bad_settings_are_refused_naming_the_key(key, value):
         params_from_dict({"report": {key: value}})
 
 
-def test_the_command_gives_the_same_bytes_and_replaces_the_folder(sample_run, tmp_path, plain):
-    import shutil
-
+def test_the_command_follows_the_settings_and_replaces_the_folder(sample_run, tmp_path, plain):
+    """(Same inputs, same bytes across processes: tests/test_pipeline.py runs the report twice.)"""
     processed = tmp_path / "processed"
     shutil.copytree(sample_run.processed, processed)
-    (processed / "report").mkdir(exist_ok=True)
     (processed / "report" / "stale.png").write_bytes(b"old")
-    args = ["report", "--processed", str(processed), "--metrics", str(sample_run.metrics)]
-    assert main([*args, "--params", str(ROOT / "params.yaml"), "-q"]) == 0
-    assert _folder(processed / "report") == plain
+    args = ["report", "-q", "--processed", str(processed), "--metrics", str(sample_run.metrics)]
+    settings = ["--set", "report.top_terms=3", "--set", "report.keyword_groups=year"]
+    assert main([*args, "--params", str(ROOT / "params.yaml"), *settings]) == 0
+    written = _folder(processed / "report")
+    assert "stale.png" not in written
+    assert set(written) == set(plain) and written["index.html"] != plain["index.html"]
+    assert "keywords by year" in _html(written)
 
 
 def test_the_command_needs_the_lda_tables(tmp_path, capsys):
