@@ -464,6 +464,8 @@ def wordcloud_image(
         colormap="tab10",
         prefer_horizontal=1.0,
         min_font_size=9,
+        # A fixed largest size spares wordcloud a trial layout (and many font loads).
+        max_font_size=int(height * 0.42),
         random_state=random_state,
     )
     if not weights:

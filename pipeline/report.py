@@ -11,19 +11,39 @@ from __future__ import annotations
 
 import base64
 import html
+import importlib.util
 import logging
+import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import pyarrow.compute as pc
-from matplotlib.figure import Figure
 
-from pipeline import plots
 from pipeline.config import Params, ReportParams
 from pipeline.io import Paths, write_folder
 from pipeline.results import Results, load_results
 
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
 log = logging.getLogger(__name__)
+
+
+def _import_lazily(name: str):
+    """Import ``name`` on first use (the standard library's recipe): the CLI imports every
+    stage, and matplotlib should load only when a report is drawn, not for every stage."""
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.find_spec(name)
+    spec.loader = importlib.util.LazyLoader(spec.loader)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+plots = _import_lazily("pipeline.plots")
 
 STYLE = """
 body { font-family: "Noto Sans CJK SC", "PingFang SC", "Microsoft YaHei", sans-serif;
