@@ -550,12 +550,12 @@ def plot_doc_topic_heatmap(
     if len(order) > max_docs:
         order = order[np.unique(np.linspace(0, len(order) - 1, max_docs).round().astype(int))]
     names = topic_names(topics, width=14) if topics is not None else {}
-    fig = _figure(1.8 + 0.75 * k, 1.4 + 0.19 * len(order))
+    fig = _figure(2.0 + 0.75 * k, 1.4 + 0.21 * len(order))
     ax = fig.add_subplot()
     image = ax.imshow(theta[order], aspect="auto", cmap="Blues", vmin=0, vmax=1)
     ax.set_xticks(range(k), [names.get(t, f"T{t}") for t in range(k)], rotation=40, ha="right")
     labels = labels or {}
-    ax.set_yticks(range(len(order)), [labels.get(docs[i], docs[i]) for i in order], fontsize=7)
+    ax.set_yticks(range(len(order)), [labels.get(docs[i], docs[i]) for i in order], fontsize=8)
     shown = f"{len(order)} of {len(docs)} documents" if len(order) < len(docs) else "documents"
     ax.set_title(f"document-topic weights ({shown}, by main topic)")
     fig.colorbar(image, ax=ax, shrink=0.5, label="weight")
