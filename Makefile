@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 export PATH := $(BIN):$(PATH)
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: install run test lint format lock clean-venv
+.PHONY: install run test lint format lock clean-venv notebooks clear-notebooks
 
 install: $(STAMP)
 
@@ -34,6 +34,17 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
+
+# JupyterLab in the project's environment, opened on notebooks/ (its kernel is this .venv).
+# Extra options: make notebooks LAB_ARGS="--no-browser --port 8899"
+LAB_ARGS ?=
+notebooks: $(STAMP)
+	$(BIN)/jupyter lab --ServerApp.root_dir=$(CURDIR) --LabApp.default_url=/lab/tree/notebooks \
+		$(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
+
+# Notebooks are committed without outputs (tests/test_notebooks.py checks): clear them first.
+clear-notebooks: $(STAMP)
+	$(BIN)/jupyter nbconvert --clear-output --inplace notebooks/*.ipynb
 
 # Re-resolve requirements.lock after changing dependencies in pyproject.toml (needs uv).
 lock:

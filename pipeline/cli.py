@@ -16,6 +16,7 @@ from pipeline import (
     ingest,
     lda,
     lda_sweep,
+    report,
     segment,
     tfidf,
 )
@@ -31,6 +32,7 @@ STAGES: dict[str, Callable[[Params, Paths], None]] = {
     "tfidf": tfidf.main,
     "lda_sweep": lda_sweep.main,
     "lda": lda.main,
+    "report": report.main,
 }
 
 # Benchmarks: `zhtopics bench <name>`; each module has add_arguments(parser) and run(args) -> int.
@@ -68,7 +70,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="zhtopics",
-        description="Topic modelling of Chinese text: ingest, clean, segment, tfidf, lda.",
+        description="Topic modelling of Chinese text: ingest, clean, segment, tfidf, lda_sweep, lda, report.",
     )
     sub = parser.add_subparsers(dest="command", required=True)
     defaults = Paths()

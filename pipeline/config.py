@@ -254,6 +254,37 @@ class LdaParams:
 
 
 @dataclass(frozen=True)
+class ReportParams:
+    """What the HTML report (data/processed/report/) shows."""
+
+    # Documents column whose groups get their own keywords: parent_id (each whole document
+    # when paragraphs are the unit), source, title, year, month or a metadata column.
+    keyword_groups: str = "parent_id"
+    # Terms that are keywords of the most documents.
+    top_keywords: int = 20
+    # Terms per topic and per group in the bar charts and the topics table.
+    top_terms: int = 10
+    wordcloud_words: int = 50
+    # Rows of the document-topic heatmap (evenly spaced over all documents beyond this).
+    heatmap_docs: int = 80
+    # Representative documents listed per topic.
+    docs_per_topic: int = 3
+    # Resolution of the pictures.
+    dpi: int = 100
+
+    def __post_init__(self) -> None:
+        if not self.keyword_groups:
+            _fail("report.keyword_groups", self.keyword_groups, "a documents column name")
+        for key in ("top_keywords", "top_terms", "wordcloud_words", "heatmap_docs"):
+            if getattr(self, key) < 1:
+                _fail(f"report.{key}", getattr(self, key), "an integer >= 1")
+        if self.docs_per_topic < 0:
+            _fail("report.docs_per_topic", self.docs_per_topic, "an integer >= 0")
+        if not 30 <= self.dpi <= 600:
+            _fail("report.dpi", self.dpi, "an integer from 30 to 600")
+
+
+@dataclass(frozen=True)
 class Params:
     """All settings, one section per stage."""
 
@@ -262,6 +293,7 @@ class Params:
     segment: SegmentParams = field(default_factory=SegmentParams)
     tfidf: TfidfParams = field(default_factory=TfidfParams)
     lda: LdaParams = field(default_factory=LdaParams)
+    report: ReportParams = field(default_factory=ReportParams)
 
 
 _SECTION_TYPES = typing.get_type_hints(Params)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -177,3 +178,34 @@ class Spool:
 
     def __exit__(self, exc_type, exc, tb) -> None:
         self._dir.cleanup()
+def read_optional(path: Path, schema: TableSchema | None) -> pa.Table | None:
+    """The table at ``path``, or None when no stage of this run wrote it.
+
+    Checked against ``schema`` when the table is declared in this version of the pipeline;
+    without a schema (a table a newer stage writes) the caller checks the columns it needs.
+    """
+    path = Path(path)
+    if not path.is_file():
+        return None
+    table = pq.read_table(path)
+    return schema.conform(table, where=str(path)) if schema is not None else table
+
+
+def write_folder(files: dict[str, bytes], directory: Path) -> None:
+    """Replace ``directory`` by exactly ``files`` (name -> bytes), built beside it and swapped in.
+
+    Nothing stale from an earlier run survives, and a failed write leaves the old folder.
+    """
+    directory = Path(directory)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+    try:
+        tmp.chmod(0o755)
+        for name, data in sorted(files.items()):
+            (tmp / name).write_bytes(data)
+        if directory.exists():
+            shutil.rmtree(directory)
+        tmp.rename(directory)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)

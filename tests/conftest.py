@@ -51,3 +51,11 @@ def venv_env() -> dict[str, str]:
 def table(**columns) -> pa.Table:
     """A small in-memory table from column lists."""
     return pa.table(columns)
+
+
+@pytest.fixture(scope="session")
+def bare_run(sample_run: Paths, tmp_path_factory: pytest.TempPathFactory) -> Paths:
+    """The sample run without its optional tables, as a partial or older run has it."""
+    from tests.contract_tables import write_bare_run
+
+    return write_bare_run(sample_run, tmp_path_factory.mktemp("bare_run"))

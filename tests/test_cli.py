@@ -24,7 +24,8 @@ def test_run_until_stops_after_that_stage(tmp_path):
 
 
 def test_set_overrides_a_setting(tmp_path):
-    assert _run(tmp_path, "--set", "lda.num_topics=3", "--set", "lda.passes=2") == 0
+    overrides = ["--set", "lda.num_topics=3", "--set", "lda.passes=2"]
+    assert _run(tmp_path, *overrides, "--until", "lda") == 0
     assert read_json(tmp_path / "metrics" / "lda.json")["num_topics"] == 3
 
 

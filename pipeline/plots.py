@@ -1,0 +1,647 @@
+"""Pictures of the pipeline's tables, with Chinese text that renders on any machine.
+
+Importing this module registers Noto Sans CJK SC, the font that the ``mplfonts`` package ships
+inside its wheel, with matplotlib and makes it the default font, so that no label comes out as
+empty boxes ("tofu"); word clouds get the same file through ``font_path()``. Nothing is
+downloaded and no file outside the running process is changed.
+
+Every ``plot_*`` function takes pyarrow tables as the stages write them and returns a
+matplotlib ``Figure`` (built without pyplot, so nothing is shown twice in Jupyter and nothing
+leaks in a long run); ``figure_png`` turns one into deterministic PNG bytes. The ``*_table``
+helpers shape tables for a picture and read no files.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Mapping
+from importlib import resources
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from matplotlib.figure import Figure
+
+from pipeline.schemas import require_columns
+
+FONT_PACKAGE = "mplfonts"
+FONT_FILE = "NotoSansCJKsc-Regular.otf"
+FONT_FAMILY = "Noto Sans CJK SC"
+# Categorical colours that stay apart in print and for common colour blindness.
+PALETTE = matplotlib.colormaps["tab10"].colors
+TIME_COLUMNS = ("year", "month", "date")
+
+
+class FontError(RuntimeError):
+    """The bundled CJK font cannot be found; reinstalling the environment fixes it."""
+
+
+def font_path() -> Path:
+    """The CJK font file inside the installed ``mplfonts`` package (also for word clouds)."""
+    path = Path(str(resources.files(FONT_PACKAGE) / "fonts" / FONT_FILE))
+    if not path.is_file():
+        raise FontError(f"{path}: CJK font missing; reinstall the environment (make install)")
+    return path
+
+
+def use_cjk_font() -> str:
+    """Register the bundled CJK font with matplotlib and make it the default; return its name."""
+    from matplotlib import font_manager
+
+    path = font_path()
+    if not any(entry.fname == str(path) for entry in font_manager.fontManager.ttflist):
+        font_manager.fontManager.addfont(str(path))
+    matplotlib.rcParams["font.family"] = "sans-serif"
+    sans = [f for f in matplotlib.rcParams["font.sans-serif"] if f != FONT_FAMILY]
+    matplotlib.rcParams["font.sans-serif"] = [FONT_FAMILY, *sans]
+    matplotlib.rcParams["axes.unicode_minus"] = False
+    # Same figure, same bytes: fixed ids in SVG output (PNG carries no date).
+    matplotlib.rcParams["svg.hashsalt"] = "zhtopics"
+    return FONT_FAMILY
+
+
+use_cjk_font()
+
+
+# --- output -------------------------------------------------------------------------------
+
+
+def figure_png(fig: Figure, dpi: int = 100) -> bytes:
+    """PNG bytes of ``fig``; no software name or date in the file, so the bytes repeat."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi, metadata={"Software": None})
+    return buffer.getvalue()
+
+
+def _figure(width: float, height: float) -> Figure:
+    return Figure(figsize=(width, height), layout="constrained")
+
+
+def _empty(title: str, message: str) -> Figure:
+    """A small figure that says why there is nothing to draw, instead of failing."""
+    fig = _figure(6, 1.2)
+    ax = fig.add_subplot()
+    ax.set_axis_off()
+    ax.set_title(title)
+    ax.text(0.5, 0.4, message, ha="center", va="center", color="0.4")
+    return fig
+
+
+def _grid(n: int, ncols: int, panel_w: float, panel_h: float, title: str = ""):
+    ncols = max(1, min(ncols, n))
+    nrows = math.ceil(n / ncols)
+    fig = _figure(panel_w * ncols, panel_h * nrows + (0.4 if title else 0))
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    for ax in axes[n:]:
+        ax.set_axis_off()
+    if title:
+        fig.suptitle(title)
+    return fig, axes[:n]
+
+
+def _barh(ax, labels: list[str], values: list, color):
+    """Horizontal bars at fixed positions: labels stay text even when they look like numbers."""
+    positions = list(range(len(labels)))
+    bars = ax.barh(positions, values, color=color)
+    ax.set_yticks(positions, labels)
+    return bars
+
+
+def shorten(text: str | None, width: int = 14) -> str:
+    """One line of at most ``width`` characters; a cut keeps the end too (``妇联…篇2``),
+    where names that share a beginning differ."""
+    text = " ".join((text or "").split())
+    if len(text) <= width:
+        return text
+    tail = max(1, (width - 1) // 3)
+    return text[: width - 1 - tail] + "…" + text[-tail:]
+
+
+# --- table helpers ------------------------------------------------------------------------
+
+
+def count_table(table: pa.Table, column: str) -> pa.Table:
+    """Rows per value of ``column`` (nulls as "(none)"), most frequent first, ties by value."""
+    require_columns(table, [column], "count_table")
+    values = pc.fill_null(table.column(column).cast(pa.string()), "(none)")
+    counts = pa.table({"value": values}).group_by("value").aggregate([("value", "count")])
+    counts = counts.rename_columns(["value", "count"])
+    return counts.sort_by([("count", "descending"), ("value", "ascending")])
+
+
+def period_table(documents: pa.Table, freq: str = "year") -> pa.Table:
+    """Documents per year (``2022``) or month (``2022-09``) of their date, in time order."""
+    require_columns(documents, ["date"], "period_table")
+    if freq not in ("year", "month"):
+        raise ValueError(f"period_table: freq must be 'year' or 'month', got {freq!r}")
+    dates = documents.column("date").drop_null()
+    if len(dates) == 0:
+        return pa.table({"period": pa.array([], pa.string()), "count": pa.array([], pa.int64())})
+    years = pc.year(dates).cast(pa.string())
+    periods = years
+    if freq == "month":
+        months = pc.utf8_lpad(pc.month(dates).cast(pa.string()), 2, "0")
+        periods = pc.binary_join_element_wise(years, months, "-")
+    counts = pa.table({"period": periods}).group_by("period").aggregate([("period", "count")])
+    return counts.rename_columns(["period", "count"]).sort_by("period")
+
+
+def document_labels(documents: pa.Table, width: int = 16, paragraph: bool = True) -> dict[str, str]:
+    """A short readable name per doc_id: title (or source), part and paragraph number."""
+    require_columns(documents, ["doc_id", "source", "title"], "document_labels")
+    parts = _column_or_nulls(documents, "part")
+    paragraphs = _column_or_nulls(documents, "paragraph") if paragraph else parts
+    labels = {}
+    for doc, source, title, part, para in zip(
+        documents.column("doc_id").to_pylist(),
+        documents.column("source").to_pylist(),
+        documents.column("title").to_pylist(),
+        parts,
+        paragraphs,
+        strict=True,
+    ):
+        label = shorten(title or Path(source).name, width)
+        if part:
+            label += f" 篇{part}"
+        if paragraph and para is not None:
+            label += f" ¶{para + 1}"
+        labels[doc] = label
+    return labels
+
+
+def _column_or_nulls(table: pa.Table, column: str) -> list:
+    if column in table.column_names:
+        return table.column(column).to_pylist()
+    return [None] * table.num_rows
+
+
+def group_labels(documents: pa.Table, column: str) -> dict[str, str]:
+    """The group of each doc_id by a documents column; ``year``/``month`` come from ``date``.
+
+    ``parent_id`` groups the paragraphs of one document and is named by its title and part.
+    """
+    if column in ("year", "month"):
+        require_columns(documents, ["doc_id", "date"], "group_labels")
+        dates = documents.column("date").to_pylist()
+        fmt = "%Y" if column == "year" else "%Y-%m"
+        values = [d.strftime(fmt) if d else "(no date)" for d in dates]
+    elif column == "parent_id":
+        require_columns(documents, ["doc_id", "parent_id", "title", "source"], "group_labels")
+        names = document_labels(documents, width=20, paragraph=False)
+        first: dict[str, str] = {}
+        for doc, parent in zip(
+            documents.column("doc_id").to_pylist(),
+            documents.column("parent_id").to_pylist(),
+            strict=True,
+        ):
+            first.setdefault(parent, names[doc])
+        values = [first[p] for p in documents.column("parent_id").to_pylist()]
+    else:
+        if column not in documents.column_names:
+            raise ValueError(
+                f"no documents column {column!r} to group by; "
+                f"choose one of {documents.column_names} or year, month"
+            )
+        values = ["(none)" if v is None else str(v) for v in documents.column(column).to_pylist()]
+    return dict(zip(documents.column("doc_id").to_pylist(), values, strict=True))
+
+
+def corpus_keywords_table(keywords: pa.Table, top_n: int = 20) -> pa.Table:
+    """The terms that are keywords of most documents (ties: higher summed weight, then term)."""
+    require_columns(keywords, ["doc_id", "term", "weight"], "corpus_keywords_table")
+    agg = keywords.group_by("term").aggregate([("doc_id", "count"), ("weight", "sum")])
+    agg = agg.rename_columns(["term", "n_docs", "weight"])
+    agg = agg.sort_by([("n_docs", "descending"), ("weight", "descending"), ("term", "ascending")])
+    return agg.slice(0, top_n)
+
+
+def group_keywords_table(
+    doc_terms: pa.Table, vocabulary: pa.Table, groups: Mapping[str, str], top_n: int = 10
+) -> pa.Table:
+    """Top terms per group by mean TF-IDF over the group's documents: group, rank, term, weight.
+
+    ``groups`` maps doc_id to a group name (see ``group_labels``); documents without terms
+    count in their group's size, so a term spread thinly over a large group ranks lower.
+    """
+    require_columns(doc_terms, ["doc_id", "term_id", "tfidf"], "group_keywords_table")
+    require_columns(vocabulary, ["term_id", "term"], "group_keywords_table")
+    group_of = [groups.get(d, "(none)") for d in doc_terms.column("doc_id").to_pylist()]
+    sums = (
+        pa.table({"group": group_of, "term_id": doc_terms.column("term_id")})
+        .append_column("tfidf", doc_terms.column("tfidf"))
+        .group_by(["group", "term_id"])
+        .aggregate([("tfidf", "sum")])
+    )
+    sizes: dict[str, int] = {}
+    for g in groups.values():
+        sizes[g] = sizes.get(g, 0) + 1
+    ids, words = vocabulary.column("term_id").to_pylist(), vocabulary.column("term").to_pylist()
+    terms = dict(zip(ids, words, strict=True))
+    rows: dict[str, list[tuple[float, str]]] = {}
+    for g, term_id, total in zip(
+        sums.column("group").to_pylist(),
+        sums.column("term_id").to_pylist(),
+        sums.column("tfidf_sum").to_pylist(),
+        strict=True,
+    ):
+        rows.setdefault(g, []).append((-total / max(sizes.get(g, 1), 1), terms[term_id]))
+    out: dict[str, list] = {"group": [], "rank": [], "term": [], "weight": []}
+    for g in sorted(rows):
+        for rank, (neg, term) in enumerate(sorted(rows[g])[:top_n], start=1):
+            out["group"].append(g)
+            out["rank"].append(rank)
+            out["term"].append(term)
+            out["weight"].append(-neg)
+    return pa.table(
+        {
+            "group": pa.array(out["group"], pa.string()),
+            "rank": pa.array(out["rank"], pa.int32()),
+            "term": pa.array(out["term"], pa.string()),
+            "weight": pa.array(out["weight"], pa.float64()),
+        }
+    )
+
+
+def topic_names(topics: pa.Table, width: int = 18) -> dict[int, str]:
+    """``"T0 发展·活动·巾帼建功"`` per topic, from the topics table's labels."""
+    require_columns(topics, ["topic", "label"], "topic_names")
+    return {
+        t: shorten(f"T{t} {label}", width)
+        for t, label in zip(
+            topics.column("topic").to_pylist(), topics.column("label").to_pylist(), strict=True
+        )
+    }
+
+
+# --- corpus -------------------------------------------------------------------------------
+
+
+def plot_counts(table: pa.Table, column: str, title: str | None = None, top_n: int = 30) -> Figure:
+    """Horizontal bars: rows per value of ``column`` (status, source, format, ...)."""
+    counts = count_table(table, column)
+    title = title or f"documents by {column}"
+    if counts.num_rows == 0:
+        return _empty(title, "no documents")
+    shown = counts.slice(0, top_n)
+    labels = [shorten(v, 40) for v in shown.column("value").to_pylist()][::-1]
+    values = shown.column("count").to_pylist()[::-1]
+    fig = _figure(7, 0.9 + 0.3 * len(labels))
+    ax = fig.add_subplot()
+    bars = _barh(ax, labels, values, PALETTE[0])
+    ax.bar_label(bars, padding=2, fontsize=8)
+    ax.set_xlabel("documents")
+    more = counts.num_rows - shown.num_rows
+    ax.set_title(title + (f" (top {top_n}; {more} more)" if more > 0 else ""))
+    ax.margins(x=0.1)
+    return fig
+
+
+def plot_documents_by_date(documents: pa.Table, freq: str = "year") -> Figure:
+    """Bars: documents per year or month of their date; undated documents are counted aside."""
+    periods = period_table(documents, freq)
+    undated = documents.column("date").null_count
+    title = f"documents by {freq}" + (f" ({undated} undated)" if undated else "")
+    if periods.num_rows == 0:
+        return _empty(title, "no document has a date")
+    labels = periods.column("period").to_pylist()
+    fig = _figure(max(4.0, 0.45 * len(labels) + 1.5), 3)
+    ax = fig.add_subplot()
+    bars = ax.bar(range(len(labels)), periods.column("count").to_pylist(), color=PALETTE[0])
+    ax.set_xticks(range(len(labels)), labels)
+    ax.bar_label(bars, padding=2, fontsize=8)
+    ax.set_ylabel("documents")
+    ax.set_title(title)
+    ax.margins(y=0.12)
+    ax.tick_params(axis="x", labelrotation=90 if len(labels) > 12 else 0)
+    return fig
+
+
+def plot_lengths(clean: pa.Table, tokens: pa.Table | None = None, bins: int = 30) -> Figure:
+    """Histograms of characters per document (by clean status) and of tokens per document."""
+    require_columns(clean, ["n_chars", "status"], "plot_lengths")
+    panels = 2 if tokens is not None else 1
+    fig = _figure(5 * panels, 3.2)
+    axes = fig.subplots(1, panels, squeeze=False).ravel()
+    chars = np.asarray(clean.column("n_chars").to_pylist(), dtype=float)
+    statuses = clean.column("status").to_pylist()
+    edges = np.histogram_bin_edges(chars, bins=bins) if len(chars) else bins
+    for i, status in enumerate(sorted(set(statuses), key=lambda s: (s != "kept", s))):
+        values = chars[[s == status for s in statuses]]
+        axes[0].hist(values, bins=edges, color=PALETTE[i % 10], alpha=0.75, label=status)
+    axes[0].set_xlabel("characters (after cleaning)")
+    axes[0].set_ylabel("documents")
+    axes[0].set_title("document length")
+    if statuses:
+        axes[0].legend(fontsize=8)
+    if tokens is not None:
+        require_columns(tokens, ["n_tokens"], "plot_lengths")
+        counts = np.asarray(tokens.column("n_tokens").to_pylist(), dtype=float)
+        axes[1].hist(counts[counts > 0], bins=bins, color=PALETTE[1])
+        axes[1].set_xlabel("content tokens (documents with any)")
+        axes[1].set_title("tokens per document")
+    return fig
+
+
+def plot_ingest_report(ingest_report: pa.Table) -> Figure:
+    """One panel per dimension (status, encoding, format) of the ingest report's counts."""
+    require_columns(ingest_report, ["dimension", "value", "count"], "plot_ingest_report")
+    dims = sorted(set(ingest_report.column("dimension").to_pylist()))
+    if not dims:
+        return _empty("ingest report", "no files were read")
+    fig, axes = _grid(len(dims), 3, 4, 2.8, "ingest report")
+    rows = ingest_report.to_pylist()
+    for ax, dim in zip(axes, dims, strict=True):
+        part = sorted(
+            (r for r in rows if r["dimension"] == dim), key=lambda r: (-r["count"], r["value"])
+        )
+        labels = [shorten(str(r["value"]), 20) for r in part][::-1]
+        bars = _barh(ax, labels, [r["count"] for r in part][::-1], PALETTE[2])
+        ax.bar_label(bars, padding=2, fontsize=8)
+        ax.set_title(dim)
+        ax.margins(x=0.15)
+    return fig
+
+
+def plot_clean_audit(clean_audit: pa.Table) -> Figure:
+    """Per cleaning rule: documents it changed and characters it removed."""
+    require_columns(clean_audit, ["doc_id", "rule", "chars_removed"], "plot_clean_audit")
+    if clean_audit.num_rows == 0:
+        return _empty("cleaning rules", "no rule changed any document")
+    agg = clean_audit.group_by("rule").aggregate(
+        [("doc_id", "count_distinct"), ("chars_removed", "sum")]
+    )
+    agg = agg.sort_by([("doc_id_count_distinct", "descending"), ("rule", "ascending")])
+    rules = agg.column("rule").to_pylist()[::-1]
+    fig = _figure(9, 0.9 + 0.3 * len(rules))
+    axes = fig.subplots(1, 2, sharey=True)
+    for ax, column, xlabel, colour in (
+        (axes[0], "doc_id_count_distinct", "documents changed", PALETTE[0]),
+        (axes[1], "chars_removed_sum", "characters removed", PALETTE[3]),
+    ):
+        bars = _barh(ax, rules, agg.column(column).to_pylist()[::-1], colour)
+        ax.bar_label(bars, padding=2, fontsize=8)
+        ax.set_xlabel(xlabel)
+        ax.margins(x=0.15)
+    fig.suptitle("cleaning rules")
+    return fig
+
+
+# --- terms, keywords, word clouds -----------------------------------------------------------
+
+
+def plot_term_bars(
+    table: pa.Table,
+    facet: str,
+    titles: Mapping | None = None,
+    top_n: int = 10,
+    ncols: int = 3,
+    title: str = "",
+    value: str = "weight",
+) -> Figure:
+    """Small multiples: one horizontal bar chart of terms per value of ``facet``.
+
+    Works for topic_terms (facet ``topic``), keywords (``doc_id``) and group keywords
+    (``group``); bars are ordered by ``value``, largest on top.
+    """
+    require_columns(table, [facet, "term", value], "plot_term_bars")
+    keys = sorted(set(table.column(facet).to_pylist()))
+    if not keys:
+        return _empty(title or "terms", "no terms")
+    fig, axes = _grid(len(keys), ncols, 3.6, 0.6 + 0.24 * top_n, title)
+    rows = table.select([facet, "term", value]).to_pylist()
+    titles = titles or {}
+    for i, (ax, key) in enumerate(zip(axes, keys, strict=True)):
+        part = sorted((r for r in rows if r[facet] == key), key=lambda r: (-r[value], r["term"]))
+        part = part[:top_n][::-1]
+        _barh(ax, [r["term"] for r in part], [r[value] for r in part], PALETTE[i % 10])
+        ax.set_title(shorten(str(titles.get(key, key)), 22), fontsize=10)
+        ax.tick_params(axis="x", labelsize=7)
+        ax.tick_params(axis="y", labelsize=9)
+    return fig
+
+
+def plot_corpus_keywords(keywords: pa.Table, top_n: int = 20) -> Figure:
+    """Bars: how many documents have each term among their TF-IDF keywords (the most first)."""
+    table = corpus_keywords_table(keywords, top_n)
+    title = f"the {top_n} most frequent keywords"
+    if table.num_rows == 0:
+        return _empty(title, "no keywords")
+    fig = _figure(6, 0.9 + 0.28 * table.num_rows)
+    ax = fig.add_subplot()
+    bars = _barh(
+        ax,
+        table.column("term").to_pylist()[::-1],
+        table.column("n_docs").to_pylist()[::-1],
+        PALETTE[0],
+    )
+    ax.bar_label(bars, padding=2, fontsize=8)
+    ax.set_xlabel("documents that have the term among their keywords")
+    ax.set_title(title)
+    ax.margins(x=0.1)
+    return fig
+
+
+def wordcloud_image(
+    weights: Mapping[str, float],
+    width: int = 400,
+    height: int = 260,
+    max_words: int = 50,
+    random_state: int = 0,
+) -> np.ndarray:
+    """An RGB word cloud of ``weights`` (term -> positive weight) in the CJK font."""
+    from wordcloud import WordCloud
+
+    weights = {t: float(w) for t, w in weights.items() if w > 0}
+    cloud = WordCloud(
+        font_path=str(font_path()),
+        width=width,
+        height=height,
+        max_words=max_words,
+        background_color="white",
+        colormap="tab10",
+        prefer_horizontal=1.0,
+        min_font_size=9,
+        # A fixed largest size spares wordcloud a trial layout (and many font loads).
+        max_font_size=int(height * 0.42),
+        random_state=random_state,
+    )
+    if not weights:
+        return np.full((height, width, 3), 255, dtype=np.uint8)
+    return cloud.generate_from_frequencies(weights).to_array()
+
+
+def plot_wordclouds(
+    table: pa.Table,
+    facet: str,
+    titles: Mapping | None = None,
+    max_words: int = 50,
+    ncols: int = 3,
+    title: str = "",
+    random_state: int = 0,
+) -> Figure:
+    """One word cloud per value of ``facet`` (a topic, a group), sized by ``weight``."""
+    require_columns(table, [facet, "term", "weight"], "plot_wordclouds")
+    keys = sorted(set(table.column(facet).to_pylist()))
+    if not keys:
+        return _empty(title or "word clouds", "no terms")
+    fig, axes = _grid(len(keys), ncols, 3.6, 2.6, title)
+    rows = table.select([facet, "term", "weight"]).to_pylist()
+    titles = titles or {}
+    for ax, key in zip(axes, keys, strict=True):
+        weights: dict[str, float] = {}
+        for r in rows:
+            if r[facet] == key:
+                weights[r["term"]] = weights.get(r["term"], 0.0) + r["weight"]
+        ax.imshow(wordcloud_image(weights, max_words=max_words, random_state=random_state))
+        ax.set_axis_off()
+        ax.set_title(shorten(str(titles.get(key, key)), 22), fontsize=10)
+    return fig
+
+
+# --- topics -------------------------------------------------------------------------------
+
+
+def plot_topic_prevalence(topics: pa.Table) -> Figure:
+    """Each topic's share of the corpus (token-weighted), largest on top, with its label."""
+    require_columns(topics, ["topic", "label", "prevalence"], "plot_topic_prevalence")
+    rows = sorted(topics.to_pylist(), key=lambda r: (r["prevalence"], -r["topic"]))
+    names = topic_names(topics, width=30)
+    fig = _figure(7, 0.9 + 0.35 * len(rows))
+    ax = fig.add_subplot()
+    bars = _barh(
+        ax,
+        [names[r["topic"]] for r in rows],
+        [100 * r["prevalence"] for r in rows],
+        [PALETTE[r["topic"] % 10] for r in rows],
+    )
+    ax.bar_label(bars, fmt="%.1f%%", padding=2, fontsize=8)
+    ax.set_xlabel("share of the corpus (%)")
+    ax.set_title("topic prevalence")
+    ax.margins(x=0.12)
+    return fig
+
+
+def plot_doc_topic_heatmap(
+    doc_topics: pa.Table,
+    topics: pa.Table | None = None,
+    labels: Mapping[str, str] | None = None,
+    max_docs: int = 60,
+) -> Figure:
+    """Documents (rows, grouped by their main topic) by topics (columns), shaded by weight.
+
+    With more than ``max_docs`` documents, evenly spaced rows of that order are shown.
+    """
+    require_columns(doc_topics, ["doc_id", "topic", "weight"], "plot_doc_topic_heatmap")
+    docs = list(dict.fromkeys(doc_topics.column("doc_id").to_pylist()))
+    if not docs:
+        return _empty("document-topic weights", "no document has a topic mix")
+    k = max(doc_topics.column("topic").to_pylist()) + 1
+    row = {d: i for i, d in enumerate(docs)}
+    theta = np.zeros((len(docs), k))
+    theta[
+        [row[d] for d in doc_topics.column("doc_id").to_pylist()],
+        doc_topics.column("topic").to_pylist(),
+    ] = doc_topics.column("weight").to_pylist()
+    main = theta.argmax(axis=1)
+    order = np.lexsort((np.arange(len(docs)), -theta.max(axis=1), main))
+    if len(order) > max_docs:
+        order = order[np.unique(np.linspace(0, len(order) - 1, max_docs).round().astype(int))]
+    names = topic_names(topics, width=14) if topics is not None else {}
+    fig = _figure(2.0 + 0.75 * k, 1.4 + 0.21 * len(order))
+    ax = fig.add_subplot()
+    image = ax.imshow(theta[order], aspect="auto", cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(k), [names.get(t, f"T{t}") for t in range(k)], rotation=40, ha="right")
+    labels = labels or {}
+    ax.set_yticks(range(len(order)), [labels.get(docs[i], docs[i]) for i in order], fontsize=8)
+    shown = f"{len(order)} of {len(docs)} documents" if len(order) < len(docs) else "documents"
+    ax.set_title(f"document-topic weights ({shown}, by main topic)")
+    fig.colorbar(image, ax=ax, shrink=0.5, label="weight")
+    return fig
+
+
+def plot_prevalence(
+    topic_prevalence: pa.Table,
+    column: str,
+    topics: pa.Table | None = None,
+    ncols: int = 3,
+) -> Figure:
+    """Topic prevalence by the groups of one ``column`` with its intervals, a panel per topic.
+
+    Over time (year, month, date) a line with a shaded interval; otherwise a point per group
+    with an error bar.
+    """
+    require_columns(
+        topic_prevalence,
+        ["column", "group", "topic", "mean", "ci_low", "ci_high"],
+        "plot_prevalence",
+    )
+    part = topic_prevalence.filter(pc.equal(topic_prevalence.column("column"), column))
+    title = f"topic prevalence by {column} (mean topic weight and its interval)"
+    if part.num_rows == 0:
+        return _empty(title, f"no prevalence rows for column {column!r}")
+    rows = part.to_pylist()
+    groups = sorted({r["group"] for r in rows})
+    keys = sorted({r["topic"] for r in rows})
+    names = topic_names(topics, width=22) if topics is not None else {}
+    over_time = column in TIME_COLUMNS
+    panel_w = 3.6 if over_time else max(3.6, 0.3 * len(groups) + 1.2)
+    fig, axes = _grid(len(keys), ncols, panel_w, 2.8, title)
+    x = np.arange(len(groups))
+    for ax, topic in zip(axes, keys, strict=True):
+        by_group = {r["group"]: r for r in rows if r["topic"] == topic}
+        mean = np.array([by_group[g]["mean"] if g in by_group else np.nan for g in groups])
+        low = np.array([by_group[g]["ci_low"] if g in by_group else np.nan for g in groups])
+        high = np.array([by_group[g]["ci_high"] if g in by_group else np.nan for g in groups])
+        colour = PALETTE[topic % 10]
+        if over_time:
+            ax.fill_between(x, low, high, color=colour, alpha=0.25, linewidth=0)
+            ax.plot(x, mean, marker="o", color=colour, markersize=3)
+        else:
+            ax.errorbar(x, mean, yerr=[mean - low, high - mean], fmt="o", color=colour, capsize=3)
+        ax.set_xticks(x, [shorten(g, 10) for g in groups], rotation=45, ha="right", fontsize=7)
+        ax.set_ylim(bottom=0)
+        ax.set_title(names.get(topic, f"T{topic}"), fontsize=10)
+    return fig
+
+
+# --- model selection ----------------------------------------------------------------------
+
+SWEEP_METRICS = (
+    ("c_npmi", "coherence c_npmi (higher is better)"),
+    ("c_v", "coherence c_v (higher is better)"),
+    ("u_mass", "coherence u_mass (higher is better)"),
+    ("diversity", "topic diversity (higher is better)"),
+    ("perplexity", "held-out perplexity (lower is better)"),
+    ("stability", "stability across seeds (higher is better)"),
+)
+
+
+def plot_sweep(sweep: pa.Table, recommended_k: int | None = None) -> Figure:
+    """Each quality measure against K: one dot per seed, the line through the seed means.
+
+    A dashed line marks ``recommended_k`` (metrics/sweep.json) when given.
+    """
+    metrics = [(m, t) for m, t in SWEEP_METRICS if m in sweep.column_names]
+    require_columns(sweep, ["k", "seed"], "plot_sweep")
+    if sweep.num_rows == 0 or not metrics:
+        return _empty("K sweep", "no sweep results")
+    fig, axes = _grid(len(metrics), 3, 4, 2.8, "choosing the number of topics K")
+    ks = np.asarray(sweep.column("k").to_pylist())
+    grid = np.unique(ks)
+    for ax, (metric, title) in zip(axes, metrics, strict=True):
+        values = np.asarray(sweep.column(metric).to_pylist(), dtype=float)
+        ax.scatter(ks, values, s=10, color="0.6", zorder=2)
+        means = [
+            np.nanmean(values[ks == k]) if np.isfinite(values[ks == k]).any() else np.nan
+            for k in grid
+        ]
+        ax.plot(grid, means, marker="o", color=PALETTE[0], zorder=3)
+        if recommended_k is not None:
+            ax.axvline(recommended_k, color=PALETTE[3], linestyle="--", linewidth=1)
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("K")
+        ax.set_xticks(grid)
+    return fig

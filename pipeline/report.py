@@ -1,0 +1,283 @@
+"""Stage report: one self-contained HTML page of the results, for people who don't open Jupyter.
+
+``data/processed/report/index.html`` holds the corpus summary, keywords, topics with their
+terms, prevalence charts, representative documents and the K sweep, with every picture
+embedded as a PNG data URI: it opens offline, from e-mail or a USB stick, and loads nothing
+from the network. The same pictures are written beside it as PNG files. Same tables and
+settings, same bytes.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import importlib.util
+import logging
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import pyarrow.compute as pc
+
+from pipeline.config import Params, ReportParams
+from pipeline.io import Paths, write_folder
+from pipeline.results import Results, load_results
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+log = logging.getLogger(__name__)
+
+
+def _import_lazily(name: str):
+    """Import ``name`` on first use (the standard library's recipe): the CLI imports every
+    stage, and matplotlib should load only when a report is drawn, not for every stage."""
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.find_spec(name)
+    spec.loader = importlib.util.LazyLoader(spec.loader)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+plots = _import_lazily("pipeline.plots")
+
+STYLE = """
+body { font-family: "Noto Sans CJK SC", "PingFang SC", "Microsoft YaHei", sans-serif;
+       max-width: 1100px; margin: 2em auto; padding: 0 1em; color: #222; line-height: 1.5; }
+h1 { border-bottom: 2px solid #1f77b4; padding-bottom: .2em; }
+h2 { margin-top: 2em; border-bottom: 1px solid #ccc; }
+nav a { margin-right: 1em; }
+table { border-collapse: collapse; margin: 1em 0; font-size: 14px; }
+th, td { border: 1px solid #ddd; padding: 4px 8px; text-align: left; vertical-align: top; }
+th { background: #f3f6fa; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+figure { margin: 1em 0; }
+figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
+figcaption { color: #555; font-size: 13px; }
+p.note { color: #666; background: #f8f8f8; border-left: 3px solid #bbb; padding: .5em 1em; }
+"""
+
+
+@dataclass
+class _Page:
+    """Collects sections and their pictures while the report is built."""
+
+    dpi: int
+    parts: list[str] = field(default_factory=list)
+    images: dict[str, bytes] = field(default_factory=dict)
+
+    def heading(self, anchor: str, title: str) -> None:
+        self.parts.append(f'<h2 id="{anchor}">{html.escape(title)}</h2>')
+
+    def text(self, text: str) -> None:
+        self.parts.append(f"<p>{html.escape(text)}</p>")
+
+    def note(self, text: str) -> None:
+        self.parts.append(f'<p class="note">{html.escape(text)}</p>')
+
+    def figure(self, name: str, fig: Figure, caption: str) -> None:
+        png = plots.figure_png(fig, dpi=self.dpi)
+        filename = f"{len(self.images) + 1:02d}-{name}.png"
+        self.images[filename] = png
+        data = base64.b64encode(png).decode("ascii")
+        self.parts.append(
+            f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(caption)}">'
+            f"<figcaption>{html.escape(caption)} ({filename})</figcaption></figure>"
+        )
+
+    def table(self, header: Sequence[str], rows: Iterable[Sequence], numeric: Sequence[int] = ()):
+        head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+        body = []
+        for row in rows:
+            cells = "".join(
+                f'<td class="num">{html.escape(_fmt(v))}</td>'
+                if i in numeric
+                else f"<td>{html.escape(_fmt(v))}</td>"
+                for i, v in enumerate(row)
+            )
+            body.append(f"<tr>{cells}</tr>")
+        self.parts.append(f"<table><tr>{head}</tr>{''.join(body)}</table>")
+
+
+def _fmt(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+SECTIONS = (
+    ("corpus", "Corpus"),
+    ("keywords", "Keywords"),
+    ("topics", "Topics"),
+    ("prevalence", "Prevalence"),
+    ("documents", "Representative documents"),
+    ("selection", "Choosing K"),
+)
+
+
+def report(results: Results, params: ReportParams) -> dict[str, bytes]:
+    """The report's files (``index.html`` and its PNGs) from one run's tables; no file access."""
+    _keyword_groups(results, params)  # a wrong column stops the report before any drawing
+    page = _Page(dpi=params.dpi)
+    builders: dict[str, Callable[[_Page, Results, ReportParams], None]] = {
+        "corpus": _corpus,
+        "keywords": _keywords,
+        "topics": _topics,
+        "prevalence": _prevalence,
+        "documents": _representative_docs,
+        "selection": _selection,
+    }
+    for anchor, title in SECTIONS:
+        page.heading(anchor, title)
+        builders[anchor](page, results, params)
+    nav = " ".join(f'<a href="#{a}">{html.escape(t)}</a>' for a, t in SECTIONS)
+    document = (
+        '<!DOCTYPE html>\n<html lang="zh-Hans">\n<head>\n<meta charset="utf-8">\n'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        f"<title>zhtopics report</title>\n<style>{STYLE}</style>\n</head>\n<body>\n"
+        f"<h1>zhtopics report</h1>\n<nav>{nav}</nav>\n"
+        + "\n".join(page.parts)
+        + "\n</body>\n</html>\n"
+    )
+    return {"index.html": document.encode("utf-8"), **page.images}
+
+
+def _corpus(page: _Page, r: Results, params: ReportParams) -> None:
+    kept = pc.sum(pc.equal(r.clean.column("status"), "kept")).as_py() or 0
+    modelled = len(pc.unique(r.doc_topics.column("doc_id")))
+    dates = r.documents.column("date").drop_null()
+    span = f"{pc.min(dates).as_py()} – {pc.max(dates).as_py()}" if len(dates) else "no dates"
+    rows = [
+        ("documents", r.documents.num_rows),
+        ("kept after cleaning", kept),
+        ("with a topic mix", modelled),
+        ("source files", len(pc.unique(r.documents.column("source")))),
+        ("content tokens", pc.sum(r.tokens.column("n_tokens")).as_py() or 0),
+        ("vocabulary (terms)", r.vocabulary.num_rows),
+        ("dates", span),
+    ]
+    page.table(["", "count"], rows, numeric=[1])
+    page.figure("status", plots.plot_counts(r.clean, "status", "documents by status"), "status")
+    page.figure("sources", plots.plot_counts(r.documents, "source"), "documents by source file")
+    page.figure("dates", plots.plot_documents_by_date(r.documents, "year"), "documents by year")
+    page.figure("lengths", plots.plot_lengths(r.clean, r.tokens), "length distributions")
+    if r.ingest_report is not None:
+        page.figure("ingest", plots.plot_ingest_report(r.ingest_report), "the ingest report")
+    else:
+        page.note("No ingest report (ingest_report.parquet) in this run.")
+    if r.clean_audit is not None:
+        page.figure("cleaning", plots.plot_clean_audit(r.clean_audit), "what cleaning changed")
+    else:
+        page.note("No cleaning audit (clean_audit.parquet) in this run.")
+
+
+def _keywords(page: _Page, r: Results, params: ReportParams) -> None:
+    page.text(
+        "TF-IDF keywords: the terms that are among the most distinctive of the most "
+        f"documents, then the top terms of each group of documents by {params.keyword_groups} "
+        "(mean TF-IDF over the group)."
+    )
+    fig = plots.plot_corpus_keywords(r.keywords, params.top_keywords)
+    page.figure("keywords", fig, "documents that have each term among their keywords")
+    groups = _keyword_groups(r, params)
+    table = plots.group_keywords_table(r.doc_terms, r.vocabulary, groups, params.top_terms)
+    fig = plots.plot_term_bars(
+        table, "group", top_n=params.top_terms, title=f"keywords by {params.keyword_groups}"
+    )
+    page.figure("group-keywords", fig, f"keywords by {params.keyword_groups}")
+
+
+def _keyword_groups(r: Results, params: ReportParams) -> dict[str, str]:
+    try:
+        return plots.group_labels(r.documents, params.keyword_groups)
+    except ValueError as exc:
+        raise ValueError(f"report.keyword_groups: {exc}") from exc
+
+
+def _topics(page: _Page, r: Results, params: ReportParams) -> None:
+    m = r.lda_metrics
+    page.text(
+        f"{r.topics.num_rows} topics. Coherence c_npmi {m.get('coherence_c_npmi')}, "
+        f"c_v {m.get('coherence_c_v')}, topic diversity {m.get('topic_diversity')}."
+    )
+    terms: dict[int, list[str]] = {}
+    for row in r.topic_terms.sort_by([("topic", "ascending"), ("rank", "ascending")]).to_pylist():
+        if row["rank"] <= params.top_terms:
+            terms.setdefault(row["topic"], []).append(row["term"])
+    rows = [
+        (
+            t["topic"],
+            t["label"],
+            f"{100 * t['prevalence']:.1f}%",
+            t["coherence"],
+            " ".join(terms.get(t["topic"], [])),
+        )
+        for t in r.topics.to_pylist()
+    ]
+    page.table(["topic", "label", "prevalence", "c_npmi", "top terms"], rows, numeric=[0, 2, 3])
+    names = plots.topic_names(r.topics)
+    fig = plots.plot_term_bars(r.topic_terms, "topic", names, params.top_terms, title="topic terms")
+    page.figure("topic-terms", fig, "the most probable terms of each topic")
+    fig = plots.plot_wordclouds(r.topic_terms, "topic", names, params.wordcloud_words)
+    page.figure("wordclouds", fig, "a word cloud per topic")
+    labels = plots.document_labels(r.documents)
+    fig = plots.plot_doc_topic_heatmap(r.doc_topics, r.topics, labels, params.heatmap_docs)
+    page.figure("heatmap", fig, "each document's topic mix")
+
+
+def _prevalence(page: _Page, r: Results, params: ReportParams) -> None:
+    page.figure("prevalence", plots.plot_topic_prevalence(r.topics), "share of the corpus")
+    if r.topic_prevalence is None:
+        page.note("No prevalence by group (topic_prevalence.parquet) in this run.")
+        return
+    columns = sorted(set(r.topic_prevalence.column("column").to_pylist()))
+    for column in columns:
+        fig = plots.plot_prevalence(r.topic_prevalence, column, r.topics)
+        page.figure(f"prevalence-{_slug(column)}", fig, f"prevalence by {column}, with intervals")
+
+
+def _representative_docs(page: _Page, r: Results, params: ReportParams) -> None:
+    if r.representative_docs is None:
+        page.note("No representative documents (representative_docs.parquet) in this run.")
+        return
+    names = plots.topic_names(r.topics, width=40)
+    rows = sorted(r.representative_docs.to_pylist(), key=lambda row: (row["topic"], row["rank"]))
+    table = [
+        (
+            names.get(row["topic"], row["topic"]),
+            row["rank"],
+            row["weight"],
+            row["title"],
+            row["snippet"],
+        )
+        for row in rows
+        if row["rank"] <= params.docs_per_topic
+    ]
+    page.table(["topic", "rank", "weight", "title", "snippet"], table, numeric=[1, 2])
+
+
+def _selection(page: _Page, r: Results, params: ReportParams) -> None:
+    if r.sweep is None:
+        page.note("No K sweep (sweep.parquet) in this run.")
+        return
+    metrics = r.sweep_metrics or {}
+    k = metrics.get("recommended_k")
+    if k is not None:
+        page.text(f"Recommended K = {k} ({metrics.get('rule', 'rule not recorded')}).")
+    page.figure("sweep", plots.plot_sweep(r.sweep, k), "quality measures against K")
+
+
+def _slug(text: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in text).strip("-") or "column"
+
+
+def main(params: Params, paths: Paths) -> None:
+    files = report(load_results(paths), params.report)
+    write_folder(files, paths.processed / "report")
+    log.info("report: %d pictures -> %s", len(files) - 1, paths.processed / "report" / "index.html")

@@ -1,0 +1,278 @@
+"""Pictures: the bundled CJK font (no tofu), the table helpers and every plot on tiny tables."""
+
+import datetime as dt
+import os
+import warnings
+
+import matplotlib
+import numpy as np
+import pyarrow as pa
+import pytest
+import wordcloud
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.font_manager import FontProperties, findfont
+from wordcloud import WordCloud
+
+from pipeline import plots
+from pipeline.schemas import SchemaError
+from tests import contract_tables
+from tests.conftest import table
+
+
+def _render(text: str, family: str | None = None) -> np.ndarray:
+    fig = Figure(figsize=(1, 1), dpi=60)
+    fig.text(0.5, 0.5, text, ha="center", va="center", fontsize=32, family=family)
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    return np.asarray(canvas.buffer_rgba()).copy()
+
+
+def test_the_cjk_font_ships_with_the_environment_and_is_the_default():
+    path = plots.font_path()
+    assert path.is_file() and "mplfonts" in path.parts
+    assert matplotlib.rcParams["font.sans-serif"][0] == plots.FONT_FAMILY
+    default = FontProperties(family=matplotlib.rcParams["font.family"])
+    assert findfont(default, fallback_to_default=False) == str(path)
+
+
+def test_two_chinese_characters_render_differently_no_tofu():
+    """Missing glyphs all render as the same box, so identical images would mean tofu."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*missing from font")
+        zhong, wen = _render("中"), _render("文")
+    assert (zhong != 255).any(), "nothing was drawn"
+    assert not np.array_equal(zhong, wen)
+
+
+def test_the_tofu_check_detects_a_font_without_chinese():
+    """The same check on a font that lacks the glyphs: both characters give the same box."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        zhong, wen = _render("中", "DejaVu Sans"), _render("文", "DejaVu Sans")
+    assert np.array_equal(zhong, wen)
+    assert not np.array_equal(_render("中"), zhong)
+
+
+def test_word_clouds_get_the_cjk_font():
+    china, culture = plots.wordcloud_image({"中国": 1.0}), plots.wordcloud_image({"文化": 1.0})
+    assert not np.array_equal(china, culture)
+    # wordcloud's own font has no Chinese: the same two words come out as identical boxes.
+    droid = os.path.join(os.path.dirname(wordcloud.__file__), "DroidSansMono.ttf")
+
+    def boxes(word):
+        cloud = WordCloud(font_path=droid, width=400, height=260, random_state=0)
+        return cloud.generate_from_frequencies({word: 1.0}).to_array()
+
+    assert np.array_equal(boxes("中国"), boxes("文化"))
+
+
+def test_png_bytes_repeat_and_carry_no_software_or_date():
+    pngs = [plots.figure_png(plots.plot_counts(_clean(), "status")) for _ in range(2)]
+    assert pngs[0] == pngs[1]
+    assert pngs[0].startswith(b"\x89PNG")
+    assert b"Software" not in pngs[0] and b"tIME" not in pngs[0]
+
+
+# --- tiny tables ----------------------------------------------------------------------------
+
+
+def _documents() -> pa.Table:
+    return table(
+        doc_id=["a", "b", "c", "d"],
+        parent_id=["p", "p", "q", "r"],
+        source=["报告.txt", "报告.txt", "讲话.txt", "讲话.txt"],
+        part=["1", "1", None, None],
+        paragraph=pa.array([0, 1, None, None], pa.int32()),
+        title=["妇联工作报告", "妇联工作报告", None, "乡村振兴"],
+        date=pa.array([dt.date(2021, 3, 1), dt.date(2022, 9, 16), dt.date(2022, 9, 1), None]),
+    )
+
+
+def _clean() -> pa.Table:
+    return table(
+        doc_id=["a", "b", "c", "d"],
+        n_chars=[120, 80, 5, 0],
+        status=["kept", "kept", "too_short", "empty"],
+    )
+
+
+def _doc_terms() -> tuple[pa.Table, pa.Table]:
+    vocabulary = table(term_id=pa.array([0, 1, 2], pa.int32()), term=["妇女", "儿童", "乡村"])
+    doc_terms = table(
+        doc_id=["a", "a", "b", "d"],
+        term_id=pa.array([0, 1, 1, 2], pa.int32()),
+        tfidf=[0.8, 0.6, 1.0, 1.0],
+    )
+    return doc_terms, vocabulary
+
+
+def _topics() -> tuple[pa.Table, pa.Table, pa.Table]:
+    topics = table(
+        topic=pa.array([0, 1], pa.int32()),
+        label=["妇女·儿童", "乡村·振兴"],
+        prevalence=[0.6, 0.4],
+        coherence=[0.1, -0.1],
+    )
+    terms = table(
+        topic=pa.array([0, 0, 1, 1], pa.int32()),
+        rank=pa.array([1, 2, 1, 2], pa.int32()),
+        term=["妇女", "儿童", "乡村", "振兴"],
+        weight=[0.3, 0.2, 0.4, 0.1],
+    )
+    doc_topics = table(
+        doc_id=["a", "a", "b", "b"],
+        topic=pa.array([0, 1, 0, 1], pa.int32()),
+        weight=[0.9, 0.1, 0.2, 0.8],
+    )
+    return topics, terms, doc_topics
+
+
+def test_count_and_period_tables():
+    counts = plots.count_table(_clean(), "status")
+    assert counts.to_pylist()[0] == {"value": "kept", "count": 2}
+    years = plots.period_table(_documents(), "year")
+    assert years.to_pylist() == [{"period": "2021", "count": 1}, {"period": "2022", "count": 2}]
+    months = plots.period_table(_documents(), "month").column("period").to_pylist()
+    assert months == ["2021-03", "2022-09"]
+    with pytest.raises(ValueError, match="freq"):
+        plots.period_table(_documents(), "week")
+
+
+def test_document_and_group_labels():
+    labels = plots.document_labels(_documents())
+    assert labels["a"] == "妇联工作报告 篇1 ¶1"
+    assert labels["c"] == "讲话.txt"
+    by_parent = plots.group_labels(_documents(), "parent_id")
+    assert by_parent["a"] == by_parent["b"] == "妇联工作报告 篇1"
+    assert plots.group_labels(_documents(), "year")["d"] == "(no date)"
+    with pytest.raises(ValueError, match="no documents column 'region'"):
+        plots.group_labels(_documents(), "region")
+
+
+def test_shorten_keeps_the_end_where_similar_names_differ():
+    assert plots.shorten("妇联领导工作会议讲话 篇2", 10).endswith("篇2")
+    assert len(plots.shorten("妇联领导工作会议讲话 篇2", 10)) == 10
+    assert plots.shorten(" 短\n标题 ", 10) == "短 标题"
+
+
+def test_group_keywords_are_mean_tfidf_over_the_group():
+    doc_terms, vocabulary = _doc_terms()
+    groups = plots.group_labels(_documents(), "source")
+    result = plots.group_keywords_table(doc_terms, vocabulary, groups, top_n=5).to_pylist()
+    report = [(r["term"], r["weight"]) for r in result if r["group"] == "报告.txt"]
+    assert report == [("儿童", pytest.approx(0.8)), ("妇女", pytest.approx(0.4))]
+    speech = [(r["term"], r["weight"]) for r in result if r["group"] == "讲话.txt"]
+    assert speech == [("乡村", pytest.approx(0.5))]  # c has no terms but counts in the group
+
+
+def test_corpus_keywords_count_documents():
+    keywords = table(doc_id=["a", "b", "b"], term=["妇女", "妇女", "儿童"], weight=[0.5, 0.2, 0.9])
+    rows = plots.corpus_keywords_table(keywords).to_pylist()
+    assert [(r["term"], r["n_docs"]) for r in rows] == [("妇女", 2), ("儿童", 1)]
+
+
+def _no_tofu(figure: Figure) -> Figure:
+    """Draw ``figure`` with any missing-glyph warning as an error."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*missing from font")
+        plots.figure_png(figure, dpi=40)
+    return figure
+
+
+def test_corpus_plots_draw_chinese_labels():
+    documents, clean = _documents(), _clean()
+    tokens = table(doc_id=["a", "b"], n_tokens=pa.array([10, 0], pa.int32()))
+    for fig in (
+        plots.plot_counts(documents, "source"),
+        plots.plot_counts(clean, "status"),
+        plots.plot_documents_by_date(documents, "month"),
+        plots.plot_lengths(clean, tokens),
+        plots.plot_lengths(clean),
+    ):
+        assert isinstance(_no_tofu(fig), Figure)
+    titles = [
+        t.get_text() for t in plots.plot_counts(documents, "source").axes[0].get_yticklabels()
+    ]
+    assert titles == ["讲话.txt", "报告.txt"]
+
+
+def test_keyword_and_topic_plots():
+    doc_terms, vocabulary = _doc_terms()
+    topics, terms, doc_topics = _topics()
+    groups = plots.group_labels(_documents(), "parent_id")
+    keywords = table(doc_id=["a", "b"], term=["妇女", "儿童"], weight=[0.5, 0.2])
+    names = plots.topic_names(topics)
+    assert names == {0: "T0 妇女·儿童", 1: "T1 乡村·振兴"}
+    figs = [
+        plots.plot_corpus_keywords(keywords),
+        plots.plot_term_bars(
+            plots.group_keywords_table(doc_terms, vocabulary, groups), "group", title="关键词"
+        ),
+        plots.plot_term_bars(terms, "topic", names),
+        plots.plot_wordclouds(terms, "topic", names),
+        plots.plot_doc_topic_heatmap(doc_topics, topics, plots.document_labels(_documents())),
+        plots.plot_topic_prevalence(topics),
+    ]
+    for fig in figs:
+        _no_tofu(fig)
+    bars = figs[2].axes[0]
+    assert bars.get_title() == "T0 妇女·儿童"
+    assert [t.get_text() for t in bars.get_yticklabels()] == ["儿童", "妇女"]
+
+
+def test_heatmap_orders_documents_by_main_topic_and_limits_rows():
+    _, _, doc_topics = _topics()
+    ax = plots.plot_doc_topic_heatmap(doc_topics).axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["a", "b"]
+    many = table(
+        doc_id=[f"d{i:03d}" for i in range(200) for _ in range(2)],
+        topic=pa.array([0, 1] * 200, pa.int32()),
+        weight=[w for i in range(200) for w in (i / 199, 1 - i / 199)],
+    )
+    ax = plots.plot_doc_topic_heatmap(many, max_docs=20).axes[0]
+    assert len(ax.get_yticklabels()) == 20
+    assert "20 of 200" in ax.get_title()
+
+
+def test_contract_tables_draw(sample_run):
+    """The tables of the ingest and topic-model issues, in their contract shapes."""
+    from pipeline.results import load_results
+
+    r = load_results(sample_run)
+    prevalence = contract_tables.topic_prevalence(r.documents, r.doc_topics)
+    figs = [
+        plots.plot_ingest_report(contract_tables.ingest_report(r.documents)),
+        plots.plot_clean_audit(contract_tables.clean_audit(r.documents)),
+        plots.plot_sweep(contract_tables.sweep(), recommended_k=6),
+        plots.plot_prevalence(prevalence, "month", r.topics),
+        plots.plot_prevalence(prevalence, "speech", r.topics),
+    ]
+    for fig in figs:
+        _no_tofu(fig)
+    sweep_titles = [ax.get_title() for ax in figs[2].axes]
+    assert len(sweep_titles) == 6 and "perplexity" in " ".join(sweep_titles)
+    panels = [ax for ax in figs[3].axes if ax.get_title()]  # a grid's spare cells stay blank
+    assert len(panels) == r.topics.num_rows
+
+
+def test_empty_inputs_give_a_figure_that_says_so():
+    empty_docs = _documents().slice(0, 0)
+    for fig in (
+        plots.plot_counts(empty_docs, "source"),
+        plots.plot_documents_by_date(_documents().filter(pa.array([False, False, False, True]))),
+        plots.plot_sweep(contract_tables.sweep().slice(0, 0)),
+        plots.plot_clean_audit(contract_tables.clean_audit(empty_docs)),
+        plots.plot_prevalence(contract_tables.topic_prevalence(_documents(), _topics()[2]), "x"),
+    ):
+        texts = [t.get_text() for ax in fig.axes for t in ax.texts]
+        assert texts and texts[0]
+
+
+def test_a_missing_column_is_named():
+    with pytest.raises(SchemaError, match=r"\['ci_low'"):
+        plots.plot_prevalence(
+            table(column=["year"], group=["2022"], topic=[0], mean=[0.1], ci_high=[0.2]), "year"
+        )
+    with pytest.raises(SchemaError, match="weight"):
+        plots.plot_term_bars(table(topic=[0], term=["妇女"]), "topic")

@@ -1,0 +1,119 @@
+"""Stage report: a self-contained, offline, deterministic HTML page of a run's results."""
+
+import base64
+import re
+import shutil
+import warnings
+
+import pytest
+
+from pipeline.cli import main
+from pipeline.config import ConfigError, ReportParams, params_from_dict
+from pipeline.io import read_json
+from pipeline.report import SECTIONS, report
+from pipeline.results import load_results
+from tests.conftest import ROOT
+
+
+def _build(paths, **settings) -> dict[str, bytes]:
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*missing from font")
+        return report(load_results(paths), ReportParams(**settings))
+
+
+def _folder(path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(path.iterdir())}
+
+
+@pytest.fixture(scope="module")
+def plain(sample_run):
+    """The report the sample run wrote (`zhtopics run` ends with the report stage)."""
+    return _folder(sample_run.processed / "report")
+
+
+@pytest.fixture(scope="module")
+def bare(bare_run):
+    """The report of a run without the optional tables."""
+    return _build(bare_run)
+
+
+def _html(files) -> str:
+    return files["index.html"].decode("utf-8")
+
+
+def test_every_section_and_picture_is_in_one_offline_page(plain):
+    page = _html(plain)
+    for anchor, _ in SECTIONS:
+        assert f'id="{anchor}"' in page
+    pngs = sorted(name for name in plain if name.endswith(".png"))
+    embedded = re.findall(r'src="data:image/png;base64,([^"]+)"', page)
+    assert len(embedded) == len(pngs) >= 9
+    assert [base64.b64decode(data) for data in embedded] == [plain[name] for name in pngs]
+    # Nothing is loaded from anywhere: no URL, no other src or stylesheet link.
+    text = re.sub(r"data:image/png;base64,[^\"]+", "", page)
+    assert not re.search(r"https?:|//[a-z]|url\(|@import", text)
+    assert text.count("src=") == len(embedded)
+    assert "<link" not in page and "<script" not in page
+
+
+def test_the_page_shows_the_run(plain, sample_run):
+    page = _html(plain)
+    r = load_results(sample_run)
+    for label in r.topics.column("label").to_pylist():
+        assert label in page
+    assert f'<td class="num">{r.documents.num_rows}</td>' in page
+    for table in ("ingest_report", "clean_audit", "topic_prevalence", "representative_docs"):
+        absent = not sample_run.table(table).is_file()
+        assert (f"({table}.parquet) in this run" in page) == absent
+
+
+def test_optional_tables_are_drawn_when_present(plain, sample_run):
+    page = _html(plain)
+    for name in ("ingest", "cleaning", "prevalence-source", "prevalence-year", "sweep"):
+        assert any(n.endswith(f"-{name}.png") for n in plain), name
+    recommended = read_json(sample_run.metrics / "sweep.json")["recommended_k"]
+    assert f"Recommended K = {recommended}" in page
+    docs = load_results(sample_run).representative_docs
+    snippet = docs.column("snippet")[0].as_py()
+    assert snippet[:20] in page
+    assert "in this run" not in page
+
+
+def test_absent_tables_get_a_note_instead_of_a_picture(bare):
+    page = _html(bare)
+    for table in ("ingest_report", "clean_audit", "topic_prevalence", "representative_docs"):
+        assert f"({table}.parquet) in this run" in page
+    assert not any(n.endswith(("-ingest.png", "-sweep.png", "-prevalence-year.png")) for n in bare)
+
+
+def test_an_unknown_group_column_names_the_setting(sample_run):
+    with pytest.raises(ValueError, match="report.keyword_groups: no documents column 'region'"):
+        _build(sample_run, keyword_groups="region")
+
+
+@pytest.mark.parametrize(
+    "key,value", [("dpi", 0), ("top_terms", 0), ("keyword_groups", ""), ("docs_per_topic", -1)]
+)
+def test_bad_settings_are_refused_naming_the_key(key, value):
+    with pytest.raises(ConfigError, match=f"report.{key}"):
+        params_from_dict({"report": {key: value}})
+
+
+def test_the_command_follows_the_settings_and_replaces_the_folder(sample_run, tmp_path, plain):
+    """(Same inputs, same bytes across processes: tests/test_pipeline.py runs the report twice.)"""
+    processed = tmp_path / "processed"
+    shutil.copytree(sample_run.processed, processed)
+    (processed / "report" / "stale.png").write_bytes(b"old")
+    args = ["report", "-q", "--processed", str(processed), "--metrics", str(sample_run.metrics)]
+    settings = ["--set", "report.top_terms=3", "--set", "report.keyword_groups=year"]
+    assert main([*args, "--params", str(ROOT / "params.yaml"), *settings]) == 0
+    written = _folder(processed / "report")
+    assert "stale.png" not in written
+    assert set(written) == set(plain) and written["index.html"] != plain["index.html"]
+    assert "keywords by year" in _html(written)
+
+
+def test_the_command_needs_the_lda_tables(tmp_path, capsys):
+    code = main(["report", "--processed", str(tmp_path), "--params", str(ROOT / "params.yaml")])
+    assert code == 2
+    assert "table is missing" in capsys.readouterr().err
