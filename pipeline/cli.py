@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from pipeline import clean, ingest, lda, segment, tfidf
+from pipeline import bench_segment, clean, ingest, lda, segment, tfidf
 from pipeline.config import ConfigError, Params, load_params
 from pipeline.io import Paths
 
@@ -21,6 +21,10 @@ STAGES: dict[str, Callable[[Params, Paths], None]] = {
     "tfidf": tfidf.main,
     "lda": lda.main,
 }
+
+
+# Benchmarks: `zhtopics bench <name>`; each module has add_arguments(parser) and run(args) -> int.
+BENCHES = {"segment": bench_segment}
 
 
 def run_stages(params: Params, paths: Paths, until: str | None = None) -> None:
@@ -75,6 +79,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="output folder (tables; models/ and metrics/ below it)",
     )
     p.add_argument("--until", choices=list(STAGES), help="stop after this stage")
+    bench = sub.add_parser("bench", help="benchmarks that print speed and memory")
+    benches = bench.add_subparsers(dest="bench", required=True)
+    for name, module in BENCHES.items():
+        p = benches.add_parser(name, help=(module.__doc__ or "").split(":")[0])
+        _common(p)
+        module.add_arguments(p)
     return parser
 
 
@@ -90,6 +100,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     _configure_logging(args.verbose, args.quiet)
     try:
         params = load_params(args.params, args.overrides)
+        if args.command == "bench":
+            return BENCHES[args.bench].run(args)
         if args.command == "run":
             run_stages(params, Paths.under(args.raw, args.out), args.until)
         else:
