@@ -43,6 +43,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="leave out a measurement; repeatable",
     )
     parser.add_argument(
+        "--userdict-effect",
+        action="store_true",
+        help="also count each user-dictionary word's tokens with and without the user dictionary",
+    )
+    parser.add_argument(
         "--parity",
         action="store_true",
         help="also report token agreement of the jieba and rjieba backends (same user dict)",
@@ -227,6 +232,29 @@ def _parity(folder: Path, params_file: Path, sets: list[str]) -> tuple[float, in
     return token_agreement(cuts["jieba"], cuts["rjieba"])
 
 
+def _userdict_effect(folder: Path, params_file: Path, sets: list[str]) -> list[tuple]:
+    """Per user-dictionary word: its count among the content tokens with and without the
+    dictionary, on the corpus normalised as the clean stage does (NFKC, replacements)."""
+    from collections import Counter
+
+    from pipeline import segment
+    from pipeline.clean import load_replacements, normalize_text
+    from pipeline.config import load_params
+
+    everything = load_params(params_file, sets)
+    params = everything.segment
+    replacements = load_replacements(everything.clean.replacements)
+    table = read_table(Paths.under(folder, folder).table("clean"), CLEAN)
+    texts = [normalize_text(t, replacements) for t in table.column("text").to_pylist()]
+    counts = {}
+    for name, userdict in (("with", params.userdict), ("without", None)):
+        settings = dataclasses.replace(params, userdict=userdict)
+        lists = segment.segment_texts(texts, settings, segment.load_lexicon(settings, check=False))
+        counts[name] = Counter(lists.flatten().to_pylist())
+    words = [e.word for e in segment.read_userdict(params.userdict)] if params.userdict else []
+    return [(w, counts["with"][w], counts["without"][w]) for w in words]
+
+
 def token_agreement(a: list[list[str]], b: list[list[str]]) -> tuple[float, int, int]:
     """Share of tokens the two segmentations agree on: same text span in the same document,
     as 2 x common / (tokens in a + tokens in b). Also returns both token counts."""
@@ -326,6 +354,12 @@ def run(args: argparse.Namespace) -> int:
         if "stage, re-run after +1% documents" in by_name:
             ratio = by_name["stage, re-run after +1% documents"]["seconds"] / stage["seconds"]
             print(f"re-run after +1% documents / full run: {100 * ratio:.1f}%")
+        if args.userdict_effect:
+            print("\nuser-dictionary word: content tokens with / without the user dictionary")
+            for word, with_, without in _measure(
+                _userdict_effect, full, args.params, args.overrides
+            ):
+                print(f"  {word}\t{with_}\t{without}")
         if args.parity:
             agreement, n_jieba, n_rjieba = _measure(_parity, full, args.params, args.overrides)
             print(

@@ -43,6 +43,11 @@ _LATIN = re.compile(r"[A-Za-z][A-Za-z0-9._\-+&']*")
 _NUMERIC_RE2 = "^(?:" + _NUMERIC.pattern.replace(r"\d", r"\p{Nd}") + ")$"
 _LATIN_RE2 = "^(?:" + _LATIN.pattern + ")$"
 _WORDLIKE_RE2 = r"[\p{L}\p{N}]"
+# jieba's HMM step splits a run of Latin letters, digits and symbols that is not a dictionary
+# word with this pattern (jieba/finalseg); jieba-rs's version keeps 4-2, E-P1 or abc.com whole.
+_FINALSEG_SKIP = re.compile(r"([a-zA-Z0-9]+(?:\.\d+)?%?)")
+_SYMBOL_RUN = re.compile(r"[A-Za-z0-9+#&._%\-]*[+#&._%\-][A-Za-z0-9+#&._%\-]*")
+_SYMBOL_RUN_RE2 = "^" + _SYMBOL_RUN.pattern + "$"
 # Tokens are joined by newlines between processes and in the cache: no token contains one
 # (jieba emits whitespace only as whitespace-only tokens, which the filter drops).
 _SEP = "\n"
@@ -182,7 +187,20 @@ class RjiebaBackend:
             self._tags[word] = tag
 
     def cut(self, text: str, hmm: bool) -> list[str]:
+        words = self._jieba.cut(text, hmm)
+        if not hmm:
+            return words
+        return [piece for w in words for piece in self.repair(w)]
+
+    def cut_raw(self, text: str, hmm: bool) -> list[str]:
+        """jieba-rs's output as it is (segment_texts repairs it in bulk)."""
         return self._jieba.cut(text, hmm)
+
+    def repair(self, word: str) -> list[str]:
+        """A symbol run that is not a dictionary word, split as jieba's HMM step splits it."""
+        if _SYMBOL_RUN.fullmatch(word) and not self._jieba.has_word(word):
+            return [x for x in _FINALSEG_SKIP.split(word) if x]
+        return [word]
 
     def tag(self, text: str, hmm: bool) -> list[tuple[str, str]]:
         tags = self._tags
@@ -342,12 +360,38 @@ def segment_texts(texts: Sequence[str], params: SegmentParams, lexicon: Lexicon)
         tags = params.pos_tags
         raw = [_SEP.join(w for w, t in backend.tag(x, params.hmm) if t in tags) for x in texts]
     else:
-        raw = [_SEP.join(backend.cut(x, params.hmm)) for x in texts]
+        cut = getattr(backend, "cut_raw", backend.cut)
+        raw = [_SEP.join(cut(x, params.hmm)) for x in texts]
     lists = _split(raw)
     encoded = lists.flatten().dictionary_encode()
+    if params.hmm and params.pos is None and isinstance(backend, RjiebaBackend):
+        lists, encoded = _repair_symbol_runs(raw, lists, encoded, backend)
     keep = content_mask(encoded.dictionary, params, lexicon.stopword_array)
     mask = keep.to_numpy(zero_copy_only=False)[encoded.indices.to_numpy(zero_copy_only=False)]
     return _keep_lists(lists, mask)
+
+
+def _repair_symbol_runs(
+    raw: list[str], lists: pa.ListArray, encoded: pa.DictionaryArray, backend: RjiebaBackend
+) -> tuple[pa.ListArray, pa.DictionaryArray]:
+    """Apply RjiebaBackend.repair to the few documents that need it (found in bulk)."""
+    dictionary = encoded.dictionary
+    suspects = pc.match_substring_regex(dictionary, _SYMBOL_RUN_RE2)
+    if not pc.any(suspects).as_py():
+        return lists, encoded
+    ids = np.flatnonzero(suspects.to_numpy(zero_copy_only=False))
+    fixed = {dictionary[int(i)].as_py(): None for i in ids}
+    fixed = {w: backend.repair(w) for w in fixed}
+    fixed = {w: pieces for w, pieces in fixed.items() if pieces != [w]}
+    if not fixed:
+        return lists, encoded
+    bad = np.array([i for i in ids if dictionary[int(i)].as_py() in fixed])
+    rows = pc.list_parent_indices(lists).to_numpy()
+    in_bad = np.isin(encoded.indices.to_numpy(zero_copy_only=False), bad)
+    for i in np.unique(rows[in_bad]):
+        raw[i] = _SEP.join(p for w in raw[i].split(_SEP) for p in fixed.get(w, (w,)))
+    lists = _split(raw)
+    return lists, lists.flatten().dictionary_encode()
 
 
 def segment_values(texts: Sequence[str], params: SegmentParams, lexicon: Lexicon) -> list[bytes]:
