@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import importlib.metadata
@@ -57,6 +58,8 @@ TASK_BYTES = 1 << 20
 # Segment this much text in the main process before starting worker processes: a small
 # re-run (a few new documents) is done before a pool would have started.
 INLINE_BYTES = 4 << 20
+# Texts of this many characters or more are segmented line by line (see _long).
+LONG_TEXT = 100_000
 # Bump when the meaning of cached values changes (the module's source is hashed as well).
 CACHE_FORMAT = 2
 
@@ -358,10 +361,16 @@ def segment_texts(texts: Sequence[str], params: SegmentParams, lexicon: Lexicon)
     backend = lexicon.backend
     if params.pos is not None:
         tags = params.pos_tags
-        raw = [_SEP.join(w for w, t in backend.tag(x, params.hmm) if t in tags) for x in texts]
+
+        def words(text: str) -> Iterator[str]:
+            return (w for w, t in backend.tag(text, params.hmm) if t in tags)
     else:
         cut = getattr(backend, "cut_raw", backend.cut)
-        raw = [_SEP.join(cut(x, params.hmm)) for x in texts]
+
+        def words(text: str) -> Iterator[str]:
+            return cut(text, params.hmm)
+
+    raw = [_SEP.join(words(x)) if len(x) < LONG_TEXT else _long(x, words) for x in texts]
     lists = _split(raw)
     encoded = lists.flatten().dictionary_encode()
     if params.hmm and params.pos is None and isinstance(backend, RjiebaBackend):
@@ -369,6 +378,13 @@ def segment_texts(texts: Sequence[str], params: SegmentParams, lexicon: Lexicon)
     keep = content_mask(encoded.dictionary, params, lexicon.stopword_array)
     mask = keep.to_numpy(zero_copy_only=False)[encoded.indices.to_numpy(zero_copy_only=False)]
     return _keep_lists(lists, mask)
+
+
+def _long(text: str, words) -> str:
+    """A long text (a novel) line by line, to bound memory. jieba segments the text between
+    non-Chinese characters independently, so the tokens are the same apart from the newlines,
+    which are whitespace and dropped anyway."""
+    return _SEP.join(_SEP.join(words(line)) for line in text.split("\n"))
 
 
 def _repair_symbol_runs(
@@ -465,6 +481,9 @@ def _init_worker(params: SegmentParams) -> None:
     """Runs once in each worker process (also under spawn): its own private tokenizer."""
     global _WORKER
     _WORKER = (params, load_lexicon(params, check=False))
+    # Give freed arrow memory back at once: a worker's peak is one task, not the run's history.
+    with contextlib.suppress(NotImplementedError, AttributeError):
+        pa.jemalloc_set_decay_ms(0)
 
 
 def _segment_in_worker(texts: list[bytes]) -> pa.ListArray:

@@ -402,3 +402,32 @@ def test_bulk_filter_matches_is_content_token(params, lexicon):
         bulk = content_mask(pa.array(words, pa.string()), seg, lexicon.stopword_array)
         expected = [is_content_token(w.strip(), seg, lexicon.stopwords) for w in words]
         assert bulk.to_pylist() == expected
+
+
+def test_stage_with_phrases_matches_the_function(tmp_path, params):
+    texts = ["人工智能芯片研发团队成立"] * 3 + ["公司发布人工智能芯片"] * 2 + ["团队讨论研发计划"]
+    docs = table(
+        doc_id=[str(i) for i in range(len(texts))],
+        text=texts,
+        n_chars=[len(t) for t in texts],
+        status=["kept"] * len(texts),
+        reason=[None] * len(texts),
+    )
+    settings = {"phrases_threshold": 0.5, "phrases_min_count": 2}
+    out = _run_stage(tmp_path, params, docs, workers=1, cache_dir=None, **settings)
+    expected = segment(
+        docs, dataclasses.replace(params.segment, **settings), load_lexicon(params.segment)
+    )
+    assert read_table(out, TOKENS).equals(TOKENS.conform(expected))
+    assert "人工智能_芯片" in expected.column("tokens").to_pylist()[3]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clean.parquet", "tokens.parquet"]
+
+
+@pytest.mark.parametrize("backend", ["jieba", "rjieba"])
+def test_long_texts_are_segmented_line_by_line_to_the_same_tokens(params, monkeypatch, backend):
+    seg = dataclasses.replace(params.segment, backend=backend)
+    lexicon = load_lexicon(seg)
+    text = SAMPLE_FILE.read_text(encoding="utf-8").replace("\n", "\r\n")
+    whole = segment_texts([text], seg, lexicon)
+    monkeypatch.setattr(segment_module, "LONG_TEXT", 100)
+    assert segment_texts([text], seg, lexicon).equals(whole)
