@@ -562,18 +562,23 @@ class Segmenter:
                 rows.setdefault(document_key(self.fingerprint, text), []).append(i)
         hits = self.cache.get_many(list(rows)) if self.cache is not None else {}
         misses = [(k, texts[r[0]]) for k, r in rows.items() if k not in hits]
+        # A few new documents are segmented here, before a pool of workers would have started.
+        size = sum(len(t) for _, t in misses)
+        inline = self._pool is None and (
+            self.workers <= 1 or self._inline_bytes + size <= INLINE_BYTES
+        )
+        self._inline_bytes += size if inline else 0
         tasks = []
         for chunk in _chunks(misses, TASK_BYTES):
-            tasks.append(([k for k, _ in chunk], self._submit([t for _, t in chunk])))
+            tasks.append(([k for k, _ in chunk], self._submit([t for _, t in chunk], inline)))
         self.stats.documents += len(texts)
         self.stats.cached += sum(len(rows[k]) for k in hits)
         self.stats.segmented += sum(len(rows[k]) for k, _ in misses)
-        self.stats.segmented_bytes += sum(len(t) for _, t in misses)
+        self.stats.segmented_bytes += size
         return _Job(docs, rows, hits, tasks)
 
-    def _submit(self, texts: list[bytes]) -> Future:
-        if self._pool is None and (self.workers <= 1 or self._inline_bytes < INLINE_BYTES):
-            self._inline_bytes += sum(len(t) for t in texts)
+    def _submit(self, texts: list[bytes], inline: bool) -> Future:
+        if inline:
             future: Future = Future()
             decoded = [t.decode("utf-8") for t in texts]
             future.set_result(segment_texts(decoded, self.params, self.lexicon))
