@@ -53,7 +53,7 @@ _SYMBOL_RUN_RE2 = "^" + _SYMBOL_RUN.pattern + "$"
 # (jieba emits whitespace only as whitespace-only tokens, which the filter drops).
 _SEP = "\n"
 # Rows read from clean.parquet at a time, and text bytes per task sent to a worker.
-BATCH_ROWS = 2048
+BATCH_ROWS = 4096
 TASK_BYTES = 1 << 20
 # Segment this much text in the main process before starting worker processes: a small
 # re-run (a few new documents) is done before a pool would have started.
