@@ -114,21 +114,28 @@ class _PeakRss:
     bound) and, on Linux, of their PSS (shared pages split between the processes sharing them).
     """
 
-    def __init__(self, interval: float = 0.05) -> None:
+    def __init__(self, interval: float = 0.1) -> None:
         import psutil
 
         self._proc = psutil.Process()
         self._interval = interval
         self.peak = 0
         self.peak_pss = 0
+        self._samples = 0
+        self._tree = [self._proc]
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _sample(self) -> None:
         import psutil
 
+        # Listing descendants scans every process on the machine: do it once a second only.
+        if self._samples % 10 == 0:
+            with contextlib.suppress(psutil.Error):
+                self._tree = [self._proc, *self._proc.children(recursive=True)]
+        self._samples += 1
         total = pss = 0
-        for proc in [self._proc, *self._proc.children(recursive=True)]:
+        for proc in self._tree:
             with contextlib.suppress(psutil.Error, OSError):
                 rss = proc.memory_info().rss
                 total += rss
