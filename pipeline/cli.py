@@ -11,6 +11,7 @@ from pathlib import Path
 from pipeline import (
     bench_ingest,
     bench_quality,
+    bench_segment,
     clean,
     infer,
     ingest,
@@ -36,7 +37,7 @@ STAGES: dict[str, Callable[[Params, Paths], None]] = {
 }
 
 # Benchmarks: `zhtopics bench <name>`; each module has add_arguments(parser) and run(args) -> int.
-BENCHES = {"ingest": bench_ingest, "quality": bench_quality}
+BENCHES = {"ingest": bench_ingest, "quality": bench_quality, "segment": bench_segment}
 
 
 def run_stages(params: Params, paths: Paths, until: str | None = None) -> None:
@@ -70,7 +71,10 @@ def _common(parser: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="zhtopics",
-        description="Topic modelling of Chinese text: ingest, clean, segment, tfidf, lda_sweep, lda, report.",
+        description=(
+            "Topic modelling of Chinese text: "
+            "ingest, clean, segment, tfidf, lda_sweep, lda, report."
+        ),
     )
     sub = parser.add_subparsers(dest="command", required=True)
     defaults = Paths()

@@ -118,6 +118,44 @@ class SegmentParams:
     allow_single_char: bool = False
     keep_numbers: bool = False
     keep_latin: bool = True
+    # ``rjieba`` runs jieba's algorithm and dictionary compiled (jieba-rs); ``jieba`` is the
+    # reference Python implementation. They agree on >= 99.9% of tokens (tests/test_segment.py).
+    backend: Literal["jieba", "rjieba"] = "rjieba"
+    # Keep only words whose jieba.posseg tag is listed, e.g. "n,nr,ns,nt,nz,vn"; null keeps all.
+    pos: str | None = None
+    # Join frequent collocations (gensim Phrases, npmi scoring) when set; threshold in (-1, 1).
+    phrases_threshold: float | None = None
+    phrases_min_count: int = 5
+    # Worker processes; 0 uses every core this process may run on.
+    workers: int = 0
+    # multiprocessing start method for the workers (spawn, fork, forkserver); null: the default.
+    start_method: str | None = None
+    # Per-document token cache, outside git and DVC outputs; null disables it. Relative to the
+    # working directory; the environment variable ZHTOPICS_SEGMENT_CACHE overrides it.
+    cache_dir: str | None = ".cache/zhtopics/segment"
+
+    def __post_init__(self) -> None:
+        if self.pos is not None and not self.pos_tags:
+            _fail("segment.pos", self.pos, 'null or comma-separated jieba tags, e.g. "n,vn,nz"')
+        if self.pos is not None and not all(re.fullmatch("[a-zA-Z]+", t) for t in self.pos_tags):
+            _fail("segment.pos", self.pos, 'null or comma-separated jieba tags, e.g. "n,vn,nz"')
+        threshold = self.phrases_threshold
+        if threshold is not None and not -1.0 < threshold < 1.0:
+            _fail("segment.phrases_threshold", threshold, "null or an npmi score in (-1, 1)")
+        if self.phrases_min_count < 1:
+            _fail("segment.phrases_min_count", self.phrases_min_count, "an integer >= 1")
+        if self.workers < 0:
+            _fail("segment.workers", self.workers, "0 (every core) or an integer >= 1")
+        methods = ("spawn", "fork", "forkserver")
+        if self.start_method is not None and self.start_method not in methods:
+            _fail("segment.start_method", self.start_method, f"null or one of {list(methods)}")
+        if self.cache_dir is not None and not self.cache_dir.strip():
+            _fail("segment.cache_dir", self.cache_dir, "null or a folder path")
+
+    @property
+    def pos_tags(self) -> frozenset[str]:
+        """The allowed jieba.posseg tags (empty when every tag is kept)."""
+        return frozenset(t for t in re.split(r"[\s,]+", self.pos or "") if t)
 
 
 @dataclass(frozen=True)

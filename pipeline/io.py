@@ -178,6 +178,8 @@ class Spool:
 
     def __exit__(self, exc_type, exc, tb) -> None:
         self._dir.cleanup()
+
+
 def read_optional(path: Path, schema: TableSchema | None) -> pa.Table | None:
     """The table at ``path``, or None when no stage of this run wrote it.
 

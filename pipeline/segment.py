@@ -1,18 +1,30 @@
-"""Stage segment: jieba word segmentation through a private tokenizer, keeping content tokens."""
+"""Stage segment: jieba word segmentation (Python or compiled), parallel, cached per document."""
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import hashlib
+import importlib.metadata
+import json
 import logging
+import multiprocessing
+import os
 import re
+import time
 import unicodedata
-from dataclasses import dataclass
+from collections import deque
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Protocol
 
-import jieba
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from tqdm import tqdm
 
+from pipeline.cache import TokenCache, document_key, resolve_cache_dir
 from pipeline.clean import KEPT
 from pipeline.config import Params, SegmentParams
 from pipeline.io import Paths, TableWriter, iter_tables
@@ -27,24 +39,81 @@ _NUMERIC = re.compile(
     r"|[零〇一二三四五六七八九十百千万亿两几多余第]+[个件次年月日号人名元岁届位项条种家所多余]?"
 )
 _LATIN = re.compile(r"[A-Za-z][A-Za-z0-9._\-+&']*")
+# The same rules for arrow's RE2 engine, applied to many tokens at once; \p{Nd} is what
+# Python's \d means in a str pattern. A test checks both against each other.
+_NUMERIC_RE2 = "^(?:" + _NUMERIC.pattern.replace(r"\d", r"\p{Nd}") + ")$"
+_LATIN_RE2 = "^(?:" + _LATIN.pattern + ")$"
+_WORDLIKE_RE2 = r"[\p{L}\p{N}]"
+# jieba's HMM step splits a run of Latin letters, digits and symbols that is not a dictionary
+# word with this pattern (jieba/finalseg); jieba-rs's version keeps 4-2, E-P1 or abc.com whole.
+_FINALSEG_SKIP = re.compile(r"([a-zA-Z0-9]+(?:\.\d+)?%?)")
+_SYMBOL_RUN = re.compile(r"[A-Za-z0-9+#&._%\-]*[+#&._%\-][A-Za-z0-9+#&._%\-]*")
+_SYMBOL_RUN_RE2 = "^" + _SYMBOL_RUN.pattern + "$"
+# Tokens are joined by newlines between processes and in the cache: no token contains one
+# (jieba emits whitespace only as whitespace-only tokens, which the filter drops).
+_SEP = "\n"
+# Rows read from clean.parquet at a time, and text bytes per task sent to a worker.
+BATCH_ROWS = 4096
+TASK_BYTES = 1 << 20
+# Segment this much text in the main process before starting worker processes: a small
+# re-run (a few new documents) is done before a pool would have started.
+INLINE_BYTES = 4 << 20
+# Texts of this many characters or more are segmented line by line (see _long).
+LONG_TEXT = 100_000
+# Bump when the meaning of cached values changes (the module's source is hashed as well).
+CACHE_FORMAT = 2
+
+
+# --------------------------------------------------------------------------- dictionaries
 
 
 @dataclass(frozen=True)
-class Lexicon:
-    """The heavy resources of segmentation, loaded once per stage."""
+class UserWord:
+    """One user-dictionary entry: jieba's ``word [freq] [tag]``."""
 
-    tokenizer: jieba.Tokenizer
-    stopwords: frozenset[str]
+    word: str
+    freq: int | None
+    tag: str | None
+    line: int
 
 
-def load_lexicon(params: SegmentParams) -> Lexicon:
-    """A private jieba tokenizer with the user dictionary, and the stopword set."""
-    jieba.setLogLevel(logging.WARNING)
-    tokenizer = jieba.Tokenizer()
-    tokenizer.initialize()
-    if params.userdict is not None:
-        tokenizer.load_userdict(str(params.userdict))
-    return Lexicon(tokenizer, frozenset(load_stopwords(params)))
+def read_userdict(path: Path) -> list[UserWord]:
+    """Parse and validate a jieba user dictionary.
+
+    Accepts a BOM and CRLF line endings, ``#`` comments, and entries without a frequency (jieba
+    then suggests one). Words are NFKC-normalised like the clean text. A duplicate entry
+    replaces the earlier one, with a warning; a malformed line stops the run naming it.
+    """
+    path = Path(path)
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path}: the user dictionary must be UTF-8 ({exc})") from exc
+    entries: dict[str, UserWord] = {}
+    duplicates: list[str] = []
+    for number, line in enumerate(text.splitlines(), 1):
+        fields = line.split("#", 1)[0].split()
+        if not fields:
+            continue
+        word = unicodedata.normalize("NFKC", fields[0])
+        freq: int | None = None
+        tag: str | None = None
+        rest = fields[1:]
+        if rest and rest[0].isdigit():
+            freq = int(rest.pop(0))
+        if rest and re.fullmatch("[a-zA-Z]+", rest[0]):
+            tag = rest.pop(0)
+        if rest or freq == 0:
+            raise ValueError(
+                f"{path}:{number}: expected `word [freq >= 1] [tag]`, got {line.strip()!r}"
+            )
+        if word in entries:
+            duplicates.append(f"{word} (lines {entries[word].line} and {number})")
+            del entries[word]
+        entries[word] = UserWord(word, freq, tag, number)
+    if duplicates:
+        log.warning("%s: duplicate entries, the last one is used: %s", path, ", ".join(duplicates))
+    return list(entries.values())
 
 
 def load_stopwords(params: SegmentParams) -> set[str]:
@@ -64,6 +133,175 @@ def load_stopwords(params: SegmentParams) -> set[str]:
     return {unicodedata.normalize("NFKC", w).strip() for w in words} - {""}
 
 
+# --------------------------------------------------------------------------- backends
+
+
+class Backend(Protocol):
+    """What segmentation needs from a tokenizer; one private instance per process."""
+
+    name: str
+
+    def add_word(self, word: str, freq: int | None, tag: str | None) -> None: ...
+    def cut(self, text: str, hmm: bool) -> list[str]: ...
+    def tag(self, text: str, hmm: bool) -> list[tuple[str, str]]: ...
+
+
+class JiebaBackend:
+    """The reference: jieba's Python implementation, through a private ``jieba.Tokenizer``."""
+
+    name = "jieba"
+
+    def __init__(self) -> None:
+        import jieba
+
+        jieba.setLogLevel(logging.WARNING)
+        self._tokenizer = jieba.Tokenizer()
+        self._tokenizer.initialize()
+        self._pos = None
+
+    def add_word(self, word: str, freq: int | None, tag: str | None) -> None:
+        self._tokenizer.add_word(word, freq, tag)
+
+    def cut(self, text: str, hmm: bool) -> list[str]:
+        return self._tokenizer.lcut(text, HMM=hmm)
+
+    def tag(self, text: str, hmm: bool) -> list[tuple[str, str]]:
+        if self._pos is None:
+            from jieba.posseg import POSTokenizer
+
+            self._pos = POSTokenizer(self._tokenizer)
+        return [(pair.word, pair.flag) for pair in self._pos.lcut(text, HMM=hmm)]
+
+
+class RjiebaBackend:
+    """jieba-rs (the same dictionary and algorithm, compiled) through a private ``rjieba.Jieba``."""
+
+    name = "rjieba"
+
+    def __init__(self) -> None:
+        self._jieba = _rjieba_class()()
+        # jieba-rs keeps a known word's dictionary tag when it is added again; jieba lets the
+        # user dictionary's tag win, and so do we.
+        self._tags: dict[str, str] = {}
+
+    def add_word(self, word: str, freq: int | None, tag: str | None) -> None:
+        self._jieba.add_word(word, freq, tag)
+        if tag:
+            self._tags[word] = tag
+
+    def cut(self, text: str, hmm: bool) -> list[str]:
+        words = self._jieba.cut(text, hmm)
+        if not hmm:
+            return words
+        return [piece for w in words for piece in self.repair(w)]
+
+    def cut_raw(self, text: str, hmm: bool) -> list[str]:
+        """jieba-rs's output as it is (segment_texts repairs it in bulk)."""
+        return self._jieba.cut(text, hmm)
+
+    def repair(self, word: str) -> list[str]:
+        """A symbol run that is not a dictionary word, split as jieba's HMM step splits it."""
+        if _SYMBOL_RUN.fullmatch(word) and not self._jieba.has_word(word):
+            return [x for x in _FINALSEG_SKIP.split(word) if x]
+        return [word]
+
+    def tag(self, text: str, hmm: bool) -> list[tuple[str, str]]:
+        tags = self._tags
+        return [(w, tags.get(w, t)) for w, t in self._jieba.tag(text, hmm)]
+
+
+@functools.cache
+def _rjieba_class() -> type:
+    """rjieba's Jieba class, loaded from its compiled module directly: ``import rjieba`` also
+    builds a module-level default instance (0.25 s and 30 MB per process) that we never use."""
+    import importlib.machinery
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec("rjieba")
+        folder = Path(next(iter(spec.submodule_search_locations)))
+        path = next(
+            p
+            for p in folder.iterdir()
+            if p.name.startswith("rjieba.") and p.is_file() and p.suffix in {".so", ".pyd"}
+        )
+        loader = importlib.machinery.ExtensionFileLoader("rjieba.rjieba", str(path))
+        module = importlib.util.module_from_spec(
+            importlib.util.spec_from_loader(loader.name, loader)
+        )
+        loader.exec_module(module)
+        return module.Jieba
+    except Exception:  # another layout: the ordinary import
+        import rjieba
+
+        return rjieba.Jieba
+
+
+BACKENDS: dict[str, type] = {"jieba": JiebaBackend, "rjieba": RjiebaBackend}
+
+
+@dataclass(frozen=True)
+class Lexicon:
+    """The heavy resources of segmentation, loaded once per process."""
+
+    backend: Backend
+    stopwords: frozenset[str]
+
+    @functools.cached_property
+    def stopword_array(self) -> pa.Array:
+        return pa.array(sorted(self.stopwords), pa.string())
+
+
+def load_lexicon(params: SegmentParams, check: bool = True) -> Lexicon:
+    """A private tokenizer with the user dictionary, and the stopwords segmented by it.
+
+    With ``check``, a warning lists the user words that the tokenizer does not keep whole.
+    """
+    backend = BACKENDS[params.backend]()
+    words = read_userdict(params.userdict) if params.userdict is not None else []
+    for entry in words:
+        backend.add_word(entry.word, entry.freq, entry.tag)
+    if check:
+        split = [e.word for e in words if backend.cut(e.word, params.hmm) != [e.word]]
+        if split:
+            log.warning(
+                "%s: %d user word(s) do not segment as one token (raise their frequency): %s",
+                params.userdict,
+                len(split),
+                " ".join(split),
+            )
+    return Lexicon(backend, frozenset(presegment(load_stopwords(params), backend, params.hmm)))
+
+
+def presegment(stopwords: Iterable[str], backend: Backend, hmm: bool) -> set[str]:
+    """Stopwords as the tokenizer emits them: a stopword it splits contributes its pieces."""
+    out: set[str] = set()
+    for word in stopwords:
+        out.add(word)
+        out.update(p.strip() for p in backend.cut(word, hmm) if p.strip())
+    return out
+
+
+def fingerprint(params: SegmentParams) -> bytes:
+    """What a document's tokens depend on besides its text: settings, dictionaries, code and
+    tokenizer versions. Part of every cache key."""
+    settings = asdict(params)
+    for key in ("workers", "start_method", "cache_dir", "phrases_threshold", "phrases_min_count"):
+        settings.pop(key)
+    for key in ("userdict", "stopwords"):
+        path = settings.pop(key)
+        settings[key] = None if path is None else hashlib.sha256(path.read_bytes()).hexdigest()
+    packages = sorted({params.backend, "jieba", "stopwordsiso"})
+    settings["versions"] = {name: importlib.metadata.version(name) for name in packages}
+    settings["code"] = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
+    settings["format"] = CACHE_FORMAT
+    blob = json.dumps(settings, sort_keys=True, default=str).encode("utf-8")
+    return hashlib.blake2b(blob, digest_size=32).digest()
+
+
+# --------------------------------------------------------------------------- tokens
+
+
 def is_content_token(token: str, params: SegmentParams, stopwords: frozenset[str]) -> bool:
     """Keep words: no punctuation, whitespace, numbers or stopwords; single characters and
     Latin words only when the settings allow them."""
@@ -78,44 +316,369 @@ def is_content_token(token: str, params: SegmentParams, stopwords: frozenset[str
     return params.allow_single_char or len(token) > 1
 
 
+def _keep_lists(lists: pa.ListArray, keep: np.ndarray) -> pa.ListArray:
+    """``lists`` with only the flattened values where ``keep`` is true."""
+    flat = lists.flatten()
+    parents = pc.list_parent_indices(lists).to_numpy()
+    counts = np.bincount(parents[keep], minlength=len(lists))
+    offsets = np.zeros(len(lists) + 1, dtype=np.int32)
+    np.cumsum(counts, out=offsets[1:])
+    return pa.ListArray.from_arrays(pa.array(offsets), flat.filter(pa.array(keep)))
+
+
+def _split(values: Sequence[str]) -> pa.ListArray:
+    return pc.split_pattern(pa.array(values, pa.string()), _SEP)
+
+
+def token_lists(values: Sequence[bytes]) -> pa.ListArray:
+    """Token lists from newline-joined UTF-8 tokens (as workers return and the cache holds them)."""
+    lists = pc.split_pattern(pa.array(values, pa.binary()).cast(pa.string()), _SEP)
+    return _keep_lists(lists, pc.not_equal(lists.flatten(), "").to_numpy(zero_copy_only=False))
+
+
+def content_mask(words: pa.Array, params: SegmentParams, stopwords: pa.Array) -> pa.Array:
+    """is_content_token for many tokens at once, in arrow (no Python per token)."""
+    stopped = pc.is_in(words, value_set=stopwords)
+    lowered = pc.is_in(pc.utf8_lower(words), value_set=stopwords)
+    stopped = pc.or_(stopped, pc.and_(pc.string_is_ascii(words), lowered))
+    keep = pc.and_(pc.match_substring_regex(words, _WORDLIKE_RE2), pc.invert(stopped))
+    if not params.keep_numbers:
+        keep = pc.and_(keep, pc.invert(pc.match_substring_regex(words, _NUMERIC_RE2)))
+    if not params.keep_latin:
+        keep = pc.and_(keep, pc.invert(pc.match_substring_regex(words, _LATIN_RE2)))
+    if not params.allow_single_char:
+        keep = pc.and_(keep, pc.greater(pc.utf8_length(words), 1))
+    return keep
+
+
+def segment_texts(texts: Sequence[str], params: SegmentParams, lexicon: Lexicon) -> pa.ListArray:
+    """Each text's content tokens, in order.
+
+    The tokenizer's output is filtered in bulk: arrow judges each distinct token of the batch
+    once, then keeps the chosen tokens. Filtering token by token in Python would cost about
+    as much as the compiled segmentation itself.
+    """
+    backend = lexicon.backend
+    if params.pos is not None:
+        tags = params.pos_tags
+
+        def words(text: str) -> Iterator[str]:
+            return (w for w, t in backend.tag(text, params.hmm) if t in tags)
+    else:
+        cut = getattr(backend, "cut_raw", backend.cut)
+
+        def words(text: str) -> Iterator[str]:
+            return cut(text, params.hmm)
+
+    raw = [_SEP.join(words(x)) if len(x) < LONG_TEXT else _long(x, words) for x in texts]
+    lists = _split(raw)
+    encoded = lists.flatten().dictionary_encode()
+    if params.hmm and params.pos is None and isinstance(backend, RjiebaBackend):
+        lists, encoded = _repair_symbol_runs(raw, lists, encoded, backend)
+    keep = content_mask(encoded.dictionary, params, lexicon.stopword_array)
+    mask = keep.to_numpy(zero_copy_only=False)[encoded.indices.to_numpy(zero_copy_only=False)]
+    return _keep_lists(lists, mask)
+
+
+def _long(text: str, words) -> str:
+    """A long text (a novel) line by line, to bound memory. jieba segments the text between
+    non-Chinese characters independently, so the tokens are the same apart from the newlines,
+    which are whitespace and dropped anyway."""
+    return _SEP.join(_SEP.join(words(line)) for line in text.split("\n"))
+
+
+def _repair_symbol_runs(
+    raw: list[str], lists: pa.ListArray, encoded: pa.DictionaryArray, backend: RjiebaBackend
+) -> tuple[pa.ListArray, pa.DictionaryArray]:
+    """Apply RjiebaBackend.repair to the few documents that need it (found in bulk)."""
+    dictionary = encoded.dictionary
+    suspects = pc.match_substring_regex(dictionary, _SYMBOL_RUN_RE2)
+    if not pc.any(suspects).as_py():
+        return lists, encoded
+    ids = np.flatnonzero(suspects.to_numpy(zero_copy_only=False))
+    fixed = {dictionary[int(i)].as_py(): None for i in ids}
+    fixed = {w: backend.repair(w) for w in fixed}
+    fixed = {w: pieces for w, pieces in fixed.items() if pieces != [w]}
+    if not fixed:
+        return lists, encoded
+    bad = np.array([i for i in ids if dictionary[int(i)].as_py() in fixed])
+    rows = pc.list_parent_indices(lists).to_numpy()
+    in_bad = np.isin(encoded.indices.to_numpy(zero_copy_only=False), bad)
+    for i in np.unique(rows[in_bad]):
+        raw[i] = _SEP.join(p for w in raw[i].split(_SEP) for p in fixed.get(w, (w,)))
+    lists = _split(raw)
+    return lists, lists.flatten().dictionary_encode()
+
+
+def segment_values(texts: Sequence[str], params: SegmentParams, lexicon: Lexicon) -> list[bytes]:
+    """Each text's content tokens joined by newlines, UTF-8 (as the cache holds them)."""
+    return _joined(segment_texts(texts, params, lexicon))
+
+
+def _joined(lists: pa.ListArray) -> list[bytes]:
+    return pc.binary_join(lists, _SEP).cast(pa.binary()).to_pylist()
+
+
 def tokenize(text: str, params: SegmentParams, lexicon: Lexicon) -> list[str]:
     """One document's content tokens, in order."""
-    words = (w.strip() for w in lexicon.tokenizer.cut(text, HMM=params.hmm))
-    return [w for w in words if is_content_token(w, params, lexicon.stopwords)]
+    return segment_texts([text], params, lexicon).to_pylist()[0]
+
+
+# --------------------------------------------------------------------------- phrases
+
+
+def learn_phrases(batches: Iterable[pa.ListArray], params: SegmentParams):
+    """gensim Phrases (npmi scoring) over the token lists, frozen for applying."""
+    from gensim.models.phrases import Phrases
+
+    model = Phrases(
+        min_count=params.phrases_min_count,
+        threshold=params.phrases_threshold,
+        scoring="npmi",
+        delimiter="_",
+    )
+    for lists in batches:
+        model.add_vocab(lists.to_pylist())
+    return model.freeze()
+
+
+def apply_phrases(lists: pa.ListArray, phrases) -> pa.ListArray:
+    """Join the learnt collocations into one token each (``a_b``)."""
+    return pa.array([phrases[t] for t in lists.to_pylist()], pa.list_(pa.string()))
+
+
+def _tokens_table(doc_ids: pa.ChunkedArray | pa.Array, lists: pa.ListArray) -> pa.Table:
+    return pa.table(
+        {
+            "doc_id": doc_ids,
+            "tokens": lists,
+            "n_tokens": pc.list_value_length(lists).cast(pa.int32()),
+        }
+    )
 
 
 def segment(docs: pa.Table, params: SegmentParams, lexicon: Lexicon) -> pa.Table:
     """Tokens for every document; those not ``kept`` by clean get an empty list."""
     require_columns(docs, ["doc_id", "text", "status"], "segment")
     texts = docs.column("text").to_pylist()
-    statuses = docs.column("status").to_pylist()
-    tokens = [
-        tokenize(text, params, lexicon) if status == KEPT else []
-        for text, status in tqdm(
-            zip(texts, statuses, strict=True),
-            total=len(texts),
-            desc="segment",
-            unit="doc",
-            disable=None,
+    kept = [i for i, s in enumerate(docs.column("status").to_pylist()) if s == KEPT]
+    values = [b""] * len(texts)
+    segmented = segment_values([texts[i] for i in kept], params, lexicon)
+    for i, value in zip(kept, segmented, strict=True):
+        values[i] = value
+    lists = token_lists(values)
+    if params.phrases_threshold is not None:
+        lists = apply_phrases(lists, learn_phrases([lists], params))
+    return _tokens_table(docs.column("doc_id"), lists)
+
+
+# --------------------------------------------------------------------------- the stage run
+
+_WORKER: tuple[SegmentParams, Lexicon] | None = None
+
+
+def _init_worker(params: SegmentParams) -> None:
+    """Runs once in each worker process (also under spawn): its own private tokenizer."""
+    global _WORKER
+    _WORKER = (params, load_lexicon(params, check=False))
+    # Give freed arrow memory back at once: a worker's peak is one task, not the run's history.
+    with contextlib.suppress(NotImplementedError, AttributeError):
+        pa.jemalloc_set_decay_ms(0)
+
+
+def _segment_in_worker(texts: list[bytes]) -> pa.ListArray:
+    """A task: UTF-8 texts in (decoded here, in parallel), token lists out."""
+    assert _WORKER is not None, "worker not initialised"
+    params, lexicon = _WORKER
+    return segment_texts([t.decode("utf-8") for t in texts], params, lexicon)
+
+
+def worker_count(params: SegmentParams) -> int:
+    if params.workers:
+        return params.workers
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+@dataclass
+class RunStats:
+    documents: int = 0
+    cached: int = 0
+    segmented: int = 0
+    segmented_bytes: int = 0
+    workers_started: int = 0
+
+
+@dataclass
+class _Job:
+    docs: pa.Table
+    rows: dict[bytes, list[int]]  # document key -> rows with that text
+    hits: dict[bytes, bytes]  # document key -> cached tokens
+    tasks: list[tuple[list[bytes], Future]]  # document keys -> their token lists
+
+
+class Segmenter:
+    """Segments streamed tables with the cache and a lazily started pool of worker processes.
+
+    Results come back in input order and do not depend on the number of workers or on what the
+    cache holds: every path runs ``segment_values`` on the same texts.
+    """
+
+    def __init__(self, params: SegmentParams, cache_dir: Path | None) -> None:
+        self.params = params
+        self.fingerprint = fingerprint(params)
+        self.cache = TokenCache(cache_dir) if cache_dir is not None else None
+        self.workers = worker_count(params)
+        self.stats = RunStats()
+        self._lexicon: Lexicon | None = None
+        self._pool: ProcessPoolExecutor | None = None
+        self._inline_bytes = 0
+
+    @property
+    def lexicon(self) -> Lexicon:
+        if self._lexicon is None:
+            self._lexicon = load_lexicon(self.params)
+        return self._lexicon
+
+    def run(self, tables: Iterable[pa.Table]) -> Iterator[tuple[pa.Table, pa.ListArray]]:
+        """Yield each input table with its documents' token lists."""
+        pending: deque[_Job] = deque()
+        for docs in tables:
+            require_columns(docs, ["doc_id", "text", "status"], "segment")
+            pending.append(self._start(docs))
+            while len(pending) > 1:
+                yield self._finish(pending.popleft())
+        while pending:
+            yield self._finish(pending.popleft())
+
+    def _start(self, docs: pa.Table) -> _Job:
+        texts = docs.column("text").cast(pa.binary()).to_pylist()  # UTF-8, no copies to str
+        statuses = docs.column("status").to_pylist()
+        rows: dict[bytes, list[int]] = {}
+        for i, (text, status) in enumerate(zip(texts, statuses, strict=True)):
+            if status == KEPT:
+                rows.setdefault(document_key(self.fingerprint, text), []).append(i)
+        hits = self.cache.get_many(list(rows)) if self.cache is not None else {}
+        misses = [(k, texts[r[0]]) for k, r in rows.items() if k not in hits]
+        # A few new documents are segmented here, before a pool of workers would have started.
+        size = sum(len(t) for _, t in misses)
+        inline = self._pool is None and (
+            self.workers <= 1 or self._inline_bytes + size <= INLINE_BYTES
         )
-    ]
-    return pa.table(
-        {
-            "doc_id": docs.column("doc_id"),
-            "tokens": pa.array(tokens, pa.list_(pa.string())),
-            "n_tokens": pa.array([len(t) for t in tokens], pa.int32()),
-        }
-    )
+        self._inline_bytes += size if inline else 0
+        tasks = []
+        for chunk in _chunks(misses, TASK_BYTES):
+            tasks.append(([k for k, _ in chunk], self._submit([t for _, t in chunk], inline)))
+        self.stats.documents += len(texts)
+        self.stats.cached += sum(len(rows[k]) for k in hits)
+        self.stats.segmented += sum(len(rows[k]) for k, _ in misses)
+        self.stats.segmented_bytes += size
+        return _Job(docs, rows, hits, tasks)
+
+    def _submit(self, texts: list[bytes], inline: bool) -> Future:
+        if inline:
+            future: Future = Future()
+            decoded = [t.decode("utf-8") for t in texts]
+            future.set_result(segment_texts(decoded, self.params, self.lexicon))
+            return future
+        return self._ensure_pool().submit(_segment_in_worker, texts)
+
+    def _ensure_pool(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            # Check the user dictionary here, once (workers load theirs without the check);
+            # then drop this process's tokenizer: the workers do the segmenting from now on.
+            self.lexicon  # noqa: B018
+            self._lexicon = None
+            context = multiprocessing.get_context(self.params.start_method)
+            self._pool = ProcessPoolExecutor(
+                self.workers, context, initializer=_init_worker, initargs=(self.params,)
+            )
+            self.stats.workers_started = self.workers
+        return self._pool
+
+    def _finish(self, job: _Job) -> tuple[pa.Table, pa.ListArray]:
+        """Wait for a job's tasks, cache their results, and put every row's tokens in order."""
+        parts = [token_lists(list(job.hits.values()))]
+        position = {key: i for i, key in enumerate(job.hits)}
+        for keys, future in job.tasks:
+            lists = future.result()
+            if self.cache is not None:
+                self.cache.put_many(zip(keys, _joined(lists), strict=True))
+            position.update((key, len(position)) for key in keys)
+            parts.append(lists)
+        parts.append(pa.array([[]], pa.list_(pa.string())))  # for rows not kept by clean
+        index = np.full(job.docs.num_rows, len(position), dtype=np.int64)
+        for key, rows in job.rows.items():
+            index[rows] = position[key]
+        return job.docs, pa.concat_arrays(parts).take(pa.array(index))
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+        if self.cache is not None:
+            self.cache.close()
+
+    def __enter__(self) -> Segmenter:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _chunks(items: list[tuple[bytes, bytes]], size: int) -> Iterator[list[tuple[bytes, bytes]]]:
+    """Consecutive runs of (key, text) holding about ``size`` bytes of text each."""
+    chunk: list[tuple[bytes, bytes]] = []
+    total = 0
+    for item in items:
+        chunk.append(item)
+        total += len(item[1])
+        if total >= size:
+            yield chunk
+            chunk, total = [], 0
+    if chunk:
+        yield chunk
 
 
 def main(params: Params, paths: Paths) -> None:
-    lexicon = load_lexicon(params.segment)
+    seg = params.segment
+    out = paths.table("tokens")
+    started = time.perf_counter()
+    phrased = seg.phrases_threshold is not None
+    first = paths.processed / ".tokens.unphrased.parquet" if phrased else out
     total = 0
-    with TableWriter(paths.table("tokens"), TOKENS) as writer:
-        for docs in iter_tables(paths.table("clean"), CLEAN):
-            table = segment(docs, params.segment, lexicon)
+    segmenter = Segmenter(seg, resolve_cache_dir(seg.cache_dir))
+    with segmenter, TableWriter(first, TOKENS) as writer:
+        for docs, lists in segmenter.run(iter_tables(paths.table("clean"), CLEAN, BATCH_ROWS)):
+            table = _tokens_table(docs.column("doc_id"), lists)
             writer.write(table)
             total += pc.sum(table.column("n_tokens")).as_py() or 0
+    stats = segmenter.stats
+    if phrased:
+        _write_phrased(first, out, seg)
     log.info(
-        "segment: %d tokens in %d documents -> %s", total, writer.num_rows, paths.table("tokens")
+        "segment: %d tokens in %d documents -> %s (%d from the cache, %d segmented, "
+        "%.1f MB, %d worker process(es), %.1f s)",
+        total,
+        writer.num_rows,
+        out,
+        stats.cached,
+        stats.segmented,
+        stats.segmented_bytes / 1e6,
+        stats.workers_started,
+        time.perf_counter() - started,
     )
+
+
+def _write_phrased(first: Path, out: Path, params: SegmentParams) -> None:
+    """Second and third pass: learn collocations over all tokens, then join them."""
+    phrases = learn_phrases(
+        (t.column("tokens").combine_chunks() for t in iter_tables(first, TOKENS)), params
+    )
+    with TableWriter(out, TOKENS) as writer:
+        for table in iter_tables(first, TOKENS):
+            lists = apply_phrases(table.column("tokens").combine_chunks(), phrases)
+            writer.write(_tokens_table(table.column("doc_id"), lists))
+    first.unlink()

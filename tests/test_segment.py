@@ -1,13 +1,33 @@
+import dataclasses
 import json
+import sqlite3
+from pathlib import Path
 
 import jieba
+import pyarrow as pa
 import pytest
 
+import pipeline.segment as segment_module
+from pipeline.bench_segment import read_corpus, token_agreement
+from pipeline.cache import resolve_cache_dir
 from pipeline.clean import load_replacements, normalize_text
-from pipeline.config import SegmentParams
-from pipeline.schemas import TOKENS, SchemaError
-from pipeline.segment import Lexicon, is_content_token, load_lexicon, segment, tokenize
-from tests.conftest import FIXTURES, table
+from pipeline.cli import main as cli_main
+from pipeline.config import ConfigError, SegmentParams, params_from_dict
+from pipeline.io import Paths, read_table, write_table
+from pipeline.schemas import CLEAN, TOKENS, SchemaError
+from pipeline.segment import (
+    Lexicon,
+    content_mask,
+    fingerprint,
+    is_content_token,
+    load_lexicon,
+    read_userdict,
+    segment,
+    segment_texts,
+    tokenize,
+)
+from pipeline.segment import main as seg_main
+from tests.conftest import FIXTURES, ROOT, SAMPLE_FILE, table
 
 GOLDEN = json.loads((FIXTURES / "golden_segment.json").read_text(encoding="utf-8"))
 
@@ -91,3 +111,327 @@ def test_segment_table(params, lexicon: Lexicon):
 def test_segment_needs_status_column(params, lexicon):
     with pytest.raises(SchemaError, match="status"):
         segment(table(doc_id=["a"], text=["x"]), params.segment, lexicon)
+
+
+# --------------------------------------------------------------------------- dictionaries
+
+
+def test_userdict_handles_bom_crlf_missing_freq_comments_and_duplicates(tmp_path, caplog):
+    path = tmp_path / "u.txt"
+    text = "\ufeff妇联组织 50 n\r\n巾帼建功\r\n# a comment\r\n\r\n妇联组织 80 nt\r\n家庭暴力 40\r\n"
+    path.write_bytes(text.encode("utf-8"))
+    entries = read_userdict(path)
+    assert [(e.word, e.freq, e.tag) for e in entries] == [
+        ("巾帼建功", None, None),
+        ("妇联组织", 80, "nt"),
+        ("家庭暴力", 40, None),
+    ]
+    assert "duplicate" in caplog.text and "妇联组织 (lines 1 and 5)" in caplog.text
+
+
+@pytest.mark.parametrize("line", ["妇联 abc 12", "妇联 0 n", "妇联 10 n extra"])
+def test_userdict_bad_line_names_file_and_line(tmp_path, line):
+    path = tmp_path / "u.txt"
+    path.write_text(f"男女平等 50 n\n{line}\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"u\.txt:2"):
+        read_userdict(path)
+
+
+def test_userdict_must_be_utf8(tmp_path):
+    path = tmp_path / "u.txt"
+    path.write_bytes("男女平等 50 n\n".encode("gbk"))
+    with pytest.raises(ValueError, match="UTF-8"):
+        read_userdict(path)
+
+
+@pytest.mark.parametrize("backend", ["jieba", "rjieba"])
+def test_words_that_do_not_stay_whole_are_listed(tmp_path, caplog, backend):
+    path = tmp_path / "u.txt"
+    path.write_text("巾帼建功 30 nz\n我们的 1\n", encoding="utf-8")
+    params = SegmentParams(userdict=path, stopwords=None, stopwords_iso=False, backend=backend)
+    lexicon = load_lexicon(params)
+    assert "我们的" in caplog.text and "巾帼建功" not in caplog.text.split("one token")[-1]
+    assert lexicon.backend.cut("巾帼建功", True) == ["巾帼建功"]
+
+
+@pytest.mark.parametrize("backend", ["jieba", "rjieba"])
+def test_stopwords_are_segmented_like_the_text(tmp_path, backend):
+    stop = tmp_path / "s.txt"
+    stop.write_text("进一步加强\n", encoding="utf-8")
+    params = SegmentParams(userdict=None, stopwords=stop, stopwords_iso=False, backend=backend)
+    lexicon = load_lexicon(params)
+    assert {"进一步", "加强"} <= lexicon.stopwords
+    assert tokenize("进一步加强妇女儿童工作", params, lexicon) == ["妇女儿童", "工作"]
+
+
+# --------------------------------------------------------------------------- backends
+
+
+@pytest.fixture(scope="module")
+def both_backends(params):
+    """The jieba and rjieba lexicons with the shipped user dictionary and stopwords."""
+    return {
+        name: load_lexicon(dataclasses.replace(params.segment, backend=name))
+        for name in ("jieba", "rjieba")
+    }
+
+
+def test_backends_agree_on_the_sample(params, both_backends):
+    """Parity: the same dictionary and user dictionary give >= 99.9% of tokens in common."""
+    lines = [line for line in SAMPLE_FILE.read_text(encoding="utf-8").splitlines() if line]
+    text = normalize_text("\n".join(lines), load_replacements(params.clean.replacements))
+    docs = [p for p in text.split("\n") if p.strip()]
+    cuts = {n: [lex.backend.cut(d, True) for d in docs] for n, lex in both_backends.items()}
+    agreement, n_jieba, _ = token_agreement(cuts["jieba"], cuts["rjieba"])
+    assert n_jieba > 10_000
+    assert agreement >= 0.999
+    # and after filtering, the content tokens match too
+    filtered = {
+        n: [tokenize(d, dataclasses.replace(params.segment, backend=n), lex) for d in docs]
+        for n, lex in both_backends.items()
+    }
+    assert token_agreement(filtered["jieba"], filtered["rjieba"])[0] >= 0.999
+
+
+def test_symbol_runs_are_split_as_jieba_splits_them(params, both_backends):
+    """jieba-rs alone keeps 4-2, abc.com, NWZ-E443 whole where jieba splits them (about 0.4% of
+    tokens of news text); the rjieba backend repairs that, in cut() and in bulk alike."""
+    text = "比分4-2，访问www.douban.com或拨打400-6060-995，型号NWZ-E443和C++，增长3.5%"
+    jieba_cut = both_backends["jieba"].backend.cut(text, True)
+    assert "NWZ" in jieba_cut and "douban" in jieba_cut
+    assert both_backends["rjieba"].backend.cut(text, True) == jieba_cut
+    loose = dataclasses.replace(params.segment, keep_numbers=True, allow_single_char=True)
+    tokens = {
+        name: segment_texts([text, "无", text], dataclasses.replace(loose, backend=name), lex)
+        for name, lex in both_backends.items()
+    }
+    assert tokens["jieba"].equals(tokens["rjieba"])
+
+
+def test_token_agreement_counts_spans():
+    assert token_agreement([["ab", "c"]], [["ab", "c"]])[0] == 1.0
+    assert token_agreement([["ab", "c"]], [["a", "b", "c"]]) == (0.4, 2, 3)
+
+
+@pytest.mark.parametrize("backend", ["jieba", "rjieba"])
+def test_pos_filter_keeps_listed_tags(params, backend):
+    seg = dataclasses.replace(params.segment, backend=backend, pos="n,nz")
+    lexicon = load_lexicon(seg)
+    tokens = tokenize("我们要认真落实男女平等基本国策", seg, lexicon)
+    assert tokens == ["男女平等", "基本国策"]
+
+
+def test_phrases_join_frequent_collocations(params, lexicon):
+    seg = dataclasses.replace(params.segment, phrases_threshold=0.5, phrases_min_count=2)
+    texts = ["人工智能芯片研发团队成立"] * 3 + ["公司发布人工智能芯片"] * 2 + ["团队讨论研发计划"]
+    docs = table(
+        doc_id=[str(i) for i in range(len(texts))],
+        text=texts,
+        n_chars=[len(t) for t in texts],
+        status=["kept"] * len(texts),
+        reason=[None] * len(texts),
+    )
+    plain = segment(docs, params.segment, lexicon).column("tokens").to_pylist()
+    joined = segment(docs, seg, lexicon).column("tokens").to_pylist()
+    assert plain[0][:2] == ["人工智能", "芯片"]
+    assert "人工智能_芯片" in joined[0] and "人工智能_芯片" in joined[3]
+
+
+@pytest.mark.parametrize(
+    ("values", "key"),
+    [
+        ({"backend": "pkuseg"}, "segment.backend"),
+        ({"pos": " , "}, "segment.pos"),
+        ({"pos": "n,名词"}, "segment.pos"),
+        ({"phrases_threshold": 1.5}, "segment.phrases_threshold"),
+        ({"phrases_min_count": 0}, "segment.phrases_min_count"),
+        ({"workers": -1}, "segment.workers"),
+        ({"start_method": "thread"}, "segment.start_method"),
+        ({"cache_dir": " "}, "segment.cache_dir"),
+    ],
+)
+def test_bad_segment_settings_name_the_key(values, key):
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        params_from_dict({"segment": {"userdict": None, "stopwords": None, **values}})
+
+
+# --------------------------------------------------------------------------- the stage run
+
+
+def _corpus(n: int = 240) -> pa.Table:
+    """A few hundred documents from the sample: the first 150 repeat lines, some not kept."""
+    lines = [x for x in SAMPLE_FILE.read_text(encoding="utf-8").splitlines() if len(x) > 20]
+    texts = [lines[i % len(lines)] + ("" if i < 150 else f"（补充说明{i}）") for i in range(n)]
+    status = ["too_short" if i % 17 == 5 else "kept" for i in range(n)]
+    return table(
+        doc_id=[f"d{i:04d}" for i in range(n)],
+        text=texts,
+        n_chars=[len(t) for t in texts],
+        status=status,
+        reason=[None if s == "kept" else "short" for s in status],
+        cluster_id=[None] * n,
+        cluster_size=[None] * n,
+    )
+
+
+def _run_stage(folder, params, docs, **settings):
+    paths = Paths.under(folder, folder)
+    write_table(docs, paths.table("clean"), CLEAN)
+    seg = dataclasses.replace(params.segment, **settings)
+    seg_main(dataclasses.replace(params, segment=seg), paths)
+    return paths.table("tokens")
+
+
+def test_worker_count_and_start_method_do_not_change_the_bytes(tmp_path, params, monkeypatch):
+    """One process, or two spawned workers fed many small tasks: the same file."""
+    monkeypatch.setattr(segment_module, "INLINE_BYTES", 0)
+    monkeypatch.setattr(segment_module, "TASK_BYTES", 4000)
+    docs = _corpus()
+    one = _run_stage(tmp_path / "one", params, docs, workers=1, cache_dir=None)
+    two = _run_stage(
+        tmp_path / "two", params, docs, workers=2, start_method="spawn", cache_dir=None
+    )
+    assert one.read_bytes() == two.read_bytes()
+    expected = segment(docs, params.segment, load_lexicon(params.segment))
+    assert read_table(one, TOKENS).equals(TOKENS.conform(expected))
+
+
+def test_cache_rerun_segments_only_new_documents(tmp_path, params, monkeypatch):
+    cache = tmp_path / "cache"
+    docs = _corpus()
+    seen = []
+    real = segment_module.segment_texts
+
+    def counting(texts, *args):
+        seen.extend(texts)
+        return real(texts, *args)
+
+    def kept_texts(table):
+        columns = table.select(["text", "status"]).to_pydict()
+        return {t for t, s in zip(columns["text"], columns["status"], strict=True) if s == "kept"}
+
+    monkeypatch.setattr(segment_module, "segment_texts", counting)
+    older = docs.slice(0, 200)
+    _run_stage(tmp_path / "a", params, older, workers=1, cache_dir=str(cache))
+    assert sorted(seen) == sorted(kept_texts(older))  # repeated texts are segmented once
+    seen.clear()
+    out = _run_stage(tmp_path / "b", params, docs, workers=1, cache_dir=str(cache))
+    assert seen and sorted(seen) == sorted(kept_texts(docs) - kept_texts(older))
+    fresh = _run_stage(tmp_path / "c", params, docs, workers=1, cache_dir=None)
+    assert out.read_bytes() == fresh.read_bytes()
+
+
+def test_corrupt_or_stale_cache_never_changes_the_output(tmp_path, params, caplog):
+    cache = tmp_path / "cache"
+    docs = _corpus(60)
+    expected = _run_stage(tmp_path / "ref", params, docs, workers=1, cache_dir=None).read_bytes()
+    _run_stage(tmp_path / "a", params, docs, workers=1, cache_dir=str(cache))
+    # an entry whose value was altered is ignored (checksum), and recomputed
+    db = sqlite3.connect(cache / "tokens.sqlite")
+    db.execute("UPDATE tokens SET value = CAST('伪造' AS BLOB)")
+    db.commit()
+    db.close()
+    out = _run_stage(tmp_path / "b", params, docs, workers=1, cache_dir=str(cache))
+    assert out.read_bytes() == expected
+    # a file that is not a database is replaced
+    for f in cache.iterdir():
+        f.write_bytes(b"garbage" * 100)
+    out = _run_stage(tmp_path / "c", params, docs, workers=1, cache_dir=str(cache))
+    assert out.read_bytes() == expected
+    assert "unusable" in caplog.text
+    # another user dictionary: entries made under the old one are never hit
+    userdict = tmp_path / "u.txt"
+    userdict.write_text("男女平等 50 n\n", encoding="utf-8")
+    other = _run_stage(tmp_path / "d", params, docs, workers=1, cache_dir=None, userdict=userdict)
+    cached = _run_stage(
+        tmp_path / "e", params, docs, workers=1, cache_dir=str(cache), userdict=userdict
+    )
+    assert cached.read_bytes() == other.read_bytes() != expected
+
+
+def test_cache_folder_comes_from_the_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("ZHTOPICS_SEGMENT_CACHE", str(tmp_path))
+    assert resolve_cache_dir(".cache/x") == tmp_path
+    monkeypatch.setenv("ZHTOPICS_SEGMENT_CACHE", "")
+    assert resolve_cache_dir(".cache/x") is None
+    monkeypatch.delenv("ZHTOPICS_SEGMENT_CACHE")
+    assert resolve_cache_dir(".cache/x") == Path(".cache/x")
+
+
+def test_fingerprint_follows_settings_and_files(params, tmp_path):
+    base = fingerprint(params.segment)
+    assert fingerprint(dataclasses.replace(params.segment, workers=7)) == base
+    assert fingerprint(dataclasses.replace(params.segment, hmm=False)) != base
+    assert fingerprint(dataclasses.replace(params.segment, backend="jieba")) != base
+    copy = tmp_path / "stop.txt"
+    copy.write_bytes(params.segment.stopwords.read_bytes() + "新词\n".encode())
+    assert fingerprint(dataclasses.replace(params.segment, stopwords=copy)) != base
+
+
+# --------------------------------------------------------------------------- benchmark
+
+
+def test_bench_reads_txt_and_tsv(tmp_path):
+    (tmp_path / "a.txt").write_text("第一篇文档", encoding="utf-8")
+    (tmp_path / "b.tsv").write_text("label\ttext\nx\t第二篇\ny\t第三篇\n", encoding="utf-8")
+    corpus = read_corpus(tmp_path)
+    assert corpus.column("text").to_pylist() == ["第一篇文档", "第二篇", "第三篇"]
+    CLEAN.conform(corpus)
+
+
+@pytest.mark.slow
+def test_bench_command_prints_the_ratios(tmp_path, capsys):
+    (tmp_path / "a.txt").write_text(SAMPLE_FILE.read_text(encoding="utf-8"), encoding="utf-8")
+    args = ["bench", "segment", "--corpus", str(tmp_path), "--params", str(ROOT / "params.yaml")]
+    assert cli_main([*args, "--skip", "doubled", "--workers", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "jieba.lcut, 1 process" in out and "speed-up over jieba.lcut" in out
+    assert "re-run after +1% documents / full run" in out
+
+
+EDGE_TOKENS = ["", " ", "\n", "٣٤", "２０２２", "Ⅲ", "①", "α", "ー", "〇", "‰", "e-mail", "x"]
+EDGE_TOKENS += ["GDP", "5G", "the", "The", "20xx", "1—7", "三亿多", "万件", "12%", "市", "进一步"]
+
+
+def test_bulk_filter_matches_is_content_token(params, lexicon):
+    """The arrow filter used on every batch decides exactly as the readable Python rule."""
+    text = SAMPLE_FILE.read_text(encoding="utf-8")
+    words = sorted(set(lexicon.backend.cut(text, True)) | set(EDGE_TOKENS))
+    loose = dataclasses.replace(
+        params.segment, allow_single_char=True, keep_numbers=True, keep_latin=False
+    )
+    for seg in (params.segment, loose):
+        bulk = content_mask(pa.array(words, pa.string()), seg, lexicon.stopword_array)
+        expected = [is_content_token(w.strip(), seg, lexicon.stopwords) for w in words]
+        assert bulk.to_pylist() == expected
+
+
+def test_stage_with_phrases_matches_the_function(tmp_path, params):
+    texts = ["人工智能芯片研发团队成立"] * 3 + ["公司发布人工智能芯片"] * 2 + ["团队讨论研发计划"]
+    docs = table(
+        doc_id=[str(i) for i in range(len(texts))],
+        text=texts,
+        n_chars=[len(t) for t in texts],
+        status=["kept"] * len(texts),
+        reason=[None] * len(texts),
+        cluster_id=[None] * len(texts),
+        cluster_size=[None] * len(texts),
+    )
+    settings = {"phrases_threshold": 0.5, "phrases_min_count": 2}
+    out = _run_stage(tmp_path, params, docs, workers=1, cache_dir=None, **settings)
+    expected = segment(
+        docs, dataclasses.replace(params.segment, **settings), load_lexicon(params.segment)
+    )
+    assert read_table(out, TOKENS).equals(TOKENS.conform(expected))
+    assert "人工智能_芯片" in expected.column("tokens").to_pylist()[3]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clean.parquet", "tokens.parquet"]
+
+
+@pytest.mark.parametrize("backend", ["jieba", "rjieba"])
+def test_long_texts_are_segmented_line_by_line_to_the_same_tokens(params, monkeypatch, backend):
+    seg = dataclasses.replace(params.segment, backend=backend)
+    lexicon = load_lexicon(seg)
+    text = SAMPLE_FILE.read_text(encoding="utf-8").replace("\n", "\r\n")
+    whole = segment_texts([text], seg, lexicon)
+    monkeypatch.setattr(segment_module, "LONG_TEXT", 100)
+    assert segment_texts([text], seg, lexicon).equals(whole)

@@ -1,0 +1,406 @@
+"""Benchmark of the segment stage: `zhtopics bench segment --corpus PATH`.
+
+Side by side in one run, each measurement in a fresh process: plain single-process
+``jieba.lcut`` (the baseline), then the stage (``segment.main``: read clean.parquet, segment with
+the configured backend and workers, filter, write tokens.parquet) with an empty cache, the stage
+on the corpus doubled, and a re-run after adding 1% new documents. Prints MB/s and peak RSS (the
+process and its workers, sampled) for each, then the ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import dataclasses
+import logging
+import multiprocessing
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import pyarrow as pa
+
+from pipeline.io import Paths, read_table, write_table
+from pipeline.schemas import CLEAN, TOKENS
+
+log = logging.getLogger(__name__)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--corpus", type=Path, required=True, help="a .txt/.tsv file or a folder of them"
+    )
+    parser.add_argument("--workers", type=int, help="override segment.workers")
+    parser.add_argument("--backend", choices=["jieba", "rjieba"], help="override segment.backend")
+    parser.add_argument(
+        "--skip",
+        action="append",
+        default=[],
+        choices=["baseline", "doubled", "incremental"],
+        help="leave out a measurement; repeatable",
+    )
+    parser.add_argument(
+        "--userdict-effect",
+        action="store_true",
+        help="also count each user-dictionary word's tokens with and without the user dictionary",
+    )
+    parser.add_argument(
+        "--parity",
+        action="store_true",
+        help="also report token agreement of the jieba and rjieba backends (same user dict)",
+    )
+
+
+# --------------------------------------------------------------------------- corpus
+
+
+def read_corpus(path: Path) -> pa.Table:
+    """A clean-table of the corpus: one document per .txt file, one per .tsv row."""
+    path = Path(path)
+    files = (
+        sorted(p for p in path.rglob("*") if p.suffix in {".txt", ".tsv"})
+        if path.is_dir()
+        else [path]
+    )
+    ids: list[str] = []
+    texts: list[str] = []
+    for file in files:
+        if file.suffix == ".tsv":
+            for row, text in enumerate(_tsv_texts(file)):
+                ids.append(f"{file.name}:{row}")
+                texts.append(text)
+        else:
+            ids.append(file.name)
+            texts.append(file.read_text(encoding="utf-8-sig"))
+    if not texts:
+        raise ValueError(f"{path}: no .txt or .tsv documents found")
+    return _clean_table(ids, texts)
+
+
+def _tsv_texts(file: Path) -> list[str]:
+    csv.field_size_limit(sys.maxsize)
+    with file.open(encoding="utf-8-sig", newline="") as handle:
+        reader = csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE)
+        header = next(reader)
+        column = header.index("text") if "text" in header else len(header) - 1
+        return [row[column] for row in reader if len(row) > column]
+
+
+def _clean_table(ids: list[str], texts: list[str]) -> pa.Table:
+    return pa.table(
+        {
+            "doc_id": ids,
+            "text": texts,
+            "n_chars": [len(t) for t in texts],
+            "status": ["kept"] * len(texts),
+            "reason": pa.nulls(len(texts), pa.string()),
+            "cluster_id": pa.nulls(len(texts), pa.string()),
+            "cluster_size": pa.nulls(len(texts), pa.int64()),
+        }
+    )
+
+
+def _megabytes(table: pa.Table) -> float:
+    return sum(len(t.encode("utf-8")) for t in table.column("text").to_pylist()) / 1e6
+
+
+# --------------------------------------------------------------------------- measurement
+
+
+class _PeakRss:
+    """Samples the memory of this process plus all its descendants: the sum of their RSS (pages
+    shared between a parent and its forked workers count once per process, so this is an upper
+    bound) and, on Linux, of their PSS (shared pages split between the processes sharing them).
+    """
+
+    def __init__(self, interval: float = 0.1) -> None:
+        import psutil
+
+        self._proc = psutil.Process()
+        self._interval = interval
+        self.peak = 0
+        self.peak_pss = 0
+        self._samples = 0
+        self._tree = [self._proc]
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _sample(self) -> None:
+        import psutil
+
+        # Listing descendants scans every process on the machine: do it once a second only.
+        if self._samples % 10 == 0:
+            with contextlib.suppress(psutil.Error):
+                self._tree = [self._proc, *self._proc.children(recursive=True)]
+        self._samples += 1
+        total = pss = 0
+        for proc in self._tree:
+            with contextlib.suppress(psutil.Error, OSError):
+                rss = proc.memory_info().rss
+                total += rss
+                pss += _pss(proc.pid, rss)
+        self.peak = max(self.peak, total)
+        self.peak_pss = max(self.peak_pss, pss)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._sample()
+            self._stop.wait(self._interval)
+
+    def __enter__(self) -> _PeakRss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._sample()
+
+
+def _pss(pid: int, rss: int) -> int:
+    """PSS from /proc/PID/smaps_rollup (cheap, unlike psutil's full smaps walk, which would
+    slow the measured processes down); RSS where it is not available."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return rss
+
+
+def _baseline(folder: Path) -> dict:
+    """Plain jieba.lcut in this one process (dictionary loaded before the clock starts)."""
+    import jieba
+
+    jieba.setLogLevel(logging.WARNING)
+    texts = read_table(Paths.under(folder, folder).table("clean"), CLEAN).column("text").to_pylist()
+    jieba.initialize()
+    with _PeakRss() as rss:
+        started, cpu = time.perf_counter(), _cpu_seconds()
+        n_tokens = sum(len(jieba.lcut(t)) for t in texts)
+        seconds, cpu = time.perf_counter() - started, _cpu_seconds() - cpu
+    return {
+        "seconds": seconds,
+        "cpu": cpu,
+        "rss": rss.peak,
+        "pss": rss.peak_pss,
+        "tokens": n_tokens,
+    }
+
+
+def _stage(params_file: Path, sets: list[str], overrides: dict, folder: Path) -> dict:
+    """segment.main on folder/clean.parquet, timed from the call to the written table."""
+    from pipeline import segment
+    from pipeline.config import load_params
+
+    params = load_params(params_file, sets)
+    params = dataclasses.replace(params, segment=dataclasses.replace(params.segment, **overrides))
+    paths = Paths.under(folder, folder)
+    with _PeakRss() as rss:
+        started, cpu = time.perf_counter(), _cpu_seconds()
+        segment.main(params, paths)  # its worker processes have ended when it returns
+        seconds, cpu = time.perf_counter() - started, _cpu_seconds() - cpu
+    n_tokens = sum(read_table(paths.table("tokens"), TOKENS).column("n_tokens").to_pylist())
+    return {
+        "seconds": seconds,
+        "cpu": cpu,
+        "rss": rss.peak,
+        "pss": rss.peak_pss,
+        "tokens": n_tokens,
+    }
+
+
+def _cpu_seconds() -> float:
+    """CPU time (user + system) of this process and its ended, waited-for children."""
+    import resource
+
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def _child(target, args, queue) -> None:
+    logging.basicConfig(level=logging.WARNING)
+    queue.put(target(*args))
+
+
+def _measure(target, *args) -> dict:
+    """Run one measurement in a fresh process, so none inherits another's memory or caches."""
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    process = context.Process(target=_child, args=(target, args, queue))
+    process.start()
+    result = queue.get()
+    process.join()
+    return result
+
+
+def _parity(folder: Path, params_file: Path, sets: list[str]) -> tuple[float, int, int]:
+    """Token agreement of the two backends on raw segmentation (same user dictionary)."""
+    from pipeline import segment
+    from pipeline.config import load_params
+
+    params = load_params(params_file, sets).segment
+    texts = read_table(Paths.under(folder, folder).table("clean"), CLEAN).column("text").to_pylist()
+    cuts = {}
+    for name in ("jieba", "rjieba"):
+        backend = segment.load_lexicon(dataclasses.replace(params, backend=name)).backend
+        cuts[name] = [backend.cut(t, params.hmm) for t in texts]
+    return token_agreement(cuts["jieba"], cuts["rjieba"])
+
+
+def _userdict_effect(folder: Path, params_file: Path, sets: list[str]) -> list[tuple]:
+    """Per user-dictionary word: its count among the content tokens with and without the
+    dictionary, on the corpus normalised as the clean stage does (NFKC, replacements)."""
+    from collections import Counter
+
+    from pipeline import segment
+    from pipeline.clean import load_replacements, normalize_text
+    from pipeline.config import load_params
+
+    everything = load_params(params_file, sets)
+    params = everything.segment
+    replacements = load_replacements(everything.clean.replacements)
+    table = read_table(Paths.under(folder, folder).table("clean"), CLEAN)
+    texts = [normalize_text(t, replacements) for t in table.column("text").to_pylist()]
+    counts = {}
+    for name, userdict in (("with", params.userdict), ("without", None)):
+        settings = dataclasses.replace(params, userdict=userdict)
+        lists = segment.segment_texts(texts, settings, segment.load_lexicon(settings, check=False))
+        counts[name] = Counter(lists.flatten().to_pylist())
+    words = [e.word for e in segment.read_userdict(params.userdict)] if params.userdict else []
+    return [(w, counts["with"][w], counts["without"][w]) for w in words]
+
+
+def token_agreement(a: list[list[str]], b: list[list[str]]) -> tuple[float, int, int]:
+    """Share of tokens the two segmentations agree on: same text span in the same document,
+    as 2 x common / (tokens in a + tokens in b). Also returns both token counts."""
+    common = total_a = total_b = 0
+    for x, y in zip(a, b, strict=True):
+        sx, sy = _spans(x), _spans(y)
+        common += len(sx & sy)
+        total_a += len(sx)
+        total_b += len(sy)
+    return 2 * common / max(total_a + total_b, 1), total_a, total_b
+
+
+def _spans(tokens: list[str]) -> set[tuple[int, int]]:
+    spans, start = set(), 0
+    for t in tokens:
+        spans.add((start, start + len(t)))
+        start += len(t)
+    return spans
+
+
+# --------------------------------------------------------------------------- report
+
+
+def run(args: argparse.Namespace) -> int:
+    from pipeline.config import load_params
+    from pipeline.segment import worker_count
+
+    corpus = read_corpus(args.corpus)
+    seg = load_params(args.params, args.overrides).segment
+    overrides = {k: v for k, v in (("workers", args.workers), ("backend", args.backend)) if v}
+    seg = dataclasses.replace(seg, **overrides)
+    cores = worker_count(seg)
+    mb = _megabytes(corpus)
+    print(
+        f"corpus {args.corpus}: {corpus.num_rows} documents, {mb:.1f} MB; "
+        f"backend {seg.backend}, {cores} worker(s)"
+    )
+    rows: list[tuple[str, float, dict, int]] = []
+    with tempfile.TemporaryDirectory(prefix="zhtopics-bench-") as tmp:
+        tmp = Path(tmp)
+        full = _folder(tmp / "full", corpus)
+
+        if "baseline" not in args.skip:
+            rows.append(("jieba.lcut, 1 process", mb, _measure(_baseline, full), 1))
+            _print_row(*rows[-1])
+        cold = {**overrides, "cache_dir": str(tmp / "cache-full")}
+        stage = _measure(_stage, args.params, args.overrides, cold, full)
+        rows.append(("stage, empty cache", mb, stage, cores))
+        _print_row(*rows[-1])
+        if "doubled" not in args.skip:
+            doubled = pa.concat_tables(
+                [
+                    corpus,
+                    corpus.set_column(
+                        0,
+                        "doc_id",
+                        pa.array([f"{i}#2" for i in corpus.column("doc_id").to_pylist()]),
+                    ),
+                ]
+            )
+            folder = _folder(tmp / "doubled", doubled)
+            settings = {**overrides, "cache_dir": str(tmp / "cache-doubled")}
+            rows.append(
+                (
+                    "stage, corpus doubled",
+                    2 * mb,
+                    _measure(_stage, args.params, args.overrides, settings, folder),
+                    cores,
+                )
+            )
+            _print_row(*rows[-1])
+        if "incremental" not in args.skip:
+            keep = [i for i in range(corpus.num_rows) if i % 100 != 99]
+            older = _folder(tmp / "older", corpus.take(keep))
+            warm = {**overrides, "cache_dir": str(tmp / "cache-incremental")}
+            _measure(_stage, args.params, args.overrides, warm, older)
+            rerun = _measure(_stage, args.params, args.overrides, warm, full)
+            rows.append(("stage, re-run after +1% documents", mb, rerun, cores))
+            _print_row(*rows[-1])
+
+        print()
+        by_name = {name: result for name, _, result, _ in rows}
+        base = by_name.get("jieba.lcut, 1 process")
+        if base:
+            print(f"speed-up over jieba.lcut: {base['seconds'] / stage['seconds']:.1f}x")
+            cpu_ratio = base["cpu"] / stage["cpu"]
+            print(
+                f"CPU-seconds ratio (jieba.lcut / stage): {cpu_ratio:.1f}x, "
+                f"so about {cores * cpu_ratio:.1f}x on {cores} cores nobody else uses"
+            )
+        if "stage, corpus doubled" in by_name:
+            doubled = by_name["stage, corpus doubled"]
+            print(
+                f"peak RSS, doubled / single corpus: {doubled['rss'] / stage['rss']:.2f}x "
+                f"(PSS {doubled['pss'] / stage['pss']:.2f}x)"
+            )
+        if "stage, re-run after +1% documents" in by_name:
+            ratio = by_name["stage, re-run after +1% documents"]["seconds"] / stage["seconds"]
+            print(f"re-run after +1% documents / full run: {100 * ratio:.1f}%")
+        if args.userdict_effect:
+            print("\nuser-dictionary word: content tokens with / without the user dictionary")
+            for word, with_, without in _measure(
+                _userdict_effect, full, args.params, args.overrides
+            ):
+                print(f"  {word}\t{with_}\t{without}")
+        if args.parity:
+            agreement, n_jieba, n_rjieba = _measure(_parity, full, args.params, args.overrides)
+            print(
+                f"token agreement jieba vs rjieba (same user dictionary): {100 * agreement:.3f}% "
+                f"({n_jieba} and {n_rjieba} tokens)"
+            )
+    return 0
+
+
+def _folder(folder: Path, table: pa.Table) -> Path:
+    write_table(table, Paths.under(folder, folder).table("clean"), CLEAN)
+    return folder
+
+
+def _print_row(name: str, mb: float, result: dict, cores: int) -> None:
+    rate = mb / result["seconds"]
+    print(
+        f"{name:34s} {mb:6.1f} MB {result['seconds']:7.2f} s {rate:6.2f} MB/s "
+        f"({rate / cores:5.2f} MB/s per core; {mb / result['cpu']:5.2f} MB per CPU-second)  "
+        f"peak RSS {result['rss'] / 2**20:5.0f} MiB (PSS {result['pss'] / 2**20:4.0f})  "
+        f"{result['tokens']} tokens"
+    )

@@ -1,0 +1,130 @@
+"""The per-document token cache of the segment stage: a SQLite file outside git and DVC outputs.
+
+Keys are hashes of (segmentation fingerprint, clean text), so an entry made under other
+settings, dictionaries or code can never be hit. Each value carries a checksum; a corrupt entry
+or an unreadable file is treated as a miss and rebuilt, so the cache never changes a result and
+deleting its folder is always safe. It lives beside io.py because it is file access too, but in
+its own module: nothing else in the pipeline uses it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+import sqlite3
+import zlib
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+ENV_VAR = "ZHTOPICS_SEGMENT_CACHE"
+FILE_NAME = "tokens.sqlite"
+_QUERY_CHUNK = 500  # keys per SELECT (SQLite's variable limit is 999 on old builds)
+
+
+def resolve_cache_dir(setting: str | None) -> Path | None:
+    """The cache folder: ``$ZHTOPICS_SEGMENT_CACHE`` if set (empty disables), else the setting."""
+    value = os.environ.get(ENV_VAR, setting)
+    return Path(value).expanduser() if value else None
+
+
+def document_key(fingerprint: bytes, text: bytes) -> bytes:
+    """16-byte key of one clean text (UTF-8) under one segmentation fingerprint."""
+    return hashlib.blake2b(text, digest_size=16, key=fingerprint[:64]).digest()
+
+
+def _row_id(key: bytes) -> int:
+    return int.from_bytes(key[:8], "little", signed=True)
+
+
+def _check(key: bytes, value: bytes) -> int:
+    return zlib.crc32(value, zlib.crc32(key))
+
+
+class TokenCache:
+    """Maps document keys to their tokens, UTF-8, joined by newlines (no token contains one).
+
+    Written without a journal or fsync, for speed: a torn write can only produce rows whose
+    full key or checksum does not match (ignored) or an unreadable file (discarded).
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.path = Path(folder) / FILE_NAME
+        self._db: sqlite3.Connection | None = None
+        try:
+            self._db = self._open()
+        except (sqlite3.DatabaseError, OSError) as exc:
+            self._discard(exc)
+
+    def _open(self) -> sqlite3.Connection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+        db.execute("PRAGMA journal_mode=OFF")
+        db.execute("PRAGMA synchronous=OFF")
+        db.execute(
+            "CREATE TABLE IF NOT EXISTS tokens "
+            "(id INTEGER PRIMARY KEY, key BLOB NOT NULL, value BLOB NOT NULL, checksum INTEGER)"
+        )
+        db.execute("SELECT count(*) FROM (SELECT 1 FROM tokens LIMIT 1)").fetchone()
+        return db
+
+    def _discard(self, exc: Exception) -> None:
+        """An unreadable cache is deleted and started afresh; if that fails it is switched off."""
+        log.warning("segment cache %s is unusable (%s); rebuilding it", self.path, exc)
+        self.close()
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+        try:
+            self._db = self._open()
+        except (sqlite3.DatabaseError, OSError) as exc2:
+            log.warning("segment cache switched off: %s", exc2)
+            self._db = None
+
+    def get_many(self, keys: Sequence[bytes]) -> dict[bytes, bytes]:
+        """The cached values of those ``keys`` that have a sound entry."""
+        found: dict[bytes, bytes] = {}
+        if self._db is None:
+            return found
+        wanted = {_row_id(k): k for k in keys}
+        ids = list(wanted)
+        try:
+            for start in range(0, len(ids), _QUERY_CHUNK):
+                chunk = ids[start : start + _QUERY_CHUNK]
+                marks = ",".join("?" * len(chunk))
+                rows = self._db.execute(
+                    f"SELECT id, key, value, checksum FROM tokens WHERE id IN ({marks})", chunk
+                )
+                for row_id, key, value, checksum in rows:
+                    if wanted.get(row_id) == key and _check(key, value) == checksum:
+                        found[key] = value
+        except sqlite3.DatabaseError as exc:
+            self._discard(exc)
+            return {}
+        return found
+
+    def put_many(self, items: Mapping[bytes, bytes] | Iterable[tuple[bytes, bytes]]) -> None:
+        if self._db is None:
+            return
+        pairs = items.items() if isinstance(items, Mapping) else items
+        rows = [(_row_id(key), key, value, _check(key, value)) for key, value in pairs]
+        try:
+            self._db.execute("BEGIN")
+            self._db.executemany("INSERT OR REPLACE INTO tokens VALUES (?, ?, ?, ?)", rows)
+            self._db.execute("COMMIT")
+        except sqlite3.DatabaseError as exc:
+            self._discard(exc)
+
+    def close(self) -> None:
+        if self._db is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self._db.close()
+            self._db = None
+
+    def __enter__(self) -> TokenCache:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
