@@ -193,8 +193,9 @@ def read_optional(path: Path, schema: TableSchema | None) -> pa.Table | None:
     return schema.conform(table, where=str(path)) if schema is not None else table
 
 
-def write_folder(files: dict[str, bytes], directory: Path) -> None:
-    """Replace ``directory`` by exactly ``files`` (name -> bytes), built beside it and swapped in.
+@contextmanager
+def atomic_folder(directory: Path) -> Iterator[Path]:
+    """A fresh folder beside ``directory`` to fill; on success it replaces ``directory`` whole.
 
     Nothing stale from an earlier run survives, and a failed write leaves the old folder.
     """
@@ -203,11 +204,17 @@ def write_folder(files: dict[str, bytes], directory: Path) -> None:
     tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
     try:
         tmp.chmod(0o755)
-        for name, data in sorted(files.items()):
-            (tmp / name).write_bytes(data)
+        yield tmp
         if directory.exists():
             shutil.rmtree(directory)
         tmp.rename(directory)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
+
+
+def write_folder(files: dict[str, bytes], directory: Path) -> None:
+    """Replace ``directory`` by exactly ``files`` (name -> bytes)."""
+    with atomic_folder(directory) as tmp:
+        for name, data in sorted(files.items()):
+            (tmp / name).write_bytes(data)

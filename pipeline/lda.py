@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +17,15 @@ from scipy.stats import rankdata
 
 from pipeline import engines
 from pipeline.config import LdaParams, Params
-from pipeline.io import Paths, iter_tables, read_json, read_table, write_json, write_table
+from pipeline.io import (
+    Paths,
+    atomic_folder,
+    iter_tables,
+    read_json,
+    read_table,
+    write_json,
+    write_table,
+)
 from pipeline.schemas import (
     CLEAN,
     DOC_TERMS,
@@ -418,10 +424,7 @@ def save_model(result: LdaResult, directory: Path, settings: dict | None = None)
     The engine's file: ``lda.model`` (gensim) or ``tomotopy.bin``.
     """
     fitted = result.fitted
-    directory = Path(directory)
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
-    try:
+    with atomic_folder(directory) as tmp:
         meta = {
             "format_version": MODEL_FORMAT,
             "engine": fitted.engine,
@@ -441,12 +444,6 @@ def save_model(result: LdaResult, directory: Path, settings: dict | None = None)
         )
         np.save(tmp / "topic_word.npy", np.ascontiguousarray(fitted.phi, dtype="<f8"))
         _save_native(fitted, tmp)
-        if directory.exists():
-            shutil.rmtree(directory)
-        tmp.rename(directory)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
 
 
 def _save_native(fitted: engines.Fitted, folder: Path) -> None:
