@@ -372,12 +372,20 @@ def segment_texts(texts: Sequence[str], params: SegmentParams, lexicon: Lexicon)
 
     raw = [_SEP.join(words(x)) if len(x) < LONG_TEXT else _long(x, words) for x in texts]
     lists = _split(raw)
+    offsets = lists.offsets.to_numpy()
+    offsets = offsets - offsets[0]
     encoded = lists.flatten().dictionary_encode()
+    dictionary = encoded.dictionary
+    indices = encoded.indices.to_numpy(zero_copy_only=False)
     if params.hmm and params.pos is None and isinstance(backend, RjiebaBackend):
-        lists, encoded = _repair_symbol_runs(raw, lists, encoded, backend)
-    keep = content_mask(encoded.dictionary, params, lexicon.stopword_array)
-    mask = keep.to_numpy(zero_copy_only=False)[encoded.indices.to_numpy(zero_copy_only=False)]
-    return _keep_lists(lists, mask)
+        offsets, indices, dictionary = _repair_symbol_runs(offsets, indices, dictionary, backend)
+    keep = content_mask(dictionary, params, lexicon.stopword_array)
+    mask = keep.to_numpy(zero_copy_only=False)[indices]
+    kept = np.zeros(len(mask) + 1, dtype=np.int64)
+    np.cumsum(mask, out=kept[1:])
+    return pa.ListArray.from_arrays(
+        pa.array(kept[offsets].astype(np.int32)), dictionary.take(pa.array(indices[mask]))
+    )
 
 
 def _long(text: str, words) -> str:
@@ -388,26 +396,40 @@ def _long(text: str, words) -> str:
 
 
 def _repair_symbol_runs(
-    raw: list[str], lists: pa.ListArray, encoded: pa.DictionaryArray, backend: RjiebaBackend
-) -> tuple[pa.ListArray, pa.DictionaryArray]:
-    """Apply RjiebaBackend.repair to the few documents that need it (found in bulk)."""
-    dictionary = encoded.dictionary
+    offsets: np.ndarray, indices: np.ndarray, dictionary: pa.Array, backend: RjiebaBackend
+) -> tuple[np.ndarray, np.ndarray, pa.Array]:
+    """Apply RjiebaBackend.repair to the dictionary-encoded tokens of a batch, in bulk: each
+    distinct token is judged once, and a repaired one is replaced by its pieces, which are
+    appended to the dictionary (consecutively, so a token expands to a range of entries)."""
     suspects = pc.match_substring_regex(dictionary, _SYMBOL_RUN_RE2)
     if not pc.any(suspects).as_py():
-        return lists, encoded
-    ids = np.flatnonzero(suspects.to_numpy(zero_copy_only=False))
-    fixed = {dictionary[int(i)].as_py(): None for i in ids}
-    fixed = {w: backend.repair(w) for w in fixed}
-    fixed = {w: pieces for w, pieces in fixed.items() if pieces != [w]}
+        return offsets, indices, dictionary
+    fixed: dict[int, list[str]] = {}
+    for i in np.flatnonzero(suspects.to_numpy(zero_copy_only=False)):
+        word = dictionary[int(i)].as_py()
+        pieces = backend.repair(word)
+        if pieces != [word]:
+            fixed[int(i)] = pieces
     if not fixed:
-        return lists, encoded
-    bad = np.array([i for i in ids if dictionary[int(i)].as_py() in fixed])
-    rows = pc.list_parent_indices(lists).to_numpy()
-    in_bad = np.isin(encoded.indices.to_numpy(zero_copy_only=False), bad)
-    for i in np.unique(rows[in_bad]):
-        raw[i] = _SEP.join(p for w in raw[i].split(_SEP) for p in fixed.get(w, (w,)))
-    lists = _split(raw)
-    return lists, lists.flatten().dictionary_encode()
+        return offsets, indices, dictionary
+    size = len(dictionary)
+    first = np.arange(size, dtype=np.int64)  # entry -> its first replacement entry
+    length = np.ones(size, dtype=np.int64)  # entry -> how many entries replace it
+    added: list[str] = []
+    for i, pieces in fixed.items():
+        first[i] = size + len(added)
+        length[i] = len(pieces)
+        added.extend(pieces)
+    dictionary = pa.concat_arrays([dictionary, pa.array(added, dictionary.type)])
+    lengths = length[indices]
+    ends = np.cumsum(lengths)
+    # Token t becomes entries first[t], first[t] + 1, ... at positions ends[t] - lengths[t], ...
+    new = np.repeat(first[indices] - (ends - lengths), lengths) + np.arange(
+        ends[-1] if len(ends) else 0
+    )
+    bounds = np.zeros(len(ends) + 1, dtype=np.int64)
+    bounds[1:] = ends
+    return bounds[offsets], new, dictionary
 
 
 def segment_values(texts: Sequence[str], params: SegmentParams, lexicon: Lexicon) -> list[bytes]:
