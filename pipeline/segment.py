@@ -57,7 +57,7 @@ BATCH_ROWS = 4096
 TASK_BYTES = 1 << 20
 # Segment this much text in the main process before starting worker processes: a small
 # re-run (a few new documents) is done before a pool would have started.
-INLINE_BYTES = 4 << 20
+INLINE_BYTES = 1 << 20
 # Texts of this many characters or more are segmented line by line (see _long).
 LONG_TEXT = 100_000
 # Bump when the meaning of cached values changes (the module's source is hashed as well).
@@ -262,15 +262,18 @@ def load_lexicon(params: SegmentParams, check: bool = True) -> Lexicon:
     for entry in words:
         backend.add_word(entry.word, entry.freq, entry.tag)
     if check:
-        split = [e.word for e in words if backend.cut(e.word, params.hmm) != [e.word]]
-        if split:
-            log.warning(
-                "%s: %d user word(s) do not segment as one token (raise their frequency): %s",
-                params.userdict,
-                len(split),
-                " ".join(split),
-            )
+        _warn_split(params, [e.word for e in words if backend.cut(e.word, params.hmm) != [e.word]])
     return Lexicon(backend, frozenset(presegment(load_stopwords(params), backend, params.hmm)))
+
+
+def _warn_split(params: SegmentParams, split: list[str]) -> None:
+    if split:
+        log.warning(
+            "%s: %d user word(s) do not segment as one token (raise their frequency): %s",
+            params.userdict,
+            len(split),
+            " ".join(split),
+        )
 
 
 def presegment(stopwords: Iterable[str], backend: Backend, hmm: bool) -> set[str]:
@@ -331,9 +334,28 @@ def _split(values: Sequence[str]) -> pa.ListArray:
 
 
 def token_lists(values: Sequence[bytes]) -> pa.ListArray:
-    """Token lists from newline-joined UTF-8 tokens (as workers return and the cache holds them)."""
-    lists = pc.split_pattern(pa.array(values, pa.binary()).cast(pa.string()), _SEP)
-    return _keep_lists(lists, pc.not_equal(lists.flatten(), "").to_numpy(zero_copy_only=False))
+    """Token lists from newline-joined UTF-8 tokens (as workers return and the cache holds them).
+
+    Built with numpy from the newline positions: no Python or arrow string work per token.
+    """
+    counts = np.fromiter((v.count(b"\n") + 1 if v else 0 for v in values), np.int64, len(values))
+    data = np.frombuffer(b"\n".join(v for v in values if v), np.uint8)
+    newline = data == 10
+    ends = np.append(np.flatnonzero(newline), len(data)) if len(data) else np.zeros(0, np.int64)
+    offsets = np.zeros(len(ends) + 1, np.int64)
+    offsets[1:] = ends - np.arange(len(ends))  # token ends once the newlines are removed
+    if np.any(offsets[1:] == offsets[:-1]):  # an empty token (not written by this code)
+        lists = pc.split_pattern(pa.array(values, pa.binary()).cast(pa.string()), _SEP)
+        return _keep_lists(lists, pc.not_equal(lists.flatten(), "").to_numpy(zero_copy_only=False))
+    if offsets[-1] >= 2**31:
+        raise ValueError("a batch of cached tokens is larger than 2 GB")
+    words = pa.StringArray.from_buffers(
+        len(ends), pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(data[~newline])
+    )
+    words.validate(full=True)  # UTF-8
+    starts = np.zeros(len(values) + 1, np.int32)
+    np.cumsum(counts, out=starts[1:])
+    return pa.ListArray.from_arrays(pa.array(starts), words)
 
 
 def content_mask(words: pa.Array, params: SegmentParams, stopwords: pa.Array) -> pa.Array:
@@ -508,6 +530,16 @@ def _init_worker(params: SegmentParams) -> None:
         pa.jemalloc_set_decay_ms(0)
 
 
+def _split_user_words() -> list[str]:
+    """A task: the user words this worker's tokenizer does not keep whole (for the warning)."""
+    assert _WORKER is not None, "worker not initialised"
+    params, lexicon = _WORKER
+    if params.userdict is None:
+        return []
+    words = [e.word for e in read_userdict(params.userdict)]
+    return [w for w in words if lexicon.backend.cut(w, params.hmm) != [w]]
+
+
 def _segment_in_worker(texts: list[bytes]) -> pa.ListArray:
     """A task: UTF-8 texts in (decoded here, in parallel), token lists out."""
     assert _WORKER is not None, "worker not initialised"
@@ -556,12 +588,15 @@ class Segmenter:
         self.stats = RunStats()
         self._lexicon: Lexicon | None = None
         self._pool: ProcessPoolExecutor | None = None
+        self._check: Future | None = None
+        self._checked = False  # the user dictionary has been checked in this process
         self._inline_bytes = 0
 
     @property
     def lexicon(self) -> Lexicon:
         if self._lexicon is None:
-            self._lexicon = load_lexicon(self.params)
+            self._lexicon = load_lexicon(self.params, check=not self._checked)
+            self._checked = True
         return self._lexicon
 
     def run(self, tables: Iterable[pa.Table]) -> Iterator[tuple[pa.Table, pa.ListArray]]:
@@ -609,15 +644,16 @@ class Segmenter:
 
     def _ensure_pool(self) -> ProcessPoolExecutor:
         if self._pool is None:
-            # Check the user dictionary here, once (workers load theirs without the check);
-            # then drop this process's tokenizer: the workers do the segmenting from now on.
-            self.lexicon  # noqa: B018
+            # The workers do the segmenting from now on: drop this process's tokenizer, if it
+            # has one, and let a worker check the user dictionary (once) for the warning.
             self._lexicon = None
             context = multiprocessing.get_context(self.params.start_method)
             self._pool = ProcessPoolExecutor(
                 self.workers, context, initializer=_init_worker, initargs=(self.params,)
             )
             self.stats.workers_started = self.workers
+            if not self._checked:
+                self._check = self._pool.submit(_split_user_words)
         return self._pool
 
     def _finish(self, job: _Job) -> tuple[pa.Table, pa.ListArray]:
@@ -634,9 +670,15 @@ class Segmenter:
         index = np.full(job.docs.num_rows, len(position), dtype=np.int64)
         for key, rows in job.rows.items():
             index[rows] = position[key]
+        if np.array_equal(index, np.arange(len(index))):  # already in order: no copy
+            return job.docs, pa.concat_arrays(parts[:-1])
         return job.docs, pa.concat_arrays(parts).take(pa.array(index))
 
     def close(self) -> None:
+        check = self._check
+        if check is not None and check.done() and not check.cancelled() and not check.exception():
+            _warn_split(self.params, check.result())
+        self._check = None
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
