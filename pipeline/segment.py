@@ -49,7 +49,7 @@ _WORDLIKE_RE2 = r"[\p{L}\p{N}]"
 _FINALSEG_SKIP = re.compile(r"([a-zA-Z0-9]+(?:\.\d+)?%?)")
 _SYMBOL_RUN = re.compile(r"[A-Za-z0-9+#&._%\-]*[+#&._%\-][A-Za-z0-9+#&._%\-]*")
 _SYMBOL_RUN_RE2 = "^" + _SYMBOL_RUN.pattern + "$"
-# Tokens are joined by newlines between processes and in the cache: no token contains one
+# The tokenizer's tokens are joined by newlines to be split in bulk: no kept token contains one
 # (jieba emits whitespace only as whitespace-only tokens, which the filter drops).
 _SEP = "\n"
 # Rows read from clean.parquet at a time, and text bytes per task sent to a worker.
@@ -61,7 +61,7 @@ INLINE_BYTES = 1 << 20
 # Texts of this many characters or more are segmented line by line (see _long).
 LONG_TEXT = 100_000
 # Bump when the meaning of cached values changes (the module's source is hashed as well).
-CACHE_FORMAT = 2
+CACHE_FORMAT = 3
 
 
 # --------------------------------------------------------------------------- dictionaries
@@ -319,43 +319,67 @@ def is_content_token(token: str, params: SegmentParams, stopwords: frozenset[str
     return params.allow_single_char or len(token) > 1
 
 
-def _keep_lists(lists: pa.ListArray, keep: np.ndarray) -> pa.ListArray:
-    """``lists`` with only the flattened values where ``keep`` is true."""
-    flat = lists.flatten()
-    parents = pc.list_parent_indices(lists).to_numpy()
-    counts = np.bincount(parents[keep], minlength=len(lists))
-    offsets = np.zeros(len(lists) + 1, dtype=np.int32)
-    np.cumsum(counts, out=offsets[1:])
-    return pa.ListArray.from_arrays(pa.array(offsets), flat.filter(pa.array(keep)))
-
-
 def _split(values: Sequence[str]) -> pa.ListArray:
     return pc.split_pattern(pa.array(values, pa.string()), _SEP)
 
 
-def token_lists(values: Sequence[bytes]) -> pa.ListArray:
-    """Token lists from newline-joined UTF-8 tokens (as workers return and the cache holds them).
+def pack_lists(lists: pa.ListArray) -> list[bytes]:
+    """Each list's tokens as one cache value: a byte holding the width W (2 or 4) of the
+    lengths, the number of tokens N (4 bytes), N token lengths in bytes (W bytes each), then
+    the tokens' UTF-8 bytes. Unpacking needs no search for separators."""
+    flat = lists.flatten()
+    rows = lists.offsets.to_numpy()
+    rows = rows - rows[0]
+    _, offsets, data = flat.buffers()
+    if len(flat) == 0 or offsets is None:
+        bounds, data = np.zeros(1, np.int32), memoryview(b"")
+    else:  # positions in the data buffer
+        bounds = np.frombuffer(offsets, np.int32)[flat.offset : flat.offset + len(flat) + 1]
+        data = memoryview(data) if data is not None else memoryview(b"")
+    lengths = np.diff(bounds)
+    width = 2 if len(lengths) == 0 or lengths.max() < 1 << 16 else 4
+    sizes = lengths.astype(f"<u{width}").tobytes()
+    head = width.to_bytes(1, "little")
+    return [
+        b"".join(
+            (
+                head,
+                int(hi - lo).to_bytes(4, "little"),
+                sizes[lo * width : hi * width],
+                data[bounds[lo] : bounds[hi]],
+            )
+        )
+        for lo, hi in zip(rows[:-1].tolist(), rows[1:].tolist(), strict=True)
+    ]
 
-    Built with numpy from the newline positions: no Python or arrow string work per token.
-    """
-    counts = np.fromiter((v.count(b"\n") + 1 if v else 0 for v in values), np.int64, len(values))
-    data = np.frombuffer(b"\n".join(v for v in values if v), np.uint8)
-    newline = data == 10
-    ends = np.append(np.flatnonzero(newline), len(data)) if len(data) else np.zeros(0, np.int64)
-    offsets = np.zeros(len(ends) + 1, np.int64)
-    offsets[1:] = ends - np.arange(len(ends))  # token ends once the newlines are removed
-    if np.any(offsets[1:] == offsets[:-1]):  # an empty token (not written by this code)
-        lists = pc.split_pattern(pa.array(values, pa.binary()).cast(pa.string()), _SEP)
-        return _keep_lists(lists, pc.not_equal(lists.flatten(), "").to_numpy(zero_copy_only=False))
-    if offsets[-1] >= 2**31:
-        raise ValueError("a batch of cached tokens is larger than 2 GB")
+
+def unpack_lists(values: Sequence[bytes]) -> pa.ListArray:
+    """Token lists from values made by pack_lists (an empty value is an empty list)."""
+    counts = np.zeros(len(values) + 1, np.int64)
+    sizes: list[np.ndarray] = []
+    pieces: list[memoryview] = []
+    for i, value in enumerate(values):
+        if not value:
+            continue
+        view = memoryview(value)
+        width = view[0]
+        n = int.from_bytes(view[1:5], "little")
+        end = 5 + n * width
+        counts[i + 1] = n
+        sizes.append(np.frombuffer(view[5:end], f"<u{width}"))
+        pieces.append(view[end:])
+    np.cumsum(counts, out=counts)
+    offsets = np.zeros(int(counts[-1]) + 1, np.int64)
+    if sizes:
+        np.cumsum(np.concatenate(sizes), out=offsets[1:])
+    data = b"".join(pieces)
+    if offsets[-1] != len(data) or len(data) >= 2**31:
+        raise ValueError("malformed or oversized token values")
     words = pa.StringArray.from_buffers(
-        len(ends), pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(data[~newline])
+        len(offsets) - 1, pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(data)
     )
     words.validate(full=True)  # UTF-8
-    starts = np.zeros(len(values) + 1, np.int32)
-    np.cumsum(counts, out=starts[1:])
-    return pa.ListArray.from_arrays(pa.array(starts), words)
+    return pa.ListArray.from_arrays(pa.array(counts.astype(np.int32)), words)
 
 
 def content_mask(words: pa.Array, params: SegmentParams, stopwords: pa.Array) -> pa.Array:
@@ -455,12 +479,8 @@ def _repair_symbol_runs(
 
 
 def segment_values(texts: Sequence[str], params: SegmentParams, lexicon: Lexicon) -> list[bytes]:
-    """Each text's content tokens joined by newlines, UTF-8 (as the cache holds them)."""
-    return _joined(segment_texts(texts, params, lexicon))
-
-
-def _joined(lists: pa.ListArray) -> list[bytes]:
-    return pc.binary_join(lists, _SEP).cast(pa.binary()).to_pylist()
+    """Each text's content tokens packed as the cache holds them (see pack_lists)."""
+    return pack_lists(segment_texts(texts, params, lexicon))
 
 
 def tokenize(text: str, params: SegmentParams, lexicon: Lexicon) -> list[str]:
@@ -510,7 +530,7 @@ def segment(docs: pa.Table, params: SegmentParams, lexicon: Lexicon) -> pa.Table
     segmented = segment_values([texts[i] for i in kept], params, lexicon)
     for i, value in zip(kept, segmented, strict=True):
         values[i] = value
-    lists = token_lists(values)
+    lists = unpack_lists(values)
     if params.phrases_threshold is not None:
         lists = apply_phrases(lists, learn_phrases([lists], params))
     return _tokens_table(docs.column("doc_id"), lists)
@@ -658,12 +678,12 @@ class Segmenter:
 
     def _finish(self, job: _Job) -> tuple[pa.Table, pa.ListArray]:
         """Wait for a job's tasks, cache their results, and put every row's tokens in order."""
-        parts = [token_lists(list(job.hits.values()))]
+        parts = [unpack_lists(list(job.hits.values()))]
         position = {key: i for i, key in enumerate(job.hits)}
         for keys, future in job.tasks:
             lists = future.result()
             if self.cache is not None:
-                self.cache.put_many(zip(keys, _joined(lists), strict=True))
+                self.cache.put_many(zip(keys, pack_lists(lists), strict=True))
             position.update((key, len(position)) for key in keys)
             parts.append(lists)
         parts.append(pa.array([[]], pa.list_(pa.string())))  # for rows not kept by clean
