@@ -45,7 +45,7 @@ def _check(key: bytes, value: bytes) -> int:
 
 
 class TokenCache:
-    """Maps document keys to their tokens, UTF-8, joined by newlines (no token contains one).
+    """Maps document keys to their tokens (opaque bytes: segment.pack_lists makes them).
 
     Written without a journal or fsync, for speed: a torn write can only produce rows whose
     full key or checksum does not match (ignored) or an unreadable file (discarded).

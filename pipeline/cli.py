@@ -3,48 +3,50 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from pipeline import (
-    bench_ingest,
-    bench_quality,
-    bench_segment,
-    clean,
-    infer,
-    ingest,
-    lda,
-    lda_sweep,
-    report,
-    segment,
-    tfidf,
-)
 from pipeline.config import ConfigError, Params, load_params
 from pipeline.io import Paths
 
 log = logging.getLogger("zhtopics")
 
-STAGES: dict[str, Callable[[Params, Paths], None]] = {
-    "ingest": ingest.main,
-    "clean": clean.main,
-    "segment": segment.main,
-    "tfidf": tfidf.main,
-    "lda_sweep": lda_sweep.main,
-    "lda": lda.main,
-    "report": report.main,
+# Stage name -> "module:function", imported only when the stage runs: `zhtopics segment` (and
+# its worker processes) then load what segmentation needs, not gensim, scikit-learn or plotting.
+STAGES: dict[str, str] = {
+    "ingest": "pipeline.ingest:main",
+    "clean": "pipeline.clean:main",
+    "segment": "pipeline.segment:main",
+    "tfidf": "pipeline.tfidf:main",
+    "lda_sweep": "pipeline.lda_sweep:main",
+    "lda": "pipeline.lda:main",
+    "report": "pipeline.report:main",
 }
 
+
+def stage_main(name: str) -> Callable[[Params, Paths], None]:
+    """The ``main(params, paths)`` of a stage, importing its module."""
+    module, function = STAGES[name].split(":")
+    return getattr(importlib.import_module(module), function)
+
+
 # Benchmarks: `zhtopics bench <name>`; each module has add_arguments(parser) and run(args) -> int.
-BENCHES = {"ingest": bench_ingest, "quality": bench_quality, "segment": bench_segment}
+# Imported only for `zhtopics bench` (bench_ingest alone pulls in pandas through ingest).
+BENCHES = {
+    "ingest": "pipeline.bench_ingest",
+    "quality": "pipeline.bench_quality",
+    "segment": "pipeline.bench_segment",
+}
 
 
 def run_stages(params: Params, paths: Paths, until: str | None = None) -> None:
     """Run the stages in order, stopping after ``until``."""
-    for name, stage in STAGES.items():
+    for name in STAGES:
         log.info("stage %s", name)
-        stage(params, paths)
+        stage_main(name)(params, paths)
         if name == until:
             break
 
@@ -68,7 +70,8 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(benches: bool = True) -> argparse.ArgumentParser:
+    """The argument parser; without ``benches`` the benchmark modules are not imported."""
     parser = argparse.ArgumentParser(
         prog="zhtopics",
         description=(
@@ -78,8 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
     defaults = Paths()
-    for name, stage in STAGES.items():
-        p = sub.add_parser(name, help=(sys.modules[stage.__module__].__doc__ or "").split(":")[0])
+    for name in STAGES:
+        p = sub.add_parser(name, help=f"Stage {name}")
         _common(p)
         p.add_argument("--raw", type=Path, default=defaults.raw)
         p.add_argument("--processed", type=Path, default=defaults.processed)
@@ -102,7 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", type=Path, default=defaults.models / "lda", help="saved model")
     p = sub.add_parser("bench", help="benchmarks that print numbers side by side")
     bench = p.add_subparsers(dest="bench", required=True)
-    for name, module in BENCHES.items():
+    for name in BENCHES if benches else ():
+        module = importlib.import_module(BENCHES[name])
         b = bench.add_parser(name, help=(module.__doc__ or "").split("\n")[0])
         _common(b)
         module.add_arguments(b)
@@ -117,19 +121,22 @@ def _configure_logging(verbose: bool, quiet: bool) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(benches=argv[:1] == ["bench"]).parse_args(argv)
     _configure_logging(args.verbose, args.quiet)
     try:
         params = load_params(args.params, args.overrides)
         if args.command == "run":
             run_stages(params, Paths.under(args.raw, args.out), args.until)
         elif args.command == "infer":
+            from pipeline import infer
+
             infer.run(params, args.path, args.model, args.out)
         elif args.command == "bench":
-            return BENCHES[args.bench].run(args)
+            return importlib.import_module(BENCHES[args.bench]).run(args)
         else:
             paths = Paths(args.raw, args.processed, args.models, args.metrics)
-            STAGES[args.command](params, paths)
+            stage_main(args.command)(params, paths)
     except (ConfigError, ValueError, OSError) as exc:
         # Bad input or settings: the message names the file, row or key. -v adds the traceback.
         log.error("%s", exc, exc_info=args.verbose)

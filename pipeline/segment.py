@@ -49,7 +49,7 @@ _WORDLIKE_RE2 = r"[\p{L}\p{N}]"
 _FINALSEG_SKIP = re.compile(r"([a-zA-Z0-9]+(?:\.\d+)?%?)")
 _SYMBOL_RUN = re.compile(r"[A-Za-z0-9+#&._%\-]*[+#&._%\-][A-Za-z0-9+#&._%\-]*")
 _SYMBOL_RUN_RE2 = "^" + _SYMBOL_RUN.pattern + "$"
-# Tokens are joined by newlines between processes and in the cache: no token contains one
+# The tokenizer's tokens are joined by newlines to be split in bulk: no kept token contains one
 # (jieba emits whitespace only as whitespace-only tokens, which the filter drops).
 _SEP = "\n"
 # Rows read from clean.parquet at a time, and text bytes per task sent to a worker.
@@ -57,11 +57,11 @@ BATCH_ROWS = 4096
 TASK_BYTES = 1 << 20
 # Segment this much text in the main process before starting worker processes: a small
 # re-run (a few new documents) is done before a pool would have started.
-INLINE_BYTES = 4 << 20
+INLINE_BYTES = 1 << 20
 # Texts of this many characters or more are segmented line by line (see _long).
 LONG_TEXT = 100_000
 # Bump when the meaning of cached values changes (the module's source is hashed as well).
-CACHE_FORMAT = 2
+CACHE_FORMAT = 3
 
 
 # --------------------------------------------------------------------------- dictionaries
@@ -262,15 +262,18 @@ def load_lexicon(params: SegmentParams, check: bool = True) -> Lexicon:
     for entry in words:
         backend.add_word(entry.word, entry.freq, entry.tag)
     if check:
-        split = [e.word for e in words if backend.cut(e.word, params.hmm) != [e.word]]
-        if split:
-            log.warning(
-                "%s: %d user word(s) do not segment as one token (raise their frequency): %s",
-                params.userdict,
-                len(split),
-                " ".join(split),
-            )
+        _warn_split(params, [e.word for e in words if backend.cut(e.word, params.hmm) != [e.word]])
     return Lexicon(backend, frozenset(presegment(load_stopwords(params), backend, params.hmm)))
+
+
+def _warn_split(params: SegmentParams, split: list[str]) -> None:
+    if split:
+        log.warning(
+            "%s: %d user word(s) do not segment as one token (raise their frequency): %s",
+            params.userdict,
+            len(split),
+            " ".join(split),
+        )
 
 
 def presegment(stopwords: Iterable[str], backend: Backend, hmm: bool) -> set[str]:
@@ -316,24 +319,67 @@ def is_content_token(token: str, params: SegmentParams, stopwords: frozenset[str
     return params.allow_single_char or len(token) > 1
 
 
-def _keep_lists(lists: pa.ListArray, keep: np.ndarray) -> pa.ListArray:
-    """``lists`` with only the flattened values where ``keep`` is true."""
-    flat = lists.flatten()
-    parents = pc.list_parent_indices(lists).to_numpy()
-    counts = np.bincount(parents[keep], minlength=len(lists))
-    offsets = np.zeros(len(lists) + 1, dtype=np.int32)
-    np.cumsum(counts, out=offsets[1:])
-    return pa.ListArray.from_arrays(pa.array(offsets), flat.filter(pa.array(keep)))
-
-
 def _split(values: Sequence[str]) -> pa.ListArray:
     return pc.split_pattern(pa.array(values, pa.string()), _SEP)
 
 
-def token_lists(values: Sequence[bytes]) -> pa.ListArray:
-    """Token lists from newline-joined UTF-8 tokens (as workers return and the cache holds them)."""
-    lists = pc.split_pattern(pa.array(values, pa.binary()).cast(pa.string()), _SEP)
-    return _keep_lists(lists, pc.not_equal(lists.flatten(), "").to_numpy(zero_copy_only=False))
+def pack_lists(lists: pa.ListArray) -> list[bytes]:
+    """Each list's tokens as one cache value: a byte holding the width W (2 or 4) of the
+    lengths, the number of tokens N (4 bytes), N token lengths in bytes (W bytes each), then
+    the tokens' UTF-8 bytes. Unpacking needs no search for separators."""
+    flat = lists.flatten()
+    rows = lists.offsets.to_numpy()
+    rows = rows - rows[0]
+    _, offsets, data = flat.buffers()
+    if len(flat) == 0 or offsets is None:
+        bounds, data = np.zeros(1, np.int32), memoryview(b"")
+    else:  # positions in the data buffer
+        bounds = np.frombuffer(offsets, np.int32)[flat.offset : flat.offset + len(flat) + 1]
+        data = memoryview(data) if data is not None else memoryview(b"")
+    lengths = np.diff(bounds)
+    width = 2 if len(lengths) == 0 or lengths.max() < 1 << 16 else 4
+    sizes = lengths.astype(f"<u{width}").tobytes()
+    head = width.to_bytes(1, "little")
+    return [
+        b"".join(
+            (
+                head,
+                int(hi - lo).to_bytes(4, "little"),
+                sizes[lo * width : hi * width],
+                data[bounds[lo] : bounds[hi]],
+            )
+        )
+        for lo, hi in zip(rows[:-1].tolist(), rows[1:].tolist(), strict=True)
+    ]
+
+
+def unpack_lists(values: Sequence[bytes]) -> pa.ListArray:
+    """Token lists from values made by pack_lists (an empty value is an empty list)."""
+    counts = np.zeros(len(values) + 1, np.int64)
+    sizes: list[np.ndarray] = []
+    pieces: list[memoryview] = []
+    for i, value in enumerate(values):
+        if not value:
+            continue
+        view = memoryview(value)
+        width = view[0]
+        n = int.from_bytes(view[1:5], "little")
+        end = 5 + n * width
+        counts[i + 1] = n
+        sizes.append(np.frombuffer(view[5:end], f"<u{width}"))
+        pieces.append(view[end:])
+    np.cumsum(counts, out=counts)
+    offsets = np.zeros(int(counts[-1]) + 1, np.int64)
+    if sizes:
+        np.cumsum(np.concatenate(sizes), out=offsets[1:])
+    data = b"".join(pieces)
+    if offsets[-1] != len(data) or len(data) >= 2**31:
+        raise ValueError("malformed or oversized token values")
+    words = pa.StringArray.from_buffers(
+        len(offsets) - 1, pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(data)
+    )
+    words.validate(full=True)  # UTF-8
+    return pa.ListArray.from_arrays(pa.array(counts.astype(np.int32)), words)
 
 
 def content_mask(words: pa.Array, params: SegmentParams, stopwords: pa.Array) -> pa.Array:
@@ -372,12 +418,20 @@ def segment_texts(texts: Sequence[str], params: SegmentParams, lexicon: Lexicon)
 
     raw = [_SEP.join(words(x)) if len(x) < LONG_TEXT else _long(x, words) for x in texts]
     lists = _split(raw)
+    offsets = lists.offsets.to_numpy()
+    offsets = offsets - offsets[0]
     encoded = lists.flatten().dictionary_encode()
+    dictionary = encoded.dictionary
+    indices = encoded.indices.to_numpy(zero_copy_only=False)
     if params.hmm and params.pos is None and isinstance(backend, RjiebaBackend):
-        lists, encoded = _repair_symbol_runs(raw, lists, encoded, backend)
-    keep = content_mask(encoded.dictionary, params, lexicon.stopword_array)
-    mask = keep.to_numpy(zero_copy_only=False)[encoded.indices.to_numpy(zero_copy_only=False)]
-    return _keep_lists(lists, mask)
+        offsets, indices, dictionary = _repair_symbol_runs(offsets, indices, dictionary, backend)
+    keep = content_mask(dictionary, params, lexicon.stopword_array)
+    mask = keep.to_numpy(zero_copy_only=False)[indices]
+    kept = np.zeros(len(mask) + 1, dtype=np.int64)
+    np.cumsum(mask, out=kept[1:])
+    return pa.ListArray.from_arrays(
+        pa.array(kept[offsets].astype(np.int32)), dictionary.take(pa.array(indices[mask]))
+    )
 
 
 def _long(text: str, words) -> str:
@@ -388,35 +442,45 @@ def _long(text: str, words) -> str:
 
 
 def _repair_symbol_runs(
-    raw: list[str], lists: pa.ListArray, encoded: pa.DictionaryArray, backend: RjiebaBackend
-) -> tuple[pa.ListArray, pa.DictionaryArray]:
-    """Apply RjiebaBackend.repair to the few documents that need it (found in bulk)."""
-    dictionary = encoded.dictionary
+    offsets: np.ndarray, indices: np.ndarray, dictionary: pa.Array, backend: RjiebaBackend
+) -> tuple[np.ndarray, np.ndarray, pa.Array]:
+    """Apply RjiebaBackend.repair to the dictionary-encoded tokens of a batch, in bulk: each
+    distinct token is judged once, and a repaired one is replaced by its pieces, which are
+    appended to the dictionary (consecutively, so a token expands to a range of entries)."""
     suspects = pc.match_substring_regex(dictionary, _SYMBOL_RUN_RE2)
     if not pc.any(suspects).as_py():
-        return lists, encoded
-    ids = np.flatnonzero(suspects.to_numpy(zero_copy_only=False))
-    fixed = {dictionary[int(i)].as_py(): None for i in ids}
-    fixed = {w: backend.repair(w) for w in fixed}
-    fixed = {w: pieces for w, pieces in fixed.items() if pieces != [w]}
+        return offsets, indices, dictionary
+    fixed: dict[int, list[str]] = {}
+    for i in np.flatnonzero(suspects.to_numpy(zero_copy_only=False)):
+        word = dictionary[int(i)].as_py()
+        pieces = backend.repair(word)
+        if pieces != [word]:
+            fixed[int(i)] = pieces
     if not fixed:
-        return lists, encoded
-    bad = np.array([i for i in ids if dictionary[int(i)].as_py() in fixed])
-    rows = pc.list_parent_indices(lists).to_numpy()
-    in_bad = np.isin(encoded.indices.to_numpy(zero_copy_only=False), bad)
-    for i in np.unique(rows[in_bad]):
-        raw[i] = _SEP.join(p for w in raw[i].split(_SEP) for p in fixed.get(w, (w,)))
-    lists = _split(raw)
-    return lists, lists.flatten().dictionary_encode()
+        return offsets, indices, dictionary
+    size = len(dictionary)
+    first = np.arange(size, dtype=np.int64)  # entry -> its first replacement entry
+    length = np.ones(size, dtype=np.int64)  # entry -> how many entries replace it
+    added: list[str] = []
+    for i, pieces in fixed.items():
+        first[i] = size + len(added)
+        length[i] = len(pieces)
+        added.extend(pieces)
+    dictionary = pa.concat_arrays([dictionary, pa.array(added, dictionary.type)])
+    lengths = length[indices]
+    ends = np.cumsum(lengths)
+    # Token t becomes entries first[t], first[t] + 1, ... at positions ends[t] - lengths[t], ...
+    new = np.repeat(first[indices] - (ends - lengths), lengths) + np.arange(
+        ends[-1] if len(ends) else 0
+    )
+    bounds = np.zeros(len(ends) + 1, dtype=np.int64)
+    bounds[1:] = ends
+    return bounds[offsets], new, dictionary
 
 
 def segment_values(texts: Sequence[str], params: SegmentParams, lexicon: Lexicon) -> list[bytes]:
-    """Each text's content tokens joined by newlines, UTF-8 (as the cache holds them)."""
-    return _joined(segment_texts(texts, params, lexicon))
-
-
-def _joined(lists: pa.ListArray) -> list[bytes]:
-    return pc.binary_join(lists, _SEP).cast(pa.binary()).to_pylist()
+    """Each text's content tokens packed as the cache holds them (see pack_lists)."""
+    return pack_lists(segment_texts(texts, params, lexicon))
 
 
 def tokenize(text: str, params: SegmentParams, lexicon: Lexicon) -> list[str]:
@@ -466,7 +530,7 @@ def segment(docs: pa.Table, params: SegmentParams, lexicon: Lexicon) -> pa.Table
     segmented = segment_values([texts[i] for i in kept], params, lexicon)
     for i, value in zip(kept, segmented, strict=True):
         values[i] = value
-    lists = token_lists(values)
+    lists = unpack_lists(values)
     if params.phrases_threshold is not None:
         lists = apply_phrases(lists, learn_phrases([lists], params))
     return _tokens_table(docs.column("doc_id"), lists)
@@ -484,6 +548,16 @@ def _init_worker(params: SegmentParams) -> None:
     # Give freed arrow memory back at once: a worker's peak is one task, not the run's history.
     with contextlib.suppress(NotImplementedError, AttributeError):
         pa.jemalloc_set_decay_ms(0)
+
+
+def _split_user_words() -> list[str]:
+    """A task: the user words this worker's tokenizer does not keep whole (for the warning)."""
+    assert _WORKER is not None, "worker not initialised"
+    params, lexicon = _WORKER
+    if params.userdict is None:
+        return []
+    words = [e.word for e in read_userdict(params.userdict)]
+    return [w for w in words if lexicon.backend.cut(w, params.hmm) != [w]]
 
 
 def _segment_in_worker(texts: list[bytes]) -> pa.ListArray:
@@ -534,12 +608,15 @@ class Segmenter:
         self.stats = RunStats()
         self._lexicon: Lexicon | None = None
         self._pool: ProcessPoolExecutor | None = None
+        self._check: Future | None = None
+        self._checked = False  # the user dictionary has been checked in this process
         self._inline_bytes = 0
 
     @property
     def lexicon(self) -> Lexicon:
         if self._lexicon is None:
-            self._lexicon = load_lexicon(self.params)
+            self._lexicon = load_lexicon(self.params, check=not self._checked)
+            self._checked = True
         return self._lexicon
 
     def run(self, tables: Iterable[pa.Table]) -> Iterator[tuple[pa.Table, pa.ListArray]]:
@@ -587,34 +664,41 @@ class Segmenter:
 
     def _ensure_pool(self) -> ProcessPoolExecutor:
         if self._pool is None:
-            # Check the user dictionary here, once (workers load theirs without the check);
-            # then drop this process's tokenizer: the workers do the segmenting from now on.
-            self.lexicon  # noqa: B018
+            # The workers do the segmenting from now on: drop this process's tokenizer, if it
+            # has one, and let a worker check the user dictionary (once) for the warning.
             self._lexicon = None
             context = multiprocessing.get_context(self.params.start_method)
             self._pool = ProcessPoolExecutor(
                 self.workers, context, initializer=_init_worker, initargs=(self.params,)
             )
             self.stats.workers_started = self.workers
+            if not self._checked:
+                self._check = self._pool.submit(_split_user_words)
         return self._pool
 
     def _finish(self, job: _Job) -> tuple[pa.Table, pa.ListArray]:
         """Wait for a job's tasks, cache their results, and put every row's tokens in order."""
-        parts = [token_lists(list(job.hits.values()))]
+        parts = [unpack_lists(list(job.hits.values()))]
         position = {key: i for i, key in enumerate(job.hits)}
         for keys, future in job.tasks:
             lists = future.result()
             if self.cache is not None:
-                self.cache.put_many(zip(keys, _joined(lists), strict=True))
+                self.cache.put_many(zip(keys, pack_lists(lists), strict=True))
             position.update((key, len(position)) for key in keys)
             parts.append(lists)
         parts.append(pa.array([[]], pa.list_(pa.string())))  # for rows not kept by clean
         index = np.full(job.docs.num_rows, len(position), dtype=np.int64)
         for key, rows in job.rows.items():
             index[rows] = position[key]
+        if np.array_equal(index, np.arange(len(index))):  # already in order: no copy
+            return job.docs, pa.concat_arrays(parts[:-1])
         return job.docs, pa.concat_arrays(parts).take(pa.array(index))
 
     def close(self) -> None:
+        check = self._check
+        if check is not None and check.done() and not check.cancelled() and not check.exception():
+            _warn_split(self.params, check.result())
+        self._check = None
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None

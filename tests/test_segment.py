@@ -21,10 +21,12 @@ from pipeline.segment import (
     fingerprint,
     is_content_token,
     load_lexicon,
+    pack_lists,
     read_userdict,
     segment,
     segment_texts,
     tokenize,
+    unpack_lists,
 )
 from pipeline.segment import main as seg_main
 from tests.conftest import FIXTURES, ROOT, SAMPLE_FILE, table
@@ -294,6 +296,25 @@ def test_worker_count_and_start_method_do_not_change_the_bytes(tmp_path, params,
     assert one.read_bytes() == two.read_bytes()
     expected = segment(docs, params.segment, load_lexicon(params.segment))
     assert read_table(one, TOKENS).equals(TOKENS.conform(expected))
+
+
+def test_user_words_are_checked_once_when_workers_segment(tmp_path, params, monkeypatch, caplog):
+    """With a pool, a worker checks the user dictionary; the warning is logged once."""
+    monkeypatch.setattr(segment_module, "INLINE_BYTES", 0)
+    userdict = tmp_path / "u.txt"
+    userdict.write_text("巾帼建功 30 nz\n我们的 1\n", encoding="utf-8")
+    _run_stage(tmp_path / "run", params, _corpus(40), workers=2, userdict=userdict, cache_dir=None)
+    assert caplog.text.count("one token") == 1 and "我们的" in caplog.text
+
+
+@pytest.mark.parametrize(
+    "lists", [[], [[]], [["中国", "a"], [], ["x" * 70_000, "é"]], [["甲"], ["乙", "丙"], ["丁"]]]
+)
+def test_cache_values_round_trip(lists):
+    array = pa.array(lists, pa.list_(pa.string()))
+    for part in (array, array[1:], array[1:2]):
+        assert unpack_lists(pack_lists(part)).equals(part)
+    assert unpack_lists([b"", b""]).to_pylist() == [[], []]
 
 
 def test_cache_rerun_segments_only_new_documents(tmp_path, params, monkeypatch):
