@@ -60,6 +60,8 @@ def plain_script(texts: list[str], k: int, seed: int, passes: int) -> dict:
     from gensim.corpora import Dictionary
     from gensim.models import LdaModel
 
+    jieba.setLogLevel(logging.WARNING)  # its dictionary-loading chatter is not ours to print
+
     stop = set(stopwordsiso.stopwords("zh"))
     start = time.perf_counter()
     docs = [
