@@ -56,8 +56,8 @@ def two_themes() -> tuple[pa.Table, pa.Table, pa.Table]:
     return result.vocabulary, result.doc_terms, tokens
 
 
-def test_two_themes_become_two_topics(two_themes):
-    result = lda(*two_themes, PARAMS)
+def _assert_two_themes_split(result) -> None:
+    """Tables in their schemas, mixes summing to 1, and each theme in a topic of its own."""
     DOC_TOPICS.conform(result.doc_topics)
     TOPIC_TERMS.conform(result.topic_terms)
     TOPICS.conform(result.topics)
@@ -66,6 +66,11 @@ def test_two_themes_become_two_topics(two_themes):
     dominant = weights.argmax(axis=1)
     assert set(dominant[0::2]) != set(dominant[1::2])
     assert len(set(dominant[0::2])) == 1 and len(set(dominant[1::2])) == 1
+
+
+def test_two_themes_become_two_topics(two_themes):
+    result = lda(*two_themes, PARAMS)
+    _assert_two_themes_split(result)
     assert result.topics.column("prevalence").to_pylist() == pytest.approx([0.5, 0.5], abs=0.05)
     tops = [{r["term"] for r in result.topic_terms.to_pylist() if r["topic"] == k} for k in (0, 1)]
     assert not tops[0] & tops[1]
@@ -180,13 +185,7 @@ TOMOTOPY = LdaParams(
 
 def test_tomotopy_engine_writes_the_same_tables(two_themes):
     result = lda(*two_themes, TOMOTOPY)
-    DOC_TOPICS.conform(result.doc_topics)
-    TOPIC_TERMS.conform(result.topic_terms)
-    TOPICS.conform(result.topics)
-    weights = np.array(result.doc_topics.column("weight").to_pylist()).reshape(40, 2)
-    np.testing.assert_allclose(weights.sum(axis=1), 1.0)
-    dominant = weights.argmax(axis=1)
-    assert len(set(dominant[0::2])) == 1 and set(dominant[0::2]) != set(dominant[1::2])
+    _assert_two_themes_split(result)
     assert result.fitted.convergence and "ll_per_word" in result.fitted.convergence[-1]
 
 

@@ -223,16 +223,24 @@ def test_pos_filter_keeps_listed_tags(params, backend):
     assert tokens == ["男女平等", "基本国策"]
 
 
-def test_phrases_join_frequent_collocations(params, lexicon):
-    seg = dataclasses.replace(params.segment, phrases_threshold=0.5, phrases_min_count=2)
+def _collocation_docs():
+    """Six clean documents in which 人工智能 and 芯片 keep coming together."""
     texts = ["人工智能芯片研发团队成立"] * 3 + ["公司发布人工智能芯片"] * 2 + ["团队讨论研发计划"]
-    docs = table(
-        doc_id=[str(i) for i in range(len(texts))],
+    n = len(texts)
+    return table(
+        doc_id=[str(i) for i in range(n)],
         text=texts,
         n_chars=[len(t) for t in texts],
-        status=["kept"] * len(texts),
-        reason=[None] * len(texts),
+        status=["kept"] * n,
+        reason=[None] * n,
+        cluster_id=[None] * n,
+        cluster_size=[None] * n,
     )
+
+
+def test_phrases_join_frequent_collocations(params, lexicon):
+    seg = dataclasses.replace(params.segment, phrases_threshold=0.5, phrases_min_count=2)
+    docs = _collocation_docs()
     plain = segment(docs, params.segment, lexicon).column("tokens").to_pylist()
     joined = segment(docs, seg, lexicon).column("tokens").to_pylist()
     assert plain[0][:2] == ["人工智能", "芯片"]
@@ -428,16 +436,7 @@ def test_bulk_filter_matches_is_content_token(params, lexicon):
 
 
 def test_stage_with_phrases_matches_the_function(tmp_path, params):
-    texts = ["人工智能芯片研发团队成立"] * 3 + ["公司发布人工智能芯片"] * 2 + ["团队讨论研发计划"]
-    docs = table(
-        doc_id=[str(i) for i in range(len(texts))],
-        text=texts,
-        n_chars=[len(t) for t in texts],
-        status=["kept"] * len(texts),
-        reason=[None] * len(texts),
-        cluster_id=[None] * len(texts),
-        cluster_size=[None] * len(texts),
-    )
+    docs = _collocation_docs()
     settings = {"phrases_threshold": 0.5, "phrases_min_count": 2}
     out = _run_stage(tmp_path, params, docs, workers=1, cache_dir=None, **settings)
     expected = segment(
