@@ -17,25 +17,24 @@ import pyarrow as pa
 from tqdm import tqdm
 
 from pipeline.config import CleanParams, Params
-from pipeline.ingest import DECODE_ERRORS, EMPTY, KEPT, UNREADABLE, UNSUPPORTED
 from pipeline.io import Paths, Spool, TableWriter, iter_tables, write_json, write_table
-from pipeline.schemas import CLEAN, CLEAN_AUDIT, DOCUMENTS, INGEST_REPORT, require_columns
+from pipeline.schemas import (
+    CLEAN,
+    CLEAN_AUDIT,
+    DECODE_ERRORS,
+    DOCUMENTS,
+    DUPLICATE,
+    EMPTY,
+    INGEST_REPORT,
+    KEPT,
+    NEAR_DUPLICATE,
+    NOT_CHINESE,
+    TOO_SHORT,
+    require_columns,
+)
 
 log = logging.getLogger(__name__)
 
-TOO_SHORT, NOT_CHINESE = "too_short", "not_chinese"
-DUPLICATE, NEAR_DUPLICATE = "duplicate", "near_duplicate"
-STATUSES = (
-    KEPT,
-    EMPTY,
-    TOO_SHORT,
-    DUPLICATE,
-    NEAR_DUPLICATE,
-    NOT_CHINESE,
-    DECODE_ERRORS,
-    UNSUPPORTED,
-    UNREADABLE,
-)
 # Audit names of the steps that are not rules of the boilerplate file.
 REPLACEMENTS_RULE, NUMBERS_RULE = "replacements", "numbers"
 

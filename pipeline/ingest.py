@@ -24,14 +24,16 @@ from tqdm import tqdm
 
 from pipeline.config import IngestParams, Params
 from pipeline.io import Paths, Spool, TableWriter
-from pipeline.schemas import DOCUMENTS
+from pipeline.schemas import (
+    DECODE_ERRORS,
+    DOCUMENTS,
+    EMPTY,
+    KEPT,
+    UNREADABLE,
+    UNSUPPORTED,
+)
 
 log = logging.getLogger(__name__)
-
-# Statuses. Ingest sets kept, empty, decode_errors, unsupported and unreadable; clean decides
-# too_short, duplicate, near_duplicate and not_chinese, and writes the final status.
-KEPT, EMPTY, DECODE_ERRORS = "kept", "empty", "decode_errors"
-UNSUPPORTED, UNREADABLE = "unsupported", "unreadable"
 
 TEXT_SUFFIXES = {".txt", ".md"}
 TABULAR_SUFFIXES = {".csv", ".tsv", ".jsonl", ".json", ".parquet"}

@@ -59,6 +59,26 @@ class TableSchema:
         return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
 
 
+# The statuses of documents.parquet and clean.parquet. Ingest sets kept, empty, decode_errors,
+# unsupported and unreadable; clean decides too_short, duplicate, near_duplicate and
+# not_chinese, and writes the final status. Only kept rows go on to segment.
+KEPT, EMPTY, DECODE_ERRORS = "kept", "empty", "decode_errors"
+UNSUPPORTED, UNREADABLE = "unsupported", "unreadable"
+TOO_SHORT, NOT_CHINESE = "too_short", "not_chinese"
+DUPLICATE, NEAR_DUPLICATE = "duplicate", "near_duplicate"
+STATUSES = (
+    KEPT,
+    EMPTY,
+    TOO_SHORT,
+    DUPLICATE,
+    NEAR_DUPLICATE,
+    NOT_CHINESE,
+    DECODE_ERRORS,
+    UNSUPPORTED,
+    UNREADABLE,
+)
+
+
 def _s(name: str, type_: pa.DataType, nullable: bool = False) -> pa.Field:
     return pa.field(name, type_, nullable=nullable)
 

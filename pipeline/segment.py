@@ -25,10 +25,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline.cache import TokenCache, document_key, resolve_cache_dir
-from pipeline.clean import KEPT
 from pipeline.config import Params, SegmentParams
 from pipeline.io import Paths, TableWriter, iter_tables
-from pipeline.schemas import CLEAN, TOKENS, require_columns
+from pipeline.schemas import CLEAN, KEPT, TOKENS, require_columns
 
 log = logging.getLogger(__name__)
 

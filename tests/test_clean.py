@@ -5,12 +5,6 @@ import pyarrow.compute as pc
 import pytest
 
 from pipeline.clean import (
-    DUPLICATE,
-    EMPTY,
-    KEPT,
-    NEAR_DUPLICATE,
-    NOT_CHINESE,
-    TOO_SHORT,
     CleanError,
     Deduplicator,
     IngestReport,
@@ -27,7 +21,18 @@ from pipeline.clean import (
 )
 from pipeline.config import CleanParams, ConfigError, params_from_dict
 from pipeline.io import Paths, read_json, read_table
-from pipeline.schemas import CLEAN, CLEAN_AUDIT, INGEST_REPORT, SchemaError
+from pipeline.schemas import (
+    CLEAN,
+    CLEAN_AUDIT,
+    DUPLICATE,
+    EMPTY,
+    INGEST_REPORT,
+    KEPT,
+    NEAR_DUPLICATE,
+    NOT_CHINESE,
+    TOO_SHORT,
+    SchemaError,
+)
 from tests.conftest import ROOT, table
 
 DICT = ROOT / "data" / "dict"

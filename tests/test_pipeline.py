@@ -8,10 +8,9 @@ from pathlib import Path
 import pyarrow.compute as pc
 import pytest
 
-from pipeline.clean import STATUSES
 from pipeline.io import Paths, read_json, read_table
 from pipeline.lda import QUALITY_METRICS
-from pipeline.schemas import ALL
+from pipeline.schemas import ALL, STATUSES
 from pipeline.segment import _NUMERIC
 from tests.conftest import ROOT, SAMPLE_RAW
 
