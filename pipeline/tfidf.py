@@ -1,21 +1,37 @@
-"""Stage tfidf: vocabulary, document-term counts and TF-IDF keywords (scikit-learn)."""
+"""Stage tfidf: vocabulary, document-term counts and TF-IDF keywords.
+
+The tokens come segmented already, so they are counted on the arrow columns themselves: the
+tokens of a slice of documents are dictionary-encoded and the (document, term) pairs counted
+with numpy, with no Python loop over tokens or documents, and the document-term matrix stays
+sparse (CSR arrays) throughout. Pruning and weighting repeat scikit-learn's ``CountVectorizer``
+and ``TfidfTransformer(norm="l2", use_idf=True, smooth_idf=True)`` operation for operation, so
+the numbers are scikit-learn's to the last bit (tests/test_tfidf.py checks this against
+scikit-learn itself); importing scikit-learn would cost more time and memory than the counting.
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
+from numbers import Integral
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import scipy.sparse as sp
-from sklearn.feature_extraction.text import CountVectorizer, TfidfTransformer
 
 from pipeline.config import Params, TfidfParams
-from pipeline.io import Paths, read_table, write_table
+from pipeline.io import Paths, iter_tables, write_table
 from pipeline.schemas import DOC_TERMS, KEYWORDS, TOKENS, VOCABULARY, require_columns
 
 log = logging.getLogger(__name__)
+
+# Documents per batch read from tokens.parquet; only the counts outlive a batch.
+BATCH_ROWS = 4096
+# Tokens counted at a time: bounds the working memory whatever the length of the documents.
+SLICE_TOKENS = 1 << 20
+# Distinct terms of slices gathered before they are merged into the corpus's terms.
+MERGE_TERMS = 1 << 20
 
 
 class TfidfError(ValueError):
@@ -27,105 +43,337 @@ class TfidfResult:
     vocabulary: pa.Table
     doc_terms: pa.Table
     keywords: pa.Table
+    n_docs: int  # rows of the tokens table
+    n_with_tokens: int  # of them, documents with tokens: the documents counted
+    n_with_terms: int  # of them, documents left with a vocabulary term
 
 
-def _identity(tokens: list[str]) -> list[str]:
-    """The analyzer: tokens come segmented already, so they are used as they are."""
-    return tokens
+@dataclass(frozen=True)
+class _Counts:
+    """Sparse (CSR) document-term counts over every distinct token, before pruning.
+
+    Row ``r`` is document ``doc_ids[r]``; its entries are ``indptr[r]:indptr[r + 1]`` of
+    ``indices`` (positions in ``terms``, in no particular order within a row) and ``data``.
+    """
+
+    doc_ids: pa.Array
+    terms: pa.Array  # every distinct token, in order of first appearance
+    indptr: np.ndarray
+    indices: np.ndarray
+    data: np.ndarray
+    n_docs: int  # rows read, with or without tokens
+
+    @property
+    def n_rows(self) -> int:
+        return len(self.indptr) - 1
 
 
-def tfidf(tokens: pa.Table, params: TfidfParams) -> TfidfResult:
-    """Count terms over documents with tokens, prune by document frequency, weight by TF-IDF."""
-    require_columns(tokens, ["doc_id", "tokens", "n_tokens"], "tfidf")
-    mask = pc.greater(tokens.column("n_tokens"), 0)
-    tokens = tokens.filter(mask)
-    if tokens.num_rows == 0:
+@dataclass
+class _Piece:
+    """The counts of a slice of documents, as CSR rows; ``indices`` point into the slice's own
+    ``terms`` until ``_merge_terms`` renumbers them into the corpus's terms."""
+
+    doc_ids: pa.Array
+    terms: pa.Array | None
+    row_lengths: np.ndarray
+    indices: np.ndarray
+    data: np.ndarray
+
+
+def tfidf(tokens: pa.Table | Iterable[pa.Table], params: TfidfParams) -> TfidfResult:
+    """Count terms over documents with tokens, prune by document frequency, weight by TF-IDF.
+
+    ``tokens`` is a tokens table or an iterable of its consecutive pieces, which are streamed:
+    only the counts are kept from one piece to the next.
+    """
+    counts = _count_terms([tokens] if isinstance(tokens, pa.Table) else tokens)
+    if counts.n_rows == 0:
         raise TfidfError("tfidf: no document has any token; check the clean and segment results")
-    vectorizer = CountVectorizer(
-        analyzer=_identity,
-        min_df=params.min_df,
-        max_df=params.max_df,
-        max_features=params.max_features,
-        dtype=np.int32,
-    )
-    try:
-        counts = vectorizer.fit_transform(tokens.column("tokens").to_pylist())
-    except ValueError as exc:
-        raise TfidfError(
-            f"tfidf: no term is left with tfidf.min_df={params.min_df} and "
-            f"tfidf.max_df={params.max_df} over {tokens.num_rows} documents ({exc}); "
-            "lower min_df or raise max_df"
-        ) from exc
-    counts = sp.csr_matrix(counts)
-    counts.sort_indices()
-    transformer = TfidfTransformer(
-        norm="l2", use_idf=True, smooth_idf=True, sublinear_tf=params.sublinear_tf
-    )
-    weights = sp.csr_matrix(transformer.fit_transform(counts))
-    weights.sort_indices()
-    terms = vectorizer.get_feature_names_out().astype(object)
-    doc_ids = np.asarray(tokens.column("doc_id").to_pylist(), dtype=object)
+    kept = _kept_terms(counts, params)
+    terms = counts.terms.take(_arrow(kept))
+    doc_ids, n_docs, n_rows = counts.doc_ids, counts.n_docs, counts.n_rows
+    indptr, indices, data = _prune(counts, kept)
+    del counts
+    rows = np.repeat(np.arange(n_rows, dtype=np.int32), np.diff(indptr))
+    df = np.bincount(indices, minlength=len(terms))
+    idf = _idf(df, n_rows)
+    weights = _weigh(data, indices, rows, idf, params.sublinear_tf)
+    keywords = _keywords(weights, indices, rows, indptr, doc_ids, terms, params.top_k)
     vocabulary = pa.table(
         {
-            "term_id": pa.array(np.arange(len(terms), dtype=np.int32)),
-            "term": pa.array(terms.tolist(), pa.string()),
-            "df": pa.array(np.bincount(counts.indices, minlength=len(terms)).astype(np.int32)),
-            "idf": pa.array(transformer.idf_.astype(np.float64)),
+            "term_id": _arrow(np.arange(len(terms), dtype=np.int32)),
+            "term": terms,
+            "df": _arrow(df.astype(np.int32)),
+            "idf": _arrow(idf),
         }
     )
-    row_of_entry = np.repeat(np.arange(counts.shape[0]), np.diff(counts.indptr))
     doc_terms = pa.table(
         {
-            "doc_id": pa.array(doc_ids[row_of_entry].tolist(), pa.string()),
-            "term_id": pa.array(counts.indices.astype(np.int32)),
-            "count": pa.array(counts.data.astype(np.int32)),
-            "tfidf": pa.array(weights.data.astype(np.float64)),
+            "doc_id": doc_ids.take(_arrow(rows)),
+            "term_id": _arrow(indices),
+            "count": _arrow(data),
+            "tfidf": _arrow(weights),
         }
     )
-    return TfidfResult(vocabulary, doc_terms, _keywords(weights, doc_ids, terms, params.top_k))
+    n_with_terms = int(np.count_nonzero(np.diff(indptr)))
+    return TfidfResult(vocabulary, doc_terms, keywords, n_docs, n_rows, n_with_terms)
+
+
+def _count_terms(tables: Iterable[pa.Table]) -> _Counts:
+    """The document-term counts of the documents with tokens (``n_tokens > 0``), in order."""
+    pieces, unmerged, n_unmerged, terms, n_docs = [], [], 0, None, 0
+    for table in tables:
+        require_columns(table, ["doc_id", "tokens", "n_tokens"], "tfidf")
+        n_docs += table.num_rows
+        for part in _slices(table, SLICE_TOKENS):
+            pieces.append(_count_slice(part))
+            unmerged.append(pieces[-1])
+            n_unmerged += len(pieces[-1].terms)
+            if n_unmerged >= max(MERGE_TERMS, 0 if terms is None else len(terms)):
+                terms, unmerged, n_unmerged = _merge_terms(terms, unmerged), [], 0
+    if not pieces:
+        pieces.append(_count_slice(TOKENS.schema.empty_table()))
+        unmerged.append(pieces[-1])
+    terms = _merge_terms(terms, unmerged)
+    return _Counts(
+        doc_ids=pa.concat_arrays([p.doc_ids for p in pieces]),
+        terms=terms,
+        indptr=np.cumsum(np.concatenate([[0], *(p.row_lengths for p in pieces)]), dtype=np.int64),
+        indices=np.concatenate([p.indices for p in pieces]),
+        data=np.concatenate([p.data for p in pieces]),
+        n_docs=n_docs,
+    )
+
+
+def _slices(table: pa.Table, max_tokens: int) -> list[pa.Table]:
+    """Consecutive row slices of about ``max_tokens`` tokens (more for a longer document)."""
+    ends = np.cumsum(_numpy(pc.list_value_length(_array(table.column("tokens")))))
+    total = int(ends[-1]) if len(ends) else 0
+    cuts = np.searchsorted(ends, np.arange(max_tokens, total, max_tokens), side="right")
+    bounds = np.unique(np.concatenate([[0], cuts, [table.num_rows]]))
+    if len(bounds) < 2:
+        return [table]
+    spans = zip(bounds[:-1], bounds[1:], strict=True)
+    return [table.slice(start, end - start) for start, end in spans]
+
+
+def _count_slice(table: pa.Table) -> _Piece:
+    """Count the distinct tokens of each document with tokens, without a loop over either."""
+    lists = _array(table.column("tokens"))
+    values = lists.flatten()
+    if values.null_count:
+        raise TfidfError(
+            f"tfidf: {values.null_count} token(s) are null; the tokens table is damaged, "
+            "run the segment stage again"
+        )
+    encoded = pc.dictionary_encode(values)
+    n_terms = max(len(encoded.dictionary), 1)
+    # A key per token, row * n_terms + term: equal keys are repeats of a term in a document.
+    keys = np.repeat(
+        np.arange(len(lists), dtype=np.int64) * n_terms, _numpy(pc.list_value_length(lists))
+    )
+    keys += _numpy(encoded.indices)
+    keys.sort()
+    first = np.ones(len(keys), dtype=bool)
+    np.not_equal(keys[1:], keys[:-1], out=first[1:])
+    starts = np.flatnonzero(first)
+    del first
+    counts = np.diff(starts, append=len(keys)).astype(np.int32)
+    keys = keys[starts]
+    rows = keys // n_terms
+    with_tokens = _numpy(_array(table.column("n_tokens"))) > 0
+    entry_kept = with_tokens[rows]
+    return _Piece(
+        doc_ids=_array(table.column("doc_id")).take(_arrow(np.flatnonzero(with_tokens))),
+        terms=encoded.dictionary,
+        row_lengths=np.bincount(rows, minlength=len(lists))[with_tokens],
+        indices=(keys[entry_kept] % n_terms).astype(np.int32),
+        data=counts[entry_kept],
+    )
+
+
+def _merge_terms(terms: pa.Array | None, pieces: list[_Piece]) -> pa.Array:
+    """``terms`` followed by the pieces' new terms; the pieces' indices are renumbered into it.
+
+    Terms keep their positions (dictionary_encode numbers values in order of first
+    appearance), so pieces merged earlier stay valid; merging only when the unmerged terms
+    outnumber the merged ones keeps the total work linear in the number of slices.
+    """
+    if not pieces:
+        return terms
+    parts = ([] if terms is None else [terms]) + [p.terms for p in pieces]
+    if len(parts) == 1:
+        pieces[0].terms = None  # one piece, numbered already
+        return parts[0]
+    encoded = pc.dictionary_encode(pa.concat_arrays(parts))
+    positions = _numpy(encoded.indices)
+    start = 0 if terms is None else len(terms)
+    for piece in pieces:
+        piece.indices = positions[start : start + len(piece.terms)][piece.indices]
+        start += len(piece.terms)
+        piece.terms = None
+    return encoded.dictionary
+
+
+def _kept_terms(counts: _Counts, params: TfidfParams) -> np.ndarray:
+    """The terms that pass min_df, max_df and max_features as CountVectorizer decides, as
+    positions in ``counts.terms``, sorted by term (code point order, as Python sorts str)."""
+    n_rows = counts.n_rows
+    if len(counts.terms) == 0:
+        raise TfidfError(
+            f"tfidf: the {n_rows} documents with tokens have an empty token list; "
+            "check the segment results"
+        )
+    max_df, min_df = params.max_df, params.min_df
+    high = max_df if isinstance(max_df, Integral) else max_df * n_rows
+    low = min_df if isinstance(min_df, Integral) else min_df * n_rows
+    if high < low:
+        raise TfidfError(
+            f"tfidf: tfidf.max_df={max_df} allows fewer documents ({high:g}) than "
+            f"tfidf.min_df={min_df} ({low:g}) over {n_rows} documents; "
+            "lower min_df or raise max_df"
+        )
+    df = np.bincount(counts.indices, minlength=len(counts.terms))
+    kept = np.flatnonzero((df <= high) & (df >= low))
+    if len(kept) == 0:
+        raise TfidfError(
+            f"tfidf: no term is left with tfidf.min_df={min_df} and "
+            f"tfidf.max_df={max_df} over {n_rows} documents; lower min_df or raise max_df"
+        )
+    kept = kept[_numpy(pc.array_sort_indices(counts.terms.take(_arrow(kept))))]
+    limit = params.max_features
+    if limit is not None and len(kept) > limit:
+        # As scikit-learn: the most frequent terms, ties broken by the same (unstable) default
+        # argsort on the same int64 totals in the same (sorted) term order.
+        totals = np.bincount(counts.indices, weights=counts.data, minlength=len(counts.terms))
+        chosen = (-totals.astype(np.int64)[kept]).argsort()[:limit]
+        kept = kept[np.sort(chosen)]
+    return kept
+
+
+def _prune(counts: _Counts, kept: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The CSR arrays of the kept terms, numbered by their order in ``kept`` and ascending
+    within each row."""
+    new_id = np.full(len(counts.terms), -1, dtype=np.int32)
+    new_id[kept] = np.arange(len(kept), dtype=np.int32)
+    indices = new_id[counts.indices]
+    entry_kept = indices >= 0
+    indptr = np.concatenate([[0], np.cumsum(entry_kept, dtype=np.int64)])[counts.indptr]
+    indices, data = indices[entry_kept], counts.data[entry_kept]
+    del entry_kept
+    keys = np.repeat(np.arange(counts.n_rows, dtype=np.int64) * len(kept), np.diff(indptr))
+    keys += indices
+    order = np.argsort(keys)  # the keys are distinct: any sort will do
+    return indptr, indices[order], data[order]
+
+
+def _idf(df: np.ndarray, n_rows: int) -> np.ndarray:
+    """Smoothed idf, ln((1 + n) / (1 + df)) + 1, computed as TfidfTransformer.fit does."""
+    df = df.astype(np.float64)
+    df += 1.0
+    idf = np.full_like(df, fill_value=n_rows + 1, dtype=np.float64)
+    idf /= df
+    np.log(idf, out=idf)
+    idf += 1.0
+    return idf
+
+
+def _weigh(
+    counts: np.ndarray, indices: np.ndarray, rows: np.ndarray, idf: np.ndarray, sublinear_tf: bool
+) -> np.ndarray:
+    """TF-IDF weights with rows scaled to unit L2 norm, as TfidfTransformer.transform does.
+
+    The squares of a row are summed in entry order (bincount adds one after the other), as
+    scikit-learn's normalisation loop does, so the norms agree to the last bit.
+    """
+    weights = counts.astype(np.float64)
+    if sublinear_tf:
+        np.log(weights, out=weights)
+        weights += 1.0
+    scratch = np.take(idf, indices)
+    weights *= scratch
+    np.multiply(weights, weights, out=scratch)
+    norms = np.sqrt(np.bincount(rows, weights=scratch))
+    norms[norms == 0.0] = 1.0  # as scikit-learn, a row without weight is left as it is
+    weights /= np.take(norms, rows, out=scratch)
+    return weights
 
 
 def _keywords(
-    weights: sp.csr_matrix, doc_ids: np.ndarray, terms: np.ndarray, top_k: int
+    weights: np.ndarray,
+    indices: np.ndarray,
+    rows: np.ndarray,
+    indptr: np.ndarray,
+    doc_ids: pa.Array,
+    terms: pa.Array,
+    top_k: int,
 ) -> pa.Table:
-    """The ``top_k`` terms of each document by weight; ties go to the earlier term."""
-    ids, ranks, words, values = [], [], [], []
-    for row in range(weights.shape[0]):
-        start, end = weights.indptr[row], weights.indptr[row + 1]
-        cols, data = weights.indices[start:end], weights.data[start:end]
-        order = np.lexsort((cols, -data))[:top_k]
-        ids.extend([doc_ids[row]] * len(order))
-        ranks.extend(range(1, len(order) + 1))
-        words.extend(terms[cols[order]].tolist())
-        values.extend(data[order].tolist())
+    """The ``top_k`` terms of each document by weight; ties go to the earlier term.
+
+    Entries are in (row, term) order and arrow's sort is stable, so sorting by
+    (row, -weight) keeps equal weights in term order. Rows are ascending already, so the
+    sorted entries of row ``r`` take the same places ``indptr[r]:indptr[r + 1]`` as before.
+    """
+    by = pa.table({"row": _arrow(rows), "weight": _arrow(weights)})
+    order = _numpy(pc.sort_indices(by, [("row", "ascending"), ("weight", "descending")]))
+    del by
+    rank = np.arange(len(rows), dtype=np.int64)
+    rank -= indptr[rows]
+    top = rank < top_k
+    order, top_rows, rank = order[top], rows[top], rank[top]
     return pa.table(
         {
-            "doc_id": pa.array(ids, pa.string()),
-            "rank": pa.array(ranks, pa.int32()),
-            "term": pa.array(words, pa.string()),
-            "weight": pa.array(values, pa.float64()),
+            "doc_id": doc_ids.take(_arrow(top_rows)),
+            "rank": _arrow((rank + 1).astype(np.int32)),
+            "term": terms.take(_arrow(indices[order])),
+            "weight": _arrow(weights[order]),
         }
+    )
+
+
+def _array(column: pa.ChunkedArray) -> pa.Array:
+    """The column as one array; without a copy when it has one chunk (combine_chunks copies)."""
+    return column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
+
+
+# Between arrow and numpy through the buffers: pa.array(ndarray) and Array.to_numpy() import
+# pandas, which costs this stage more time and memory than it spends counting.
+def _numpy(array: pa.Array) -> np.ndarray:
+    """A numeric arrow array without nulls as a read-only numpy view of its buffer."""
+    dtype = np.dtype(array.type.to_pandas_dtype())
+    if array.null_count or not np.issubdtype(dtype, np.number):
+        raise TypeError(f"tfidf: cannot view {array.type} with nulls or non-numbers as numpy")
+    if len(array) == 0:
+        return np.empty(0, dtype)
+    return np.frombuffer(
+        array.buffers()[1], dtype, count=len(array), offset=array.offset * dtype.itemsize
+    )
+
+
+def _arrow(values: np.ndarray) -> pa.Array:
+    """A numeric numpy array as an arrow array sharing its buffer."""
+    values = np.ascontiguousarray(values)
+    return pa.Array.from_buffers(
+        pa.from_numpy_dtype(values.dtype), len(values), [None, pa.py_buffer(values)]
     )
 
 
 def main(params: Params, paths: Paths) -> None:
-    tokens = read_table(paths.table("tokens"), TOKENS)
+    tokens = iter_tables(paths.table("tokens"), TOKENS, BATCH_ROWS)
     result = tfidf(tokens, params.tfidf)
     write_table(result.vocabulary, paths.table("vocabulary"), VOCABULARY)
     write_table(result.doc_terms, paths.table("doc_terms"), DOC_TERMS)
     write_table(result.keywords, paths.table("keywords"), KEYWORDS)
-    n_with_terms = len(pc.unique(result.doc_terms.column("doc_id")))
-    n_with_tokens = pc.sum(pc.greater(tokens.column("n_tokens"), 0)).as_py()
     log.info(
         "tfidf: %d terms; %d of %d documents have terms -> %s",
         result.vocabulary.num_rows,
-        n_with_terms,
-        tokens.num_rows,
+        result.n_with_terms,
+        result.n_docs,
         paths.processed,
     )
-    if n_with_terms < n_with_tokens:
+    if result.n_with_terms < result.n_with_tokens:
         log.warning(
             "tfidf: %d document(s) have tokens but none in the vocabulary "
             "(tfidf.min_df/max_df); they get no keywords and no topic mix",
-            n_with_tokens - n_with_terms,
+            result.n_with_tokens - result.n_with_terms,
         )

@@ -1,8 +1,12 @@
 import math
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
+import scipy.sparse as sp
 
+from pipeline import tfidf as tfidf_stage
 from pipeline.config import TfidfParams
 from pipeline.schemas import DOC_TERMS, KEYWORDS, VOCABULARY, SchemaError
 from pipeline.tfidf import TfidfError, tfidf
@@ -72,3 +76,119 @@ def test_empty_corpus():
 def test_missing_column():
     with pytest.raises(SchemaError, match="n_tokens"):
         tfidf(table(doc_id=["a"], tokens=[["x"]]), TfidfParams())
+
+
+def _reference(tokens, params: TfidfParams):
+    """The tables as scikit-learn computes them: the stage's implementation before issue 7."""
+    from sklearn.feature_extraction.text import CountVectorizer, TfidfTransformer
+
+    tokens = tokens.filter(pc.greater(tokens.column("n_tokens"), 0))
+    vectorizer = CountVectorizer(
+        analyzer=lambda doc: doc,
+        min_df=params.min_df,
+        max_df=params.max_df,
+        max_features=params.max_features,
+        dtype=np.int32,
+    )
+    counts = sp.csr_matrix(vectorizer.fit_transform(tokens.column("tokens").to_pylist()))
+    counts.sort_indices()
+    transformer = TfidfTransformer(sublinear_tf=params.sublinear_tf)
+    weights = sp.csr_matrix(transformer.fit_transform(counts))
+    weights.sort_indices()
+    terms = vectorizer.get_feature_names_out().astype(object)
+    doc_ids = np.asarray(tokens.column("doc_id").to_pylist(), dtype=object)
+    vocabulary = pa.table(
+        {
+            "term_id": np.arange(len(terms), dtype=np.int32),
+            "term": pa.array(terms.tolist(), pa.string()),
+            "df": np.bincount(counts.indices, minlength=len(terms)).astype(np.int32),
+            "idf": transformer.idf_,
+        }
+    )
+    rows = np.repeat(np.arange(counts.shape[0]), np.diff(counts.indptr))
+    doc_terms = pa.table(
+        {
+            "doc_id": pa.array(doc_ids[rows].tolist(), pa.string()),
+            "term_id": counts.indices.astype(np.int32),
+            "count": counts.data.astype(np.int32),
+            "tfidf": weights.data,
+        }
+    )
+    keywords = {"doc_id": [], "rank": [], "term": [], "weight": []}
+    for row in range(weights.shape[0]):
+        cols = weights.indices[weights.indptr[row] : weights.indptr[row + 1]]
+        data = weights.data[weights.indptr[row] : weights.indptr[row + 1]]
+        order = np.lexsort((cols, -data))[: params.top_k]
+        keywords["doc_id"] += [doc_ids[row]] * len(order)
+        keywords["rank"] += list(range(1, len(order) + 1))
+        keywords["term"] += terms[cols[order]].tolist()
+        keywords["weight"] += data[order].tolist()
+    keywords = pa.table(keywords).cast(KEYWORDS.schema)
+    return vocabulary, doc_terms, keywords
+
+
+def _random_tokens(seed: int, n_docs: int = 300) -> pa.Table:
+    """Documents of Zipf-distributed terms (many ties in counts and weights), a few empty,
+    one with tokens but n_tokens 0 (not counted, as the stage has always done)."""
+    rng = np.random.default_rng(seed)
+    words = [f"词{i}" for i in range(400)] + ["a", "B", "ab", "é", "😀", "", " "]
+    lists = []
+    for _ in range(n_docs):
+        size = int(rng.integers(0, 40)) if rng.random() < 0.95 else 0
+        picks = np.minimum(rng.zipf(1.3, size), len(words)) - 1
+        lists.append([words[p] for p in picks])
+    n_tokens = [len(t) for t in lists]
+    lists[1], n_tokens[1] = ["只在这里"], 0
+    return table(doc_id=[f"doc{i:04d}" for i in range(n_docs)], tokens=lists, n_tokens=n_tokens)
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"min_df": 1, "max_df": 1.0},
+        {"min_df": 2, "max_df": 0.5},
+        {"min_df": 0.02, "max_df": 40},
+        {"min_df": 1, "max_df": 1.0, "max_features": 25, "top_k": 3},
+        {"min_df": 2, "max_df": 0.9, "max_features": 60, "sublinear_tf": True},
+    ],
+)
+def test_tables_are_scikit_learns_to_the_bit(settings):
+    params = TfidfParams(**settings)
+    for seed in (0, 1):
+        tokens = _random_tokens(seed)
+        result = tfidf(tokens, params)
+        vocabulary, doc_terms, keywords = _reference(tokens, params)
+        assert VOCABULARY.conform(result.vocabulary).equals(VOCABULARY.conform(vocabulary))
+        assert DOC_TERMS.conform(result.doc_terms).equals(DOC_TERMS.conform(doc_terms))
+        assert KEYWORDS.conform(result.keywords).equals(keywords)
+
+
+def test_pieces_and_slices_give_the_same_tables(monkeypatch):
+    tokens = _random_tokens(2)
+    whole = tfidf(tokens, TfidfParams())
+    monkeypatch.setattr(tfidf_stage, "SLICE_TOKENS", 50)
+    monkeypatch.setattr(tfidf_stage, "MERGE_TERMS", 30)
+    pieces = (tokens.slice(start, 37) for start in range(0, tokens.num_rows, 37))
+    streamed = tfidf(pieces, TfidfParams())
+    for name in ("vocabulary", "doc_terms", "keywords"):
+        assert getattr(streamed, name).equals(getattr(whole, name)), name
+    assert (streamed.n_docs, streamed.n_with_tokens) == (tokens.num_rows, whole.n_with_tokens)
+
+
+def test_keyword_ties_go_to_the_earlier_term():
+    tokens = table(doc_id=["a", "b"], tokens=[["丙", "乙", "甲"], ["丁"]], n_tokens=[3, 1])
+    result = tfidf(tokens, TfidfParams(min_df=1, max_df=1.0, top_k=2))
+    rows = result.keywords.to_pylist()
+    assert [(r["doc_id"], r["term"]) for r in rows] == [("a", "丙"), ("a", "乙"), ("b", "丁")]
+    assert rows[0]["weight"] == rows[1]["weight"]
+
+
+def test_max_df_below_min_df_is_a_clear_error():
+    with pytest.raises(TfidfError, match="max_df=1 allows fewer documents"):
+        tfidf(TOKENS, TfidfParams(min_df=0.9, max_df=1))
+
+
+def test_null_token_is_a_clear_error():
+    tokens = table(doc_id=["a"], tokens=[["x", None]], n_tokens=[2])
+    with pytest.raises(TfidfError, match="1 token"):
+        tfidf(tokens, TfidfParams(min_df=1, max_df=1.0))
