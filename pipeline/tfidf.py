@@ -124,6 +124,12 @@ def _count_terms(tables: Iterable[pa.Table]) -> _Counts:
     pieces, unmerged, n_unmerged, terms, n_docs = [], [], 0, None, 0
     for table in tables:
         require_columns(table, ["doc_id", "tokens", "n_tokens"], "tfidf")
+        for name in ("doc_id", "tokens", "n_tokens"):
+            if table.column(name).null_count:
+                raise TfidfError(
+                    f"tfidf: column {name!r} has {table.column(name).null_count} null(s); "
+                    "the tokens table is damaged, run the segment stage again"
+                )
         n_docs += table.num_rows
         for part in _slices(table, SLICE_TOKENS):
             pieces.append(_count_slice(part))

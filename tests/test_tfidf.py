@@ -188,7 +188,15 @@ def test_max_df_below_min_df_is_a_clear_error():
         tfidf(TOKENS, TfidfParams(min_df=0.9, max_df=1))
 
 
-def test_null_token_is_a_clear_error():
-    tokens = table(doc_id=["a"], tokens=[["x", None]], n_tokens=[2])
-    with pytest.raises(TfidfError, match="1 token"):
+@pytest.mark.parametrize(
+    ("doc_ids", "lists", "message"),
+    [
+        (["a", "b"], [["x", None], ["x"]], "1 token"),
+        (["a", "b"], [None, ["x"]], "column 'tokens' has 1 null"),
+        (["a", None], [["x"], ["x"]], "column 'doc_id' has 1 null"),
+    ],
+)
+def test_nulls_are_a_clear_error(doc_ids, lists, message):
+    tokens = table(doc_id=doc_ids, tokens=lists, n_tokens=[2, 1])
+    with pytest.raises(TfidfError, match=message):
         tfidf(tokens, TfidfParams(min_df=1, max_df=1.0))
