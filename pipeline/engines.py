@@ -173,9 +173,11 @@ def _fit_tomotopy(counts: sp.csr_matrix, k: int, params: LdaParams, seed: int) -
         rm_top=0,
     )
     # Words are term ids as text; each document lists every occurrence.
-    names = [str(i) for i in range(counts.shape[1])]
-    for a, b in zip(counts.indptr[:-1], counts.indptr[1:], strict=True):
-        model.add_doc([names[i] for i in np.repeat(counts.indices[a:b], counts.data[a:b])])
+    names = np.asarray([str(i) for i in range(counts.shape[1])], dtype=object)
+    words = names[np.repeat(counts.indices, counts.data)].tolist()
+    ends = np.cumsum(np.asarray(counts.sum(axis=1), dtype=np.int64).ravel()).tolist()
+    for a, b in zip([0, *ends[:-1]], ends, strict=True):
+        model.add_doc(words[a:b])
     model.optim_interval = 10 if params.alpha == "auto" else 0
     parallel = tp.ParallelScheme.PARTITION
     trace = []
