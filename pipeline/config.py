@@ -225,6 +225,11 @@ class LdaParams:
     passes: int = 30
     # gensim: variational iterations per document. tomotopy: Gibbs sweeps over the corpus.
     iterations: int = 400
+    # tomotopy: stop before ``iterations`` once a block of 50 sweeps raises the log-likelihood
+    # per word by less than this share, but not before ``min_updates`` token updates (sweeps x
+    # tokens): small corpora are cheap and keep sampling. null: always ``iterations`` sweeps.
+    tolerance: float | None = None
+    min_updates: int = 0
     # "symmetric", "asymmetric", "auto" (learned) or a number.
     alpha: str | float = "auto"
     # "symmetric", "auto" (learned; gensim only) or a number.
@@ -273,6 +278,10 @@ class LdaParams:
         ):
             if getattr(self, key) < 1:
                 _fail(f"lda.{key}", getattr(self, key), "an integer >= 1")
+        if self.tolerance is not None and not 0 < self.tolerance < 1:
+            _fail("lda.tolerance", self.tolerance, "a number between 0 and 1, or null")
+        if self.min_updates < 0:
+            _fail("lda.min_updates", self.min_updates, "an integer >= 0")
         if self.coherence_top_n < 2:
             _fail("lda.coherence_top_n", self.coherence_top_n, "an integer >= 2")
         if self.random_state < 0:

@@ -173,13 +173,16 @@ def _fit_tomotopy(counts: sp.csr_matrix, k: int, params: LdaParams, seed: int) -
         rm_top=0,
     )
     # Words are term ids as text; each document lists every occurrence.
-    for a, b in zip(counts.indptr[:-1], counts.indptr[1:], strict=True):
-        words = np.repeat(counts.indices[a:b], counts.data[a:b]).astype(str).tolist()
-        model.add_doc(words)
+    names = np.asarray([str(i) for i in range(counts.shape[1])], dtype=object)
+    words = names[np.repeat(counts.indices, counts.data)].tolist()
+    ends = np.cumsum(np.asarray(counts.sum(axis=1), dtype=np.int64).ravel()).tolist()
+    for a, b in zip([0, *ends[:-1]], ends, strict=True):
+        model.add_doc(words[a:b])
     model.optim_interval = 10 if params.alpha == "auto" else 0
     parallel = tp.ParallelScheme.PARTITION
     trace = []
     done = 0
+    tokens = int(counts.sum())
     while done < params.iterations:
         step = min(TOMOTOPY_LOG_EVERY, params.iterations - done)
         with warnings.catch_warnings():
@@ -188,8 +191,12 @@ def _fit_tomotopy(counts: sp.csr_matrix, k: int, params: LdaParams, seed: int) -
             model.train(step, workers=params.threads, parallel=parallel, show_progress=False)
         done += step
         trace.append({"iteration": float(done), "ll_per_word": float(model.ll_per_word)})
+        if converged(trace, done * tokens, params):
+            break
     log.info(
-        "tomotopy: log-likelihood per word %s",
+        "tomotopy: %d sweeps%s; log-likelihood per word %s",
+        done,
+        " (converged)" if done < params.iterations else "",
         " → ".join(f"{t['ll_per_word']:.3f}" for t in trace[-4:]),
     )
     phi = np.zeros((k, counts.shape[1]), dtype=np.float64)
@@ -213,6 +220,16 @@ def _fit_tomotopy(counts: sp.csr_matrix, k: int, params: LdaParams, seed: int) -
         convergence=trace,
         native=model,
     )
+
+
+def converged(trace: list[dict[str, float]], updates: int, params: LdaParams) -> bool:
+    """Whether Gibbs sampling may stop: the last block of sweeps raised the log-likelihood per
+    word by less than ``params.tolerance`` (relative), once ``params.min_updates`` token updates
+    (sweeps x tokens) are done. Small corpora, cheap to sample, thus get every sweep."""
+    if params.tolerance is None or updates < params.min_updates or len(trace) < 2:
+        return False
+    before, now = trace[-2]["ll_per_word"], trace[-1]["ll_per_word"]
+    return (now - before) < params.tolerance * abs(before)
 
 
 def fold_in(

@@ -11,11 +11,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import scipy.sparse as sp
-from gensim.corpora import Dictionary
-from gensim.models import CoherenceModel
-from scipy.stats import rankdata
 
 from pipeline import engines
+from pipeline.coherence import coherence_scores, reference
 from pipeline.config import LdaParams, Params
 from pipeline.io import (
     Paths,
@@ -79,33 +77,18 @@ class LdaResult:
 
 def build_counts(doc_terms: pa.Table, n_terms: int | None) -> tuple[list[str], sp.csr_matrix]:
     """The (documents x terms) count matrix, documents in their first-seen table order."""
-    ids = doc_terms.column("doc_id").to_numpy(zero_copy_only=False)
-    unique, first, rows = np.unique(ids, return_index=True, return_inverse=True)
-    order = np.argsort(first, kind="stable")  # table order, not sorted order
-    rank = np.empty_like(order)
-    rank[order] = np.arange(len(order))
+    encoded = doc_terms.column("doc_id").combine_chunks().dictionary_encode()  # first-seen order
+    rows = encoded.indices.to_numpy().astype(np.int64)
     cols = doc_terms.column("term_id").to_numpy().astype(np.int64)
     data = doc_terms.column("count").to_numpy().astype(np.int64)
     shape = (
-        len(unique),
+        len(encoded.dictionary),
         int(n_terms if n_terms is not None else (cols.max() + 1 if len(cols) else 0)),
     )
-    counts = sp.csr_matrix((data, (rank[rows], cols)), shape=shape)
+    counts = sp.csr_matrix((data, (rows, cols)), shape=shape)
     counts.sum_duplicates()
     counts.sort_indices()
-    return unique[order].tolist(), counts
-
-
-def build_dictionary(vocabulary: pa.Table, n_docs: int) -> Dictionary:
-    """A gensim Dictionary whose ids are the tfidf stage's term ids."""
-    dictionary = Dictionary()
-    terms = vocabulary.column("term").to_pylist()
-    ids = vocabulary.column("term_id").to_pylist()
-    dictionary.token2id = dict(zip(terms, ids, strict=True))
-    dictionary.id2token = dict(zip(ids, terms, strict=True))
-    dictionary.dfs = dict(zip(ids, vocabulary.column("df").to_pylist(), strict=True))
-    dictionary.num_docs = n_docs
-    return dictionary
+    return encoded.dictionary.to_pylist(), counts
 
 
 def check_inputs(vocabulary: pa.Table, doc_terms: pa.Table, tokens: pa.Table, where: str) -> None:
@@ -143,11 +126,9 @@ def lda(
     prevalence = (theta * lengths[:, None]).sum(axis=0) / lengths.sum()
 
     top = top_terms(phi, max(params.top_n, params.coherence_top_n, DIVERSITY_TOP_N))
-    dictionary = build_dictionary(vocabulary, counts.shape[0])
-    texts = texts_in_vocabulary(tokens, set(doc_ids), dictionary)
-    corpus = engines.bag_of_words(counts)
     coherence = coherence_scores(
-        [terms[row[: params.coherence_top_n]].tolist() for row in top], texts, corpus, dictionary
+        [row[: params.coherence_top_n] for row in top],
+        reference(tokens, doc_ids, terms.tolist(), counts),
     )
     term_freq = np.asarray(counts.sum(axis=0), dtype=np.float64).ravel()
     rankings = rank_terms(phi, term_freq, params)
@@ -208,8 +189,8 @@ def rank_terms(
     relevance = lam * logphi + (1 - lam) * (logphi - np.log(p_w)[None, :])
     exclusivity = phi / np.maximum(phi.sum(axis=0, keepdims=True), 1e-300)
     v = phi.shape[1]
-    excl_ecdf = rankdata(exclusivity, method="max", axis=1) / v
-    freq_ecdf = rankdata(phi, method="max", axis=1) / v
+    excl_ecdf = _max_ranks(exclusivity) / v
+    freq_ecdf = _max_ranks(phi) / v
     frex = 1.0 / (w / excl_ecdf + (1 - w) / freq_ecdf)
     out = {}
     for name, scores in (("probability", phi), ("relevance", relevance), ("frex", frex)):
@@ -218,42 +199,18 @@ def rank_terms(
     return out
 
 
+def _max_ranks(scores: np.ndarray) -> np.ndarray:
+    """Per row, how many values are <= each value (scipy's rankdata "max", without scipy.stats,
+    whose import costs a second)."""
+    ordered = np.sort(scores, axis=1)
+    return np.stack(
+        [np.searchsorted(o, row, side="right") for o, row in zip(ordered, scores, strict=True)]
+    ).astype(np.float64)
+
+
 def topic_diversity(top: np.ndarray) -> float:
     """Share of unique terms among all topics' top terms (1.0: no topic shares a top term)."""
     return float(len(np.unique(top)) / top.size)
-
-
-def texts_in_vocabulary(
-    tokens: pa.Table, docs: set[str], dictionary: Dictionary
-) -> list[list[str]]:
-    vocab = dictionary.token2id
-    return [
-        [t for t in toks if t in vocab]
-        for doc, toks in zip(
-            tokens.column("doc_id").to_pylist(), tokens.column("tokens").to_pylist(), strict=True
-        )
-        if doc in docs
-    ]
-
-
-def coherence_scores(topic_words, texts, corpus, dictionary) -> dict:
-    """c_npmi (also per topic), c_v and u_mass, single-process so that results are repeatable."""
-    out = {}
-    for measure in ("c_npmi", "c_v", "u_mass"):
-        model = CoherenceModel(
-            topics=topic_words,
-            texts=texts if measure != "u_mass" else None,
-            corpus=corpus if measure == "u_mass" else None,
-            dictionary=dictionary,
-            coherence=measure,
-            processes=1,
-        )
-        per_topic = [float(x) for x in model.get_coherence_per_topic()]
-        per_topic = [x if np.isfinite(x) else 0.0 for x in per_topic]
-        out[measure] = float(np.mean(per_topic))
-        if measure == "c_npmi":
-            out["per_topic"] = per_topic
-    return out
 
 
 def _topic_terms_table(phi: np.ndarray, top: np.ndarray, terms: np.ndarray) -> pa.Table:
@@ -394,25 +351,35 @@ def topic_prevalence(
 def _group_means(
     name: str, groups: np.ndarray, theta: np.ndarray, rng: np.random.Generator, params: LdaParams
 ) -> pa.Table:
+    """Per group (sorted): mean shares and a bootstrap interval, one draw of all resamples.
+
+    A resample's mean is (how often each document was drawn) @ shares / n, so the resamples
+    cost one small matrix product per group rather than a Python loop.
+    """
     k = theta.shape[1]
-    rows: dict[str, list] = {c: [] for c in TOPIC_PREVALENCE.columns}
-    for group in sorted(set(groups.tolist())):
-        shares = theta[groups == group]
+    names, inverse = np.unique(groups, return_inverse=True)
+    members = np.split(np.argsort(inverse, kind="stable"), np.cumsum(np.bincount(inverse))[:-1])
+    b = params.bootstrap
+    means, lows, highs = [], [], []
+    for rows in members:
+        shares = theta[rows]
         n = shares.shape[0]
-        boot = np.empty((params.bootstrap, k))
-        for b in range(params.bootstrap):
-            boot[b] = shares[rng.integers(0, n, size=n)].mean(axis=0)
-        low, high = np.percentile(boot, [2.5, 97.5], axis=0)
-        mean = shares.mean(axis=0)
-        for topic in range(k):
-            rows["column"].append(name)
-            rows["group"].append(group)
-            rows["topic"].append(topic)
-            rows["mean"].append(float(mean[topic]))
-            rows["ci_low"].append(float(low[topic]))
-            rows["ci_high"].append(float(high[topic]))
-            rows["n_docs"].append(n)
-    return TOPIC_PREVALENCE.conform(pa.table(rows))
+        draws = rng.integers(0, n, size=(b, n)) + (np.arange(b) * n)[:, None]
+        drawn = np.bincount(draws.ravel(), minlength=b * n).reshape(b, n)
+        low, high = np.percentile(drawn @ shares / n, [2.5, 97.5], axis=0)
+        means.append(shares.mean(axis=0))
+        lows.append(low)
+        highs.append(high)
+    table = {
+        "column": [name] * (k * len(names)),
+        "group": np.repeat(names, k).tolist(),
+        "topic": np.tile(np.arange(k), len(names)),
+        "mean": np.concatenate(means),
+        "ci_low": np.concatenate(lows),
+        "ci_high": np.concatenate(highs),
+        "n_docs": np.repeat([len(rows) for rows in members], k),
+    }
+    return TOPIC_PREVALENCE.conform(pa.table(table))
 
 
 def save_model(result: LdaResult, directory: Path, settings: dict | None = None) -> None:

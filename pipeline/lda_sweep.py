@@ -15,16 +15,14 @@ import pyarrow as pa
 import scipy.sparse as sp
 
 from pipeline import engines
+from pipeline.coherence import Reference, coherence_scores, reference
 from pipeline.config import LdaParams, Params
 from pipeline.io import Paths, read_table, write_json, write_table
 from pipeline.lda import (
     DIVERSITY_TOP_N,
     LdaError,
     build_counts,
-    build_dictionary,
     check_inputs,
-    coherence_scores,
-    texts_in_vocabulary,
     top_terms,
     topic_diversity,
 )
@@ -55,9 +53,7 @@ class _Data:
     heldout_fit: sp.csr_matrix
     heldout_eval: sp.csr_matrix
     terms: np.ndarray
-    texts: list
-    corpus: list
-    dictionary: object
+    reference: Reference
     params: LdaParams
 
 
@@ -112,15 +108,12 @@ def lda_sweep(
     fit_half, eval_half = completion_halves(
         tokens, heldout_ids, {t: i for i, t in enumerate(terms.tolist())}
     )
-    dictionary = build_dictionary(vocabulary, counts.shape[0])
     _DATA = _Data(
         train=counts[~mask],
         heldout_fit=fit_half,
         heldout_eval=eval_half,
         terms=terms,
-        texts=texts_in_vocabulary(tokens, set(doc_ids), dictionary),
-        corpus=engines.bag_of_words(counts),
-        dictionary=dictionary,
+        reference=reference(tokens, doc_ids, terms.tolist(), counts),
         params=params,
     )
     log.info(
@@ -149,12 +142,7 @@ def _score(task: tuple[int, int]) -> dict:
     params = data.params
     fitted = engines.fit(data.train, k, params, seed)
     top = top_terms(fitted.phi, max(params.coherence_top_n, DIVERSITY_TOP_N, STABILITY_TOP_N))
-    coherence = coherence_scores(
-        [data.terms[row[: params.coherence_top_n]].tolist() for row in top],
-        data.texts,
-        data.corpus,
-        data.dictionary,
-    )
+    coherence = coherence_scores([row[: params.coherence_top_n] for row in top], data.reference)
     theta = engines.fold_in(fitted.phi, fitted.alpha, data.heldout_fit)
     n_eval = data.heldout_eval.sum()
     perplexity = (

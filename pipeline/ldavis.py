@@ -10,12 +10,17 @@ import html
 import json
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
+from unittest import mock
 
 import numpy as np
 import pyarrow as pa
 import scipy.sparse as sp
 
 from pipeline.io import atomic_path
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 VIS_ID = "ldavis_zhtopics"
 ONE_TOPIC_PAGE = (
@@ -65,6 +70,7 @@ def render(
 ) -> str:
     """The whole page for a fitted model, deterministic (fixed element id, single process)."""
     import pyLDAvis
+    import pyLDAvis._prepare
     import pyLDAvis.urls
 
     if phi.shape[0] < 2:
@@ -74,18 +80,19 @@ def render(
     keep = term_freq > 0  # LDAvis divides by term frequency
     doc_lengths = np.asarray(counts.sum(axis=1), dtype=np.float64).ravel()
     phi_kept = phi[:, keep] / phi[:, keep].sum(axis=1, keepdims=True)
-    prepared = pyLDAvis.prepare(
-        topic_term_dists=phi_kept,
-        doc_topic_dists=theta,
-        doc_lengths=doc_lengths,
-        vocab=[t for t, k in zip(terms, keep, strict=True) if k],
-        term_frequency=term_freq[keep],
-        R=30,
-        mds="pcoa",
-        n_jobs=1,
-        sort_topics=False,
-        start_index=1,
-    )
+    with mock.patch.object(pyLDAvis._prepare, "_find_relevance_chunks", relevance_chunks):
+        prepared = pyLDAvis.prepare(
+            topic_term_dists=phi_kept,
+            doc_topic_dists=theta,
+            doc_lengths=doc_lengths,
+            vocab=[t for t, k in zip(terms, keep, strict=True) if k],
+            term_frequency=term_freq[keep],
+            R=30,
+            mds="pcoa",
+            n_jobs=1,
+            sort_topics=False,
+            start_index=1,
+        )
     rows = "\n".join(
         f"<tr><td>{r['topic'] + 1}</td><td>{r['topic']}</td><td>{html.escape(r['label'])}</td>"
         f"<td>{100 * r['prevalence']:.1f}%</td></tr>"
@@ -99,6 +106,33 @@ def render(
         vis_id=VIS_ID,
         data=_script(json.dumps(json.loads(prepared.to_json()), ensure_ascii=False)),
     )
+
+
+def relevance_chunks(log_ttd, log_lift, r: int, lambdas) -> pd.DataFrame:
+    """pyLDAvis' ``_find_relevance_chunks`` in numpy, with the same result.
+
+    For each lambda, the ``r`` terms of highest relevance per topic (a column per topic), in
+    the order of pandas' ``nlargest``: by value, ties to the lower term position. pyLDAvis
+    runs a pandas ``nlargest`` over the whole vocabulary per topic and lambda (2,020 of them
+    at K = 20). Relevance lies between a term's two scores, so a term whose larger score is
+    below the r-th largest smaller score is beaten by r terms at every lambda; only the few
+    other terms are ranked.
+    """
+    import pandas as pd
+
+    a, b = log_ttd.to_numpy(), log_lift.to_numpy()
+    r = min(r, a.shape[1])
+    tops = np.empty((len(lambdas), a.shape[0], r), dtype=np.int64)
+    for topic in range(a.shape[0]):
+        low = np.minimum(a[topic], b[topic])
+        cut = np.partition(low, len(low) - r)[len(low) - r]
+        # The margin keeps terms that rounding in lam * a + (1 - lam) * b could lift.
+        candidates = np.flatnonzero(np.maximum(a[topic], b[topic]) >= cut - 1e-9 * (1 + abs(cut)))
+        ca, cb = a[topic, candidates], b[topic, candidates]
+        for i, lam in enumerate(lambdas):
+            relevance = lam * ca + (1 - lam) * cb
+            tops[i, topic] = candidates[np.lexsort((candidates, -relevance))[:r]]
+    return pd.concat([pd.DataFrame(top.T, columns=log_ttd.index) for top in tops])
 
 
 def _read(path: str) -> str:

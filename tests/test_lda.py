@@ -6,6 +6,7 @@ import pyarrow as pa
 import pytest
 
 from pipeline.config import ConfigError, LdaParams, TfidfParams, params_from_dict
+from pipeline.engines import converged
 from pipeline.lda import (
     QUALITY_METRICS,
     LdaError,
@@ -209,6 +210,31 @@ def test_same_threads_same_tables_whatever_the_workers(two_themes):
         assert other.topics.equals(base.topics)
 
 
+def test_tomotopy_stops_once_converged_but_not_before_min_updates(two_themes):
+    """40 documents x 30 tokens: 1,200 token updates a sweep, 50 sweeps a block."""
+    fixed = lda(*two_themes, LdaParams(**{**TOMOTOPY.__dict__, "iterations": 500}))
+    assert len(fixed.fitted.convergence) == 10
+    early = LdaParams(**{**TOMOTOPY.__dict__, "iterations": 500, "tolerance": 0.01})
+    stopped = lda(*two_themes, early)
+    assert len(stopped.fitted.convergence) < 10
+    assert lda(*two_themes, early).doc_topics.equals(stopped.doc_topics)
+    # The same trace until it stops: converging only cuts the chain short.
+    n = len(stopped.fitted.convergence)
+    assert stopped.fitted.convergence == fixed.fitted.convergence[:n]
+    patient = LdaParams(**{**early.__dict__, "min_updates": 1200 * 400})
+    assert len(lda(*two_themes, patient).fitted.convergence) >= 8
+
+
+def test_converged_compares_the_last_two_blocks():
+    params = LdaParams(tolerance=0.001, min_updates=100)
+    trace = [{"ll_per_word": -10.0}, {"ll_per_word": -9.995}]
+    assert converged(trace, 100, params)
+    assert not converged(trace, 99, params)  # too few updates yet
+    assert not converged(trace[:1], 100, params)
+    assert not converged([{"ll_per_word": -10.0}, {"ll_per_word": -9.9}], 100, params)
+    assert not converged(trace, 100, LdaParams(tolerance=None))
+
+
 def test_auto_needs_a_k(two_themes):
     with pytest.raises(LdaError, match="lda_sweep"):
         lda(*two_themes, LdaParams(**{**PARAMS.__dict__, "num_topics": "auto"}))
@@ -234,6 +260,9 @@ def test_auto_needs_a_k(two_themes):
         ({"sweep": {"kk": [2]}}, "lda.sweep.kk"),
         ({"prevalence_columns": "date"}, "lda.prevalence_columns"),
         ({"date_bucket": "week"}, "lda.date_bucket"),
+        ({"tolerance": 0}, "lda.tolerance"),
+        ({"tolerance": "small"}, "lda.tolerance"),
+        ({"min_updates": -1}, "lda.min_updates"),
     ],
 )
 def test_bad_lda_settings_name_the_key(values, needle):
@@ -345,3 +374,12 @@ def test_prevalence_by_a_label_column_of_tabular_input(two_themes):
     # The themes alternate like the labels: each label's documents lean to one topic.
     sport = sorted((r for r in rows if r["group"] == "体育"), key=lambda r: r["topic"])
     assert max(r["mean"] for r in sport) > 0.9
+
+
+def test_max_ranks_equal_scipy_rankdata_max_with_ties():
+    from scipy.stats import rankdata
+
+    from pipeline.lda import _max_ranks
+
+    scores = np.round(np.random.default_rng(1).random((4, 500)), 2)  # many ties
+    np.testing.assert_array_equal(_max_ranks(scores), rankdata(scores, method="max", axis=1))

@@ -6,7 +6,7 @@ import pyarrow as pa
 import scipy.sparse as sp
 
 from pipeline.io import Paths, read_table
-from pipeline.ldavis import ONE_TOPIC_PAGE, VIS_ID, render
+from pipeline.ldavis import ONE_TOPIC_PAGE, VIS_ID, relevance_chunks, render
 from pipeline.schemas import TOPICS
 
 
@@ -35,3 +35,18 @@ def test_one_topic_gives_a_plain_page():
     assert render(np.full((1, 4), 0.25), np.ones((3, 1)), counts, list("abcd"), topics) == (
         ONE_TOPIC_PAGE
     )
+
+
+def test_relevance_chunks_equal_pyldavis_own_with_ties():
+    """The numpy relevance ranking gives pyLDAvis' own result, tie order included."""
+    import pandas as pd
+    import pyLDAvis._prepare
+
+    rng = np.random.default_rng(5)
+    # Values rounded to a coarse grid, so many terms tie at every cut.
+    log_ttd = pd.DataFrame(np.round(rng.normal(size=(4, 300)), 1), index=[3, 1, 0, 2])
+    log_lift = pd.DataFrame(np.round(rng.normal(size=(4, 300)), 1), index=[3, 1, 0, 2])
+    lambdas = np.arange(0, 1.01, 0.1)
+    theirs = pyLDAvis._prepare._find_relevance_chunks(log_ttd, log_lift, 30, lambdas)
+    ours = relevance_chunks(log_ttd, log_lift, 30, lambdas)
+    pd.testing.assert_frame_equal(ours, theirs, check_dtype=False)
