@@ -1,6 +1,7 @@
 """Stage report: a self-contained, offline, deterministic HTML page of a run's results."""
 
 import base64
+import html
 import re
 import shutil
 import warnings
@@ -75,7 +76,7 @@ def test_optional_tables_are_drawn_when_present(plain, sample_run):
     assert f"Recommended K = {recommended}" in page
     docs = load_results(sample_run).representative_docs
     snippet = docs.column("snippet")[0].as_py()
-    assert snippet[:20] in page
+    assert html.escape(snippet[:20]) in page  # the page escapes quotes and brackets
     assert "in this run" not in page
 
 
