@@ -248,7 +248,7 @@ class Lexicon:
 
     @functools.cached_property
     def stopword_array(self) -> pa.Array:
-        return pa.array(sorted(self.stopwords), pa.string())
+        return _string_array(sorted(self.stopwords))
 
 
 def load_lexicon(params: SegmentParams, check: bool = True) -> Lexicon:
@@ -318,16 +318,12 @@ def is_content_token(token: str, params: SegmentParams, stopwords: frozenset[str
     return params.allow_single_char or len(token) > 1
 
 
-def _split(values: Sequence[str]) -> pa.ListArray:
-    return pc.split_pattern(pa.array(values, pa.string()), _SEP)
-
-
 def pack_lists(lists: pa.ListArray) -> list[bytes]:
     """Each list's tokens as one cache value: a byte holding the width W (2 or 4) of the
     lengths, the number of tokens N (4 bytes), N token lengths in bytes (W bytes each), then
     the tokens' UTF-8 bytes. Unpacking needs no search for separators."""
     flat = lists.flatten()
-    rows = lists.offsets.to_numpy()
+    rows = _to_numpy(lists.offsets)
     rows = rows - rows[0]
     _, offsets, data = flat.buffers()
     if len(flat) == 0 or offsets is None:
@@ -378,59 +374,204 @@ def unpack_lists(values: Sequence[bytes]) -> pa.ListArray:
         len(offsets) - 1, pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(data)
     )
     words.validate(full=True)  # UTF-8
-    return pa.ListArray.from_arrays(pa.array(counts.astype(np.int32)), words)
+    return _list_array(counts, words)
 
 
-def content_mask(words: pa.Array, params: SegmentParams, stopwords: pa.Array) -> pa.Array:
-    """is_content_token for many tokens at once, in arrow (no Python per token)."""
-    stopped = pc.is_in(words, value_set=stopwords)
-    lowered = pc.is_in(pc.utf8_lower(words), value_set=stopwords)
-    stopped = pc.or_(stopped, pc.and_(pc.string_is_ascii(words), lowered))
-    keep = pc.and_(pc.match_substring_regex(words, _WORDLIKE_RE2), pc.invert(stopped))
+@dataclass(frozen=True)
+class Utf8Texts:
+    """Texts as arrow holds them: their UTF-8 bytes end to end, and where each one starts.
+
+    This is what goes to a worker process: two buffers, not a Python object per text.
+    """
+
+    data: bytes
+    offsets: np.ndarray  # int64, one more than there are texts; offsets[0] == 0
+
+    @classmethod
+    def from_strings(cls, texts: Sequence[str]) -> Utf8Texts:
+        encoded = [t.encode("utf-8") for t in texts]
+        return cls(b"".join(encoded), _offsets(list(map(len, encoded))))
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+
+def _offsets(sizes: Sequence[int] | np.ndarray) -> np.ndarray:
+    """Running totals of the sizes, starting at 0."""
+    offsets = np.zeros(len(sizes) + 1, np.int64)
+    np.cumsum(sizes, out=offsets[1:])
+    return offsets
+
+
+def _int32_array(values: np.ndarray) -> pa.Array:
+    """An arrow int32 array of numpy values. (Not pa.array: its first call in a process
+    imports pandas, 0.4 s, to rule out a pandas Series.)"""
+    values = np.ascontiguousarray(values, np.int32)
+    return pa.Array.from_buffers(pa.int32(), len(values), [None, pa.py_buffer(values)])
+
+
+def _string_array(values: Sequence[str]) -> pa.StringArray:
+    """An arrow string array of Python strings (without pa.array, see _int32_array)."""
+    encoded = [v.encode("utf-8") for v in values]
+    return _utf8_array(b"".join(encoded), _offsets(list(map(len, encoded))))
+
+
+def _utf8_array(data, offsets: np.ndarray) -> pa.StringArray:
+    """The strings data[offsets[i]:offsets[i + 1]], sharing ``data`` (no copy)."""
+    if offsets[-1] >= 2**31:
+        raise ValueError("more than 2 GB of text in one batch")
+    return pa.StringArray.from_buffers(
+        len(offsets) - 1, pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(data)
+    )
+
+
+_NUMPY_TYPES = {
+    pa.int8(): np.int8,
+    pa.int16(): np.int16,
+    pa.int32(): np.int32,
+    pa.int64(): np.int64,
+}
+
+
+def _to_numpy(array: pa.Array) -> np.ndarray:
+    """An integer or boolean arrow array without nulls, as (read-only) numpy. (Not
+    Array.to_numpy, which imports pandas too, see _int32_array.)"""
+    if array.null_count:
+        raise ValueError("an array with nulls")
+    start, stop = array.offset, array.offset + len(array)
+    buffer = array.buffers()[1]
+    if array.type == pa.bool_():
+        if not len(array):
+            return np.zeros(0, np.bool_)
+        bits = np.unpackbits(np.frombuffer(buffer, np.uint8), count=stop, bitorder="little")
+        return bits[start:].view(np.bool_)
+    dtype = _NUMPY_TYPES[array.type]
+    if not len(array):
+        return np.zeros(0, dtype)
+    return np.frombuffer(buffer, dtype)[start:stop]
+
+
+def _list_array(offsets: np.ndarray, values: pa.Array) -> pa.ListArray:
+    return pa.ListArray.from_arrays(_int32_array(offsets), values)
+
+
+def content_mask(words: pa.Array, params: SegmentParams, stopwords: pa.Array) -> np.ndarray:
+    """is_content_token for many tokens at once (numpy booleans): arrow tests the tokens, no
+    Python runs per token. What only concerns Latin letters is tested on the ASCII tokens."""
+    ascii_rows = _ascii_rows(words)
+    ascii_words = words.take(_int32_array(ascii_rows))
+    stopped = _to_numpy(pc.is_in(words, value_set=stopwords)).copy()
+    stopped[ascii_rows] |= _to_numpy(pc.is_in(pc.utf8_lower(ascii_words), value_set=stopwords))
+    keep = ~stopped & _to_numpy(pc.match_substring_regex(words, _WORDLIKE_RE2))
     if not params.keep_numbers:
-        keep = pc.and_(keep, pc.invert(pc.match_substring_regex(words, _NUMERIC_RE2)))
+        keep &= ~_to_numpy(pc.match_substring_regex(words, _NUMERIC_RE2))
     if not params.keep_latin:
-        keep = pc.and_(keep, pc.invert(pc.match_substring_regex(words, _LATIN_RE2)))
+        keep[ascii_rows] &= ~_to_numpy(pc.match_substring_regex(ascii_words, _LATIN_RE2))
     if not params.allow_single_char:
-        keep = pc.and_(keep, pc.greater(pc.utf8_length(words), 1))
+        keep &= _to_numpy(pc.utf8_length(words)) > 1
     return keep
 
 
+def _ascii_rows(words: pa.Array) -> np.ndarray:
+    return np.flatnonzero(_to_numpy(pc.string_is_ascii(words)))
+
+
 def segment_texts(texts: Sequence[str], params: SegmentParams, lexicon: Lexicon) -> pa.ListArray:
-    """Each text's content tokens, in order.
+    """Each text's content tokens, in order."""
+    return segment_utf8(Utf8Texts.from_strings(texts), params, lexicon)
 
-    The tokenizer's output is filtered in bulk: arrow judges each distinct token of the batch
-    once, then keeps the chosen tokens. Filtering token by token in Python would cost about
-    as much as the compiled segmentation itself.
+
+def segment_utf8(texts: Utf8Texts, params: SegmentParams, lexicon: Lexicon) -> pa.ListArray:
+    """Each text's content tokens, in order; every path of the stage comes through here.
+
+    No token is copied, encoded or tested in Python: the tokenizer's tokens cover each text
+    exactly, so their lengths locate them in the UTF-8 bytes, and arrow then judges each
+    distinct token of the batch once. (Joining the tokens to split them again in arrow, or
+    filtering them one by one in Python, costs about as much as the segmentation itself.)
     """
-    backend = lexicon.backend
     if params.pos is not None:
-        tags = params.pos_tags
-
-        def words(text: str) -> Iterator[str]:
-            return (w for w, t in backend.tag(text, params.hmm) if t in tags)
+        words, offsets = _tagged_words(texts, params, lexicon.backend)
     else:
-        cut = getattr(backend, "cut_raw", backend.cut)
-
-        def words(text: str) -> Iterator[str]:
-            return cut(text, params.hmm)
-
-    raw = [_SEP.join(words(x)) if len(x) < LONG_TEXT else _long(x, words) for x in texts]
-    lists = _split(raw)
-    offsets = lists.offsets.to_numpy()
-    offsets = offsets - offsets[0]
-    encoded = lists.flatten().dictionary_encode()
+        words, offsets, chars = _cut_words(texts, params.hmm, lexicon.backend)
+        if not params.allow_single_char:  # most tokens: dropped before they are hashed
+            longer = np.flatnonzero(chars > 1)
+            words = words.take(_int32_array(longer))
+            offsets = np.searchsorted(longer, offsets)
+    encoded = words.dictionary_encode()
     dictionary = encoded.dictionary
-    indices = encoded.indices.to_numpy(zero_copy_only=False)
-    if params.hmm and params.pos is None and isinstance(backend, RjiebaBackend):
-        offsets, indices, dictionary = _repair_symbol_runs(offsets, indices, dictionary, backend)
+    indices = _to_numpy(encoded.indices)
+    if params.hmm and params.pos is None and isinstance(lexicon.backend, RjiebaBackend):
+        offsets, indices, dictionary = _repair_symbol_runs(
+            offsets, indices, dictionary, lexicon.backend
+        )
     keep = content_mask(dictionary, params, lexicon.stopword_array)
-    mask = keep.to_numpy(zero_copy_only=False)[indices]
+    mask = keep[indices]
     kept = np.zeros(len(mask) + 1, dtype=np.int64)
     np.cumsum(mask, out=kept[1:])
-    return pa.ListArray.from_arrays(
-        pa.array(kept[offsets].astype(np.int32)), dictionary.take(pa.array(indices[mask]))
-    )
+    return _list_array(kept[offsets], dictionary.take(_int32_array(indices[mask])))
+
+
+def _cut_words(
+    texts: Utf8Texts, hmm: bool, backend: Backend
+) -> tuple[pa.StringArray, np.ndarray, np.ndarray]:
+    """The tokenizer's tokens of all texts as one arrow array over ``texts.data``, the token
+    offsets of the texts, and each token's length in characters."""
+    cut = getattr(backend, "cut_raw", backend.cut)
+    view = memoryview(texts.data)
+    bounds = texts.offsets.tolist()
+    lengths: list[int] = []  # of every token, in characters
+    counts: list[int] = []  # tokens per text
+    sizes: list[int] = []  # characters per text
+    for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
+        text = str(view[lo:hi], "utf-8")
+        if len(text) < LONG_TEXT:
+            words = cut(text, hmm)
+            lengths.extend(map(len, words))
+            counts.append(len(words))
+        else:
+            counts.append(_cut_long(text, cut, hmm, lengths))
+        sizes.append(len(text))
+    chars = np.array(lengths, np.int64)
+    token_chars = _offsets(chars)  # where each token starts, in characters
+    offsets = _offsets(counts)
+    if not np.array_equal(token_chars[offsets], _offsets(sizes)):
+        raise RuntimeError(f"{backend.name}: the tokens do not cover the text exactly")
+    data = np.frombuffer(view, np.uint8)
+    starts = np.append(np.flatnonzero((data & 0xC0) != 0x80), len(data))  # of each character
+    return _utf8_array(texts.data, starts[token_chars]), offsets, chars
+
+
+def _cut_long(text: str, cut, hmm: bool, lengths: list[int]) -> int:
+    """A long text (a novel) line by line, to bound memory: jieba segments the text between
+    non-Chinese characters independently, so the tokens are those of the whole text, with each
+    newline a token of its own. Appends the token lengths; returns the number of tokens."""
+    count = 0
+    for i, line in enumerate(text.split("\n")):
+        if i:
+            lengths.append(1)
+        words = cut(line, hmm)
+        lengths.extend(map(len, words))
+        count += len(words) + (i > 0)
+    return count
+
+
+def _tagged_words(
+    texts: Utf8Texts, params: SegmentParams, backend: Backend
+) -> tuple[pa.StringArray, np.ndarray]:
+    """The words whose part-of-speech tag is listed (they do not cover the text), joined by
+    newlines and split in bulk; and the token offsets of the texts."""
+    tags = params.pos_tags
+
+    def words(text: str) -> Iterator[str]:
+        return (w for w, t in backend.tag(text, params.hmm) if t in tags)
+
+    view = memoryview(texts.data)
+    bounds = texts.offsets.tolist()
+    strings = (str(view[lo:hi], "utf-8") for lo, hi in zip(bounds[:-1], bounds[1:], strict=True))
+    raw = [_SEP.join(words(x)) if len(x) < LONG_TEXT else _long(x, words) for x in strings]
+    lists = pc.split_pattern(_string_array(raw), _SEP)
+    offsets = _to_numpy(lists.offsets).astype(np.int64)
+    return lists.flatten(), offsets - offsets[0]
 
 
 def _long(text: str, words) -> str:
@@ -446,15 +587,14 @@ def _repair_symbol_runs(
     """Apply RjiebaBackend.repair to the dictionary-encoded tokens of a batch, in bulk: each
     distinct token is judged once, and a repaired one is replaced by its pieces, which are
     appended to the dictionary (consecutively, so a token expands to a range of entries)."""
-    suspects = pc.match_substring_regex(dictionary, _SYMBOL_RUN_RE2)
-    if not pc.any(suspects).as_py():
-        return offsets, indices, dictionary
+    candidates = _ascii_rows(dictionary)  # a symbol run is ASCII
+    suspects = pc.match_substring_regex(dictionary.take(_int32_array(candidates)), _SYMBOL_RUN_RE2)
     fixed: dict[int, list[str]] = {}
-    for i in np.flatnonzero(suspects.to_numpy(zero_copy_only=False)):
-        word = dictionary[int(i)].as_py()
+    for i in candidates[_to_numpy(suspects)].tolist():
+        word = dictionary[i].as_py()
         pieces = backend.repair(word)
         if pieces != [word]:
-            fixed[int(i)] = pieces
+            fixed[i] = pieces
     if not fixed:
         return offsets, indices, dictionary
     size = len(dictionary)
@@ -465,7 +605,7 @@ def _repair_symbol_runs(
         first[i] = size + len(added)
         length[i] = len(pieces)
         added.extend(pieces)
-    dictionary = pa.concat_arrays([dictionary, pa.array(added, dictionary.type)])
+    dictionary = pa.concat_arrays([dictionary, _string_array(added)])
     lengths = length[indices]
     ends = np.cumsum(lengths)
     # Token t becomes entries first[t], first[t] + 1, ... at positions ends[t] - lengths[t], ...
@@ -559,11 +699,11 @@ def _split_user_words() -> list[str]:
     return [w for w in words if lexicon.backend.cut(w, params.hmm) != [w]]
 
 
-def _segment_in_worker(texts: list[bytes]) -> pa.ListArray:
+def _segment_in_worker(texts: Utf8Texts) -> pa.ListArray:
     """A task: UTF-8 texts in (decoded here, in parallel), token lists out."""
     assert _WORKER is not None, "worker not initialised"
     params, lexicon = _WORKER
-    return segment_texts([t.decode("utf-8") for t in texts], params, lexicon)
+    return segment_utf8(texts, params, lexicon)
 
 
 def worker_count(params: SegmentParams) -> int:
@@ -630,34 +770,38 @@ class Segmenter:
             yield self._finish(pending.popleft())
 
     def _start(self, docs: pa.Table) -> _Job:
-        texts = docs.column("text").cast(pa.binary()).to_pylist()  # UTF-8, no copies to str
+        data, bounds = _text_buffers(docs.column("text"))
         statuses = docs.column("status").to_pylist()
         rows: dict[bytes, list[int]] = {}
-        for i, (text, status) in enumerate(zip(texts, statuses, strict=True)):
+        for i, status in enumerate(statuses):
             if status == KEPT:
-                rows.setdefault(document_key(self.fingerprint, text), []).append(i)
+                key = document_key(self.fingerprint, data[bounds[i] : bounds[i + 1]])
+                rows.setdefault(key, []).append(i)
         hits = self.cache.get_many(list(rows)) if self.cache is not None else {}
-        misses = [(k, texts[r[0]]) for k, r in rows.items() if k not in hits]
+        misses = [(k, r[0]) for k, r in rows.items() if k not in hits]
         # A few new documents are segmented here, before a pool of workers would have started.
-        size = sum(len(t) for _, t in misses)
+        size = sum(bounds[i + 1] - bounds[i] for _, i in misses)
         inline = self._pool is None and (
             self.workers <= 1 or self._inline_bytes + size <= INLINE_BYTES
         )
         self._inline_bytes += size if inline else 0
         tasks = []
-        for chunk in _chunks(misses, TASK_BYTES):
-            tasks.append(([k for k, _ in chunk], self._submit([t for _, t in chunk], inline)))
-        self.stats.documents += len(texts)
+        for chunk in _chunks(misses, bounds, TASK_BYTES):
+            spans = [(bounds[i], bounds[i + 1]) for _, i in chunk]
+            texts = Utf8Texts(
+                b"".join(data[lo:hi] for lo, hi in spans), _offsets([hi - lo for lo, hi in spans])
+            )
+            tasks.append(([k for k, _ in chunk], self._submit(texts, inline)))
+        self.stats.documents += len(statuses)
         self.stats.cached += sum(len(rows[k]) for k in hits)
         self.stats.segmented += sum(len(rows[k]) for k, _ in misses)
         self.stats.segmented_bytes += size
         return _Job(docs, rows, hits, tasks)
 
-    def _submit(self, texts: list[bytes], inline: bool) -> Future:
+    def _submit(self, texts: Utf8Texts, inline: bool) -> Future:
         if inline:
             future: Future = Future()
-            decoded = [t.decode("utf-8") for t in texts]
-            future.set_result(segment_texts(decoded, self.params, self.lexicon))
+            future.set_result(segment_utf8(texts, self.params, self.lexicon))
             return future
         return self._ensure_pool().submit(_segment_in_worker, texts)
 
@@ -685,13 +829,13 @@ class Segmenter:
                 self.cache.put_many(zip(keys, pack_lists(lists), strict=True))
             position.update((key, len(position)) for key in keys)
             parts.append(lists)
-        parts.append(pa.array([[]], pa.list_(pa.string())))  # for rows not kept by clean
+        parts.append(_list_array(np.zeros(2, np.int64), _string_array([])))  # rows not kept
         index = np.full(job.docs.num_rows, len(position), dtype=np.int64)
         for key, rows in job.rows.items():
             index[rows] = position[key]
         if np.array_equal(index, np.arange(len(index))):  # already in order: no copy
             return job.docs, pa.concat_arrays(parts[:-1])
-        return job.docs, pa.concat_arrays(parts).take(pa.array(index))
+        return job.docs, pa.concat_arrays(parts).take(_int32_array(index))
 
     def close(self) -> None:
         check = self._check
@@ -711,13 +855,23 @@ class Segmenter:
         self.close()
 
 
-def _chunks(items: list[tuple[bytes, bytes]], size: int) -> Iterator[list[tuple[bytes, bytes]]]:
-    """Consecutive runs of (key, text) holding about ``size`` bytes of text each."""
-    chunk: list[tuple[bytes, bytes]] = []
+def _text_buffers(column: pa.ChunkedArray) -> tuple[memoryview, list[int]]:
+    """The UTF-8 bytes of a string column and where each row's text starts and ends."""
+    texts = column.combine_chunks()
+    _, offsets, data = texts.buffers()
+    bounds = np.frombuffer(offsets, np.int32)[texts.offset : texts.offset + len(texts) + 1]
+    return memoryview(data if data is not None else b""), bounds.tolist()
+
+
+def _chunks(
+    items: list[tuple[bytes, int]], bounds: list[int], size: int
+) -> Iterator[list[tuple[bytes, int]]]:
+    """Consecutive runs of (key, row) holding about ``size`` bytes of text each."""
+    chunk: list[tuple[bytes, int]] = []
     total = 0
     for item in items:
         chunk.append(item)
-        total += len(item[1])
+        total += bounds[item[1] + 1] - bounds[item[1]]
         if total >= size:
             yield chunk
             chunk, total = [], 0

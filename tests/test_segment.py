@@ -1,4 +1,5 @@
 import dataclasses
+import itertools
 import json
 import sqlite3
 from pathlib import Path
@@ -329,17 +330,17 @@ def test_cache_rerun_segments_only_new_documents(tmp_path, params, monkeypatch):
     cache = tmp_path / "cache"
     docs = _corpus()
     seen = []
-    real = segment_module.segment_texts
+    real = segment_module.segment_utf8
 
     def counting(texts, *args):
-        seen.extend(texts)
+        seen.extend(texts.data[lo:hi].decode() for lo, hi in itertools.pairwise(texts.offsets))
         return real(texts, *args)
 
     def kept_texts(table):
         columns = table.select(["text", "status"]).to_pydict()
         return {t for t, s in zip(columns["text"], columns["status"], strict=True) if s == "kept"}
 
-    monkeypatch.setattr(segment_module, "segment_texts", counting)
+    monkeypatch.setattr(segment_module, "segment_utf8", counting)
     older = docs.slice(0, 200)
     _run_stage(tmp_path / "a", params, older, workers=1, cache_dir=str(cache))
     assert sorted(seen) == sorted(kept_texts(older))  # repeated texts are segmented once
@@ -432,7 +433,7 @@ def test_bulk_filter_matches_is_content_token(params, lexicon):
     for seg in (params.segment, loose):
         bulk = content_mask(pa.array(words, pa.string()), seg, lexicon.stopword_array)
         expected = [is_content_token(w.strip(), seg, lexicon.stopwords) for w in words]
-        assert bulk.to_pylist() == expected
+        assert bulk.tolist() == expected
 
 
 def test_stage_with_phrases_matches_the_function(tmp_path, params):
