@@ -11,6 +11,7 @@ import logging
 import multiprocessing
 import os
 import re
+import threading
 import time
 import unicodedata
 from collections import deque
@@ -57,7 +58,7 @@ TASK_BYTES = 1 << 20
 # Segment this much text in the main process before starting worker processes: a small
 # re-run (a few new documents) is done before a pool would have started.
 INLINE_BYTES = 1 << 20
-# Texts of this many characters or more are segmented line by line (see _long).
+# Longer texts are segmented in pieces of about this many characters (see _pieces).
 LONG_TEXT = 100_000
 # Bump when the meaning of cached values changes (the module's source is hashed as well).
 CACHE_FORMAT = 3
@@ -395,6 +396,12 @@ class Utf8Texts:
     def __len__(self) -> int:
         return len(self.offsets) - 1
 
+    def strings(self) -> Iterator[str]:
+        view = memoryview(self.data)
+        bounds = self.offsets.tolist()
+        for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
+            yield str(view[lo:hi], "utf-8")
+
 
 def _offsets(sizes: Sequence[int] | np.ndarray) -> np.ndarray:
     """Running totals of the sizes, starting at 0."""
@@ -517,42 +524,47 @@ def _cut_words(
     """The tokenizer's tokens of all texts as one arrow array over ``texts.data``, the token
     offsets of the texts, and each token's length in characters."""
     cut = getattr(backend, "cut_raw", backend.cut)
-    view = memoryview(texts.data)
-    bounds = texts.offsets.tolist()
-    lengths: list[int] = []  # of every token, in characters
+    lengths = bytearray()  # of every token, in characters (0 for one in `longer`)
+    longer: dict[int, int] = {}  # token number -> length, for 256 characters or more
     counts: list[int] = []  # tokens per text
     sizes: list[int] = []  # characters per text
-    for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
-        text = str(view[lo:hi], "utf-8")
-        if len(text) < LONG_TEXT:
-            words = cut(text, hmm)
-            lengths.extend(map(len, words))
-            counts.append(len(words))
-        else:
-            counts.append(_cut_long(text, cut, hmm, lengths))
+    for text in texts.strings():
+        count = 0
+        for piece in _pieces(text):
+            words = cut(piece, hmm)
+            try:
+                lengths.extend(map(len, words))
+            except ValueError:  # a length of 256 or more; extend added nothing
+                for word in words:
+                    size = len(word)
+                    if size > 255:
+                        longer[len(lengths)] = size
+                        size = 0
+                    lengths.append(size)
+            count += len(words)
+        counts.append(count)
         sizes.append(len(text))
-    chars = np.array(lengths, np.int64)
+    chars = np.frombuffer(lengths, np.uint8).astype(np.int64)
+    chars[list(longer)] = list(longer.values())
     token_chars = _offsets(chars)  # where each token starts, in characters
     offsets = _offsets(counts)
     if not np.array_equal(token_chars[offsets], _offsets(sizes)):
         raise RuntimeError(f"{backend.name}: the tokens do not cover the text exactly")
-    data = np.frombuffer(view, np.uint8)
-    starts = np.append(np.flatnonzero((data & 0xC0) != 0x80), len(data))  # of each character
+    # Where each character starts: at every byte but a UTF-8 continuation byte (10xxxxxx).
+    data = np.frombuffer(texts.data, np.int8)
+    starts = np.append(np.flatnonzero(data >= -64), len(data))
     return _utf8_array(texts.data, starts[token_chars]), offsets, chars
 
 
-def _cut_long(text: str, cut, hmm: bool, lengths: list[int]) -> int:
-    """A long text (a novel) line by line, to bound memory: jieba segments the text between
-    non-Chinese characters independently, so the tokens are those of the whole text, with each
-    newline a token of its own. Appends the token lengths; returns the number of tokens."""
-    count = 0
-    for i, line in enumerate(text.split("\n")):
-        if i:
-            lengths.append(1)
-        words = cut(line, hmm)
-        lengths.extend(map(len, words))
-        count += len(words) + (i > 0)
-    return count
+def _pieces(text: str) -> Iterator[str]:
+    """The text, a long one (a novel) in pieces of about LONG_TEXT characters that end with a
+    newline, to bound memory: jieba segments the text between non-Chinese characters
+    independently, so the pieces have the tokens of the whole text."""
+    start = 0
+    while start < len(text):
+        end = text.find("\n", start + LONG_TEXT) + 1 or len(text)
+        yield text[start:end]
+        start = end
 
 
 def _tagged_words(
@@ -565,20 +577,10 @@ def _tagged_words(
     def words(text: str) -> Iterator[str]:
         return (w for w, t in backend.tag(text, params.hmm) if t in tags)
 
-    view = memoryview(texts.data)
-    bounds = texts.offsets.tolist()
-    strings = (str(view[lo:hi], "utf-8") for lo, hi in zip(bounds[:-1], bounds[1:], strict=True))
-    raw = [_SEP.join(words(x)) if len(x) < LONG_TEXT else _long(x, words) for x in strings]
+    raw = [_SEP.join(w for p in _pieces(x) for w in words(p)) for x in texts.strings()]
     lists = pc.split_pattern(_string_array(raw), _SEP)
     offsets = _to_numpy(lists.offsets).astype(np.int64)
     return lists.flatten(), offsets - offsets[0]
-
-
-def _long(text: str, words) -> str:
-    """A long text (a novel) line by line, to bound memory. jieba segments the text between
-    non-Chinese characters independently, so the tokens are the same apart from the newlines,
-    which are whitespace and dropped anyway."""
-    return _SEP.join(_SEP.join(words(line)) for line in text.split("\n"))
 
 
 def _repair_symbol_runs(
@@ -680,10 +682,11 @@ def segment(docs: pa.Table, params: SegmentParams, lexicon: Lexicon) -> pa.Table
 _WORKER: tuple[SegmentParams, Lexicon] | None = None
 
 
-def _init_worker(params: SegmentParams) -> None:
-    """Runs once in each worker process (also under spawn): its own private tokenizer."""
+def _init_worker(params: SegmentParams, lexicon: Lexicon | None) -> None:
+    """Runs once in each worker process: its own private tokenizer, inherited from the parent
+    (fork) or loaded here (spawn, forkserver)."""
     global _WORKER
-    _WORKER = (params, load_lexicon(params, check=False))
+    _WORKER = (params, lexicon if lexicon is not None else load_lexicon(params, check=False))
     # Give freed arrow memory back at once: a worker's peak is one task, not the run's history.
     with contextlib.suppress(NotImplementedError, AttributeError):
         pa.jemalloc_set_decay_ms(0)
@@ -745,16 +748,23 @@ class Segmenter:
         self.cache = TokenCache(cache_dir) if cache_dir is not None else None
         self.workers = worker_count(params)
         self.stats = RunStats()
+        self._fork = multiprocessing.get_context(params.start_method).get_start_method() == "fork"
         self._lexicon: Lexicon | None = None
+        self._loading: _Background | None = None  # the lexicon, loading in a thread
         self._pool: ProcessPoolExecutor | None = None
         self._check: Future | None = None
         self._checked = False  # the user dictionary has been checked in this process
+        self._eager = False  # every batch goes to the workers
         self._inline_bytes = 0
 
     @property
     def lexicon(self) -> Lexicon:
         if self._lexicon is None:
-            self._lexicon = load_lexicon(self.params, check=not self._checked)
+            if self._loading is not None:
+                self._lexicon = self._loading.result()
+                self._loading = None
+            else:
+                self._lexicon = load_lexicon(self.params, check=not self._checked)
             self._checked = True
         return self._lexicon
 
@@ -781,8 +791,10 @@ class Segmenter:
         misses = [(k, r[0]) for k, r in rows.items() if k not in hits]
         # A few new documents are segmented here, before a pool of workers would have started.
         size = sum(bounds[i + 1] - bounds[i] for _, i in misses)
-        inline = self._pool is None and (
-            self.workers <= 1 or self._inline_bytes + size <= INLINE_BYTES
+        inline = (
+            self._pool is None
+            and not self._eager
+            and (self.workers <= 1 or self._inline_bytes + size <= INLINE_BYTES)
         )
         self._inline_bytes += size if inline else 0
         tasks = []
@@ -798,6 +810,18 @@ class Segmenter:
         self.stats.segmented_bytes += size
         return _Job(docs, rows, hits, tasks)
 
+    def expect(self, size: int) -> None:
+        """Told that about ``size`` bytes of text are coming, prepare while this process reads
+        and hashes the first texts: load the tokenizer in a thread (rjieba builds its dictionary
+        without holding the GIL), for this process or for forked workers to inherit. If nothing
+        can come from the cache and it is more than this process segments itself, every batch
+        goes to the workers."""
+        nothing_cached = self.cache is None or self.cache.is_empty()
+        self._eager = nothing_cached and self.workers > 1 and size > INLINE_BYTES
+        if self._lexicon is None and self._loading is None and (self._fork or not self._eager):
+            self._loading = _Background(load_lexicon, self.params, not self._checked)
+            self._checked = True
+
     def _submit(self, texts: Utf8Texts, inline: bool) -> Future:
         if inline:
             future: Future = Future()
@@ -807,12 +831,14 @@ class Segmenter:
 
     def _ensure_pool(self) -> ProcessPoolExecutor:
         if self._pool is None:
-            # The workers do the segmenting from now on: drop this process's tokenizer, if it
-            # has one, and let a worker check the user dictionary (once) for the warning.
+            # The workers do the segmenting from now on. Forked ones inherit this process's
+            # tokenizer (loaded once, not once per worker); others load their own, and one of
+            # them checks the user dictionary (once) for the warning.
+            inherited = self.lexicon if self._fork else None
             self._lexicon = None
             context = multiprocessing.get_context(self.params.start_method)
             self._pool = ProcessPoolExecutor(
-                self.workers, context, initializer=_init_worker, initargs=(self.params,)
+                self.workers, context, initializer=_init_worker, initargs=(self.params, inherited)
             )
             self.stats.workers_started = self.workers
             if not self._checked:
@@ -821,27 +847,32 @@ class Segmenter:
 
     def _finish(self, job: _Job) -> tuple[pa.Table, pa.ListArray]:
         """Wait for a job's tasks, cache their results, and put every row's tokens in order."""
-        parts = [unpack_lists(list(job.hits.values()))]
-        position = {key: i for i, key in enumerate(job.hits)}
+        results: list[pa.ListArray] = []
+        values = dict(job.hits)  # document key -> packed tokens
         for keys, future in job.tasks:
             lists = future.result()
+            results.append(lists)
             if self.cache is not None:
-                self.cache.put_many(zip(keys, pack_lists(lists), strict=True))
-            position.update((key, len(position)) for key in keys)
-            parts.append(lists)
-        parts.append(_list_array(np.zeros(2, np.int64), _string_array([])))  # rows not kept
-        index = np.full(job.docs.num_rows, len(position), dtype=np.int64)
-        for key, rows in job.rows.items():
-            index[rows] = position[key]
-        if np.array_equal(index, np.arange(len(index))):  # already in order: no copy
-            return job.docs, pa.concat_arrays(parts[:-1])
-        return job.docs, pa.concat_arrays(parts).take(_int32_array(index))
+                packed = pack_lists(lists)
+                self.cache.put_many(zip(keys, packed, strict=True))
+                values.update(zip(keys, packed, strict=True))
+        if job.hits:  # cached and new tokens together, in row order
+            rows = [b""] * job.docs.num_rows
+            for key, where in job.rows.items():
+                for i in where:
+                    rows[i] = values[key]
+            return job.docs, unpack_lists(rows)
+        keys = [key for task_keys, _ in job.tasks for key in task_keys]
+        return job.docs, _arrange(results, keys, job.rows, job.docs.num_rows)
 
     def close(self) -> None:
         check = self._check
         if check is not None and check.done() and not check.cancelled() and not check.exception():
             _warn_split(self.params, check.result())
         self._check = None
+        if self._loading is not None:  # not needed after all
+            self._loading.join()
+            self._loading = None
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
@@ -853,6 +884,53 @@ class Segmenter:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _arrange(
+    results: list[pa.ListArray], keys: list[bytes], rows: dict[bytes, list[int]], size: int
+) -> pa.ListArray:
+    """The token lists of ``keys`` (results of consecutive tasks) placed at their rows; rows
+    without a key (not kept by clean) get an empty list."""
+    lists = pa.concat_arrays(results) if results else _empty_lists(0)
+    index = np.full(size, -1, np.int64)
+    for position, key in enumerate(keys):
+        index[rows[key]] = position
+    kept = index >= 0
+    if np.array_equal(index[kept], np.arange(len(lists))):  # in row order: no copy
+        sizes = np.zeros(size, np.int64)
+        sizes[kept] = np.diff(_to_numpy(lists.offsets))
+        return _list_array(_offsets(sizes), lists.flatten())
+    with_empty = pa.concat_arrays([lists, _empty_lists(1)])
+    return with_empty.take(_int32_array(np.where(kept, index, len(lists))))
+
+
+def _empty_lists(count: int) -> pa.ListArray:
+    return _list_array(np.zeros(count + 1, np.int64), _string_array([]))
+
+
+class _Background:
+    """A call run in a thread of its own; result() waits for it."""
+
+    def __init__(self, function, *args) -> None:
+        self._result = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(function, args), daemon=True)
+        self._thread.start()
+
+    def _run(self, function, args) -> None:
+        try:
+            self._result = function(*args)
+        except BaseException as exc:  # raised again in the thread that asks for the result
+            self._error = exc
+
+    def join(self) -> None:
+        self._thread.join()
+
+    def result(self):
+        self.join()
+        if self._error is not None:
+            raise self._error
+        return self._result
 
 
 def _text_buffers(column: pa.ChunkedArray) -> tuple[memoryview, list[int]]:
@@ -886,9 +964,12 @@ def main(params: Params, paths: Paths) -> None:
     phrased = seg.phrases_threshold is not None
     first = paths.processed / ".tokens.unphrased.parquet" if phrased else out
     total = 0
+    clean = paths.table("clean")
     segmenter = Segmenter(seg, resolve_cache_dir(seg.cache_dir))
     with segmenter, TableWriter(first, TOKENS) as writer:
-        for docs, lists in segmenter.run(iter_tables(paths.table("clean"), CLEAN, BATCH_ROWS)):
+        if clean.is_file():  # compressed, so less than the text it holds
+            segmenter.expect(clean.stat().st_size)
+        for docs, lists in segmenter.run(iter_tables(clean, CLEAN, BATCH_ROWS)):
             table = _tokens_table(docs.column("doc_id"), lists)
             writer.write(table)
             total += pc.sum(table.column("n_tokens")).as_py() or 0
