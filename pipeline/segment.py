@@ -11,7 +11,6 @@ import logging
 import multiprocessing
 import os
 import re
-import threading
 import time
 import unicodedata
 from collections import deque
@@ -750,7 +749,6 @@ class Segmenter:
         self.stats = RunStats()
         self._fork = multiprocessing.get_context(params.start_method).get_start_method() == "fork"
         self._lexicon: Lexicon | None = None
-        self._loading: _Background | None = None  # the lexicon, loading in a thread
         self._pool: ProcessPoolExecutor | None = None
         self._check: Future | None = None
         self._checked = False  # the user dictionary has been checked in this process
@@ -760,11 +758,7 @@ class Segmenter:
     @property
     def lexicon(self) -> Lexicon:
         if self._lexicon is None:
-            if self._loading is not None:
-                self._lexicon = self._loading.result()
-                self._loading = None
-            else:
-                self._lexicon = load_lexicon(self.params, check=not self._checked)
+            self._lexicon = load_lexicon(self.params, check=not self._checked)
             self._checked = True
         return self._lexicon
 
@@ -811,30 +805,31 @@ class Segmenter:
         return _Job(docs, rows, hits, tasks)
 
     def expect(self, size: int) -> None:
-        """Told that about ``size`` bytes of text are coming, prepare while this process reads
-        and hashes the first texts: load the tokenizer in a thread (rjieba builds its dictionary
-        without holding the GIL), for this process or for forked workers to inherit. If nothing
-        can come from the cache and it is more than this process segments itself, every batch
-        goes to the workers."""
-        nothing_cached = self.cache is None or self.cache.is_empty()
-        self._eager = nothing_cached and self.workers > 1 and size > INLINE_BYTES
-        if self._lexicon is None and self._loading is None and (self._fork or not self._eager):
-            self._loading = _Background(load_lexicon, self.params, not self._checked)
-            self._checked = True
+        """Told that about ``size`` bytes of text are coming. If that is more than this process
+        segments itself, every batch goes to the workers. When the cache holds entries, most
+        documents are probably in it: the workers start now, to load their tokenizers while
+        this process reads, hashes and looks up the texts. Otherwise they will all be busy at
+        once, and start with the first batch (forked ones inherit this process's tokenizer,
+        loaded once rather than once per worker)."""
+        if self.workers <= 1 or size <= INLINE_BYTES:
+            return
+        self._eager = True
+        if self.cache is not None and not self.cache.is_empty():
+            self._ensure_pool(inherit=False)
 
     def _submit(self, texts: Utf8Texts, inline: bool) -> Future:
         if inline:
             future: Future = Future()
             future.set_result(segment_utf8(texts, self.params, self.lexicon))
             return future
-        return self._ensure_pool().submit(_segment_in_worker, texts)
+        return self._ensure_pool(inherit=self._fork).submit(_segment_in_worker, texts)
 
-    def _ensure_pool(self) -> ProcessPoolExecutor:
+    def _ensure_pool(self, inherit: bool) -> ProcessPoolExecutor:
         if self._pool is None:
-            # The workers do the segmenting from now on. Forked ones inherit this process's
-            # tokenizer (loaded once, not once per worker); others load their own, and one of
-            # them checks the user dictionary (once) for the warning.
-            inherited = self.lexicon if self._fork else None
+            # The workers do the segmenting from now on. With ``inherit``, forked workers take
+            # this process's tokenizer; otherwise each loads its own, and one of them checks
+            # the user dictionary (once) for the warning.
+            inherited = self.lexicon if inherit else None
             self._lexicon = None
             context = multiprocessing.get_context(self.params.start_method)
             self._pool = ProcessPoolExecutor(
@@ -870,9 +865,6 @@ class Segmenter:
         if check is not None and check.done() and not check.cancelled() and not check.exception():
             _warn_split(self.params, check.result())
         self._check = None
-        if self._loading is not None:  # not needed after all
-            self._loading.join()
-            self._loading = None
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
@@ -906,31 +898,6 @@ def _arrange(
 
 def _empty_lists(count: int) -> pa.ListArray:
     return _list_array(np.zeros(count + 1, np.int64), _string_array([]))
-
-
-class _Background:
-    """A call run in a thread of its own; result() waits for it."""
-
-    def __init__(self, function, *args) -> None:
-        self._result = None
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, args=(function, args), daemon=True)
-        self._thread.start()
-
-    def _run(self, function, args) -> None:
-        try:
-            self._result = function(*args)
-        except BaseException as exc:  # raised again in the thread that asks for the result
-            self._error = exc
-
-    def join(self) -> None:
-        self._thread.join()
-
-    def result(self):
-        self.join()
-        if self._error is not None:
-            raise self._error
-        return self._result
 
 
 def _text_buffers(column: pa.ChunkedArray) -> tuple[memoryview, list[int]]:
