@@ -843,15 +843,16 @@ class Segmenter:
     def _finish(self, job: _Job) -> tuple[pa.Table, pa.ListArray]:
         """Wait for a job's tasks, cache their results, and put every row's tokens in order."""
         results: list[pa.ListArray] = []
-        values = dict(job.hits)  # document key -> packed tokens
+        values = job.hits  # document key -> packed tokens, when some come from the cache
         for keys, future in job.tasks:
             lists = future.result()
             results.append(lists)
             if self.cache is not None:
                 packed = pack_lists(lists)
                 self.cache.put_many(zip(keys, packed, strict=True))
-                values.update(zip(keys, packed, strict=True))
-        if job.hits:  # cached and new tokens together, in row order
+                if values:
+                    values.update(zip(keys, packed, strict=True))
+        if values:  # cached and new tokens together, in row order
             rows = [b""] * job.docs.num_rows
             for key, where in job.rows.items():
                 for i in where:
