@@ -48,8 +48,8 @@ _WORDLIKE_RE2 = r"[\p{L}\p{N}]"
 _FINALSEG_SKIP = re.compile(r"([a-zA-Z0-9]+(?:\.\d+)?%?)")
 _SYMBOL_RUN = re.compile(r"[A-Za-z0-9+#&._%\-]*[+#&._%\-][A-Za-z0-9+#&._%\-]*")
 _SYMBOL_RUN_RE2 = "^" + _SYMBOL_RUN.pattern + "$"
-# The tokenizer's tokens are joined by newlines to be split in bulk: no kept token contains one
-# (jieba emits whitespace only as whitespace-only tokens, which the filter drops).
+# Words kept by their part-of-speech tag are joined by newlines to be split in bulk: no kept
+# word contains one (jieba emits whitespace only as whitespace-only tokens, which are dropped).
 _SEP = "\n"
 # Rows read from clean.parquet at a time, and text bytes per task sent to a worker.
 BATCH_ROWS = 4096
@@ -195,7 +195,7 @@ class RjiebaBackend:
         return [piece for w in words for piece in self.repair(w)]
 
     def cut_raw(self, text: str, hmm: bool) -> list[str]:
-        """jieba-rs's output as it is (segment_texts repairs it in bulk)."""
+        """jieba-rs's output as it is (segment_utf8 repairs it in bulk)."""
         return self._jieba.cut(text, hmm)
 
     def repair(self, word: str) -> list[str]:
@@ -377,7 +377,7 @@ def unpack_lists(values: Sequence[bytes]) -> pa.ListArray:
     return _list_array(counts, words)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Utf8Texts:
     """Texts as arrow holds them: their UTF-8 bytes end to end, and where each one starts.
 
@@ -738,7 +738,7 @@ class Segmenter:
     """Segments streamed tables with the cache and a lazily started pool of worker processes.
 
     Results come back in input order and do not depend on the number of workers or on what the
-    cache holds: every path runs ``segment_values`` on the same texts.
+    cache holds: every path runs ``segment_utf8`` on the same texts.
     """
 
     def __init__(self, params: SegmentParams, cache_dir: Path | None) -> None:
