@@ -105,6 +105,16 @@ class TokenCache:
             return {}
         return found
 
+    def is_empty(self) -> bool:
+        """True when no entry can be found (an empty or switched-off cache)."""
+        if self._db is None:
+            return True
+        try:
+            return self._db.execute("SELECT 1 FROM tokens LIMIT 1").fetchone() is None
+        except sqlite3.DatabaseError as exc:
+            self._discard(exc)
+            return True
+
     def put_many(self, items: Mapping[bytes, bytes] | Iterable[tuple[bytes, bytes]]) -> None:
         if self._db is None:
             return

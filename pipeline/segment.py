@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import hashlib
 import importlib.metadata
@@ -48,8 +47,8 @@ _WORDLIKE_RE2 = r"[\p{L}\p{N}]"
 _FINALSEG_SKIP = re.compile(r"([a-zA-Z0-9]+(?:\.\d+)?%?)")
 _SYMBOL_RUN = re.compile(r"[A-Za-z0-9+#&._%\-]*[+#&._%\-][A-Za-z0-9+#&._%\-]*")
 _SYMBOL_RUN_RE2 = "^" + _SYMBOL_RUN.pattern + "$"
-# The tokenizer's tokens are joined by newlines to be split in bulk: no kept token contains one
-# (jieba emits whitespace only as whitespace-only tokens, which the filter drops).
+# Words kept by their part-of-speech tag are joined by newlines to be split in bulk: no kept
+# word contains one (jieba emits whitespace only as whitespace-only tokens, which are dropped).
 _SEP = "\n"
 # Rows read from clean.parquet at a time, and text bytes per task sent to a worker.
 BATCH_ROWS = 4096
@@ -57,7 +56,7 @@ TASK_BYTES = 1 << 20
 # Segment this much text in the main process before starting worker processes: a small
 # re-run (a few new documents) is done before a pool would have started.
 INLINE_BYTES = 1 << 20
-# Texts of this many characters or more are segmented line by line (see _long).
+# Longer texts are segmented in pieces of about this many characters (see _pieces).
 LONG_TEXT = 100_000
 # Bump when the meaning of cached values changes (the module's source is hashed as well).
 CACHE_FORMAT = 3
@@ -195,7 +194,7 @@ class RjiebaBackend:
         return [piece for w in words for piece in self.repair(w)]
 
     def cut_raw(self, text: str, hmm: bool) -> list[str]:
-        """jieba-rs's output as it is (segment_texts repairs it in bulk)."""
+        """jieba-rs's output as it is (segment_utf8 repairs it in bulk)."""
         return self._jieba.cut(text, hmm)
 
     def repair(self, word: str) -> list[str]:
@@ -248,7 +247,7 @@ class Lexicon:
 
     @functools.cached_property
     def stopword_array(self) -> pa.Array:
-        return pa.array(sorted(self.stopwords), pa.string())
+        return _string_array(sorted(self.stopwords))
 
 
 def load_lexicon(params: SegmentParams, check: bool = True) -> Lexicon:
@@ -318,16 +317,12 @@ def is_content_token(token: str, params: SegmentParams, stopwords: frozenset[str
     return params.allow_single_char or len(token) > 1
 
 
-def _split(values: Sequence[str]) -> pa.ListArray:
-    return pc.split_pattern(pa.array(values, pa.string()), _SEP)
-
-
 def pack_lists(lists: pa.ListArray) -> list[bytes]:
     """Each list's tokens as one cache value: a byte holding the width W (2 or 4) of the
     lengths, the number of tokens N (4 bytes), N token lengths in bytes (W bytes each), then
     the tokens' UTF-8 bytes. Unpacking needs no search for separators."""
     flat = lists.flatten()
-    rows = lists.offsets.to_numpy()
+    rows = _to_numpy(lists.offsets)
     rows = rows - rows[0]
     _, offsets, data = flat.buffers()
     if len(flat) == 0 or offsets is None:
@@ -378,66 +373,212 @@ def unpack_lists(values: Sequence[bytes]) -> pa.ListArray:
         len(offsets) - 1, pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(data)
     )
     words.validate(full=True)  # UTF-8
-    return pa.ListArray.from_arrays(pa.array(counts.astype(np.int32)), words)
+    return _list_array(counts, words)
 
 
-def content_mask(words: pa.Array, params: SegmentParams, stopwords: pa.Array) -> pa.Array:
-    """is_content_token for many tokens at once, in arrow (no Python per token)."""
-    stopped = pc.is_in(words, value_set=stopwords)
-    lowered = pc.is_in(pc.utf8_lower(words), value_set=stopwords)
-    stopped = pc.or_(stopped, pc.and_(pc.string_is_ascii(words), lowered))
-    keep = pc.and_(pc.match_substring_regex(words, _WORDLIKE_RE2), pc.invert(stopped))
-    if not params.keep_numbers:
-        keep = pc.and_(keep, pc.invert(pc.match_substring_regex(words, _NUMERIC_RE2)))
-    if not params.keep_latin:
-        keep = pc.and_(keep, pc.invert(pc.match_substring_regex(words, _LATIN_RE2)))
-    if not params.allow_single_char:
-        keep = pc.and_(keep, pc.greater(pc.utf8_length(words), 1))
-    return keep
+@dataclass(frozen=True, eq=False)
+class Utf8Texts:
+    """Texts as arrow holds them: their UTF-8 bytes end to end, and where each one starts.
 
-
-def segment_texts(texts: Sequence[str], params: SegmentParams, lexicon: Lexicon) -> pa.ListArray:
-    """Each text's content tokens, in order.
-
-    The tokenizer's output is filtered in bulk: arrow judges each distinct token of the batch
-    once, then keeps the chosen tokens. Filtering token by token in Python would cost about
-    as much as the compiled segmentation itself.
+    This is what goes to a worker process: two buffers, not a Python object per text.
     """
-    backend = lexicon.backend
-    if params.pos is not None:
-        tags = params.pos_tags
 
-        def words(text: str) -> Iterator[str]:
-            return (w for w, t in backend.tag(text, params.hmm) if t in tags)
-    else:
-        cut = getattr(backend, "cut_raw", backend.cut)
+    data: bytes
+    offsets: np.ndarray  # int64, one more than there are texts; offsets[0] == 0
 
-        def words(text: str) -> Iterator[str]:
-            return cut(text, params.hmm)
+    @classmethod
+    def from_strings(cls, texts: Sequence[str]) -> Utf8Texts:
+        encoded = [t.encode("utf-8") for t in texts]
+        return cls(b"".join(encoded), _offsets(list(map(len, encoded))))
 
-    raw = [_SEP.join(words(x)) if len(x) < LONG_TEXT else _long(x, words) for x in texts]
-    lists = _split(raw)
-    offsets = lists.offsets.to_numpy()
-    offsets = offsets - offsets[0]
-    encoded = lists.flatten().dictionary_encode()
-    dictionary = encoded.dictionary
-    indices = encoded.indices.to_numpy(zero_copy_only=False)
-    if params.hmm and params.pos is None and isinstance(backend, RjiebaBackend):
-        offsets, indices, dictionary = _repair_symbol_runs(offsets, indices, dictionary, backend)
-    keep = content_mask(dictionary, params, lexicon.stopword_array)
-    mask = keep.to_numpy(zero_copy_only=False)[indices]
-    kept = np.zeros(len(mask) + 1, dtype=np.int64)
-    np.cumsum(mask, out=kept[1:])
-    return pa.ListArray.from_arrays(
-        pa.array(kept[offsets].astype(np.int32)), dictionary.take(pa.array(indices[mask]))
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def strings(self) -> Iterator[str]:
+        view = memoryview(self.data)
+        bounds = self.offsets.tolist()
+        for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
+            yield str(view[lo:hi], "utf-8")
+
+
+def _offsets(sizes: Sequence[int] | np.ndarray) -> np.ndarray:
+    """Running totals of the sizes, starting at 0."""
+    offsets = np.zeros(len(sizes) + 1, np.int64)
+    np.cumsum(sizes, out=offsets[1:])
+    return offsets
+
+
+def _int32_array(values: np.ndarray) -> pa.Array:
+    """An arrow int32 array of numpy values. (Not pa.array: its first call in a process
+    imports pandas, 0.4 s, to rule out a pandas Series.)"""
+    values = np.ascontiguousarray(values, np.int32)
+    return pa.Array.from_buffers(pa.int32(), len(values), [None, pa.py_buffer(values)])
+
+
+def _string_array(values: Sequence[str]) -> pa.StringArray:
+    """An arrow string array of Python strings (without pa.array, see _int32_array)."""
+    encoded = [v.encode("utf-8") for v in values]
+    return _utf8_array(b"".join(encoded), _offsets(list(map(len, encoded))))
+
+
+def _utf8_array(data, offsets: np.ndarray) -> pa.StringArray:
+    """The strings data[offsets[i]:offsets[i + 1]], sharing ``data`` (no copy)."""
+    if offsets[-1] >= 2**31:
+        raise ValueError("more than 2 GB of text in one batch")
+    return pa.StringArray.from_buffers(
+        len(offsets) - 1, pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(data)
     )
 
 
-def _long(text: str, words) -> str:
-    """A long text (a novel) line by line, to bound memory. jieba segments the text between
-    non-Chinese characters independently, so the tokens are the same apart from the newlines,
-    which are whitespace and dropped anyway."""
-    return _SEP.join(_SEP.join(words(line)) for line in text.split("\n"))
+_NUMPY_TYPES = {
+    pa.int8(): np.int8,
+    pa.int16(): np.int16,
+    pa.int32(): np.int32,
+    pa.int64(): np.int64,
+}
+
+
+def _to_numpy(array: pa.Array) -> np.ndarray:
+    """An integer or boolean arrow array without nulls, as (read-only) numpy. (Not
+    Array.to_numpy, which imports pandas too, see _int32_array.)"""
+    if array.null_count:
+        raise ValueError("an array with nulls")
+    start, stop = array.offset, array.offset + len(array)
+    buffer = array.buffers()[1]
+    if array.type == pa.bool_():
+        if not len(array):
+            return np.zeros(0, np.bool_)
+        bits = np.unpackbits(np.frombuffer(buffer, np.uint8), count=stop, bitorder="little")
+        return bits[start:].view(np.bool_)
+    dtype = _NUMPY_TYPES[array.type]
+    if not len(array):
+        return np.zeros(0, dtype)
+    return np.frombuffer(buffer, dtype)[start:stop]
+
+
+def _list_array(offsets: np.ndarray, values: pa.Array) -> pa.ListArray:
+    return pa.ListArray.from_arrays(_int32_array(offsets), values)
+
+
+def content_mask(words: pa.Array, params: SegmentParams, stopwords: pa.Array) -> np.ndarray:
+    """is_content_token for many tokens at once (numpy booleans): arrow tests the tokens, no
+    Python runs per token. What only concerns Latin letters is tested on the ASCII tokens."""
+    ascii_rows = _ascii_rows(words)
+    ascii_words = words.take(_int32_array(ascii_rows))
+    stopped = _to_numpy(pc.is_in(words, value_set=stopwords)).copy()
+    stopped[ascii_rows] |= _to_numpy(pc.is_in(pc.utf8_lower(ascii_words), value_set=stopwords))
+    keep = ~stopped & _to_numpy(pc.match_substring_regex(words, _WORDLIKE_RE2))
+    if not params.keep_numbers:
+        keep &= ~_to_numpy(pc.match_substring_regex(words, _NUMERIC_RE2))
+    if not params.keep_latin:
+        keep[ascii_rows] &= ~_to_numpy(pc.match_substring_regex(ascii_words, _LATIN_RE2))
+    if not params.allow_single_char:
+        keep &= _to_numpy(pc.utf8_length(words)) > 1
+    return keep
+
+
+def _ascii_rows(words: pa.Array) -> np.ndarray:
+    return np.flatnonzero(_to_numpy(pc.string_is_ascii(words)))
+
+
+def segment_texts(texts: Sequence[str], params: SegmentParams, lexicon: Lexicon) -> pa.ListArray:
+    """Each text's content tokens, in order."""
+    return segment_utf8(Utf8Texts.from_strings(texts), params, lexicon)
+
+
+def segment_utf8(texts: Utf8Texts, params: SegmentParams, lexicon: Lexicon) -> pa.ListArray:
+    """Each text's content tokens, in order; every path of the stage comes through here.
+
+    No token is copied, encoded or tested in Python: the tokenizer's tokens cover each text
+    exactly, so their lengths locate them in the UTF-8 bytes, and arrow then judges each
+    distinct token of the batch once. (Joining the tokens to split them again in arrow, or
+    filtering them one by one in Python, costs about as much as the segmentation itself.)
+    """
+    if params.pos is not None:
+        words, offsets = _tagged_words(texts, params, lexicon.backend)
+    else:
+        words, offsets, chars = _cut_words(texts, params.hmm, lexicon.backend)
+        if not params.allow_single_char:  # most tokens: dropped before they are hashed
+            longer = np.flatnonzero(chars > 1)
+            words = words.take(_int32_array(longer))
+            offsets = np.searchsorted(longer, offsets)
+    encoded = words.dictionary_encode()
+    dictionary = encoded.dictionary
+    indices = _to_numpy(encoded.indices)
+    if params.hmm and params.pos is None and isinstance(lexicon.backend, RjiebaBackend):
+        offsets, indices, dictionary = _repair_symbol_runs(
+            offsets, indices, dictionary, lexicon.backend
+        )
+    keep = content_mask(dictionary, params, lexicon.stopword_array)
+    mask = keep[indices]
+    kept = np.zeros(len(mask) + 1, dtype=np.int64)
+    np.cumsum(mask, out=kept[1:])
+    return _list_array(kept[offsets], dictionary.take(_int32_array(indices[mask])))
+
+
+def _cut_words(
+    texts: Utf8Texts, hmm: bool, backend: Backend
+) -> tuple[pa.StringArray, np.ndarray, np.ndarray]:
+    """The tokenizer's tokens of all texts as one arrow array over ``texts.data``, the token
+    offsets of the texts, and each token's length in characters."""
+    cut = getattr(backend, "cut_raw", backend.cut)
+    lengths = bytearray()  # of every token, in characters (0 for one in `longer`)
+    longer: dict[int, int] = {}  # token number -> length, for 256 characters or more
+    counts: list[int] = []  # tokens per text
+    sizes: list[int] = []  # characters per text
+    for text in texts.strings():
+        count = 0
+        for piece in _pieces(text):
+            words = cut(piece, hmm)
+            try:
+                lengths.extend(map(len, words))
+            except ValueError:  # a length of 256 or more; extend added nothing
+                for word in words:
+                    size = len(word)
+                    if size > 255:
+                        longer[len(lengths)] = size
+                        size = 0
+                    lengths.append(size)
+            count += len(words)
+        counts.append(count)
+        sizes.append(len(text))
+    chars = np.frombuffer(lengths, np.uint8).astype(np.int64)
+    chars[list(longer)] = list(longer.values())
+    token_chars = _offsets(chars)  # where each token starts, in characters
+    offsets = _offsets(counts)
+    if not np.array_equal(token_chars[offsets], _offsets(sizes)):
+        raise RuntimeError(f"{backend.name}: the tokens do not cover the text exactly")
+    # Where each character starts: at every byte but a UTF-8 continuation byte (10xxxxxx).
+    data = np.frombuffer(texts.data, np.int8)
+    starts = np.append(np.flatnonzero(data >= -64), len(data))
+    return _utf8_array(texts.data, starts[token_chars]), offsets, chars
+
+
+def _pieces(text: str) -> Iterator[str]:
+    """The text, a long one (a novel) in pieces of about LONG_TEXT characters that end with a
+    newline, to bound memory: jieba segments the text between non-Chinese characters
+    independently, so the pieces have the tokens of the whole text."""
+    start = 0
+    while start < len(text):
+        end = text.find("\n", start + LONG_TEXT) + 1 or len(text)
+        yield text[start:end]
+        start = end
+
+
+def _tagged_words(
+    texts: Utf8Texts, params: SegmentParams, backend: Backend
+) -> tuple[pa.StringArray, np.ndarray]:
+    """The words whose part-of-speech tag is listed (they do not cover the text), joined by
+    newlines and split in bulk; and the token offsets of the texts."""
+    tags = params.pos_tags
+
+    def words(text: str) -> Iterator[str]:
+        return (w for w, t in backend.tag(text, params.hmm) if t in tags)
+
+    raw = [_SEP.join(w for p in _pieces(x) for w in words(p)) for x in texts.strings()]
+    lists = pc.split_pattern(_string_array(raw), _SEP)
+    offsets = _to_numpy(lists.offsets).astype(np.int64)
+    return lists.flatten(), offsets - offsets[0]
 
 
 def _repair_symbol_runs(
@@ -446,15 +587,14 @@ def _repair_symbol_runs(
     """Apply RjiebaBackend.repair to the dictionary-encoded tokens of a batch, in bulk: each
     distinct token is judged once, and a repaired one is replaced by its pieces, which are
     appended to the dictionary (consecutively, so a token expands to a range of entries)."""
-    suspects = pc.match_substring_regex(dictionary, _SYMBOL_RUN_RE2)
-    if not pc.any(suspects).as_py():
-        return offsets, indices, dictionary
+    candidates = _ascii_rows(dictionary)  # a symbol run is ASCII
+    suspects = pc.match_substring_regex(dictionary.take(_int32_array(candidates)), _SYMBOL_RUN_RE2)
     fixed: dict[int, list[str]] = {}
-    for i in np.flatnonzero(suspects.to_numpy(zero_copy_only=False)):
-        word = dictionary[int(i)].as_py()
+    for i in candidates[_to_numpy(suspects)].tolist():
+        word = dictionary[i].as_py()
         pieces = backend.repair(word)
         if pieces != [word]:
-            fixed[int(i)] = pieces
+            fixed[i] = pieces
     if not fixed:
         return offsets, indices, dictionary
     size = len(dictionary)
@@ -465,7 +605,7 @@ def _repair_symbol_runs(
         first[i] = size + len(added)
         length[i] = len(pieces)
         added.extend(pieces)
-    dictionary = pa.concat_arrays([dictionary, pa.array(added, dictionary.type)])
+    dictionary = pa.concat_arrays([dictionary, _string_array(added)])
     lengths = length[indices]
     ends = np.cumsum(lengths)
     # Token t becomes entries first[t], first[t] + 1, ... at positions ends[t] - lengths[t], ...
@@ -540,13 +680,15 @@ def segment(docs: pa.Table, params: SegmentParams, lexicon: Lexicon) -> pa.Table
 _WORKER: tuple[SegmentParams, Lexicon] | None = None
 
 
-def _init_worker(params: SegmentParams) -> None:
-    """Runs once in each worker process (also under spawn): its own private tokenizer."""
+def _init_worker(params: SegmentParams, lexicon: Lexicon | None) -> None:
+    """Runs once in each worker process: its own private tokenizer, inherited from the parent
+    (fork) or loaded here (spawn, forkserver)."""
     global _WORKER
-    _WORKER = (params, load_lexicon(params, check=False))
-    # Give freed arrow memory back at once: a worker's peak is one task, not the run's history.
-    with contextlib.suppress(NotImplementedError, AttributeError):
-        pa.jemalloc_set_decay_ms(0)
+    _WORKER = (params, lexicon if lexicon is not None else load_lexicon(params, check=False))
+    # Arrow's default allocator (mimalloc) returns freed pages to the system after 10 ms, and
+    # each task then faults them in again; the system allocator keeps them for the next task
+    # (about 5% less CPU in a worker, the same peak memory).
+    pa.set_memory_pool(pa.system_memory_pool())
 
 
 def _split_user_words() -> list[str]:
@@ -559,11 +701,11 @@ def _split_user_words() -> list[str]:
     return [w for w in words if lexicon.backend.cut(w, params.hmm) != [w]]
 
 
-def _segment_in_worker(texts: list[bytes]) -> pa.ListArray:
+def _segment_in_worker(texts: Utf8Texts) -> pa.ListArray:
     """A task: UTF-8 texts in (decoded here, in parallel), token lists out."""
     assert _WORKER is not None, "worker not initialised"
     params, lexicon = _WORKER
-    return segment_texts([t.decode("utf-8") for t in texts], params, lexicon)
+    return segment_utf8(texts, params, lexicon)
 
 
 def worker_count(params: SegmentParams) -> int:
@@ -596,7 +738,7 @@ class Segmenter:
     """Segments streamed tables with the cache and a lazily started pool of worker processes.
 
     Results come back in input order and do not depend on the number of workers or on what the
-    cache holds: every path runs ``segment_values`` on the same texts.
+    cache holds: every path runs ``segment_utf8`` on the same texts.
     """
 
     def __init__(self, params: SegmentParams, cache_dir: Path | None) -> None:
@@ -605,10 +747,12 @@ class Segmenter:
         self.cache = TokenCache(cache_dir) if cache_dir is not None else None
         self.workers = worker_count(params)
         self.stats = RunStats()
+        self._fork = multiprocessing.get_context(params.start_method).get_start_method() == "fork"
         self._lexicon: Lexicon | None = None
         self._pool: ProcessPoolExecutor | None = None
         self._check: Future | None = None
         self._checked = False  # the user dictionary has been checked in this process
+        self._eager = False  # every batch goes to the workers
         self._inline_bytes = 0
 
     @property
@@ -630,45 +774,66 @@ class Segmenter:
             yield self._finish(pending.popleft())
 
     def _start(self, docs: pa.Table) -> _Job:
-        texts = docs.column("text").cast(pa.binary()).to_pylist()  # UTF-8, no copies to str
+        data, bounds = _text_buffers(docs.column("text"))
         statuses = docs.column("status").to_pylist()
         rows: dict[bytes, list[int]] = {}
-        for i, (text, status) in enumerate(zip(texts, statuses, strict=True)):
+        for i, status in enumerate(statuses):
             if status == KEPT:
-                rows.setdefault(document_key(self.fingerprint, text), []).append(i)
+                key = document_key(self.fingerprint, data[bounds[i] : bounds[i + 1]])
+                rows.setdefault(key, []).append(i)
         hits = self.cache.get_many(list(rows)) if self.cache is not None else {}
-        misses = [(k, texts[r[0]]) for k, r in rows.items() if k not in hits]
+        misses = [(k, r[0]) for k, r in rows.items() if k not in hits]
         # A few new documents are segmented here, before a pool of workers would have started.
-        size = sum(len(t) for _, t in misses)
-        inline = self._pool is None and (
-            self.workers <= 1 or self._inline_bytes + size <= INLINE_BYTES
+        size = sum(bounds[i + 1] - bounds[i] for _, i in misses)
+        inline = (
+            self._pool is None
+            and not self._eager
+            and (self.workers <= 1 or self._inline_bytes + size <= INLINE_BYTES)
         )
         self._inline_bytes += size if inline else 0
         tasks = []
-        for chunk in _chunks(misses, TASK_BYTES):
-            tasks.append(([k for k, _ in chunk], self._submit([t for _, t in chunk], inline)))
-        self.stats.documents += len(texts)
+        for chunk in _chunks(misses, bounds, TASK_BYTES):
+            spans = [(bounds[i], bounds[i + 1]) for _, i in chunk]
+            texts = Utf8Texts(
+                b"".join(data[lo:hi] for lo, hi in spans), _offsets([hi - lo for lo, hi in spans])
+            )
+            tasks.append(([k for k, _ in chunk], self._submit(texts, inline)))
+        self.stats.documents += len(statuses)
         self.stats.cached += sum(len(rows[k]) for k in hits)
         self.stats.segmented += sum(len(rows[k]) for k, _ in misses)
         self.stats.segmented_bytes += size
         return _Job(docs, rows, hits, tasks)
 
-    def _submit(self, texts: list[bytes], inline: bool) -> Future:
+    def expect(self, size: int) -> None:
+        """Told that about ``size`` bytes of text are coming. If that is more than this process
+        segments itself, every batch goes to the workers. When the cache holds entries, most
+        documents are probably in it: the workers start now, to load their tokenizers while
+        this process reads, hashes and looks up the texts. Otherwise they will all be busy at
+        once, and start with the first batch (forked ones inherit this process's tokenizer,
+        loaded once rather than once per worker)."""
+        if self.workers <= 1 or size <= INLINE_BYTES:
+            return
+        self._eager = True
+        if self.cache is not None and not self.cache.is_empty():
+            self._ensure_pool(inherit=False)
+
+    def _submit(self, texts: Utf8Texts, inline: bool) -> Future:
         if inline:
             future: Future = Future()
-            decoded = [t.decode("utf-8") for t in texts]
-            future.set_result(segment_texts(decoded, self.params, self.lexicon))
+            future.set_result(segment_utf8(texts, self.params, self.lexicon))
             return future
-        return self._ensure_pool().submit(_segment_in_worker, texts)
+        return self._ensure_pool(inherit=self._fork).submit(_segment_in_worker, texts)
 
-    def _ensure_pool(self) -> ProcessPoolExecutor:
+    def _ensure_pool(self, inherit: bool) -> ProcessPoolExecutor:
         if self._pool is None:
-            # The workers do the segmenting from now on: drop this process's tokenizer, if it
-            # has one, and let a worker check the user dictionary (once) for the warning.
+            # The workers do the segmenting from now on. With ``inherit``, forked workers take
+            # this process's tokenizer; otherwise each loads its own, and one of them checks
+            # the user dictionary (once) for the warning.
+            inherited = self.lexicon if inherit else None
             self._lexicon = None
             context = multiprocessing.get_context(self.params.start_method)
             self._pool = ProcessPoolExecutor(
-                self.workers, context, initializer=_init_worker, initargs=(self.params,)
+                self.workers, context, initializer=_init_worker, initargs=(self.params, inherited)
             )
             self.stats.workers_started = self.workers
             if not self._checked:
@@ -677,21 +842,24 @@ class Segmenter:
 
     def _finish(self, job: _Job) -> tuple[pa.Table, pa.ListArray]:
         """Wait for a job's tasks, cache their results, and put every row's tokens in order."""
-        parts = [unpack_lists(list(job.hits.values()))]
-        position = {key: i for i, key in enumerate(job.hits)}
+        results: list[pa.ListArray] = []
+        values = job.hits  # document key -> packed tokens, when some come from the cache
         for keys, future in job.tasks:
             lists = future.result()
+            results.append(lists)
             if self.cache is not None:
-                self.cache.put_many(zip(keys, pack_lists(lists), strict=True))
-            position.update((key, len(position)) for key in keys)
-            parts.append(lists)
-        parts.append(pa.array([[]], pa.list_(pa.string())))  # for rows not kept by clean
-        index = np.full(job.docs.num_rows, len(position), dtype=np.int64)
-        for key, rows in job.rows.items():
-            index[rows] = position[key]
-        if np.array_equal(index, np.arange(len(index))):  # already in order: no copy
-            return job.docs, pa.concat_arrays(parts[:-1])
-        return job.docs, pa.concat_arrays(parts).take(pa.array(index))
+                packed = pack_lists(lists)
+                self.cache.put_many(zip(keys, packed, strict=True))
+                if values:
+                    values.update(zip(keys, packed, strict=True))
+        if values:  # cached and new tokens together, in row order
+            rows = [b""] * job.docs.num_rows
+            for key, where in job.rows.items():
+                for i in where:
+                    rows[i] = values[key]
+            return job.docs, unpack_lists(rows)
+        keys = [key for task_keys, _ in job.tasks for key in task_keys]
+        return job.docs, _arrange(results, keys, job.rows, job.docs.num_rows)
 
     def close(self) -> None:
         check = self._check
@@ -711,13 +879,45 @@ class Segmenter:
         self.close()
 
 
-def _chunks(items: list[tuple[bytes, bytes]], size: int) -> Iterator[list[tuple[bytes, bytes]]]:
-    """Consecutive runs of (key, text) holding about ``size`` bytes of text each."""
-    chunk: list[tuple[bytes, bytes]] = []
+def _arrange(
+    results: list[pa.ListArray], keys: list[bytes], rows: dict[bytes, list[int]], size: int
+) -> pa.ListArray:
+    """The token lists of ``keys`` (results of consecutive tasks) placed at their rows; rows
+    without a key (not kept by clean) get an empty list."""
+    lists = pa.concat_arrays(results) if results else _empty_lists(0)
+    index = np.full(size, -1, np.int64)
+    for position, key in enumerate(keys):
+        index[rows[key]] = position
+    kept = index >= 0
+    if np.array_equal(index[kept], np.arange(len(lists))):  # in row order: no copy
+        sizes = np.zeros(size, np.int64)
+        sizes[kept] = np.diff(_to_numpy(lists.offsets))
+        return _list_array(_offsets(sizes), lists.flatten())
+    with_empty = pa.concat_arrays([lists, _empty_lists(1)])
+    return with_empty.take(_int32_array(np.where(kept, index, len(lists))))
+
+
+def _empty_lists(count: int) -> pa.ListArray:
+    return _list_array(np.zeros(count + 1, np.int64), _string_array([]))
+
+
+def _text_buffers(column: pa.ChunkedArray) -> tuple[memoryview, list[int]]:
+    """The UTF-8 bytes of a string column and where each row's text starts and ends."""
+    texts = column.combine_chunks()
+    _, offsets, data = texts.buffers()
+    bounds = np.frombuffer(offsets, np.int32)[texts.offset : texts.offset + len(texts) + 1]
+    return memoryview(data if data is not None else b""), bounds.tolist()
+
+
+def _chunks(
+    items: list[tuple[bytes, int]], bounds: list[int], size: int
+) -> Iterator[list[tuple[bytes, int]]]:
+    """Consecutive runs of (key, row) holding about ``size`` bytes of text each."""
+    chunk: list[tuple[bytes, int]] = []
     total = 0
     for item in items:
         chunk.append(item)
-        total += len(item[1])
+        total += bounds[item[1] + 1] - bounds[item[1]]
         if total >= size:
             yield chunk
             chunk, total = [], 0
@@ -732,9 +932,12 @@ def main(params: Params, paths: Paths) -> None:
     phrased = seg.phrases_threshold is not None
     first = paths.processed / ".tokens.unphrased.parquet" if phrased else out
     total = 0
+    clean = paths.table("clean")
     segmenter = Segmenter(seg, resolve_cache_dir(seg.cache_dir))
     with segmenter, TableWriter(first, TOKENS) as writer:
-        for docs, lists in segmenter.run(iter_tables(paths.table("clean"), CLEAN, BATCH_ROWS)):
+        if clean.is_file():  # compressed, so less than the text it holds
+            segmenter.expect(clean.stat().st_size)
+        for docs, lists in segmenter.run(iter_tables(clean, CLEAN, BATCH_ROWS)):
             table = _tokens_table(docs.column("doc_id"), lists)
             writer.write(table)
             total += pc.sum(table.column("n_tokens")).as_py() or 0

@@ -1,6 +1,9 @@
 import dataclasses
+import itertools
 import json
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import jieba
@@ -210,6 +213,37 @@ def test_symbol_runs_are_split_as_jieba_splits_them(params, both_backends):
     assert tokens["jieba"].equals(tokens["rjieba"])
 
 
+def test_tokens_are_located_in_the_utf8_text(params, lexicon):
+    """Tokens are found by their lengths in the UTF-8 bytes: characters outside the BMP, tokens
+    of 256 characters or more, empty and blank texts all come out as the readable rule says."""
+    texts = [
+        "",
+        " \r\n",
+        "𠀀𠀁中文😀北京天安门",
+        "a" * 300 + "中华人民共和国" + "b" * 70_000,
+        "上海\r\n北京",
+    ]
+    loose = dataclasses.replace(params.segment, allow_single_char=True, keep_numbers=True)
+    for seg in (params.segment, loose):
+        expected = [
+            [w for w in lexicon.backend.cut(t, True) if is_content_token(w, seg, lexicon.stopwords)]
+            for t in texts
+        ]
+        assert segment_texts(texts, seg, lexicon).to_pylist() == expected
+    assert [len(w) for w in tokenize(texts[3], params.segment, lexicon)] == [300, 7, 70_000]
+
+
+def test_tokenizer_output_must_cover_the_text(params, lexicon):
+    class Lossy:  # drops the last character of every text
+        name = "lossy"
+
+        def cut(self, text, hmm):
+            return lexicon.backend.cut(text[:-1], hmm)
+
+    with pytest.raises(RuntimeError, match="do not cover the text"):
+        segment_texts(["北京天安门"], params.segment, Lexicon(Lossy(), lexicon.stopwords))
+
+
 def test_token_agreement_counts_spans():
     assert token_agreement([["ab", "c"]], [["ab", "c"]])[0] == 1.0
     assert token_agreement([["ab", "c"]], [["a", "b", "c"]]) == (0.4, 2, 3)
@@ -306,6 +340,60 @@ def test_worker_count_and_start_method_do_not_change_the_bytes(tmp_path, params,
     assert read_table(one, TOKENS).equals(TOKENS.conform(expected))
 
 
+def test_rows_in_order_and_rows_not_kept_come_out_right(tmp_path, params):
+    """Unique texts (their token lists go straight to their rows) between rows not kept."""
+    docs = _corpus(240).slice(150)
+    out = _run_stage(tmp_path, params, docs, workers=1, cache_dir=None)
+    expected = segment(docs, params.segment, load_lexicon(params.segment))
+    assert read_table(out, TOKENS).equals(TOKENS.conform(expected))
+    assert expected.column("n_tokens").to_pylist().count(0) == docs.num_rows - sum(
+        s == "kept" for s in docs.column("status").to_pylist()
+    )
+
+
+def test_warm_cache_rerun_with_workers_gives_the_same_bytes(tmp_path, params, monkeypatch):
+    """With entries in the cache, the workers start at once and take the new documents."""
+    monkeypatch.setattr(segment_module, "INLINE_BYTES", 0)
+    cache = str(tmp_path / "cache")
+    docs = _corpus(120)
+    _run_stage(tmp_path / "a", params, docs.slice(0, 100), workers=1, cache_dir=cache)
+    started = []
+    real = segment_module.Segmenter._ensure_pool
+
+    def recording(self, inherit):
+        started.append(inherit)
+        return real(self, inherit)
+
+    monkeypatch.setattr(segment_module.Segmenter, "_ensure_pool", recording)
+    out = _run_stage(tmp_path / "b", params, docs, workers=2, cache_dir=cache)
+    assert started and started[0] is False  # from expect(): they load their own tokenizers
+    fresh = _run_stage(tmp_path / "c", params, docs, workers=1, cache_dir=None)
+    assert out.read_bytes() == fresh.read_bytes()
+
+
+def test_stage_does_not_import_pandas(tmp_path, params):
+    """pyarrow imports pandas (0.4 s, 40 MB per process) the first time pa.array or
+    Array.to_numpy is called; the stage and its workers avoid both."""
+    docs = _corpus(60)
+    paths = Paths.under(tmp_path, tmp_path)
+    write_table(docs, paths.table("clean"), CLEAN)
+    script = (
+        "import sys, dataclasses\n"
+        "from pipeline.config import load_params\n"
+        "from pipeline.io import Paths\n"
+        "from pipeline import segment\n"
+        f"params = load_params({str(ROOT / 'params.yaml')!r})\n"
+        "seg = dataclasses.replace(params.segment, workers=2, cache_dir=None)\n"
+        "segment.INLINE_BYTES = 0\n"
+        f"paths = Paths.under({str(tmp_path)!r}, {str(tmp_path)!r})\n"
+        "segment.main(dataclasses.replace(params, segment=seg), paths)\n"
+        "assert 'pandas' not in sys.modules, 'pandas was imported'\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    assert read_table(paths.table("tokens"), TOKENS).num_rows == docs.num_rows
+
+
 def test_user_words_are_checked_once_when_workers_segment(tmp_path, params, monkeypatch, caplog):
     """With a pool, a worker checks the user dictionary; the warning is logged once."""
     monkeypatch.setattr(segment_module, "INLINE_BYTES", 0)
@@ -329,17 +417,17 @@ def test_cache_rerun_segments_only_new_documents(tmp_path, params, monkeypatch):
     cache = tmp_path / "cache"
     docs = _corpus()
     seen = []
-    real = segment_module.segment_texts
+    real = segment_module.segment_utf8
 
     def counting(texts, *args):
-        seen.extend(texts)
+        seen.extend(texts.data[lo:hi].decode() for lo, hi in itertools.pairwise(texts.offsets))
         return real(texts, *args)
 
     def kept_texts(table):
         columns = table.select(["text", "status"]).to_pydict()
         return {t for t, s in zip(columns["text"], columns["status"], strict=True) if s == "kept"}
 
-    monkeypatch.setattr(segment_module, "segment_texts", counting)
+    monkeypatch.setattr(segment_module, "segment_utf8", counting)
     older = docs.slice(0, 200)
     _run_stage(tmp_path / "a", params, older, workers=1, cache_dir=str(cache))
     assert sorted(seen) == sorted(kept_texts(older))  # repeated texts are segmented once
@@ -432,7 +520,7 @@ def test_bulk_filter_matches_is_content_token(params, lexicon):
     for seg in (params.segment, loose):
         bulk = content_mask(pa.array(words, pa.string()), seg, lexicon.stopword_array)
         expected = [is_content_token(w.strip(), seg, lexicon.stopwords) for w in words]
-        assert bulk.to_pylist() == expected
+        assert bulk.tolist() == expected
 
 
 def test_stage_with_phrases_matches_the_function(tmp_path, params):
