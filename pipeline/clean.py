@@ -15,6 +15,7 @@ import multiprocessing
 import os
 import re
 import sys
+import tempfile
 import unicodedata
 from bisect import bisect_right
 from collections import Counter, defaultdict, deque
@@ -675,8 +676,9 @@ class Deduplicator:
     signatures; the texts are not kept. A later document joins the cluster of an identical
     text (``duplicate``) or of the most similar indexed document sharing a band whose
     estimated Jaccard similarity reaches the threshold (``near_duplicate``; ties go to the
-    smallest doc_id), as with datasketch's MinHashLSH. The index is sorted numpy arrays, a few
-    hundred bytes per canonical document, most of it the signature.
+    smallest doc_id), as with datasketch's MinHashLSH. The index is sorted numpy arrays, about
+    150 bytes per canonical document; the signatures wait in a temporary file until a
+    candidate needs checking. ``close()`` deletes the file.
     """
 
     def __init__(self, params: CleanParams) -> None:
@@ -692,7 +694,7 @@ class Deduplicator:
         # First half of the text hash -> canonical number and second half of the hash.
         self._exact = _SortedIndex([("number", np.int32), ("rest", np.uint64)])
         self._index = _SortedIndex(np.int32)  # band hash -> canonical number
-        self._signatures = _Chunks()  # canonical number -> signature
+        self._signatures = _SpilledRows(params.num_perm)  # canonical number -> signature
         self._ids = _Chunks()  # canonical number -> doc_id
         # Cluster sizes by canonical doc_id, for clusters of two or more.
         self.sizes: Counter[str] = Counter()
@@ -700,6 +702,15 @@ class Deduplicator:
     def signature(self, text: str) -> np.ndarray:
         """MinHash signature of the text's character shingles (letters and digits only)."""
         return minhash_signatures([text], self._params)[0]
+
+    def close(self) -> None:
+        self._signatures.close()
+
+    def __enter__(self) -> Deduplicator:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     def assign(
         self,
@@ -824,7 +835,7 @@ class Deduplicator:
         self._exact.add(halves[:, 0], values)
         numbers = np.arange(base, base + len(new_ids), dtype=np.int32)
         self._index.add(keys.ravel(), np.repeat(numbers, self._bands))
-        self._signatures.append(signatures.copy())
+        self._signatures.append(signatures)
         self._ids.append(pa.array(new_ids, pa.string()))
 
 
@@ -895,6 +906,33 @@ def _sharing_a_key(keys: np.ndarray) -> dict[int, list[int]]:
     return {row: sorted(earlier) for row, earlier in nearby.items()}
 
 
+class _SpilledRows:
+    """Rows of uint32 (the signatures) appended to an unnamed temporary file and read back one
+    at a time, for the few candidates of a near duplicate: memory stays flat however many
+    documents there are (the operating system caches the file as it sees fit)."""
+
+    def __init__(self, width: int) -> None:
+        # Open for the life of the index; close() ends it.
+        self._file = tempfile.TemporaryFile(prefix="zhtopics-clean-", buffering=0)  # noqa: SIM115
+        self._row_bytes = width * 4
+        self._rows = 0
+
+    def append(self, rows: np.ndarray) -> None:
+        self._file.seek(0, os.SEEK_END)
+        self._file.write(np.ascontiguousarray(rows, dtype=np.uint32).tobytes())
+        self._rows += len(rows)
+
+    def __len__(self) -> int:
+        return self._rows
+
+    def __getitem__(self, number: int) -> np.ndarray:
+        self._file.seek(number * self._row_bytes)
+        return np.frombuffer(self._file.read(self._row_bytes), dtype=np.uint32)
+
+    def close(self) -> None:
+        self._file.close()
+
+
 class _Chunks:
     """Items appended a chunk at a time (numpy rows, arrow values) and read by number."""
 
@@ -944,7 +982,8 @@ class Prepared:
 def clean(docs: pa.Table, params: CleanParams, rules: Rules) -> CleanResult:
     """Clean a whole (small) table: statuses, clusters and the audit of every rule."""
     dedup = Deduplicator(params) if params.deduplicate else None
-    table, audit = clean_batch(docs, params, rules, dedup)
+    with dedup or contextlib.nullcontext():
+        table, audit = clean_batch(docs, params, rules, dedup)
     sizes = dedup.sizes if dedup is not None else Counter()
     return CleanResult(fill_cluster_sizes(table, sizes), audit)
 
@@ -1177,21 +1216,17 @@ class Cleaner:
             c for c in ("text", "status", "reason", "decode_errors") if c in docs.column_names
         ]
         docs = docs.select(columns)
-        sizes = np.cumsum(pc.utf8_length(docs.column("text")).to_numpy(zero_copy_only=False))
-        total = int(sizes[-1]) if len(sizes) else 0
+        total = text_chars(docs)
         if self._pool is None and (self.workers <= 1 or self._inline_chars + total <= INLINE_CHARS):
             self._inline_chars += total
             future: Future = Future()
             future.set_result(prepare_batch(docs, self.params, self.rules))
             return [future]
         pool = self._ensure_pool()
-        # Tasks of about TASK_CHARS characters; take() copies a slice, so that only its own
-        # rows are sent to the worker.
-        cuts = np.searchsorted(sizes, np.arange(TASK_CHARS, total, TASK_CHARS), "left") + 1
-        bounds = [0, *sorted(set(cuts.tolist()) - {0, docs.num_rows}), docs.num_rows]
+        # take() copies a slice, so that only its own rows are sent to the worker.
         return [
             pool.submit(_prepare_in_worker, docs.take(np.arange(lo, hi)))
-            for lo, hi in zip(bounds, bounds[1:], strict=False)
+            for lo, hi in row_ranges(docs, TASK_CHARS)
         ]
 
     def _ensure_pool(self) -> ProcessPoolExecutor:
@@ -1219,6 +1254,33 @@ class Cleaner:
         self.close()
 
 
+def text_chars(docs: pa.Table) -> int:
+    """The characters of text in ``docs``."""
+    return int(pc.sum(pc.utf8_length(docs.column("text"))).as_py() or 0)
+
+
+def row_ranges(docs: pa.Table, chars: int) -> list[tuple[int, int]]:
+    """Consecutive row ranges of ``docs`` with at most ``chars`` characters of text each (a
+    longer document alone)."""
+    sizes = np.cumsum(pc.utf8_length(docs.column("text")).to_numpy(zero_copy_only=False))
+    bounds = [0]
+    while bounds[-1] < docs.num_rows:
+        start = bounds[-1]
+        limit = (sizes[start - 1] if start else 0) + chars
+        bounds.append(max(start + 1, int(np.searchsorted(sizes, limit, "right"))))
+    return list(zip(bounds, bounds[1:], strict=False))
+
+
+def sized_batches(tables: Iterable[pa.Table], chars: int) -> Iterator[pa.Table]:
+    """The tables cut where they hold more than ``chars`` characters of text."""
+    for docs in tables:
+        ranges = row_ranges(docs, chars)
+        if len(ranges) <= 1:
+            yield docs
+        else:
+            yield from (docs.slice(lo, hi - lo) for lo, hi in ranges)
+
+
 def _concat_prepared(parts: list[Prepared]) -> Prepared:
     """The parts of one batch as one: row numbers shifted to the batch's."""
     audits, rows = [], []
@@ -1243,8 +1305,10 @@ def _concat_prepared(parts: list[Prepared]) -> Prepared:
 
 # --- the ingest report --------------------------------------------------------------------------
 
-# Documents cleaned per batch: memory holds one batch, its texts and its audit.
+# Documents cleaned per batch, and at most this many characters of text: memory holds a few
+# batches, their texts and their audit (and clean.parquet has a row group per batch).
 BATCH_ROWS = 10_000
+BATCH_CHARS = 1 << 22
 
 REPORT_DIMENSIONS = ("status", "encoding", "format")
 
@@ -1306,14 +1370,20 @@ class IngestReport:
 
 
 def main(params: Params, paths: Paths) -> None:
-    """Two passes: clean, audit and cluster the documents in batches to a spool (only hashes
-    and MinHash signatures stay in memory), then write clean.parquet with the cluster sizes."""
+    """Two passes: clean, audit and cluster the documents in batches to a spool (only a
+    compact index of hashes stays in memory), then write clean.parquet with the cluster
+    sizes."""
     rules = load_rules(params.clean)
     dedup = Deduplicator(params.clean) if params.clean.deduplicate else None
     report = IngestReport()
-    documents = iter_tables(paths.table("documents"), DOCUMENTS, batch_rows=BATCH_ROWS)
+    documents = sized_batches(
+        iter_tables(paths.table("documents"), DOCUMENTS, batch_rows=BATCH_ROWS), BATCH_CHARS
+    )
     progress = tqdm(desc="clean", unit="doc", disable=None)
-    with Spool(paths.table("clean")) as spool, progress:
+    # The spool holds the cleaned text until the cluster sizes are known: plain, it is written
+    # and read back in a fraction of the time.
+    spool = Spool(paths.table("clean"), compression="none", use_dictionary=False)
+    with spool, progress, dedup or contextlib.nullcontext():
         audit_writer = TableWriter(paths.table("clean_audit"), CLEAN_AUDIT)
         with Cleaner(params.clean, rules) as cleaner, audit_writer:
             for docs, prepared in cleaner.run(documents):
