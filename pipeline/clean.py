@@ -80,7 +80,7 @@ _NOT_WORD = re.compile(r"[\W_]+")
 
 # Texts are handled in bulk in groups of about this many characters (a longer text a window
 # at a time): numpy arrays of a group's character codes stay a few MB.
-_WINDOW = 1 << 20
+_WINDOW = 1 << 18
 
 
 class CleanError(ValueError):
@@ -413,9 +413,10 @@ def _fold_spaces(text: str) -> str:
     """Runs of spaces as one, none beside CJK characters, none at the ends of lines, no blank
     lines. The substitutions run on the whole text at once, which is the same as line by
     line: they never look across a line break."""
-    text = _SPACES.sub(" ", text)
-    if " " in text:
-        text = _SPACE_NEAR_CJK.sub("", text)
+    if " " in text or "\t" in text or "\u00a0" in text or "\u3000" in text:
+        text = _SPACE_NEAR_CJK.sub("", _SPACES.sub(" ", text))
+    if "\n" not in text:
+        return text.strip()
     return "\n".join(line for line in (part.strip() for part in text.split("\n")) if line)
 
 
