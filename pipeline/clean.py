@@ -740,10 +740,10 @@ class Deduplicator:
             (positions // self._bands).tolist(), numbers.tolist(), strict=True
         ):
             indexed[position].append(number)
-        nearby = _sharing_a_key(keys)  # signature row -> earlier rows with a band in common
+        shared = _shared_keys(keys)  # signature row -> its band hashes that other rows have
+        bands: dict[int, list[int]] = defaultdict(list)  # such a hash -> new canonical numbers
         exact: dict[bytes, int] = {}  # texts of this call -> canonical number
-        canonical_rows: dict[int, int] = {}  # signature row -> its new canonical number
-        new_rows: list[int] = []  # the same rows, in the order of their numbers
+        new_rows: list[int] = []  # signature rows of the new canonical documents, in order
         new_ids: list[str] = []
         out: list[tuple[str | None, str | None]] = []
         rows = signature_rows.tolist()
@@ -754,17 +754,18 @@ class Deduplicator:
             status = DUPLICATE
             if number < 0:
                 candidates = set(indexed.get(row, ()))
-                candidates.update(
-                    canonical_rows[r] for r in nearby.get(row, ()) if r in canonical_rows
-                )
+                for key in shared.get(row, ()):
+                    candidates.update(bands.get(key, ()))
                 number = self._nearest(
-                    signatures[row], candidates, base, signatures, new_rows, new_ids
+                    signatures[row], sorted(candidates), base, signatures, new_rows, new_ids
                 )
                 status = NEAR_DUPLICATE
                 if number < 0:
-                    number = canonical_rows[row] = base + len(new_ids)
+                    number = base + len(new_ids)
                     new_rows.append(row)
                     new_ids.append(doc_id)
+                    for key in shared.get(row, ()):
+                        bands[key].append(number)
                     status = None
                 exact[digest] = number
             if status is None:
@@ -779,30 +780,31 @@ class Deduplicator:
     def _nearest(
         self,
         signature: np.ndarray,
-        candidates: set[int],
+        candidates: list[int],
         base: int,
         signatures: np.ndarray,
         new_rows: list[int],
         new_ids: list[str],
     ) -> int:
-        """The canonical number of the best candidate at or above the threshold, or -1."""
+        """The canonical number of the candidate with the highest estimated Jaccard similarity
+        at or above the threshold (of those, the smallest doc_id), or -1."""
         if not candidates:
             return -1
-        best, best_score = -1, self._params.near_duplicate_threshold
-        named = sorted((self._id(number, base, new_ids), number) for number in candidates)
-        for _, number in named:
-            other = (
+        others = np.stack(
+            [
                 signatures[new_rows[number - base]] if number >= base else self._signatures[number]
-            )
-            same = other == signature
-            # A band hash may collide: only a band of equal values makes a candidate.
-            shared = same[: self._bands * self._rows].reshape(self._bands, self._rows)
-            if not shared.all(axis=1).any():
-                continue
-            score = float(np.mean(same))
-            if score > best_score or (score == best_score and best < 0):
-                best, best_score = number, score
-        return best
+                for number in candidates
+            ]
+        )
+        same = others == signature
+        # A band hash may collide: only a band of equal values makes a candidate.
+        bands = same[:, : self._bands * self._rows].reshape(len(others), self._bands, -1)
+        scores = np.count_nonzero(same, axis=1) / len(signature)
+        near = bands.all(axis=2).any(axis=1) & (scores >= self._params.near_duplicate_threshold)
+        if not near.any():
+            return -1
+        tied = np.flatnonzero(near & (scores == scores[near].max())).tolist()
+        return min((candidates[i] for i in tied), key=lambda n: self._id(n, base, new_ids))
 
     def _id(self, number: int, base: int, new_ids: list[str]) -> str:
         return new_ids[number - base] if number >= base else self._ids[number].as_py()
@@ -892,19 +894,18 @@ def _merged_runs(
     return merged[0], merged[1]
 
 
-def _sharing_a_key(keys: np.ndarray) -> dict[int, list[int]]:
-    """For each row of ``keys`` that has a key in common with earlier rows, those rows."""
-    order = np.argsort(keys, axis=None)
-    flat = keys.ravel()[order]
-    rows = order // keys.shape[1]
-    bounds = np.flatnonzero(np.concatenate(([True], flat[1:] != flat[:-1], [True])))
-    shared = np.flatnonzero(np.diff(bounds) > 1)
-    nearby: dict[int, set[int]] = defaultdict(set)
-    for lo, hi in zip(bounds[shared].tolist(), bounds[shared + 1].tolist(), strict=True):
-        group = sorted(set(rows[lo:hi].tolist()))
-        for j in range(1, len(group)):
-            nearby[group[j]].update(group[:j])
-    return {row: sorted(earlier) for row, earlier in nearby.items()}
+def _shared_keys(keys: np.ndarray) -> dict[int, list[int]]:
+    """For each row of ``keys`` that has a key in common with another row, those keys."""
+    flat = keys.ravel()
+    order = np.argsort(flat)
+    ordered = flat[order]
+    repeated = np.zeros(len(flat), dtype=bool)
+    repeated[order[1:]] = ordered[1:] == ordered[:-1]
+    repeated[order[:-1]] |= ordered[:-1] == ordered[1:]
+    shared: dict[int, list[int]] = defaultdict(list)
+    for i in np.flatnonzero(repeated).tolist():
+        shared[i // keys.shape[1]].append(int(flat[i]))
+    return shared
 
 
 class _SpilledRows:
