@@ -165,28 +165,41 @@ def required_clauses(pattern: re.Pattern[str]) -> list[tuple[str, ...]]:
         return []
     clauses = _clauses(_needs_of_sequence(_sre.parse(pattern.pattern, pattern.flags)))
     clauses = [c for c in dict.fromkeys(tuple(sorted(set(c))) for c in clauses) if "" not in c]
-    # A clause that holds whenever a smaller one does adds nothing.
-    clauses = [c for c in clauses if not any(set(d) < set(c) for d in clauses)]
+    # A clause that holds whenever another does (each string of the other contains one of its
+    # strings) adds nothing.
+    clauses = [c for c in clauses if not any(d != c and _implies(d, c) for d in clauses)]
     return sorted(clauses, key=lambda c: (len(c), -min(map(len, c))))  # the quickest first
+
+
+def _implies(clause: tuple[str, ...], other: tuple[str, ...]) -> bool:
+    return all(any(s in t for s in other) for t in clause)
 
 
 def _needs_of_sequence(items) -> Needs | None:
     parts: list[Needs] = []
     run: tuple[str, ...] | None = None  # the strings that adjacent literal parts match
     for op, av in items:
-        strings = _literals(op, av)
+        strings, whole = _literals(op, av), True
+        if strings is None and op in _REPEATS:
+            strings, whole = _repeated_literals(*av)
         if strings is not None:
             joined = strings if run is None else tuple(a + b for a in run for b in strings)
-            if len(joined) <= _MAX_STRINGS:
+            if len(joined) > _MAX_STRINGS:
+                if run is not None:
+                    parts.append(_any(run))
+                joined = strings
+            if whole:
                 run = joined
-                continue
+            else:  # the node's match begins and ends with one of the strings
+                parts.append(_any(joined))
+                run = strings
+            continue
         if run is not None:
             parts.append(_any(run))
-        run = strings
-        if strings is None:
-            needs = _needs_of_item(op, av)
-            if needs is not None:
-                parts.append(needs)
+            run = None
+        needs = _needs_of_item(op, av)
+        if needs is not None:
+            parts.append(needs)
     if run is not None:
         parts.append(_any(run))
     if not parts:
@@ -223,6 +236,25 @@ def _literals(op, av) -> tuple[str, ...] | None:
             out.update(dict.fromkeys(strings))
         return tuple(out) if len(out) <= _MAX_STRINGS else None
     return None
+
+
+def _repeated_literals(low: int, high: int, inner) -> tuple[tuple[str, ...] | None, bool]:
+    """For a repeat of literals: the strings its first (and last) ``low`` repetitions match,
+    and whether they are the whole match (``low == high``)."""
+    once: tuple[str, ...] | None = ("",)
+    for item in inner:
+        more = _literals(*item)
+        once = None if more is None else tuple(a + b for a in once for b in more)
+        if once is None or len(once) > _MAX_STRINGS:
+            return None, True
+    if low < 1:
+        return None, True
+    strings = once
+    for _ in range(low - 1):
+        if len(strings) * len(once) > _MAX_STRINGS:
+            return strings, False
+        strings = tuple(a + b for a in strings for b in once)
+    return strings, low == high
 
 
 def _needs_of_item(op, av) -> Needs | None:
