@@ -1,9 +1,11 @@
 """Benchmark ingest and clean: wall time and peak memory on a folder and on half of its files.
 
-Each stage runs in its own process (as DVC runs it), so its peak resident memory is its own.
-If ingest and clean stream, memory barely changes from half the files to all of them (clean's
-duplicate index grows with the number of distinct documents: 4 bytes per MinHash permutation
-and the LSH bands of each). Prints the ingest report of the full run as well.
+Each stage runs in its own process (as DVC runs it), so its peak resident memory is its own
+(with clean's worker processes, the largest of its processes). If ingest and clean stream,
+memory barely changes from half the files to all of them (clean's duplicate index grows with the
+number of distinct documents: about 150 bytes each for the hashes of the text and of the LSH
+bands; the MinHash signatures go to a temporary file). Prints the ingest report of the full run
+as well.
 """
 
 from __future__ import annotations

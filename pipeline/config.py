@@ -88,6 +88,11 @@ class CleanParams:
     shingle_size: int = 5
     num_perm: int = 128
     minhash_seed: int = 1
+    # Worker processes for cleaning and MinHashing (duplicates are decided in order in the main
+    # process); 0 uses every core. Never changes a result.
+    workers: int = 0
+    # multiprocessing start method for the workers (spawn, fork, forkserver); null: the default.
+    start_method: str | None = None
 
     def __post_init__(self) -> None:
         if self.min_chars < 0:
@@ -103,6 +108,11 @@ class CleanParams:
             _fail("clean.num_perm", self.num_perm, "an integer >= 16")
         if self.minhash_seed < 0:
             _fail("clean.minhash_seed", self.minhash_seed, "an integer >= 0")
+        if self.workers < 0:
+            _fail("clean.workers", self.workers, "0 (every core) or an integer >= 1")
+        methods = ("spawn", "fork", "forkserver")
+        if self.start_method is not None and self.start_method not in methods:
+            _fail("clean.start_method", self.start_method, f"null or one of {list(methods)}")
 
 
 @dataclass(frozen=True)

@@ -152,8 +152,11 @@ class Spool:
     before writing it (a column set or a count known only at the end), without holding it
     in memory. The parts are deleted on exit."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, compression: str = "zstd", use_dictionary: bool = True) -> None:
         self.path = Path(path)
+        # A spool read back at once by the same stage may trade disk space for speed.
+        self.compression = compression
+        self.use_dictionary = use_dictionary
         self._parts: list[Path] = []
         self._dir: tempfile.TemporaryDirectory | None = None
 
@@ -164,7 +167,9 @@ class Spool:
 
     def write(self, table: pa.Table) -> None:
         part = Path(self._dir.name) / f"{len(self._parts):06d}.parquet"
-        pq.write_table(table, part, compression="zstd")
+        pq.write_table(
+            table, part, compression=self.compression, use_dictionary=self.use_dictionary
+        )
         self._parts.append(part)
 
     def schemas(self) -> Iterator[pa.Schema]:

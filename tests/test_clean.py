@@ -1,15 +1,22 @@
 import dataclasses
+import random
+import re
+import unicodedata
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
+import pipeline.clean as clean_module
 from pipeline.clean import (
     CleanError,
     Deduplicator,
     IngestReport,
     Replacements,
     Rules,
+    char_counts,
+    cjk_share,
     clean,
     clean_batch,
     clean_text,
@@ -17,13 +24,22 @@ from pipeline.clean import (
     load_boilerplate,
     load_replacements,
     load_rules,
+    lsh_bands,
+    minhash_permutations,
+    minhash_signatures,
     normalize_text,
+    required_clauses,
+    row_ranges,
+    sized_batches,
+    visible_chars,
 )
 from pipeline.config import CleanParams, ConfigError, params_from_dict
+from pipeline.ingest import main as ingest_main
 from pipeline.io import Paths, read_json, read_table
 from pipeline.schemas import (
     CLEAN,
     CLEAN_AUDIT,
+    DOCUMENTS,
     DUPLICATE,
     EMPTY,
     INGEST_REPORT,
@@ -33,7 +49,7 @@ from pipeline.schemas import (
     TOO_SHORT,
     SchemaError,
 )
-from tests.conftest import ROOT, table
+from tests.conftest import ROOT, SAMPLE_FILE, table
 
 DICT = ROOT / "data" / "dict"
 PARAMS = CleanParams(min_chars=5, replacements=None, boilerplate=None)
@@ -55,6 +71,8 @@ def rules() -> Rules:
         ({"clean": {"near_duplicate_threshold": 1.0}}, "clean.near_duplicate_threshold"),
         ({"clean": {"min_cjk_share": 2}}, "clean.min_cjk_share"),
         ({"clean": {"shingle_size": 0}}, "clean.shingle_size"),
+        ({"clean": {"workers": -1}}, "clean.workers"),
+        ({"clean": {"start_method": "thread"}}, "clean.start_method"),
         ({"ingest": {"encoding": "klingon"}}, "ingest.encoding"),
     ],
 )
@@ -93,6 +111,63 @@ def test_one_form_of_quotation_marks_and_dashes():
     assert (
         normalize_text("“引号”「引号」『引号』‘单’——破折–号") == '"引号""引号""引号"\'单\'--破折-号'
     )
+
+
+def test_nfkc_in_bulk_is_unicodedata_nfkc(monkeypatch):
+    texts = [
+        "ＡＢＣ，（全角）\u3000空格",
+        "省略号…和①②℃㎡Ⅱ﹘",
+        "e\u0301 e\n\u0301 ａ\u0301\n\u3000\u0301",  # combining marks after folded letters
+        "兼容汉字\uf900\uf901 한글 ㄱㅏ",
+        "",
+        "plain ascii",
+        "第一行\n\n第二行…\n\uff01",
+    ]
+    expected = [unicodedata.normalize("NFKC", t) for t in texts]
+    assert list(clean_module._nfkc(texts)) == expected
+    monkeypatch.setattr(clean_module, "_WINDOW", 16)  # small groups; a long text alone
+    assert list(clean_module._nfkc(texts * 3)) == expected * 3
+
+
+def _fold_line_by_line(text: str) -> str:
+    """The definition: each line's spaces folded and stripped, then blank lines dropped."""
+    lines = (
+        clean_module._SPACE_NEAR_CJK.sub("", clean_module._SPACES.sub(" ", line)).strip()
+        for line in text.split("\n")
+    )
+    return re.sub(r"\n{2,}", "\n", "\n".join(lines)).strip()
+
+
+def test_spaces_fold_on_the_whole_text_as_line_by_line():
+    rng = random.Random(7)
+    alphabet = [
+        " ",
+        "  ",
+        "\t",
+        "\n",
+        "\n\n",
+        "\u3000",
+        "\u00a0",
+        "\u1680",
+        "中",
+        "文",
+        "a",
+        "b",
+        "。",
+    ]
+    for _ in range(3000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 20)))
+        assert clean_module._fold_spaces(text) == _fold_line_by_line(text), repr(text)
+
+
+def test_character_counts_in_bulk_match_the_single_text_functions(monkeypatch):
+    texts = [LONG, "", " \t\n ", "English words, 123 and 中文", "𠀀𠀁 兀 Ⅲ ½ ٣", "_x_"] * 3
+    counts = char_counts(texts)
+    for text, (spaces, letters, ideographs) in zip(texts, counts.tolist(), strict=True):
+        assert len(text) - spaces == visible_chars(text)
+        assert (ideographs / letters if letters else 1.0) == cjk_share(text)
+    monkeypatch.setattr(clean_module, "_WINDOW", 8)  # a long text a window at a time
+    assert (char_counts(texts) == counts).all()
 
 
 def test_urls_emails_and_html_remnants_are_removed(rules):
@@ -176,6 +251,35 @@ def test_shipped_boilerplate_rules(rules, text, expected, rule):
 )
 def test_shipped_rules_leave_ordinary_text_alone(rules, text):
     assert clean_text(text, rules)[0] == normalize_text(text)
+
+
+@pytest.mark.parametrize(
+    ("pattern", "clauses"),
+    [
+        ("(?:新华社|中新网)[^,]{0,5}电", [("电",), ("中新网", "新华社")]),
+        ("(?:责任编辑|责编)\\s*:", [(":",), ("责任编辑", "责编")]),
+        ("谢谢(?:大家)?[!。]", [("谢谢",), ("!", "。")]),
+        ("(?=[12])(?:19|20)[xX]", [("19X", "19x", "20X", "20x")]),  # implies [12]
+        ("[xX]{2,}市", [("XX市", "Xx市", "xX市", "xx市")]),
+        ("a|b.*c", [("a", "b"), ("a", "c")]),
+        ("(?:同志们)?[:!]", [("!", ":")]),
+        ("x?y*\\d+", []),  # nothing every match must contain
+        ("(?i)abc", []),  # case-insensitive: no literal is certain
+    ],
+)
+def test_rule_prefilter_reads_what_every_match_contains(pattern, clauses):
+    assert sorted(required_clauses(re.compile(pattern))) == sorted(clauses)
+
+
+def test_rule_prefilter_never_skips_a_text_with_a_match(rules):
+    rng = random.Random(3)
+    alphabet = list("新华社中网月日电讯本报记者()[]【】责任编辑:各位同志们,!谢谢大家19x20X*×市 \n")
+    texts = ["".join(rng.choice(alphabet) for _ in range(rng.randint(1, 25))) for _ in range(4000)]
+    for rule in rules.boilerplate:
+        matched = [t for t in texts if rule.pattern.search(t)]
+        assert all(rule.may_match(t) for t in matched), rule.name
+        if matched:  # and it does skip texts
+            assert not all(rule.may_match(t) for t in texts), rule.name
 
 
 def test_audit_counts_matches_and_characters_per_rule(rules):
@@ -332,6 +436,129 @@ def test_batches_give_the_same_result_as_one_table():
     assert streamed.equals(whole)
 
 
+def test_minhash_permutations_and_bands_are_datasketchs():
+    """The values datasketch 2.0 gives (MinHash(num_perm=128, seed=1), MinHashLSH bands)."""
+    a, b = minhash_permutations(128, 1)
+    assert a[:3].tolist() == [3582191691, 4270784983, 1892572953]
+    assert b[:3].tolist() == [214548472, 3287733501, 2301657549]
+    assert (a % 2 == 1).all() and a.dtype == b.dtype == np.uint32
+    assert lsh_bands(0.8, 128) == (9, 13)
+    assert lsh_bands(0.95, 128) == (3, 42)
+    assert lsh_bands(0.5, 256) == (42, 6)
+    with pytest.raises(ValueError, match="b < 2"):
+        lsh_bands(0.99, 128)
+
+
+def _plain_signature(text: str, params: CleanParams) -> np.ndarray:
+    """MinHash by the book, one text at a time: the shingles of its letters and digits."""
+    codes = np.frombuffer(re.sub(r"[\W_]+", "", text).encode("utf-32-le"), np.uint32)
+    if len(codes) == 0:
+        hashes = np.zeros(1, dtype=np.uint32)
+    else:
+        k = min(params.shingle_size, len(codes))
+        hashes = np.array(
+            [_shingle_hash(codes[i : i + k]) for i in range(len(codes) - k + 1)], dtype=np.uint32
+        )
+    a, b = minhash_permutations(params.num_perm, params.minhash_seed)
+    return (hashes[:, None] * a[None, :] + b[None, :]).min(axis=0)
+
+
+def _shingle_hash(codes: np.ndarray) -> int:
+    mask = (1 << 64) - 1
+    h = 0
+    for code in codes.tolist():
+        h = (h * 0x100000001B3 + code) & mask
+    h ^= h >> 30
+    h = (h * 0xBF58476D1CE4E5B9) & mask
+    h ^= h >> 27
+    h = (h * 0x94D049BB133111EB) & mask
+    h ^= h >> 31
+    return h >> 32
+
+
+def test_bulk_signatures_are_plain_minhash(monkeypatch):
+    texts = [
+        LONG,
+        "",
+        "短",
+        "a_b",
+        "同志们:" * 40,
+        "English, and 中文 123",
+        LONG[:-2] + "!!",
+        "x" * 7,
+    ]
+    expected = np.array([_plain_signature(t, PARAMS) for t in texts])
+    assert (minhash_signatures(texts, PARAMS) == expected).all()
+    # Small groups, and long texts a window at a time (windows overlap by shingle_size - 1).
+    monkeypatch.setattr(clean_module, "_WINDOW", 7)
+    assert (minhash_signatures(texts, PARAMS) == expected).all()
+
+
+def _signatures_for_a_tie() -> np.ndarray:
+    """Signatures of b, a, c: a and b agree on 100 of 128 values (below 0.8), c agrees with
+    each on 114 (above): c is as near to a as to b."""
+    a = np.arange(128, dtype=np.uint32)
+    b = a.copy()
+    b[100:] += 1000
+    c = a.copy()
+    c[114:] = b[114:]
+    return np.array([b, a, c])
+
+
+@pytest.mark.parametrize("calls", [[[0, 1, 2]], [[0], [1], [2]]])
+def test_a_tie_goes_to_the_smallest_doc_id(calls):
+    signatures = _signatures_for_a_tie()
+    ids = np.array(["b", "a", "c"])
+    digests = np.array([bytes([i + 1]) * 16 for i in range(3)], dtype="S16")
+    with Deduplicator(PARAMS) as dedup:
+        out = []
+        for rows in calls:
+            out += dedup.assign(
+                ids[rows].tolist(), digests[rows], signatures[rows], np.arange(len(rows))
+            )
+    assert out == [(None, None), (None, None), (NEAR_DUPLICATE, "a")]
+    assert dedup.sizes == {"a": 2}
+
+
+def test_colliding_band_hashes_do_not_make_candidates(monkeypatch):
+    texts = [LONG * 2, "足够长的另一段文字,讲的是完全不同的事情。" * 2, LONG * 2, _near(LONG * 2)]
+    docs = table(doc_id=list("abcd"), text=texts)
+    expected = clean(docs, PARAMS, Rules()).clean
+    # Every band of every document hashes alike: only equal bands may make a candidate.
+    monkeypatch.setattr(
+        Deduplicator, "_band_keys", lambda self, s: np.zeros((len(s), 9), np.uint64)
+    )
+    assert clean(docs, PARAMS, Rules()).clean.equals(expected)
+
+
+def test_sorted_index_finds_every_entry_of_a_key():
+    rng = np.random.default_rng(5)
+    index, stored = clean_module._SortedIndex(np.int32), []
+    for first in range(0, 400, 20):  # runs of twenty, merged as they grow
+        keys = rng.integers(0, 30, 20).astype(np.uint64)
+        index.add(keys, np.arange(first, first + 20, dtype=np.int32))
+        stored += zip(keys.tolist(), range(first, first + 20), strict=True)
+    queries = np.array([3, 31, 7, 3, 29], dtype=np.uint64)
+    positions, values = index.find(queries)
+    expected = [(i, v) for i, q in enumerate(queries.tolist()) for k, v in stored if k == q]
+    assert sorted(zip(positions.tolist(), values.tolist(), strict=True)) == sorted(expected)
+    assert len(index._runs) < 20
+
+
+def test_batches_are_cut_by_characters():
+    docs = table(doc_id=list("abcde"), text=["12345", "1", "123", "123456789", ""])
+    assert row_ranges(docs, 6) == [(0, 2), (2, 3), (3, 4), (4, 5)]
+    assert row_ranges(docs, 100) == [(0, 5)]
+    pieces = list(sized_batches([docs, docs.slice(0, 1)], 6))
+    assert [p.column("doc_id").to_pylist() for p in pieces] == [
+        ["a", "b"],
+        ["c"],
+        ["d"],
+        ["e"],
+        ["a"],
+    ]
+
+
 # --- the stage on the sample ----------------------------------------------------------------------
 
 
@@ -378,3 +605,43 @@ def test_ingest_report_counts_files_and_documents():
     assert {"dimension": "status", "value": "kept", "count": 2, "files": 2} in rows
     assert {"dimension": "encoding", "value": "(none)", "count": 1, "files": 1} in rows
     assert report.metrics()["kept_share"] == pytest.approx(2 / 3, abs=1e-6)
+
+
+# --- worker processes -----------------------------------------------------------------------------
+
+
+def _raw_with_duplicates(folder):
+    """The sample corpus three times: as it is, copied, and with a few words changed."""
+    text = SAMPLE_FILE.read_text(encoding="utf-8")
+    folder.mkdir()
+    (folder / "a.txt").write_text(text, encoding="utf-8")
+    (folder / "b.txt").write_text(text, encoding="utf-8")
+    (folder / "c.txt").write_text(text.replace("妇女", "女性").replace("工作", "事业"), "utf-8")
+    return folder
+
+
+def test_worker_count_and_start_method_do_not_change_the_bytes(
+    tmp_path, params, monkeypatch, caplog
+):
+    """Cleaning inline, or in two spawned workers fed small tasks and batches: the same files."""
+    caplog.set_level("INFO", logger="pipeline.clean")
+    monkeypatch.setattr(clean_module, "INLINE_CHARS", 0)
+    monkeypatch.setattr(clean_module, "TASK_CHARS", 3000)
+    monkeypatch.setattr(clean_module, "BATCH_CHARS", 20000)
+    raw = _raw_with_duplicates(tmp_path / "raw")
+    outputs = []
+    for name, workers, method in (("one", 1, None), ("two", 2, "spawn")):
+        paths = Paths.under(raw, tmp_path / name)
+        settings = dataclasses.replace(params.clean, workers=workers, start_method=method)
+        run = dataclasses.replace(params, clean=settings)
+        ingest_main(run, paths)
+        clean_module.main(run, paths)
+        files = ["clean.parquet", "clean_audit.parquet", "ingest_report.parquet"]
+        outputs.append([(paths.processed / f).read_bytes() for f in files])
+    assert outputs[0] == outputs[1]
+    assert "2 worker process(es)" in caplog.text
+    statuses = read_table(paths.table("clean"), CLEAN).column("status").to_pylist()
+    assert statuses.count(DUPLICATE) > 50 and statuses.count(NEAR_DUPLICATE) > 5
+    documents = read_table(paths.table("documents"), DOCUMENTS)
+    whole = clean(documents, params.clean, load_rules(params.clean)).clean
+    assert read_table(paths.table("clean"), CLEAN).equals(CLEAN.conform(whole))
