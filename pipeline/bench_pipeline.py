@@ -96,7 +96,7 @@ def raw_folder(corpus: Path, folder: Path) -> Path:
 
 def double_corpus(raw: Path, folder: Path) -> Path:
     """A raw folder with every file of ``raw`` twice, linked under two sub-folders: every
-    document comes twice, and its ids (which start with the file's path) differ."""
+    document comes twice, and its ids (made from the file's path) differ."""
     from pipeline.ingest import list_raw_files
 
     for path in list_raw_files(raw):
