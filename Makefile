@@ -1,5 +1,6 @@
-# zhtopics: `make run` models data/raw/ with DVC, `make test` runs the test suite.
-# Both create .venv from requirements.lock first if it is missing or out of date.
+# zhtopics: `make run` models data/raw/ with DVC, `make test` runs the test suite, `make bench`
+# times the whole pipeline against a plain script. They create .venv from requirements.lock first
+# if it is missing or out of date.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(CURDIR)/$(VENV)/bin
@@ -8,7 +9,7 @@ STAMP  := $(VENV)/.installed
 export PATH := $(BIN):$(PATH)
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: install run test lint format lock clean-venv notebooks clear-notebooks
+.PHONY: install run test bench lint format lock clean-venv notebooks clear-notebooks
 
 install: $(STAMP)
 
@@ -26,6 +27,13 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# The whole pipeline against a plain jieba + gensim script on the benchmark corpus (minutes).
+# Other corpus or options: make bench BENCH_CORPUS=path BENCH_ARGS="--doubled --skip dvc"
+BENCH_CORPUS ?= ../shared/corpora/bench
+BENCH_ARGS ?=
+bench: $(STAMP)
+	$(BIN)/zhtopics bench pipeline --corpus $(BENCH_CORPUS) $(BENCH_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

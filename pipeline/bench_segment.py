@@ -13,19 +13,18 @@ and its workers, sampled) for each, then the ratios.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import csv
 import dataclasses
 import logging
 import multiprocessing
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import pyarrow as pa
 
+from pipeline.bench_common import PeakRss
 from pipeline.io import Paths, read_table, write_table
 from pipeline.schemas import CLEAN, TOKENS
 
@@ -113,70 +112,6 @@ def _megabytes(table: pa.Table) -> float:
 # --------------------------------------------------------------------------- measurement
 
 
-class _PeakRss:
-    """Samples the memory of this process plus all its descendants: the sum of their RSS (pages
-    shared between a parent and its forked workers count once per process, so this is an upper
-    bound) and, on Linux, of their PSS (shared pages split between the processes sharing them).
-    """
-
-    def __init__(self, root=None, interval: float = 0.1) -> None:
-        import psutil
-
-        self._proc = root or psutil.Process()
-        self._interval = interval
-        self.peak = 0
-        self.peak_pss = 0
-        self._samples = 0
-        self._tree = [self._proc]
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _sample(self) -> None:
-        import psutil
-
-        # Listing descendants scans every process on the machine: every third sample only
-        # (sampling takes CPU from the measured processes; workers start after 0.3 s or more).
-        if self._samples % 3 == 0:
-            with contextlib.suppress(psutil.Error):
-                self._tree = [self._proc, *self._proc.children(recursive=True)]
-        self._samples += 1
-        total = pss = 0
-        for proc in self._tree:
-            with contextlib.suppress(psutil.Error, OSError):
-                rss = proc.memory_info().rss
-                total += rss
-                pss += _pss(proc.pid, rss)
-        self.peak = max(self.peak, total)
-        self.peak_pss = max(self.peak_pss, pss)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self._sample()
-            self._stop.wait(self._interval)
-
-    def __enter__(self) -> _PeakRss:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
-        self._sample()
-
-
-def _pss(pid: int, rss: int) -> int:
-    """PSS from /proc/PID/smaps_rollup (cheap, unlike psutil's full smaps walk, which would
-    slow the measured processes down); RSS where it is not available."""
-    try:
-        with open(f"/proc/{pid}/smaps_rollup", encoding="ascii") as handle:
-            for line in handle:
-                if line.startswith("Pss:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return rss
-
-
 def _baseline(folder: Path) -> dict:
     """Plain jieba.lcut in this one process (dictionary loaded before the clock starts)."""
     import jieba
@@ -184,7 +119,7 @@ def _baseline(folder: Path) -> dict:
     jieba.setLogLevel(logging.WARNING)
     texts = read_table(Paths.under(folder, folder).table("clean"), CLEAN).column("text").to_pylist()
     jieba.initialize()
-    with _PeakRss() as rss:
+    with PeakRss() as rss:
         started, cpu = time.perf_counter(), _cpu_seconds()
         n_tokens = sum(len(jieba.lcut(t)) for t in texts)
         seconds, cpu = time.perf_counter() - started, _cpu_seconds() - cpu
@@ -219,7 +154,7 @@ def _stage(args: argparse.Namespace, folder: Path, cache_dir: Path) -> dict:
     cpu = _cpu_seconds()
     started = time.perf_counter()
     process = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
-    with _PeakRss(psutil.Process(process.pid)) as rss:
+    with PeakRss(psutil.Process(process.pid)) as rss:
         _, err = process.communicate()
     seconds, cpu = time.perf_counter() - started, _cpu_seconds() - cpu
     if process.returncode != 0:

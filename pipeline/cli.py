@@ -37,6 +37,7 @@ def stage_main(name: str) -> Callable[[Params, Paths], None]:
 # Imported only for `zhtopics bench` (bench_ingest alone pulls in pandas through ingest).
 BENCHES = {
     "ingest": "pipeline.bench_ingest",
+    "pipeline": "pipeline.bench_pipeline",
     "quality": "pipeline.bench_quality",
     "segment": "pipeline.bench_segment",
 }

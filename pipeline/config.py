@@ -361,6 +361,13 @@ def load_params(path: Path | str, overrides: typing.Sequence[str] = ()) -> Param
 
     Relative file paths in the settings are taken relative to the params file's folder.
     """
+    raw = read_params_data(path, overrides)
+    return params_from_dict(raw, base_dir=Path(path).resolve().parent)
+
+
+def read_params_data(path: Path | str, overrides: typing.Sequence[str] = ()) -> dict[str, Any]:
+    """The settings file as plain data with the overrides applied, not yet validated: what
+    load_params validates, and what a copy of the settings (e.g. for a bench) is written from."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"params file not found: {path}")
@@ -372,7 +379,7 @@ def load_params(path: Path | str, overrides: typing.Sequence[str] = ()) -> Param
         raise ConfigError(f"{path}: expected a mapping of sections {list(_SECTION_TYPES)}")
     for item in overrides:
         _apply_override(raw, item)
-    return params_from_dict(raw, base_dir=path.resolve().parent)
+    return raw
 
 
 def params_from_dict(raw: dict[str, Any], base_dir: Path | None = None) -> Params:
