@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pipeline.bench_common import Measured, run_measured
+from pipeline.io import usable_cores
 
 if TYPE_CHECKING:
     from pipeline.config import Params
@@ -306,7 +307,7 @@ def run(args: argparse.Namespace) -> int:
         if args.doubled:
             corpora["corpus doubled"] = double_corpus(raw, tmp / "raw-doubled")
         files, mb = _files_and_megabytes(raw)
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        cores = usable_cores()
         _say(
             f"corpus {args.corpus}: {files} files, {mb:.1f} MB; K = {args.k}, seed {args.seed}, "
             f"{cores} core(s)"

@@ -30,7 +30,15 @@ import pyarrow.compute as pc
 from tqdm import tqdm
 
 from pipeline.config import CleanParams, Params
-from pipeline.io import Paths, Spool, TableWriter, iter_tables, write_json, write_table
+from pipeline.io import (
+    Paths,
+    Spool,
+    TableWriter,
+    iter_tables,
+    usable_cores,
+    write_json,
+    write_table,
+)
 from pipeline.schemas import (
     CLEAN,
     CLEAN_AUDIT,
@@ -1212,15 +1220,6 @@ def _prepare_in_worker(docs: pa.Table) -> Prepared:
     return prepare_batch(docs, params, rules)
 
 
-def worker_count(params: CleanParams) -> int:
-    if params.workers:
-        return params.workers
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS, Windows
-        return os.cpu_count() or 1
-
-
 class Cleaner:
     """Prepares streamed tables (``prepare_batch``), in a lazily started pool of worker
     processes once there is enough text. Results come back in input order and do not depend
@@ -1230,7 +1229,7 @@ class Cleaner:
     def __init__(self, params: CleanParams, rules: Rules) -> None:
         self.params = params
         self.rules = rules
-        self.workers = worker_count(params)
+        self.workers = params.workers or usable_cores()
         self.started = False  # a pool of workers was started
         self._pool: ProcessPoolExecutor | None = None
         self._inline_chars = 0

@@ -223,3 +223,11 @@ def write_folder(files: dict[str, bytes], directory: Path) -> None:
     with atomic_folder(directory) as tmp:
         for name, data in sorted(files.items()):
             (tmp / name).write_bytes(data)
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity where the system has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1

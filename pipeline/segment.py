@@ -8,7 +8,6 @@ import importlib.metadata
 import json
 import logging
 import multiprocessing
-import os
 import re
 import time
 import unicodedata
@@ -25,7 +24,7 @@ import pyarrow.compute as pc
 
 from pipeline.cache import TokenCache, document_key, resolve_cache_dir
 from pipeline.config import Params, SegmentParams
-from pipeline.io import Paths, TableWriter, iter_tables
+from pipeline.io import Paths, TableWriter, iter_tables, usable_cores
 from pipeline.schemas import CLEAN, KEPT, TOKENS, require_columns
 
 log = logging.getLogger(__name__)
@@ -709,12 +708,7 @@ def _segment_in_worker(texts: Utf8Texts) -> pa.ListArray:
 
 
 def worker_count(params: SegmentParams) -> int:
-    if params.workers:
-        return params.workers
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS, Windows
-        return os.cpu_count() or 1
+    return params.workers or usable_cores()
 
 
 @dataclass
