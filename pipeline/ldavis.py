@@ -116,7 +116,7 @@ def relevance_chunks(log_ttd, log_lift, r: int, lambdas) -> pd.DataFrame:
     runs a pandas ``nlargest`` over the whole vocabulary per topic and lambda (2,020 of them
     at K = 20). Relevance lies between a term's two scores, so a term whose larger score is
     below the r-th largest smaller score is beaten by r terms at every lambda; only the few
-    other terms are ranked.
+    other terms are ranked, after a partition to the r best and their ties.
     """
     import pandas as pd
 
@@ -131,7 +131,13 @@ def relevance_chunks(log_ttd, log_lift, r: int, lambdas) -> pd.DataFrame:
         ca, cb = a[topic, candidates], b[topic, candidates]
         for i, lam in enumerate(lambdas):
             relevance = lam * ca + (1 - lam) * cb
-            tops[i, topic] = candidates[np.lexsort((candidates, -relevance))[:r]]
+            if len(relevance) > r:  # rare terms (high lift) can leave many candidates
+                kth = np.partition(relevance, len(relevance) - r)[len(relevance) - r]
+                keep = np.flatnonzero(relevance >= kth)  # every tie at the cut stays
+            else:
+                keep = np.arange(len(relevance))
+            order = np.lexsort((candidates[keep], -relevance[keep]))[:r]
+            tops[i, topic] = candidates[keep][order]
     return pd.concat([pd.DataFrame(top.T, columns=log_ttd.index) for top in tops])
 
 
