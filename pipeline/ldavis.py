@@ -80,7 +80,7 @@ def render(
     keep = term_freq > 0  # LDAvis divides by term frequency
     doc_lengths = np.asarray(counts.sum(axis=1), dtype=np.float64).ravel()
     phi_kept = phi[:, keep] / phi[:, keep].sum(axis=1, keepdims=True)
-    with mock.patch.object(pyLDAvis._prepare, "_find_relevance_chunks", relevance_chunks):
+    with mock.patch.object(pyLDAvis._prepare, "_find_relevance_chunks", RelevanceRanker()):
         prepared = pyLDAvis.prepare(
             topic_term_dists=phi_kept,
             doc_topic_dists=theta,
@@ -108,37 +108,54 @@ def render(
     )
 
 
-def relevance_chunks(log_ttd, log_lift, r: int, lambdas) -> pd.DataFrame:
+class RelevanceRanker:
     """pyLDAvis' ``_find_relevance_chunks`` in numpy, with the same result.
 
     For each lambda, the ``r`` terms of highest relevance per topic (a column per topic), in
     the order of pandas' ``nlargest``: by value, ties to the lower term position. pyLDAvis
     runs a pandas ``nlargest`` over the whole vocabulary per topic and lambda (2,020 of them
     at K = 20). Relevance lies between a term's two scores, so a term whose larger score is
-    below the r-th largest smaller score is beaten by r terms at every lambda; only the few
-    other terms are ranked, after a partition to the r best and their ties.
+    below the r-th largest smaller score is beaten by r terms at every lambda; only the other
+    terms are ranked, after a partition to the r best and their ties. pyLDAvis calls this once
+    per lambda with the same tables, so those candidates are found once per tables.
     """
-    import pandas as pd
 
-    a, b = log_ttd.to_numpy(), log_lift.to_numpy()
-    r = min(r, a.shape[1])
-    tops = np.empty((len(lambdas), a.shape[0], r), dtype=np.int64)
+    def __init__(self) -> None:
+        self._tables: tuple | None = None
+        self._candidates: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+
+    def __call__(self, log_ttd, log_lift, r: int, lambdas) -> pd.DataFrame:
+        import pandas as pd
+
+        r = min(r, log_ttd.shape[1])
+        key = (log_ttd, log_lift, r)
+        if self._tables is None or any(x is not y for x, y in zip(self._tables, key, strict=True)):
+            self._tables = key
+            self._candidates = _candidates(log_ttd.to_numpy(), log_lift.to_numpy(), r)
+        tops = np.empty((len(lambdas), len(self._candidates), r), dtype=np.int64)
+        for topic, (candidates, ca, cb) in enumerate(self._candidates):
+            for i, lam in enumerate(lambdas):
+                relevance = lam * ca + (1 - lam) * cb
+                if len(relevance) > r:  # rare terms (high lift) can leave many candidates
+                    kth = np.partition(relevance, len(relevance) - r)[len(relevance) - r]
+                    keep = np.flatnonzero(relevance >= kth)  # every tie at the cut stays
+                else:
+                    keep = np.arange(len(relevance))
+                order = np.lexsort((candidates[keep], -relevance[keep]))[:r]
+                tops[i, topic] = candidates[keep][order]
+        return pd.concat([pd.DataFrame(top.T, columns=log_ttd.index) for top in tops])
+
+
+def _candidates(a: np.ndarray, b: np.ndarray, r: int) -> list:
+    """Per topic, the terms that can be among the r most relevant at some lambda."""
+    out = []
     for topic in range(a.shape[0]):
         low = np.minimum(a[topic], b[topic])
         cut = np.partition(low, len(low) - r)[len(low) - r]
         # The margin keeps terms that rounding in lam * a + (1 - lam) * b could lift.
-        candidates = np.flatnonzero(np.maximum(a[topic], b[topic]) >= cut - 1e-9 * (1 + abs(cut)))
-        ca, cb = a[topic, candidates], b[topic, candidates]
-        for i, lam in enumerate(lambdas):
-            relevance = lam * ca + (1 - lam) * cb
-            if len(relevance) > r:  # rare terms (high lift) can leave many candidates
-                kth = np.partition(relevance, len(relevance) - r)[len(relevance) - r]
-                keep = np.flatnonzero(relevance >= kth)  # every tie at the cut stays
-            else:
-                keep = np.arange(len(relevance))
-            order = np.lexsort((candidates[keep], -relevance[keep]))[:r]
-            tops[i, topic] = candidates[keep][order]
-    return pd.concat([pd.DataFrame(top.T, columns=log_ttd.index) for top in tops])
+        kept = np.flatnonzero(np.maximum(a[topic], b[topic]) >= cut - 1e-9 * (1 + abs(cut)))
+        out.append((kept, a[topic, kept], b[topic, kept]))
+    return out
 
 
 def _read(path: str) -> str:

@@ -6,7 +6,7 @@ import pyarrow as pa
 import scipy.sparse as sp
 
 from pipeline.io import Paths, read_table
-from pipeline.ldavis import ONE_TOPIC_PAGE, VIS_ID, relevance_chunks, render
+from pipeline.ldavis import ONE_TOPIC_PAGE, VIS_ID, RelevanceRanker, render
 from pipeline.schemas import TOPICS
 
 
@@ -48,5 +48,15 @@ def test_relevance_chunks_equal_pyldavis_own_with_ties():
     log_lift = pd.DataFrame(np.round(rng.normal(size=(4, 300)), 1), index=[3, 1, 0, 2])
     lambdas = np.arange(0, 1.01, 0.1)
     theirs = pyLDAvis._prepare._find_relevance_chunks(log_ttd, log_lift, 30, lambdas)
-    ours = relevance_chunks(log_ttd, log_lift, 30, lambdas)
+    ranker = RelevanceRanker()
+    ours = ranker(log_ttd, log_lift, 30, lambdas)
     pd.testing.assert_frame_equal(ours, theirs, check_dtype=False)
+    # As pyLDAvis calls it: once per lambda, the same tables (candidates found once).
+    one_by_one = pd.concat([ranker(log_ttd, log_lift, 30, [lam]) for lam in lambdas])
+    pd.testing.assert_frame_equal(one_by_one, theirs, check_dtype=False)
+    other = log_lift * -1.0
+    pd.testing.assert_frame_equal(
+        ranker(log_ttd, other, 30, lambdas),
+        pyLDAvis._prepare._find_relevance_chunks(log_ttd, other, 30, lambdas),
+        check_dtype=False,
+    )
