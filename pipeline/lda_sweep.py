@@ -52,7 +52,6 @@ class _Data:
     train: sp.csr_matrix
     heldout_fit: sp.csr_matrix
     heldout_eval: sp.csr_matrix
-    terms: np.ndarray
     reference: Reference
     params: LdaParams
 
@@ -112,7 +111,6 @@ def lda_sweep(
         train=counts[~mask],
         heldout_fit=fit_half,
         heldout_eval=eval_half,
-        terms=terms,
         reference=reference(tokens, doc_ids, terms.tolist(), counts),
         params=params,
     )
