@@ -42,7 +42,6 @@ ROOT = Path(__file__).resolve().parent.parent
 STAGES = ("ingest", "clean", "segment", "tfidf", "lda")
 PHASES = ("read", "segment", "dictionary", "lda", "write")
 COPIES = ("copy-1", "copy-2")
-DVC_KEYWORD_GROUPS = "report.keyword_groups=year"  # see write_dvc_project
 MB = 1e6
 # The goals of issue 7 (on 2 cores).
 GOAL_SPEEDUP = 5.0
@@ -270,7 +269,7 @@ def write_dvc_project(args: argparse.Namespace, raw: Path, project: Path, cache_
         shutil.copy2(ROOT / name, project / name)
     shutil.copytree(ROOT / "data" / "dict", project / "data" / "dict")
     (project / "data" / "raw").symlink_to(raw)
-    extra = (f"lda.sweep.k=[{args.k}]", f"lda.sweep.seeds=[{args.seed}]", DVC_KEYWORD_GROUPS)
+    extra = (f"lda.sweep.k=[{args.k}]", f"lda.sweep.seeds=[{args.seed}]")
     settings = read_params_data(args.params, _settings(args, cache_dir, *extra))
     (project / "params.yaml").write_text(
         yaml.safe_dump(settings, allow_unicode=True, sort_keys=False), encoding="utf-8"
@@ -317,10 +316,7 @@ def run(args: argparse.Namespace) -> int:
             totals.update(_measure_sides(args, params, name, folder, tmp / str(n)))
         dvc = None
         if "dvc" not in args.skip:
-            _say(
-                "\ndvc repro in a new DVC project on the corpus (sweep cut to K and the seed, "
-                f"{DVC_KEYWORD_GROUPS})"
-            )
+            _say("\ndvc repro in a new DVC project on the corpus (sweep cut to K and the seed)")
             try:
                 dvc = run_dvc(write_dvc_project(args, raw, tmp / "dvc", tmp / "cache-dvc"))
             except RuntimeError as exc:  # the measurements above are still worth their table

@@ -317,6 +317,9 @@ class ReportParams:
     # Documents column whose groups get their own keywords: parent_id (each whole document
     # when paragraphs are the unit), source, title, year, month or a metadata column.
     keyword_groups: str = "parent_id"
+    # At most this many groups in a keyword chart or a prevalence chart (not over time): the
+    # ones with the most documents. A column such as source can have a value per file.
+    max_groups: int = 24
     # Terms that are keywords of the most documents.
     top_keywords: int = 20
     # Terms per topic and per group in the bar charts and the topics table.
@@ -332,7 +335,13 @@ class ReportParams:
     def __post_init__(self) -> None:
         if not self.keyword_groups:
             _fail("report.keyword_groups", self.keyword_groups, "a documents column name")
-        for key in ("top_keywords", "top_terms", "wordcloud_words", "heatmap_docs"):
+        for key in (
+            "max_groups",
+            "top_keywords",
+            "top_terms",
+            "wordcloud_words",
+            "heatmap_docs",
+        ):
             if getattr(self, key) < 1:
                 _fail(f"report.{key}", getattr(self, key), "an integer >= 1")
         if self.docs_per_topic < 0:

@@ -36,6 +36,15 @@ class Fitted:
     native: Any = None
 
 
+def import_engine(engine: str) -> None:
+    """Import the engine's library now. Importing pyLDAvis (scikit-learn) turns
+    DeprecationWarnings to "always", and tomotopy's import then prints one."""
+    if engine == "tomotopy":
+        import tomotopy  # noqa: F401
+    else:
+        import gensim.models  # noqa: F401
+
+
 def fit(
     counts: sp.csr_matrix,
     num_topics: int,
@@ -272,6 +281,9 @@ def fold_in(
 def log_likelihood(phi: np.ndarray, theta: np.ndarray, counts: sp.csr_matrix) -> float:
     """Sum over tokens of log P(term | document) = log(theta . phi)."""
     counts = sp.csr_matrix(counts, dtype=np.float64)
-    rows = np.repeat(np.arange(counts.shape[0]), np.diff(counts.indptr))
-    p = np.einsum("ij,ji->i", theta[rows], phi[:, counts.indices])
+    per_doc = np.diff(counts.indptr)
+    p = np.zeros(counts.nnz, dtype=np.float64)
+    # One topic at a time: gathers from one row of phi and one column of theta stay in cache.
+    for topic in range(phi.shape[0]):
+        p += np.repeat(theta[:, topic], per_doc) * phi[topic, counts.indices]
     return float((counts.data * np.log(np.maximum(p, 1e-300))).sum())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,6 +69,7 @@ class LdaResult:
     doc_topics: pa.Table
     topics: pa.Table
     metrics: dict[str, float | int]
+    counts: sp.csr_matrix  # (documents x terms), rows in doc_ids order
 
     @property
     def model(self):
@@ -120,16 +122,18 @@ def lda(
     if vocabulary.num_rows < k:
         log.warning("lda: only %d terms for %d topics", vocabulary.num_rows, k)
     terms = np.asarray(vocabulary.column("term").to_pylist(), dtype=object)
-    fitted = engines.fit(counts, k, params, params.random_state, terms.tolist())
+    # The coherence reference does not depend on the fit. It is built in a thread while the
+    # engine samples: its threads leave part of a core idle where they wait for each other.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(reference, tokens, doc_ids, terms.tolist(), counts)
+        fitted = engines.fit(counts, k, params, params.random_state, terms.tolist())
+        ref = pending.result()
     phi, theta = fitted.phi, fitted.theta
     lengths = np.asarray(counts.sum(axis=1), dtype=np.float64).ravel()
     prevalence = (theta * lengths[:, None]).sum(axis=0) / lengths.sum()
 
     top = top_terms(phi, max(params.top_n, params.coherence_top_n, DIVERSITY_TOP_N))
-    coherence = coherence_scores(
-        [row[: params.coherence_top_n] for row in top],
-        reference(tokens, doc_ids, terms.tolist(), counts),
-    )
+    coherence = coherence_scores([row[: params.coherence_top_n] for row in top], ref)
     term_freq = np.asarray(counts.sum(axis=0), dtype=np.float64).ravel()
     rankings = rank_terms(phi, term_freq, params)
     metrics = {
@@ -164,14 +168,22 @@ def lda(
         doc_topics=doc_topics_table(doc_ids, theta),
         topics=topics,
         metrics=metrics,
+        counts=counts,
     )
 
 
 def top_terms(scores: np.ndarray, n: int) -> np.ndarray:
     """Term ids of each topic by score, ties to the lower id: shape (topics, min(n, terms))."""
     n = min(n, scores.shape[1])
-    ids = np.arange(scores.shape[1])
-    return np.stack([np.lexsort((ids, -row))[:n] for row in scores])
+    if n == 0:
+        return np.zeros((scores.shape[0], 0), dtype=np.int64)
+    # Only the n best and whatever ties the n-th are sorted.
+    cut = np.partition(scores, scores.shape[1] - n, axis=1)[:, scores.shape[1] - n]
+    out = np.empty((scores.shape[0], n), dtype=np.int64)
+    for topic, row in enumerate(scores):
+        ids = np.flatnonzero(row >= cut[topic])
+        out[topic] = ids[np.lexsort((ids, -row[ids]))[:n]]
+    return out
 
 
 def rank_terms(
@@ -202,10 +214,12 @@ def rank_terms(
 def _max_ranks(scores: np.ndarray) -> np.ndarray:
     """Per row, how many values are <= each value (scipy's rankdata "max", without scipy.stats,
     whose import costs a second)."""
-    ordered = np.sort(scores, axis=1)
-    return np.stack(
-        [np.searchsorted(o, row, side="right") for o, row in zip(ordered, scores, strict=True)]
-    ).astype(np.float64)
+    ranks = np.empty(scores.shape, dtype=np.float64)
+    for row, out in zip(scores, ranks, strict=True):
+        order = np.argsort(row)
+        ordered = row[order]
+        out[order] = np.searchsorted(ordered, ordered, side="right")  # sorted keys: fast
+    return ranks
 
 
 def topic_diversity(top: np.ndarray) -> float:
@@ -512,7 +526,12 @@ def main(params: Params, paths: Paths) -> None:
     vocabulary = read_table(paths.table("vocabulary"), VOCABULARY)
     doc_terms = read_table(paths.table("doc_terms"), DOC_TERMS)
     k = resolve_num_topics(params.lda, paths)
-    result = lda(vocabulary, doc_terms, read_table(paths.table("tokens"), TOKENS), params.lda, k)
+    engines.import_engine(params.lda.engine)  # before pyLDAvis' imports, see there
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        preload = pool.submit(ldavis.preload)  # pyLDAvis' imports take a second or two
+        tokens = read_table(paths.table("tokens"), TOKENS)
+        result = lda(vocabulary, doc_terms, tokens, params.lda, k)
+        preload.result()
     write_table(result.topic_terms, paths.table("topic_terms"), TOPIC_TERMS)
     write_table(result.term_rankings, paths.table("topic_term_rankings"), TOPIC_TERM_RANKINGS)
     write_table(result.doc_topics, paths.table("doc_topics"), DOC_TOPICS)
@@ -541,9 +560,8 @@ def main(params: Params, paths: Paths) -> None:
         paths.table("topic_prevalence"),
         TOPIC_PREVALENCE,
     )
-    _, counts = build_counts(doc_terms, vocabulary.num_rows)
     ldavis.write_html(
-        ldavis.render(result.fitted.phi, theta, counts, result.terms, result.topics),
+        ldavis.render(result.fitted.phi, theta, result.counts, result.terms, result.topics),
         paths.processed / "lda_vis.html",
     )
     save_model(result, paths.models / "lda", settings_snapshot(params))

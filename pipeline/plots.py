@@ -411,10 +411,12 @@ def plot_term_bars(
     if not keys:
         return _empty(title or "terms", "no terms")
     fig, axes = _grid(len(keys), ncols, 3.6, 0.6 + 0.24 * top_n, title)
-    rows = table.select([facet, "term", value]).to_pylist()
+    by_key: dict = {}
+    for row in table.select([facet, "term", value]).to_pylist():
+        by_key.setdefault(row[facet], []).append(row)
     titles = titles or {}
     for i, (ax, key) in enumerate(zip(axes, keys, strict=True)):
-        part = sorted((r for r in rows if r[facet] == key), key=lambda r: (-r[value], r["term"]))
+        part = sorted(by_key[key], key=lambda r: (-r[value], r["term"]))
         part = part[:top_n][::-1]
         _barh(ax, [r["term"] for r in part], [r[value] for r in part], PALETTE[i % 10])
         ax.set_title(shorten(str(titles.get(key, key)), 22), fontsize=10)

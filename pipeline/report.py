@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline.config import Params, ReportParams
@@ -185,12 +186,35 @@ def _keywords(page: _Page, r: Results, params: ReportParams) -> None:
     )
     fig = plots.plot_corpus_keywords(r.keywords, params.top_keywords)
     page.figure("keywords", fig, "documents that have each term among their keywords")
-    groups = _keyword_groups(r, params)
-    table = plots.group_keywords_table(r.doc_terms, r.vocabulary, groups, params.top_terms)
+    every = _keyword_groups(r, params)
+    groups = largest_groups(every, params.max_groups)
+    n_groups, n_shown = len(set(every.values())), len(set(groups.values()))
+    if n_shown < n_groups:
+        page.note(
+            f"Keywords of the {n_shown} largest of {n_groups} groups by "
+            f"{params.keyword_groups} (report.max_groups)."
+        )
+        log.info("report: keywords of the %d largest of %d groups", n_shown, n_groups)
+    in_groups = pc.is_in(r.doc_terms.column("doc_id"), pa.array(list(groups), pa.string()))
+    table = plots.group_keywords_table(
+        r.doc_terms.filter(in_groups), r.vocabulary, groups, params.top_terms
+    )
     fig = plots.plot_term_bars(
         table, "group", top_n=params.top_terms, title=f"keywords by {params.keyword_groups}"
     )
     page.figure("group-keywords", fig, f"keywords by {params.keyword_groups}")
+
+
+def largest_groups(groups: dict[str, str], limit: int) -> dict[str, str]:
+    """``groups`` (doc_id to group) keeping the ``limit`` groups with the most documents
+    (equal sizes: by name)."""
+    sizes: dict[str, int] = {}
+    for g in groups.values():
+        sizes[g] = sizes.get(g, 0) + 1
+    if len(sizes) <= limit:
+        return groups
+    kept = set(sorted(sizes, key=lambda g: (-sizes[g], g))[:limit])
+    return {doc: g for doc, g in groups.items() if g in kept}
 
 
 def _keyword_groups(r: Results, params: ReportParams) -> dict[str, str]:
@@ -238,8 +262,25 @@ def _prevalence(page: _Page, r: Results, params: ReportParams) -> None:
         return
     columns = sorted(set(r.topic_prevalence.column("column").to_pylist()))
     for column in columns:
-        fig = plots.plot_prevalence(r.topic_prevalence, column, r.topics)
+        table = r.topic_prevalence.filter(pc.equal(r.topic_prevalence.column("column"), column))
+        if column not in plots.TIME_COLUMNS:
+            table = _largest_prevalence_groups(page, table, column, params.max_groups)
+        fig = plots.plot_prevalence(table, column, r.topics)
         page.figure(f"prevalence-{_slug(column)}", fig, f"prevalence by {column}, with intervals")
+
+
+def _largest_prevalence_groups(page: _Page, table: pa.Table, column: str, limit: int) -> pa.Table:
+    """The prevalence rows of the ``limit`` groups with the most documents (ties by name)."""
+    groups, n_docs = table.column("group").to_pylist(), table.column("n_docs").to_pylist()
+    sizes = dict(zip(groups, n_docs, strict=True))
+    if len(sizes) <= limit:
+        return table
+    kept = sorted(sizes, key=lambda g: (-sizes[g], g))[:limit]
+    page.note(
+        f"Prevalence by {column}: the {limit} largest of {len(sizes)} groups (report.max_groups)."
+    )
+    log.info("report: prevalence by %s for the %d largest of %d groups", column, limit, len(sizes))
+    return table.filter(pc.is_in(table.column("group"), pa.array(kept, pa.string())))
 
 
 def _representative_docs(page: _Page, r: Results, params: ReportParams) -> None:

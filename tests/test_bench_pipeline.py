@@ -70,7 +70,6 @@ def test_dvc_project_has_the_bench_settings_and_every_listed_source(corpus, tmp_
     assert params.ingest.unit == "document"
     assert params.clean.deduplicate is False
     assert params.segment.cache_dir == str(tmp_path / "cache")
-    assert params.report.keyword_groups == "year"
     stages = yaml.safe_load((project / "dvc.yaml").read_text(encoding="utf-8"))["stages"]
     outputs = {o for s in stages.values() for o in s["outs"]}
     outputs |= {next(iter(m)) for s in stages.values() for m in s.get("metrics", [])}

@@ -4,6 +4,7 @@ import json
 import numpy as np
 import pyarrow as pa
 import pytest
+import scipy.sparse as sp
 
 from pipeline.config import ConfigError, LdaParams, TfidfParams, params_from_dict
 from pipeline.engines import converged
@@ -383,3 +384,26 @@ def test_max_ranks_equal_scipy_rankdata_max_with_ties():
 
     scores = np.round(np.random.default_rng(1).random((4, 500)), 2)  # many ties
     np.testing.assert_array_equal(_max_ranks(scores), rankdata(scores, method="max", axis=1))
+
+
+def test_top_terms_sort_by_score_then_id_like_a_full_sort():
+    from pipeline.lda import top_terms
+
+    scores = np.round(np.random.default_rng(2).random((5, 400)), 2)  # ties at every cut
+    ids = np.arange(400)
+    full = np.stack([np.lexsort((ids, -row)) for row in scores])
+    for n in (1, 7, 30, 400, 999):
+        np.testing.assert_array_equal(top_terms(scores, n), full[:, :n])
+
+
+def test_log_likelihood_sums_log_theta_dot_phi_over_tokens():
+    from pipeline import engines
+
+    rng = np.random.default_rng(4)
+    counts = sp.random(5000, 60, density=0.05, format="csr", random_state=4)
+    counts.data = rng.integers(1, 4, counts.nnz).astype(np.float64)
+    theta = rng.dirichlet(np.ones(3), size=5000)
+    phi = rng.dirichlet(np.ones(60), size=3)
+    dense = counts.toarray()
+    expected = (dense * np.log(theta @ phi)).sum()
+    assert engines.log_likelihood(phi, theta, counts) == pytest.approx(expected, rel=1e-12)

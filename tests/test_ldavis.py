@@ -6,7 +6,7 @@ import pyarrow as pa
 import scipy.sparse as sp
 
 from pipeline.io import Paths, read_table
-from pipeline.ldavis import ONE_TOPIC_PAGE, VIS_ID, RelevanceRanker, render
+from pipeline.ldavis import ONE_TOPIC_PAGE, VIS_ID, RelevanceRanker, js_pcoa, render
 from pipeline.schemas import TOPICS
 
 
@@ -60,3 +60,35 @@ def test_relevance_chunks_equal_pyldavis_own_with_ties():
         pyLDAvis._prepare._find_relevance_chunks(log_ttd, other, 30, lambdas),
         check_dtype=False,
     )
+
+
+def test_relevance_ranking_equals_pyldavis_on_topic_like_scores():
+    """Scores shaped like a fitted model's (log p(w|k) and log lift, many rare terms with a
+    high lift): the pruned candidates still give pyLDAvis' ranking at every lambda."""
+    import pandas as pd
+    import pyLDAvis._prepare
+
+    rng = np.random.default_rng(11)
+    phi = rng.dirichlet(np.full(4000, 0.02), size=6)
+    freq = np.maximum(phi.mean(axis=0) + rng.dirichlet(np.full(4000, 0.02)) * 0.1, 1e-12)
+    freq /= freq.sum()
+    log_ttd = pd.DataFrame(np.log(np.maximum(phi, 1e-300)))
+    log_lift = pd.DataFrame(np.log(np.maximum(phi, 1e-300) / freq))
+    lambdas = np.arange(0, 1.01, 0.01)
+    theirs = pyLDAvis._prepare._find_relevance_chunks(log_ttd, log_lift, 30, lambdas)
+    pd.testing.assert_frame_equal(
+        RelevanceRanker()(log_ttd, log_lift, 30, lambdas), theirs, check_dtype=False
+    )
+
+
+def test_topic_map_coordinates_match_pyldavis():
+    import pandas as pd
+    import pyLDAvis._prepare
+
+    rng = np.random.default_rng(3)
+    for k in (2, 3, 9):
+        phi = rng.dirichlet(np.full(2000, 0.05), size=k)
+        phi[:, rng.integers(0, 2000, 40)] = 0.0  # terms a topic never uses
+        phi /= phi.sum(axis=1, keepdims=True)
+        theirs = pyLDAvis._prepare.js_PCoA(pd.DataFrame(phi))
+        np.testing.assert_allclose(js_pcoa(pd.DataFrame(phi)), theirs, rtol=0, atol=1e-10)

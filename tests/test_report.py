@@ -11,7 +11,7 @@ import pytest
 from pipeline.cli import main
 from pipeline.config import ConfigError, ReportParams, params_from_dict
 from pipeline.io import read_json
-from pipeline.report import SECTIONS, report
+from pipeline.report import SECTIONS, largest_groups, report
 from pipeline.results import load_results
 from tests.conftest import ROOT
 
@@ -92,8 +92,54 @@ def test_an_unknown_group_column_names_the_setting(sample_run):
         _build(sample_run, keyword_groups="region")
 
 
+def test_largest_groups_keep_the_most_documents_ties_by_name():
+    groups = {"d1": "b", "d2": "b", "d3": "a", "d4": "c", "d5": "c", "d6": "d"}
+    assert largest_groups(groups, 2) == {"d1": "b", "d2": "b", "d4": "c", "d5": "c"}
+    assert largest_groups(groups, 3) == {k: v for k, v in groups.items() if v != "d"}
+    assert largest_groups(groups, 4) == groups
+
+
+def test_a_group_per_document_draws_only_the_largest_groups(sample_run):
+    """Grouping by a column with a value per document (doc_id here; parent_id with
+    documents as the unit) charts report.max_groups groups, and says so."""
+    n_docs = load_results(sample_run).documents.num_rows
+    assert n_docs > 3
+    page = _html(_build(sample_run, keyword_groups="doc_id", max_groups=3))
+    assert f"Keywords of the 3 largest of {n_docs} groups by doc_id" in page
+    assert "keywords by doc_id" in page
+
+
+def test_prevalence_by_a_many_valued_column_keeps_the_largest_groups():
+    import pyarrow as pa
+
+    from pipeline.report import _largest_prevalence_groups, _Page
+
+    groups = ["a", "b", "c", "d"]
+    sizes = {"a": 5, "b": 9, "c": 5, "d": 1}
+    table = pa.table(
+        {
+            "column": ["source"] * 8,
+            "group": groups * 2,
+            "topic": [0] * 4 + [1] * 4,
+            "n_docs": [sizes[g] for g in groups] * 2,
+        }
+    )
+    page = _Page(dpi=100)
+    kept = _largest_prevalence_groups(page, table, "source", 2)
+    assert kept.column("group").to_pylist() == ["a", "b", "a", "b"]
+    assert "the 2 largest of 4 groups" in page.parts[0]
+    assert _largest_prevalence_groups(_Page(dpi=100), table, "source", 4) is table
+
+
 @pytest.mark.parametrize(
-    "key,value", [("dpi", 0), ("top_terms", 0), ("keyword_groups", ""), ("docs_per_topic", -1)]
+    "key,value",
+    [
+        ("dpi", 0),
+        ("top_terms", 0),
+        ("keyword_groups", ""),
+        ("docs_per_topic", -1),
+        ("max_groups", 0),
+    ],
 )
 def test_bad_settings_are_refused_naming_the_key(key, value):
     with pytest.raises(ConfigError, match=f"report.{key}"):
