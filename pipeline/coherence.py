@@ -15,12 +15,15 @@ a brute-force count where it is not).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import scipy.sparse as sp
+
+from pipeline.io import release_arrow_memory, tables
 
 EPSILON = 1e-12  # gensim's topic_coherence EPSILON
 WINDOW = {"c_npmi": 10, "c_v": 110}
@@ -40,18 +43,31 @@ class Reference:
     counts: sp.csr_matrix
 
 
-def reference(tokens: pa.Table, doc_ids: list[str], terms: list[str], counts) -> Reference:
-    """The token sequences of ``doc_ids`` (in ``tokens`` order), keeping vocabulary terms."""
-    tokens = tokens.filter(pc.is_in(tokens.column("doc_id"), pa.array(doc_ids, pa.string())))
-    lists = tokens.column("tokens").combine_chunks()
-    flat = pc.list_flatten(lists)
-    parents = pc.list_parent_indices(lists).to_numpy()
-    ids = pc.index_in(flat, value_set=pa.array(terms, pa.string()))
-    known = ids.is_valid().to_numpy(zero_copy_only=False)
-    term_ids = ids.to_numpy(zero_copy_only=False)[known].astype(np.int32)
-    lengths = np.bincount(parents[known], minlength=tokens.num_rows)
-    starts = np.zeros(tokens.num_rows + 1, dtype=np.int64)
+def reference(
+    tokens: pa.Table | Iterable[pa.Table], doc_ids: list[str], terms: list[str], counts
+) -> Reference:
+    """The token sequences of ``doc_ids`` (in ``tokens`` order), keeping vocabulary terms.
+
+    ``tokens`` is a table or its pieces in order; a piece at a time is flattened, so memory
+    holds the term ids (4 bytes a token), not the token strings.
+    """
+    wanted = pa.array(doc_ids, pa.string())
+    vocabulary = pa.array(terms, pa.string())
+    ids_parts, length_parts = [], []
+    for table in tables(tokens):
+        table = table.filter(pc.is_in(table.column("doc_id"), wanted))
+        lists = table.column("tokens").combine_chunks()
+        parents = pc.list_parent_indices(lists).to_numpy()
+        ids = pc.index_in(pc.list_flatten(lists), value_set=vocabulary)
+        known = ids.is_valid().to_numpy(zero_copy_only=False)
+        ids_parts.append(ids.to_numpy(zero_copy_only=False)[known].astype(np.int32))
+        length_parts.append(np.bincount(parents[known], minlength=table.num_rows))
+        del table, lists, parents, ids, known
+        release_arrow_memory()  # else the allocator keeps every piece's pages
+    lengths = np.concatenate(length_parts) if length_parts else np.zeros(0, np.int64)
+    starts = np.zeros(len(lengths) + 1, dtype=np.int64)
     np.cumsum(lengths, out=starts[1:])
+    term_ids = np.concatenate(ids_parts) if ids_parts else np.zeros(0, np.int32)
     return Reference(starts=starts, term_ids=term_ids, counts=sp.csr_matrix(counts))
 
 

@@ -36,15 +36,6 @@ class Fitted:
     native: Any = None
 
 
-def import_engine(engine: str) -> None:
-    """Import the engine's library now. Importing pyLDAvis (scikit-learn) turns
-    DeprecationWarnings to "always", and tomotopy's import then prints one."""
-    if engine == "tomotopy":
-        import tomotopy  # noqa: F401
-    else:
-        import gensim.models  # noqa: F401
-
-
 def fit(
     counts: sp.csr_matrix,
     num_topics: int,
@@ -187,6 +178,7 @@ def _fit_tomotopy(counts: sp.csr_matrix, k: int, params: LdaParams, seed: int) -
     ends = np.cumsum(np.asarray(counts.sum(axis=1), dtype=np.int64).ravel()).tolist()
     for a, b in zip([0, *ends[:-1]], ends, strict=True):
         model.add_doc(words[a:b])
+    del words  # tomotopy keeps its own copy, as word ids
     model.optim_interval = 10 if params.alpha == "auto" else 0
     parallel = tp.ParallelScheme.PARTITION
     trace = []

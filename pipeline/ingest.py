@@ -40,9 +40,11 @@ TABULAR_SUFFIXES = {".csv", ".tsv", ".jsonl", ".json", ".parquet"}
 DOCUMENT_SUFFIXES = {".docx", ".html", ".htm", ".pdf"}
 SUPPORTED = TEXT_SUFFIXES | TABULAR_SUFFIXES | DOCUMENT_SUFFIXES
 RESERVED = set(DOCUMENTS.columns)
-# A batch of rows is written once it holds this many rows or characters of text.
+# A batch of rows is written once it holds this many rows or characters of text. The
+# batches are the row groups of documents.parquet, which clean reads one at a time: small
+# enough that memory does not grow with the corpus (4M characters is about 12 MB of UTF-8).
 BATCH_ROWS = 20_000
-BATCH_CHARS = 32 * 1024 * 1024
+BATCH_CHARS = 4 * 1024 * 1024
 
 _DATE = r"^\s*(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*日?"
 # A date value; anything after a space or T (a time) is ignored.

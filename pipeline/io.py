@@ -6,7 +6,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,26 +68,58 @@ def _existing(path: Path, schema: TableSchema) -> Path:
     return path
 
 
-def read_table(path: Path, schema: TableSchema) -> pa.Table:
-    """Read a parquet file and check it against ``schema``; the error names the file."""
+def read_table(path: Path, schema: TableSchema, columns: list[str] | None = None) -> pa.Table:
+    """Read a parquet file and check it against ``schema``; the error names the file.
+
+    With ``columns``, only those (the ones the file has, for metadata columns) are read.
+    """
     path = _existing(path, schema)
-    return schema.conform(pq.read_table(path), where=str(path))
+    if columns is None:
+        return schema.conform(pq.read_table(path), where=str(path))
+    present = _present(pq.ParquetFile(path).schema_arrow, columns)
+    return schema.subset(columns).conform(pq.read_table(path, columns=present), where=str(path))
 
 
 def iter_tables(
-    path: Path, schema: TableSchema, batch_rows: int = ROW_GROUP_SIZE
+    path: Path,
+    schema: TableSchema,
+    batch_rows: int = ROW_GROUP_SIZE,
+    columns: list[str] | None = None,
 ) -> Iterator[pa.Table]:
     """Stream a parquet file as schema-checked tables of at most ``batch_rows`` rows.
 
     An empty file yields one empty table, so that a stage still writes its (empty) output.
+    With ``columns``, only those (the ones the file has, for metadata columns) are read.
     """
     path = _existing(path, schema)
     parquet = pq.ParquetFile(path)
+    present = None
+    if columns is not None:
+        present = _present(parquet.schema_arrow, columns)
+        schema = schema.subset(columns)
     if parquet.metadata.num_rows == 0:
-        yield schema.conform(parquet.schema_arrow.empty_table(), where=str(path))
+        empty = parquet.schema_arrow.empty_table()
+        yield schema.conform(empty if present is None else empty.select(present), str(path))
         return
-    for batch in parquet.iter_batches(batch_size=batch_rows):
+    for batch in parquet.iter_batches(batch_size=batch_rows, columns=present):
         yield schema.conform(pa.Table.from_batches([batch]), where=str(path))
+
+
+def release_arrow_memory() -> None:
+    """Give the pages Arrow's allocator keeps after a large streamed read back to the system
+    (mimalloc holds on to hundreds of MB of freed pieces; the next stage step may need them)."""
+    pa.default_memory_pool().release_unused()
+
+
+def tables(source: pa.Table | Iterable[pa.Table]) -> Iterable[pa.Table]:
+    """A table as the one piece of itself; pieces (e.g. from ``iter_tables``) as they are."""
+    return [source] if isinstance(source, pa.Table) else source
+
+
+def _present(file_schema: pa.Schema, columns: list[str]) -> list[str]:
+    """``columns`` that the file has. A declared one it lacks is left for ``conform`` to
+    refuse, naming the file."""
+    return [c for c in dict.fromkeys(columns) if c in file_schema.names]
 
 
 class TableWriter:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +22,8 @@ from pipeline.io import (
     iter_tables,
     read_json,
     read_table,
+    release_arrow_memory,
+    tables,
     write_json,
     write_table,
 )
@@ -53,6 +55,9 @@ QUALITY_METRICS = (
 # Version of the saved model folder (model.json, topic_word.npy, terms.json); see README.
 MODEL_FORMAT = 1
 MISSING_GROUP = "(missing)"
+RANKINGS = ("probability", "relevance", "frex")
+COUNT_COLUMNS = ["doc_id", "term_id", "count"]
+BATCH_ROWS = 4096  # rows of tokens, documents or clean held at a time while streaming
 
 
 class LdaError(ValueError):
@@ -77,40 +82,67 @@ class LdaResult:
         return self.fitted.native
 
 
-def build_counts(doc_terms: pa.Table, n_terms: int | None) -> tuple[list[str], sp.csr_matrix]:
-    """The (documents x terms) count matrix, documents in their first-seen table order."""
-    encoded = doc_terms.column("doc_id").combine_chunks().dictionary_encode()  # first-seen order
-    rows = encoded.indices.to_numpy().astype(np.int64)
-    cols = doc_terms.column("term_id").to_numpy().astype(np.int64)
-    data = doc_terms.column("count").to_numpy().astype(np.int64)
+def build_counts(
+    doc_terms: pa.Table | Iterable[pa.Table], n_terms: int | None
+) -> tuple[list[str], sp.csr_matrix]:
+    """The (documents x terms) count matrix, documents in their first-seen table order.
+
+    ``doc_terms`` is a table or its pieces in order (streamed: only the ids and counts of a
+    piece are held at a time, as integers, never the whole table's doc_id strings).
+    """
+    order: dict[str, int] = {}
+    rows, cols, data = [], [], []
+    for table in tables(doc_terms):
+        encoded = table.column("doc_id").combine_chunks().dictionary_encode()  # first-seen
+        local = encoded.dictionary.to_pylist()
+        row_of = np.asarray([order.setdefault(d, len(order)) for d in local], dtype=np.int32)
+        rows.append(row_of[encoded.indices.to_numpy()] if len(local) else np.zeros(0, np.int32))
+        cols.append(table.column("term_id").to_numpy().astype(np.int32))
+        data.append(table.column("count").to_numpy().astype(np.int64))
+    cols_all = np.concatenate(cols) if cols else np.zeros(0, np.int32)
     shape = (
-        len(encoded.dictionary),
-        int(n_terms if n_terms is not None else (cols.max() + 1 if len(cols) else 0)),
+        len(order),
+        int(n_terms if n_terms is not None else (cols_all.max() + 1 if len(cols_all) else 0)),
     )
-    counts = sp.csr_matrix((data, (rows, cols)), shape=shape)
+    counts = sp.csr_matrix(
+        (
+            np.concatenate(data) if data else np.zeros(0, np.int64),
+            (np.concatenate(rows) if rows else np.zeros(0, np.int32), cols_all),
+        ),
+        shape=shape,
+    )
     counts.sum_duplicates()
     counts.sort_indices()
-    return encoded.dictionary.to_pylist(), counts
+    return list(order), counts
 
 
-def check_inputs(vocabulary: pa.Table, doc_terms: pa.Table, tokens: pa.Table, where: str) -> None:
+def check_inputs(
+    vocabulary: pa.Table,
+    doc_terms: pa.Table | Iterable[pa.Table],
+    tokens: pa.Table | Iterable[pa.Table],
+    where: str,
+) -> None:
+    """Columns of the tables given whole (streamed pieces are checked as they are read)."""
     require_columns(vocabulary, ["term_id", "term", "df"], f"{where} (vocabulary)")
-    require_columns(doc_terms, ["doc_id", "term_id", "count"], f"{where} (doc_terms)")
-    require_columns(tokens, ["doc_id", "tokens"], f"{where} (tokens)")
+    if isinstance(doc_terms, pa.Table):
+        require_columns(doc_terms, ["doc_id", "term_id", "count"], f"{where} (doc_terms)")
+    if isinstance(tokens, pa.Table):
+        require_columns(tokens, ["doc_id", "tokens"], f"{where} (tokens)")
     if vocabulary.column("term_id").to_pylist() != list(range(vocabulary.num_rows)):
         raise LdaError(f"{where}: vocabulary term_id must run 0, 1, 2, ... in row order")
 
 
 def lda(
     vocabulary: pa.Table,
-    doc_terms: pa.Table,
-    tokens: pa.Table,
+    doc_terms: pa.Table | Iterable[pa.Table],
+    tokens: pa.Table | Iterable[pa.Table],
     params: LdaParams,
     num_topics: int | None = None,
 ) -> LdaResult:
     """Fit the topic model deterministically (``params.random_state``) and describe its topics.
 
     ``num_topics`` is needed when ``params.num_topics`` is "auto" (main reads the sweep's K).
+    ``doc_terms`` and ``tokens`` may be tables or their pieces (main streams the files).
     """
     check_inputs(vocabulary, doc_terms, tokens, "lda")
     k = num_topics if num_topics is not None else params.num_topics
@@ -122,12 +154,10 @@ def lda(
     if vocabulary.num_rows < k:
         log.warning("lda: only %d terms for %d topics", vocabulary.num_rows, k)
     terms = np.asarray(vocabulary.column("term").to_pylist(), dtype=object)
-    # The coherence reference does not depend on the fit. It is built in a thread while the
-    # engine samples: its threads leave part of a core idle where they wait for each other.
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        pending = pool.submit(reference, tokens, doc_ids, terms.tolist(), counts)
-        fitted = engines.fit(counts, k, params, params.random_state, terms.tolist())
-        ref = pending.result()
+    # Before the fit, so that the token pieces it reads are freed before the engine's data.
+    ref = reference(tokens, doc_ids, terms.tolist(), counts)
+    release_arrow_memory()
+    fitted = engines.fit(counts, k, params, params.random_state, terms.tolist())
     phi, theta = fitted.phi, fitted.theta
     lengths = np.asarray(counts.sum(axis=1), dtype=np.float64).ravel()
     prevalence = (theta * lengths[:, None]).sum(axis=0) / lengths.sum()
@@ -175,15 +205,20 @@ def lda(
 def top_terms(scores: np.ndarray, n: int) -> np.ndarray:
     """Term ids of each topic by score, ties to the lower id: shape (topics, min(n, terms))."""
     n = min(n, scores.shape[1])
-    if n == 0:
-        return np.zeros((scores.shape[0], 0), dtype=np.int64)
-    # Only the n best and whatever ties the n-th are sorted.
-    cut = np.partition(scores, scores.shape[1] - n, axis=1)[:, scores.shape[1] - n]
     out = np.empty((scores.shape[0], n), dtype=np.int64)
     for topic, row in enumerate(scores):
-        ids = np.flatnonzero(row >= cut[topic])
-        out[topic] = ids[np.lexsort((ids, -row[ids]))[:n]]
+        out[topic] = _top_of_row(row, n)
     return out
+
+
+def _top_of_row(row: np.ndarray, n: int) -> np.ndarray:
+    """The ids of the ``n`` largest values, by value then id; only the n best and whatever
+    ties the n-th are sorted."""
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    cut = np.partition(row, len(row) - n)[len(row) - n]
+    ids = np.flatnonzero(row >= cut)
+    return ids[np.lexsort((ids, -row[ids]))[:n]]
 
 
 def rank_terms(
@@ -194,31 +229,39 @@ def rank_terms(
     Relevance (Sievert & Shirley 2014): lambda * log p(w|k) + (1 - lambda) * log(p(w|k) / p(w)).
     FREX (Roberts et al.): the weighted harmonic mean of a term's within-topic ECDF ranks of
     exclusivity p(w|k) / sum_j p(w|j) and of frequency p(w|k).
+    A topic at a time: memory holds a few rows of the vocabulary's length, not whole tables.
     """
     lam, w = params.relevance_lambda, params.frex_weight
-    logphi = np.log(np.maximum(phi, 1e-300))
-    p_w = np.maximum(term_freq / max(term_freq.sum(), 1.0), 1e-300)
-    relevance = lam * logphi + (1 - lam) * (logphi - np.log(p_w)[None, :])
-    exclusivity = phi / np.maximum(phi.sum(axis=0, keepdims=True), 1e-300)
-    v = phi.shape[1]
-    excl_ecdf = _max_ranks(exclusivity) / v
-    freq_ecdf = _max_ranks(phi) / v
-    frex = 1.0 / (w / excl_ecdf + (1 - w) / freq_ecdf)
-    out = {}
-    for name, scores in (("probability", phi), ("relevance", relevance), ("frex", frex)):
-        ids = top_terms(scores, params.top_n)
-        out[name] = (ids, np.take_along_axis(scores, ids, axis=1))
-    return out
+    k, v = phi.shape
+    n = min(params.top_n, v)
+    log_p_w = np.log(np.maximum(term_freq / max(term_freq.sum(), 1.0), 1e-300))
+    column_sums = np.maximum(phi.sum(axis=0), 1e-300)
+    ids = {name: np.empty((k, n), dtype=np.int64) for name in RANKINGS}
+    scores = {name: np.empty((k, n), dtype=np.float64) for name in RANKINGS}
+    for topic in range(k):
+        row = phi[topic]
+        logphi = np.log(np.maximum(row, 1e-300))
+        excl_ecdf = _max_ranks(row / column_sums) / v
+        freq_ecdf = _max_ranks(row) / v
+        for name, values in (
+            ("probability", row),
+            ("relevance", lam * logphi + (1 - lam) * (logphi - log_p_w)),
+            ("frex", 1.0 / (w / excl_ecdf + (1 - w) / freq_ecdf)),
+        ):
+            ids[name][topic] = _top_of_row(values, n)
+            scores[name][topic] = values[ids[name][topic]]
+    return {name: (ids[name], scores[name]) for name in RANKINGS}
 
 
 def _max_ranks(scores: np.ndarray) -> np.ndarray:
-    """Per row, how many values are <= each value (scipy's rankdata "max", without scipy.stats,
-    whose import costs a second)."""
-    ranks = np.empty(scores.shape, dtype=np.float64)
-    for row, out in zip(scores, ranks, strict=True):
-        order = np.argsort(row)
-        ordered = row[order]
-        out[order] = np.searchsorted(ordered, ordered, side="right")  # sorted keys: fast
+    """How many values are <= each value, per row of a table or for one row (scipy's
+    rankdata "max", without scipy.stats, whose import costs a second)."""
+    if scores.ndim == 2:
+        return np.stack([_max_ranks(row) for row in scores]) if len(scores) else scores * 0.0
+    order = np.argsort(scores)
+    ordered = scores[order]
+    ranks = np.empty(len(scores), dtype=np.float64)
+    ranks[order] = np.searchsorted(ordered, ordered, side="right")  # sorted keys: fast
     return ranks
 
 
@@ -512,26 +555,25 @@ def _read_columns(
 ) -> pa.Table:
     """Stream a table keeping only ``columns`` (those it has) and, if given, ``doc_ids``."""
     parts = []
-    for batch in iter_tables(path, schema):
+    for batch in iter_tables(path, schema, batch_rows=BATCH_ROWS, columns=columns):
         batch = batch.select([c for c in dict.fromkeys(columns) if c in batch.column_names])
         if doc_ids is not None:
             batch = batch.filter(pc.is_in(batch.column("doc_id"), pa.array(sorted(doc_ids))))
         parts.append(batch)
-    return pa.concat_tables(parts)
+    out = pa.concat_tables(parts)
+    release_arrow_memory()
+    return out
 
 
 def main(params: Params, paths: Paths) -> None:
     from pipeline import ldavis
 
     vocabulary = read_table(paths.table("vocabulary"), VOCABULARY)
-    doc_terms = read_table(paths.table("doc_terms"), DOC_TERMS)
+    # doc_terms and tokens are streamed: memory holds the model's data, not the tables.
+    doc_terms = iter_tables(paths.table("doc_terms"), DOC_TERMS, columns=COUNT_COLUMNS)
+    tokens = iter_tables(paths.table("tokens"), TOKENS, batch_rows=BATCH_ROWS)
     k = resolve_num_topics(params.lda, paths)
-    engines.import_engine(params.lda.engine)  # before pyLDAvis' imports, see there
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        preload = pool.submit(ldavis.preload)  # pyLDAvis' imports take a second or two
-        tokens = read_table(paths.table("tokens"), TOKENS)
-        result = lda(vocabulary, doc_terms, tokens, params.lda, k)
-        preload.result()
+    result = lda(vocabulary, doc_terms, tokens, params.lda, k)
     write_table(result.topic_terms, paths.table("topic_terms"), TOPIC_TERMS)
     write_table(result.term_rankings, paths.table("topic_term_rankings"), TOPIC_TERM_RANKINGS)
     write_table(result.doc_topics, paths.table("doc_topics"), DOC_TOPICS)

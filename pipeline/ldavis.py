@@ -10,8 +10,6 @@ import html
 import json
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING
-from unittest import mock
 
 import numpy as np
 import pyarrow as pa
@@ -19,10 +17,9 @@ import scipy.sparse as sp
 
 from pipeline.io import atomic_path
 
-if TYPE_CHECKING:
-    import pandas as pd
-
 VIS_ID = "ldavis_zhtopics"
+R_TERMS = 30  # terms in each bar chart of the view
+LAMBDA_STEP = 0.01  # the grid of relevance lambdas the view can show
 ONE_TOPIC_PAGE = (
     '<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>zhtopics</title></head>'
     "<body><p>The model has one topic; the topic map needs at least two.</p></body></html>\n"
@@ -61,12 +58,6 @@ new LDAvis("#{vis_id}", {vis_id}_data);
 """
 
 
-def preload() -> None:
-    """Import what :func:`render` needs (meant for a thread, while something else runs)."""
-    import pyLDAvis._prepare  # noqa: F401
-    import pyLDAvis.urls  # noqa: F401
-
-
 def render(
     phi: np.ndarray,
     theta: np.ndarray,
@@ -75,10 +66,6 @@ def render(
     topics: pa.Table,
 ) -> str:
     """The whole page for a fitted model, deterministic (fixed element id, single process)."""
-    import pyLDAvis
-    import pyLDAvis._prepare
-    import pyLDAvis.urls
-
     if phi.shape[0] < 2:
         log.warning("lda: the pyLDAvis view needs at least 2 topics; lda_vis.html says so")
         return ONE_TOPIC_PAGE
@@ -86,70 +73,177 @@ def render(
     keep = term_freq > 0  # LDAvis divides by term frequency
     doc_lengths = np.asarray(counts.sum(axis=1), dtype=np.float64).ravel()
     phi_kept = phi[:, keep] / phi[:, keep].sum(axis=1, keepdims=True)
-    with mock.patch.object(pyLDAvis._prepare, "_find_relevance_chunks", RelevanceRanker()):
-        prepared = pyLDAvis.prepare(
-            topic_term_dists=phi_kept,
-            doc_topic_dists=theta,
-            doc_lengths=doc_lengths,
-            vocab=[t for t, k in zip(terms, keep, strict=True) if k],
-            term_frequency=term_freq[keep],
-            R=30,
-            mds=js_pcoa,
-            n_jobs=1,
-            sort_topics=False,
-            start_index=1,
-        )
+    vocab = np.asarray(terms, dtype=object)[keep]
+    data = prepare(phi_kept, theta, doc_lengths, vocab)
     rows = "\n".join(
         f"<tr><td>{r['topic'] + 1}</td><td>{r['topic']}</td><td>{html.escape(r['label'])}</td>"
         f"<td>{100 * r['prevalence']:.1f}%</td></tr>"
         for r in topics.select(["topic", "label", "prevalence"]).to_pylist()
     )
+    d3, ldavis_js, css = _asset_paths()
     return PAGE.format(
-        css=_read(pyLDAvis.urls.LDAVIS_CSS_LOCAL),
-        d3=_script(_read(pyLDAvis.urls.D3_LOCAL)),
-        ldavis=_script(_read(pyLDAvis.urls.LDAVIS_LOCAL)),
+        css=_read(css),
+        d3=_script(_read(d3)),
+        ldavis=_script(_read(ldavis_js)),
         rows=rows,
         vis_id=VIS_ID,
-        data=_script(json.dumps(json.loads(prepared.to_json()), ensure_ascii=False)),
+        data=_script(json.dumps(data, ensure_ascii=False)),
     )
 
 
-class RelevanceRanker:
-    """pyLDAvis' ``_find_relevance_chunks`` in numpy, with the same result.
+def prepare(
+    phi: np.ndarray,
+    theta: np.ndarray,
+    doc_lengths: np.ndarray,
+    vocab: np.ndarray,
+    r: int = R_TERMS,
+    lambda_step: float = LAMBDA_STEP,
+) -> dict:
+    """The data of the LDAvis view: ``pyLDAvis.prepare(...).to_dict()`` with topics kept in
+    order (``sort_topics=False``, ``start_index=1``), the topic map from :func:`js_pcoa`.
 
-    For each lambda, the ``r`` terms of highest relevance per topic (a column per topic), in
-    the order of pandas' ``nlargest``: by value, ties to the lower term position. pyLDAvis
-    runs a pandas ``nlargest`` over the whole vocabulary per topic and lambda (2,020 of them
-    at K = 20). Terms beaten on both scores by r others cannot rank at any lambda (see
-    ``_candidates``); only the rest are ranked, after a partition to the r best and their
-    ties. pyLDAvis calls this once per lambda with the same tables, so those candidates are
-    found once per tables.
+    The same arithmetic in numpy instead of pandas frames: pyLDAvis holds some thirty
+    (topics x terms) frames at once and imports scikit-learn and scipy.stats (a second and
+    a half). Orders follow pandas: the default view by saliency (pandas' sort), each topic's
+    terms by relevance (``nlargest``: ties to the lower term), the token table by term, then
+    topic. ``vocab`` holds the terms of ``phi``'s columns (every one with a frequency > 0).
     """
+    k, v = phi.shape
+    r = min(r, v)
+    # Summed along contiguous rows, as pandas sums each column of its (topics x documents)
+    # block: numpy's pairwise summation, so the numbers equal pyLDAvis' to the last bit.
+    topic_freq = np.ascontiguousarray((theta * doc_lengths[:, None]).T).sum(axis=1)
+    topic_proportion = topic_freq / topic_freq.sum()
+    term_topic_freq = phi * topic_freq[:, None]
+    term_frequency = term_topic_freq.sum(axis=0)
 
-    def __init__(self) -> None:
-        self._tables: tuple | None = None
-        self._candidates: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    # The default view: the r most salient terms.
+    term_proportion = term_frequency / term_frequency.sum()
+    topic_given_term = phi / phi.sum(axis=0)
+    kernel = topic_given_term * np.log(topic_given_term / topic_proportion[:, None])
+    saliency = term_proportion * kernel.sum(axis=0)
+    del topic_given_term, kernel
+    default = _sort_descending(saliency)[:r]
+    freq = np.floor(term_frequency[default])
+    ranks = np.arange(r, 0, -1).astype(np.float64)
+    tinfo = {
+        "Term": vocab[default].tolist(),
+        "Freq": freq.tolist(),
+        "Total": freq.tolist(),
+        "Category": ["Default"] * r,
+        "logprob": ranks.tolist(),
+        "loglift": ranks.tolist(),
+    }
+    shown = [default]
 
-    def __call__(self, log_ttd, log_lift, r: int, lambdas) -> pd.DataFrame:
-        import pandas as pd
+    # Each topic: its r most relevant terms at every lambda, in order of first appearance.
+    lambdas = np.arange(0, 1 + lambda_step, lambda_step)
+    log_ttd = np.log(phi)
+    log_lift = np.log(phi / term_proportion)
+    tops = relevance_tops(log_ttd, log_lift, r, lambdas)  # (lambdas, topics, r)
+    for topic in range(k):
+        ids = pd_unique(tops[:, topic, :].ravel())
+        shown.append(ids)
+        tinfo["Term"] += vocab[ids].tolist()
+        tinfo["Freq"] += term_topic_freq[topic, ids].tolist()
+        tinfo["Total"] += term_frequency[ids].tolist()
+        tinfo["Category"] += [f"Topic{topic + 1}"] * len(ids)
+        tinfo["logprob"] += np.round(log_ttd[topic, ids], 4).tolist()
+        tinfo["loglift"] += np.round(log_lift[topic, ids], 4).tolist()
+    del log_ttd, log_lift
 
-        r = min(r, log_ttd.shape[1])
-        key = (log_ttd, log_lift, r)
-        if self._tables is None or any(x is not y for x, y in zip(self._tables, key, strict=True)):
-            self._tables = key
-            self._candidates = _candidates(log_ttd.to_numpy(), log_lift.to_numpy(), r)
-        tops = np.empty((len(lambdas), len(self._candidates), r), dtype=np.int64)
-        for topic, (candidates, ca, cb) in enumerate(self._candidates):
-            for i, lam in enumerate(lambdas):
-                relevance = lam * ca + (1 - lam) * cb
-                if len(relevance) > r:  # rare terms (high lift) can leave many candidates
-                    kth = np.partition(relevance, len(relevance) - r)[len(relevance) - r]
-                    keep = np.flatnonzero(relevance >= kth)  # every tie at the cut stays
-                else:
-                    keep = np.arange(len(relevance))
-                order = np.lexsort((candidates[keep], -relevance[keep]))[:r]
-                tops[i, topic] = candidates[keep][order]
-        return pd.concat([pd.DataFrame(top.T, columns=log_ttd.index) for top in tops])
+    # The token table: every shown term's frequency in each topic (at least 0.5, rounded),
+    # as a share of the term's frequency; by term, then topic.
+    ids = np.unique(np.concatenate(shown))
+    freq = term_topic_freq[:, ids].T  # (terms, topics): term-major, as pandas' unstack
+    term_of, topic_of = np.nonzero(freq >= 0.5)
+    share = np.round(freq[term_of, topic_of]) / term_frequency[ids[term_of]]
+    words = vocab[ids[term_of]]
+    order = np.lexsort((topic_of, _string_ranks(words)))
+    coordinates = js_pcoa(phi)
+    return {
+        "mdsDat": {
+            "x": coordinates[:, 0].tolist(),
+            "y": coordinates[:, 1].tolist(),
+            "topics": list(range(1, k + 1)),
+            "cluster": [1] * k,
+            "Freq": (topic_proportion * 100).tolist(),
+        },
+        "tinfo": tinfo,
+        "token.table": {
+            "Topic": (topic_of[order] + 1).tolist(),
+            "Freq": share[order].tolist(),
+            "Term": words[order].tolist(),
+        },
+        "R": r,
+        "lambda.step": lambda_step,
+        "plot.opts": {"xlab": "PC1", "ylab": "PC2"},
+        "topic.order": list(range(1, k + 1)),
+    }
+
+
+def _sort_descending(values: np.ndarray) -> np.ndarray:
+    """Positions by falling value, NaN last: pandas' ``sort_values(ascending=False)``
+    (its ``nargsort`` with the default quicksort, including its order among ties)."""
+    idx = np.arange(len(values))
+    mask = np.isnan(values)
+    kept, kept_idx = values[~mask][::-1], idx[~mask][::-1]
+    return np.concatenate([kept_idx[kept.argsort(kind="quicksort")][::-1], idx[mask]])
+
+
+def pd_unique(values: np.ndarray) -> np.ndarray:
+    """The distinct values in order of first appearance (pandas' ``unique``)."""
+    _, first = np.unique(values, return_index=True)
+    return values[np.sort(first)]
+
+
+def _string_ranks(words: np.ndarray) -> np.ndarray:
+    """Each string's rank among the distinct strings in code point order (pandas sorts
+    strings as Python compares them)."""
+    distinct = sorted(set(words.tolist()))
+    rank = {w: i for i, w in enumerate(distinct)}
+    return np.fromiter((rank[w] for w in words.tolist()), dtype=np.int64, count=len(words))
+
+
+def _asset_paths() -> tuple[Path, Path, Path]:
+    """d3, LDAvis' script and its stylesheet, as shipped with pyLDAvis (``pyLDAvis.urls``'s
+    local files), found without importing pyLDAvis, whose import loads scikit-learn."""
+    from importlib.metadata import version
+    from importlib.util import find_spec
+
+    spec = find_spec("pyLDAvis")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("pyLDAvis is not installed; it provides the view's scripts")
+    folder = Path(list(spec.submodule_search_locations)[0]) / "js"
+    js_version = "3.0.0" if int(version("pyLDAvis").split(".")[0]) >= 3 else "1.0.0"
+    return (
+        folder / "d3.v5.min.js",
+        folder / f"ldavis.v{js_version}.js",
+        folder / "ldavis.v1.0.0.css",
+    )
+
+
+def relevance_tops(log_ttd: np.ndarray, log_lift: np.ndarray, r: int, lambdas) -> np.ndarray:
+    """For each lambda and topic, the ``r`` terms of highest relevance, lambda * log_ttd +
+    (1 - lambda) * log_lift, in the order of pandas' ``nlargest`` (pyLDAvis'
+    ``_find_relevance``): by value, ties to the lower term position. Shape (lambdas, topics, r).
+
+    Terms beaten on both scores by r others cannot rank at any lambda (see ``_candidates``);
+    only the rest are ranked, after a partition to the r best and their ties.
+    """
+    r = min(r, log_ttd.shape[1])
+    tops = np.empty((len(lambdas), log_ttd.shape[0], r), dtype=np.int64)
+    for topic, (candidates, ca, cb) in enumerate(_candidates(log_ttd, log_lift, r)):
+        for i, lam in enumerate(lambdas):
+            relevance = lam * ca + (1 - lam) * cb
+            if len(relevance) > r:  # rare terms (high lift) can leave many candidates
+                kth = np.partition(relevance, len(relevance) - r)[len(relevance) - r]
+                keep = np.flatnonzero(relevance >= kth)  # every tie at the cut stays
+            else:
+                keep = np.arange(len(relevance))
+            order = np.lexsort((candidates[keep], -relevance[keep]))[:r]
+            tops[i, topic] = candidates[keep][order]
+    return tops
 
 
 def _candidates(a: np.ndarray, b: np.ndarray, r: int, block: int = 256) -> list:
@@ -193,8 +287,6 @@ def js_pcoa(distributions) -> np.ndarray:
     every term with scipy's scalar ``rel_entr``. Here each topic is compared with all later
     ones at once, and KL(p || m) = sum p log p - p . log m, so only log m is taken per pair.
     Coordinates agree with pyLDAvis' to about 1e-11 (rounding, on values of about 0.1)."""
-    from pyLDAvis._prepare import _pcoa
-
     p = np.ascontiguousarray(distributions, dtype=np.float64)
     p = p / p.sum(axis=1, keepdims=True)
     # KL(p || m) = sum p log p - sum p log m, with m = (p + q) / 2, itself a distribution.
@@ -208,6 +300,22 @@ def js_pcoa(distributions) -> np.ndarray:
         ba = p_log_p[i + 1 :] - np.einsum("ij,ij->i", others, log_m)
         dist[i, i + 1 :] = dist[i + 1 :, i] = 0.5 * (ab + ba)
     return _pcoa(dist)
+
+
+def _pcoa(dist: np.ndarray, n_components: int = 2) -> np.ndarray:
+    """Principal coordinate analysis (classical scaling), as pyLDAvis' ``_pcoa``."""
+    n = dist.shape[0]
+    centre = np.eye(n) - np.ones((n, n)) / n
+    b = -centre.dot(dist**2).dot(centre) / 2
+    eigvals, eigvecs = np.linalg.eig(b)
+    ix = eigvals.argsort()[::-1][:n_components]
+    eigvals, eigvecs = eigvals[ix], eigvecs[:, ix]
+    eigvals[np.isclose(eigvals, 0)] = 0
+    if np.any(eigvals < 0):
+        negative = eigvals < 0
+        eigvals[negative] = 0
+        eigvecs[:, negative] = 0
+    return np.sqrt(eigvals) * eigvecs
 
 
 def _log0(x: np.ndarray) -> np.ndarray:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -22,6 +23,12 @@ class TableSchema:
     @property
     def columns(self) -> list[str]:
         return self.schema.names
+
+    def subset(self, columns: Iterable[str]) -> TableSchema:
+        """The declared ones among ``columns``, in declared order; others pass as extras."""
+        wanted = set(columns)
+        fields = [f for f in self.schema if f.name in wanted]
+        return TableSchema(self.name, pa.schema(fields), open_columns=True)
 
     def conform(self, table: pa.Table, where: str = "") -> pa.Table:
         """Return ``table`` with the declared columns first, in order and type, or raise."""

@@ -85,3 +85,8 @@ def test_reference_keeps_vocabulary_terms_of_the_modelled_documents_in_order():
     # Table order (a, then c); "oov" is dropped, c keeps an empty sequence (one window).
     assert ref.starts.tolist() == [0, 3, 3]
     assert ref.term_ids.tolist() == [1, 0, 1]
+    # Streamed in pieces: the same reference.
+    one_row = [pa.Table.from_batches([b]) for b in tokens.to_batches(max_chunksize=1)]
+    pieces = reference(one_row, ["c", "a"], ["y", "x"], ref.counts)
+    assert pieces.starts.tolist() == [0, 3, 3]
+    assert pieces.term_ids.tolist() == [1, 0, 1]

@@ -39,6 +39,20 @@ def test_iter_tables_streams_in_batches(tmp_path):
     assert sizes == [4, 4, 2]
 
 
+def test_reading_only_some_columns(tmp_path):
+    path = tmp_path / "t.parquet"
+    write_table(_topics(5), path, TOPICS)
+    table = read_table(path, TOPICS, columns=["label", "topic"])
+    assert table.column_names == ["topic", "label"]  # declared order
+    assert table.column("label").equals(read_table(path, TOPICS).column("label"))
+    pieces = list(iter_tables(path, TOPICS, batch_rows=2, columns=["prevalence"]))
+    assert [t.column_names for t in pieces] == [["prevalence"]] * 3
+    # A column the file lacks is refused, naming the file.
+    write_table(_topics(2), path, TOPICS)
+    with pytest.raises(SchemaError, match="t.parquet"):
+        TOPICS.subset(["topic", "nope"]).conform(pa.table({"x": [1]}), where=str(path))
+
+
 def test_empty_table_round_trips(tmp_path):
     path = tmp_path / "e.parquet"
     with TableWriter(path, TOPICS):

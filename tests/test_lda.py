@@ -407,3 +407,30 @@ def test_log_likelihood_sums_log_theta_dot_phi_over_tokens():
     dense = counts.toarray()
     expected = (dense * np.log(theta @ phi)).sum()
     assert engines.log_likelihood(phi, theta, counts) == pytest.approx(expected, rel=1e-12)
+
+
+def test_counts_from_pieces_equal_counts_from_the_whole_table():
+    from pipeline.lda import build_counts
+
+    rng = np.random.default_rng(6)
+    docs = [f"d{i}" for i in rng.integers(0, 40, 500)]  # repeats, in no order
+    table = pa.table(
+        {
+            "doc_id": docs,
+            "term_id": pa.array(rng.integers(0, 30, 500), pa.int32()),
+            "count": pa.array(rng.integers(1, 5, 500), pa.int32()),
+        }
+    )
+    ids, whole = build_counts(table, 30)
+    assert ids == list(dict.fromkeys(docs))  # first-seen order
+    pieces = [table.slice(a, 37) for a in range(0, 500, 37)]
+    ids_p, streamed = build_counts(iter(pieces), 30)
+    assert ids_p == ids
+    assert (whole != streamed).nnz == 0 and whole.dtype == streamed.dtype
+    dense = np.zeros((len(ids), 30), dtype=np.int64)
+    np.add.at(
+        dense,
+        ([ids.index(d) for d in docs], table.column("term_id").to_numpy()),
+        table.column("count").to_numpy(),
+    )
+    np.testing.assert_array_equal(whole.toarray(), dense)

@@ -3,10 +3,19 @@ import re
 
 import numpy as np
 import pyarrow as pa
+import pytest
 import scipy.sparse as sp
 
 from pipeline.io import Paths, read_table
-from pipeline.ldavis import ONE_TOPIC_PAGE, VIS_ID, RelevanceRanker, js_pcoa, render
+from pipeline.ldavis import (
+    ONE_TOPIC_PAGE,
+    VIS_ID,
+    _asset_paths,
+    js_pcoa,
+    prepare,
+    relevance_tops,
+    render,
+)
 from pipeline.schemas import TOPICS
 
 
@@ -37,48 +46,99 @@ def test_one_topic_gives_a_plain_page():
     )
 
 
-def test_relevance_chunks_equal_pyldavis_own_with_ties():
-    """The numpy relevance ranking gives pyLDAvis' own result, tie order included."""
+def _pyldavis_tops(log_ttd, log_lift, r, lambdas) -> np.ndarray:
+    """pyLDAvis' own ranking (pandas ``nlargest`` per topic and lambda), as an array."""
     import pandas as pd
     import pyLDAvis._prepare
 
+    chunks = pyLDAvis._prepare._find_relevance_chunks(
+        pd.DataFrame(log_ttd), pd.DataFrame(log_lift), r, lambdas
+    )
+    return chunks.to_numpy().reshape(len(lambdas), r, log_ttd.shape[0]).transpose(0, 2, 1)
+
+
+def test_relevance_ranking_equals_pyldavis_own_with_ties():
+    """The numpy relevance ranking gives pyLDAvis' own result, tie order included."""
     rng = np.random.default_rng(5)
     # Values rounded to a coarse grid, so many terms tie at every cut.
-    log_ttd = pd.DataFrame(np.round(rng.normal(size=(4, 300)), 1), index=[3, 1, 0, 2])
-    log_lift = pd.DataFrame(np.round(rng.normal(size=(4, 300)), 1), index=[3, 1, 0, 2])
+    log_ttd = np.round(rng.normal(size=(4, 300)), 1)
+    log_lift = np.round(rng.normal(size=(4, 300)), 1)
     lambdas = np.arange(0, 1.01, 0.1)
-    theirs = pyLDAvis._prepare._find_relevance_chunks(log_ttd, log_lift, 30, lambdas)
-    ranker = RelevanceRanker()
-    ours = ranker(log_ttd, log_lift, 30, lambdas)
-    pd.testing.assert_frame_equal(ours, theirs, check_dtype=False)
-    # As pyLDAvis calls it: once per lambda, the same tables (candidates found once).
-    one_by_one = pd.concat([ranker(log_ttd, log_lift, 30, [lam]) for lam in lambdas])
-    pd.testing.assert_frame_equal(one_by_one, theirs, check_dtype=False)
-    other = log_lift * -1.0
-    pd.testing.assert_frame_equal(
-        ranker(log_ttd, other, 30, lambdas),
-        pyLDAvis._prepare._find_relevance_chunks(log_ttd, other, 30, lambdas),
-        check_dtype=False,
-    )
+    for other in (log_lift, -log_lift):
+        np.testing.assert_array_equal(
+            relevance_tops(log_ttd, other, 30, lambdas),
+            _pyldavis_tops(log_ttd, other, 30, lambdas),
+        )
 
 
 def test_relevance_ranking_equals_pyldavis_on_topic_like_scores():
     """Scores shaped like a fitted model's (log p(w|k) and log lift, many rare terms with a
     high lift): the pruned candidates still give pyLDAvis' ranking at every lambda."""
-    import pandas as pd
-    import pyLDAvis._prepare
-
     rng = np.random.default_rng(11)
     phi = rng.dirichlet(np.full(4000, 0.02), size=6)
     freq = np.maximum(phi.mean(axis=0) + rng.dirichlet(np.full(4000, 0.02)) * 0.1, 1e-12)
     freq /= freq.sum()
-    log_ttd = pd.DataFrame(np.log(np.maximum(phi, 1e-300)))
-    log_lift = pd.DataFrame(np.log(np.maximum(phi, 1e-300) / freq))
+    log_ttd = np.log(np.maximum(phi, 1e-300))
+    log_lift = np.log(np.maximum(phi, 1e-300) / freq)
     lambdas = np.arange(0, 1.01, 0.01)
-    theirs = pyLDAvis._prepare._find_relevance_chunks(log_ttd, log_lift, 30, lambdas)
-    pd.testing.assert_frame_equal(
-        RelevanceRanker()(log_ttd, log_lift, 30, lambdas), theirs, check_dtype=False
+    np.testing.assert_array_equal(
+        relevance_tops(log_ttd, log_lift, 30, lambdas),
+        _pyldavis_tops(log_ttd, log_lift, 30, lambdas),
     )
+
+
+def _same_view_data(ours, theirs, path=""):
+    """Equal structure, strings and integers; floats equal to 1e-12 (sums in another order)."""
+    if isinstance(ours, dict):
+        assert list(ours) == list(theirs), path
+        for key in ours:
+            _same_view_data(ours[key], theirs[key], f"{path}/{key}")
+    elif isinstance(ours, list):
+        assert len(ours) == len(theirs), path
+        for a, b in zip(ours, theirs, strict=True):
+            _same_view_data(a, b, path)
+    elif isinstance(ours, float) or isinstance(theirs, float):
+        assert ours == pytest.approx(theirs, rel=1e-12, abs=1e-12), path
+    else:
+        assert ours == theirs, path
+
+
+def test_view_data_equals_pyldavis_prepare():
+    """prepare gives pyLDAvis.prepare(...).to_dict(): the same terms in the same orders
+    (default view, every topic, token table) and the same numbers."""
+    import pyLDAvis
+
+    rng = np.random.default_rng(2)
+    for k, v, d in [(2, 40, 10), (5, 400, 60), (12, 3000, 300)]:
+        phi = rng.dirichlet(np.full(v, 0.05), size=k)
+        phi = np.maximum(phi, 1e-12)
+        phi /= phi.sum(axis=1, keepdims=True)
+        theta = rng.dirichlet(np.full(k, 0.3), size=d)
+        lengths = rng.integers(5, 300, d).astype(np.float64)
+        vocab = np.asarray([f"词{i}" for i in rng.permutation(v)], dtype=object)
+        theirs = pyLDAvis.prepare(
+            topic_term_dists=phi,
+            doc_topic_dists=theta,
+            doc_lengths=lengths,
+            vocab=list(vocab),
+            term_frequency=np.ones(v),  # pyLDAvis recomputes it from the model
+            R=30,
+            mds=js_pcoa,
+            n_jobs=1,
+            sort_topics=False,
+            start_index=1,
+        )
+        _same_view_data(prepare(phi, theta, lengths, vocab), json.loads(theirs.to_json()))
+
+
+def test_view_scripts_are_pyldavis_own_files():
+    import pyLDAvis.urls
+
+    assert [str(p) for p in _asset_paths()] == [
+        pyLDAvis.urls.D3_LOCAL,
+        pyLDAvis.urls.LDAVIS_LOCAL,
+        pyLDAvis.urls.LDAVIS_CSS_LOCAL,
+    ]
 
 
 def test_topic_map_coordinates_match_pyldavis():
