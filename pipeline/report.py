@@ -195,10 +195,12 @@ def _keywords(page: _Page, r: Results, params: ReportParams) -> None:
             f"{params.keyword_groups} (report.max_groups)."
         )
         log.info("report: keywords of the %d largest of %d groups", n_shown, n_groups)
-    in_groups = pc.is_in(r.doc_terms.column("doc_id"), pa.array(list(groups), pa.string()))
-    table = plots.group_keywords_table(
-        r.doc_terms.filter(in_groups), r.vocabulary, groups, params.top_terms
-    )
+    doc_terms = r.doc_terms
+    if n_shown < n_groups:
+        doc_terms = doc_terms.filter(
+            pc.is_in(doc_terms.column("doc_id"), pa.array(list(groups), pa.string()))
+        )
+    table = plots.group_keywords_table(doc_terms, r.vocabulary, groups, params.top_terms)
     fig = plots.plot_term_bars(
         table, "group", top_n=params.top_terms, title=f"keywords by {params.keyword_groups}"
     )
