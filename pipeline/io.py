@@ -105,6 +105,20 @@ def iter_tables(
         yield schema.conform(pa.Table.from_batches([batch]), where=str(path))
 
 
+@dataclass(frozen=True)
+class TableFile:
+    """A parquet table read in pieces (``iter_tables``) each time it is iterated: for a step
+    that needs a large table more than once without holding it."""
+
+    path: Path
+    schema: TableSchema
+    batch_rows: int = ROW_GROUP_SIZE
+    columns: list[str] | None = None
+
+    def __iter__(self) -> Iterator[pa.Table]:
+        return iter_tables(self.path, self.schema, self.batch_rows, self.columns)
+
+
 def release_arrow_memory() -> None:
     """Give the pages Arrow's allocator keeps after a large streamed read back to the system
     (mimalloc holds on to hundreds of MB of freed pieces; the next stage step may need them)."""

@@ -7,18 +7,30 @@ import concurrent.futures
 import hashlib
 import logging
 import multiprocessing
+from collections.abc import Iterable
 from dataclasses import dataclass
 from itertools import combinations
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import scipy.sparse as sp
 
 from pipeline import engines
 from pipeline.coherence import Reference, coherence_scores, reference
 from pipeline.config import LdaParams, Params
-from pipeline.io import Paths, read_table, write_json, write_table
+from pipeline.io import (
+    Paths,
+    TableFile,
+    read_table,
+    release_arrow_memory,
+    tables,
+    write_json,
+    write_table,
+)
 from pipeline.lda import (
+    BATCH_ROWS,
+    COUNT_COLUMNS,
     DIVERSITY_TOP_N,
     LdaError,
     build_counts,
@@ -73,12 +85,18 @@ def split_heldout(doc_ids: list[str], share: float) -> np.ndarray:
 
 
 def completion_halves(
-    tokens: pa.Table, doc_ids: list[str], term_ids: dict[str, int]
+    tokens: pa.Table | Iterable[pa.Table], doc_ids: list[str], term_ids: dict[str, int]
 ) -> tuple[sp.csr_matrix, sp.csr_matrix]:
-    """Document completion: each document's tokens alternately into a fit half and an eval half."""
-    by_doc = dict(
-        zip(tokens.column("doc_id").to_pylist(), tokens.column("tokens").to_pylist(), strict=True)
-    )
+    """Document completion: each document's tokens alternately into a fit half and an eval half.
+
+    ``tokens`` is a table or its pieces; only the tokens of ``doc_ids`` become Python lists.
+    """
+    wanted = pa.array(doc_ids, pa.string())
+    by_doc: dict[str, list[str]] = {}
+    for table in tables(tokens):
+        table = table.filter(pc.is_in(table.column("doc_id"), wanted))
+        docs, lists = table.column("doc_id").to_pylist(), table.column("tokens").to_pylist()
+        by_doc.update(zip(docs, lists, strict=True))
     halves = []
     for start in (0, 1):
         rows, cols = [], []
@@ -93,9 +111,16 @@ def completion_halves(
 
 
 def lda_sweep(
-    vocabulary: pa.Table, doc_terms: pa.Table, tokens: pa.Table, params: LdaParams
+    vocabulary: pa.Table,
+    doc_terms: pa.Table | Iterable[pa.Table],
+    tokens: pa.Table | Iterable[pa.Table],
+    params: LdaParams,
 ) -> SweepResult:
-    """Fit every K x seed of ``params.sweep`` on the training share and score each model."""
+    """Fit every K x seed of ``params.sweep`` on the training share and score each model.
+
+    ``doc_terms`` and ``tokens`` may be tables or re-iterable pieces (``io.TableFile``):
+    ``tokens`` is read twice, for the held-out halves and for the coherence windows.
+    """
     global _DATA
     check_inputs(vocabulary, doc_terms, tokens, "lda_sweep")
     doc_ids, counts = build_counts(doc_terms, vocabulary.num_rows)
@@ -114,6 +139,7 @@ def lda_sweep(
         reference=reference(tokens, doc_ids, terms.tolist(), counts),
         params=params,
     )
+    release_arrow_memory()
     log.info(
         "lda_sweep: %d training and %d held-out documents; K %s x seeds %s",
         int((~mask).sum()),
@@ -213,8 +239,8 @@ def recommend(means: list[dict], min_stability: float) -> int:
 def main(params: Params, paths: Paths) -> None:
     result = lda_sweep(
         read_table(paths.table("vocabulary"), VOCABULARY),
-        read_table(paths.table("doc_terms"), DOC_TERMS),
-        read_table(paths.table("tokens"), TOKENS),
+        TableFile(paths.table("doc_terms"), DOC_TERMS, BATCH_ROWS, COUNT_COLUMNS),
+        TableFile(paths.table("tokens"), TOKENS, BATCH_ROWS),
         params.lda,
     )
     write_table(result.table, paths.table("sweep"), SWEEP)

@@ -62,6 +62,26 @@ def test_workers_do_not_change_the_table(two_themes):
     assert one.summary == two.summary
 
 
+def test_tables_read_in_pieces_give_the_same_sweep(two_themes, tmp_path):
+    """As main runs it: doc_terms and tokens read from their files a few rows at a time
+    (tokens twice), the same table as from whole tables."""
+    from pipeline.io import TableFile, write_table
+    from pipeline.schemas import DOC_TERMS, TOKENS
+
+    vocabulary, doc_terms, tokens = two_themes
+    write_table(doc_terms, tmp_path / "doc_terms.parquet", DOC_TERMS)
+    write_table(tokens, tmp_path / "tokens.parquet", TOKENS)
+    pieces = lda_sweep(
+        vocabulary,
+        TableFile(tmp_path / "doc_terms.parquet", DOC_TERMS, 7, ["doc_id", "term_id", "count"]),
+        TableFile(tmp_path / "tokens.parquet", TOKENS, 3),
+        PARAMS,
+    )
+    whole = lda_sweep(*two_themes, PARAMS)
+    assert pieces.table.equals(whole.table)
+    assert pieces.summary == whole.summary
+
+
 def test_stability_is_best_match_jaccard():
     a = [{1, 2}, {3, 4}]
     assert stability(a, [{3, 4}, {1, 2}]) == 1.0
