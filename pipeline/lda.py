@@ -58,6 +58,7 @@ MISSING_GROUP = "(missing)"
 RANKINGS = ("probability", "relevance", "frex")
 COUNT_COLUMNS = ["doc_id", "term_id", "count"]
 BATCH_ROWS = 4096  # rows of tokens, documents or clean held at a time while streaming
+BOOTSTRAP_BLOCK = 1 << 22  # (resamples x documents) drawn at a time for prevalence intervals
 
 
 class LdaError(ValueError):
@@ -408,10 +409,12 @@ def topic_prevalence(
 def _group_means(
     name: str, groups: np.ndarray, theta: np.ndarray, rng: np.random.Generator, params: LdaParams
 ) -> pa.Table:
-    """Per group (sorted): mean shares and a bootstrap interval, one draw of all resamples.
+    """Per group (sorted): mean shares and a bootstrap interval.
 
     A resample's mean is (how often each document was drawn) @ shares / n, so the resamples
-    cost one small matrix product per group rather than a Python loop.
+    cost a small matrix product per group rather than a Python loop. They are drawn a block
+    at a time (all of them at once for groups under about 20,000 documents), so that memory
+    stays at about BOOTSTRAP_BLOCK numbers however large a group is.
     """
     k = theta.shape[1]
     names, inverse = np.unique(groups, return_inverse=True)
@@ -421,9 +424,14 @@ def _group_means(
     for rows in members:
         shares = theta[rows]
         n = shares.shape[0]
-        draws = rng.integers(0, n, size=(b, n)) + (np.arange(b) * n)[:, None]
-        drawn = np.bincount(draws.ravel(), minlength=b * n).reshape(b, n)
-        low, high = np.percentile(drawn @ shares / n, [2.5, 97.5], axis=0)
+        resampled = np.empty((b, k), dtype=np.float64)
+        block = max(1, BOOTSTRAP_BLOCK // n)
+        for start in range(0, b, block):
+            m = min(block, b - start)
+            draws = rng.integers(0, n, size=(m, n)) + (np.arange(m) * n)[:, None]
+            drawn = np.bincount(draws.ravel(), minlength=m * n).reshape(m, n)
+            resampled[start : start + m] = drawn @ shares / n
+        low, high = np.percentile(resampled, [2.5, 97.5], axis=0)
         means.append(shares.mean(axis=0))
         lows.append(low)
         highs.append(high)

@@ -357,6 +357,26 @@ def test_topic_prevalence_by_date_and_source(two_themes, bucket):
     assert again.equals(table)
 
 
+def test_prevalence_resamples_in_blocks_for_large_groups(two_themes, monkeypatch):
+    """Groups too large for one draw of all resamples are resampled a block at a time:
+    deterministic, and the intervals stay intervals around the mean, close to one draw's."""
+    import pipeline.lda as lda_module
+
+    result = lda(*two_themes, PARAMS)
+    documents, _ = _meta(result.doc_ids)
+    params = LdaParams(**{**PARAMS.__dict__, "bootstrap": 400})
+    whole = topic_prevalence(result.doc_ids, result.fitted.theta, documents, params)
+    monkeypatch.setattr(lda_module, "BOOTSTRAP_BLOCK", 50)  # a few resamples per block
+    blocks = topic_prevalence(result.doc_ids, result.fitted.theta, documents, params)
+    assert blocks.equals(topic_prevalence(result.doc_ids, result.fitted.theta, documents, params))
+    assert blocks.column("mean").equals(whole.column("mean"))
+    for r in blocks.to_pylist():
+        assert r["ci_low"] <= r["mean"] + 1e-12 and r["mean"] <= r["ci_high"] + 1e-12
+    for name in ("ci_low", "ci_high"):
+        a, b = (t.column(name).to_numpy() for t in (blocks, whole))
+        assert np.abs(a - b).max() < 0.1
+
+
 def test_prevalence_by_a_missing_column_names_the_setting(two_themes):
     result = lda(*two_themes, PARAMS)
     documents, _ = _meta(result.doc_ids)
