@@ -68,16 +68,10 @@ def _existing(path: Path, schema: TableSchema) -> Path:
     return path
 
 
-def read_table(path: Path, schema: TableSchema, columns: list[str] | None = None) -> pa.Table:
-    """Read a parquet file and check it against ``schema``; the error names the file.
-
-    With ``columns``, only those (the ones the file has, for metadata columns) are read.
-    """
+def read_table(path: Path, schema: TableSchema) -> pa.Table:
+    """Read a parquet file and check it against ``schema``; the error names the file."""
     path = _existing(path, schema)
-    if columns is None:
-        return schema.conform(pq.read_table(path), where=str(path))
-    present = _present(pq.ParquetFile(path).schema_arrow, columns)
-    return schema.subset(columns).conform(pq.read_table(path, columns=present), where=str(path))
+    return schema.conform(pq.read_table(path), where=str(path))
 
 
 def iter_tables(

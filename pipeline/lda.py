@@ -157,7 +157,6 @@ def lda(
     terms = np.asarray(vocabulary.column("term").to_pylist(), dtype=object)
     # Before the fit, so that the token pieces it reads are freed before the engine's data.
     ref = reference(tokens, doc_ids, terms.tolist(), counts)
-    release_arrow_memory()
     fitted = engines.fit(counts, k, params, params.random_state, terms.tolist())
     phi, theta = fitted.phi, fitted.theta
     lengths = np.asarray(counts.sum(axis=1), dtype=np.float64).ravel()
@@ -255,10 +254,8 @@ def rank_terms(
 
 
 def _max_ranks(scores: np.ndarray) -> np.ndarray:
-    """How many values are <= each value, per row of a table or for one row (scipy's
-    rankdata "max", without scipy.stats, whose import costs a second)."""
-    if scores.ndim == 2:
-        return np.stack([_max_ranks(row) for row in scores]) if len(scores) else scores * 0.0
+    """How many values of a row are <= each value (scipy's rankdata "max", without
+    scipy.stats, whose import costs a second)."""
     order = np.argsort(scores)
     ordered = scores[order]
     ranks = np.empty(len(scores), dtype=np.float64)

@@ -142,7 +142,7 @@ def prepare(
     log_lift = np.log(phi / term_proportion)
     tops = relevance_tops(log_ttd, log_lift, r, lambdas)  # (lambdas, topics, r)
     for topic in range(k):
-        ids = pd_unique(tops[:, topic, :].ravel())
+        ids = _first_seen(tops[:, topic, :].ravel())
         shown.append(ids)
         tinfo["Term"] += vocab[ids].tolist()
         tinfo["Freq"] += term_topic_freq[topic, ids].tolist()
@@ -159,7 +159,7 @@ def prepare(
     term_of, topic_of = np.nonzero(freq >= 0.5)
     share = np.round(freq[term_of, topic_of]) / term_frequency[ids[term_of]]
     words = vocab[ids[term_of]]
-    order = np.lexsort((topic_of, _string_ranks(words)))
+    order = np.lexsort((topic_of, np.unique(words, return_inverse=True)[1]))  # as Python sorts str
     coordinates = js_pcoa(phi)
     return {
         "mdsDat": {
@@ -191,18 +191,10 @@ def _sort_descending(values: np.ndarray) -> np.ndarray:
     return np.concatenate([kept_idx[kept.argsort(kind="quicksort")][::-1], idx[mask]])
 
 
-def pd_unique(values: np.ndarray) -> np.ndarray:
+def _first_seen(values: np.ndarray) -> np.ndarray:
     """The distinct values in order of first appearance (pandas' ``unique``)."""
     _, first = np.unique(values, return_index=True)
     return values[np.sort(first)]
-
-
-def _string_ranks(words: np.ndarray) -> np.ndarray:
-    """Each string's rank among the distinct strings in code point order (pandas sorts
-    strings as Python compares them)."""
-    distinct = sorted(set(words.tolist()))
-    rank = {w: i for i, w in enumerate(distinct)}
-    return np.fromiter((rank[w] for w in words.tolist()), dtype=np.int64, count=len(words))
 
 
 def _asset_paths() -> tuple[Path, Path, Path]:
