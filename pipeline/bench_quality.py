@@ -90,9 +90,10 @@ def pipeline_side(corpus: Path, params, k: int, seeds: list[int], text_column: s
     """The real stages (ingest with unit=document, clean, segment, tfidf), then the engine."""
     from pipeline import engines
     from pipeline.cli import run_stages
+    from pipeline.coherence import reference
     from pipeline.io import Paths, read_table
     from pipeline.lda import build_counts
-    from pipeline.schemas import DOC_TERMS, DOCUMENTS, VOCABULARY
+    from pipeline.schemas import DOC_TERMS, DOCUMENTS, TOKENS, VOCABULARY
 
     params = dataclasses.replace(
         params,
@@ -120,9 +121,10 @@ def pipeline_side(corpus: Path, params, k: int, seeds: list[int], text_column: s
             )
         )
         terms = vocabulary.column("term").to_pylist()
+        ref = reference(read_table(paths.table("tokens"), TOKENS), doc_ids, terms, counts)
         for seed in seeds:
             start = time.perf_counter()
-            fitted = engines.fit(counts, k, params.lda, seed)
+            fitted = engines.fit(counts, k, params.lda, seed, sequences=(ref.starts, ref.term_ids))
             seconds = time.perf_counter() - start
             out.append(
                 {

@@ -46,16 +46,18 @@ class Reference:
 def reference(
     tokens: pa.Table | Iterable[pa.Table], doc_ids: list[str], terms: list[str], counts
 ) -> Reference:
-    """The token sequences of ``doc_ids`` (in ``tokens`` order), keeping vocabulary terms.
+    """The token sequences of ``doc_ids`` (in that order), keeping vocabulary terms.
 
     ``tokens`` is a table or its pieces in order; a piece at a time is flattened, so memory
-    holds the term ids (4 bytes a token), not the token strings.
+    holds the term ids (4 bytes a token), not the token strings. A document of ``doc_ids``
+    missing from ``tokens`` has no tokens.
     """
     wanted = pa.array(doc_ids, pa.string())
     vocabulary = pa.array(terms, pa.string())
-    ids_parts, length_parts = [], []
+    ids_parts, length_parts, position_parts = [], [], []
     for table in tables(tokens):
         table = table.filter(pc.is_in(table.column("doc_id"), wanted))
+        position_parts.append(pc.index_in(table.column("doc_id"), value_set=wanted).to_numpy())
         lists = table.column("tokens").combine_chunks()
         parents = pc.list_parent_indices(lists).to_numpy()
         ids = pc.index_in(pc.list_flatten(lists), value_set=vocabulary)
@@ -68,7 +70,24 @@ def reference(
     starts = np.zeros(len(lengths) + 1, dtype=np.int64)
     np.cumsum(lengths, out=starts[1:])
     term_ids = np.concatenate(ids_parts) if ids_parts else np.zeros(0, np.int32)
+    positions = np.concatenate(position_parts) if position_parts else np.zeros(0, np.int64)
+    if not np.array_equal(positions, np.arange(len(doc_ids))):  # put them in doc_ids order
+        rows = np.full(len(doc_ids), len(lengths), dtype=np.int64)  # an empty row at the end
+        rows[positions] = np.arange(len(lengths))
+        starts, term_ids = take_sequences(np.append(starts, starts[-1]), term_ids, rows)
     return Reference(starts=starts, term_ids=term_ids, counts=sp.csr_matrix(counts))
+
+
+def take_sequences(
+    starts: np.ndarray, ids: np.ndarray, rows: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Documents ``rows`` (in that order) of the flat sequences ``ids``, document ``d`` being
+    ``ids[starts[d]:starts[d + 1]]``: their own (starts, ids)."""
+    lengths = np.diff(starts)[rows]
+    new = np.zeros(len(rows) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=new[1:])
+    index = np.repeat(starts[:-1][rows] - new[:-1], lengths) + np.arange(new[-1])
+    return new, ids[index]
 
 
 @dataclass(frozen=True)

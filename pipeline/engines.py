@@ -19,8 +19,10 @@ from pipeline.config import LdaParams
 
 log = logging.getLogger(__name__)
 
-# Gibbs sweeps between two convergence records of tomotopy.
-TOMOTOPY_LOG_EVERY = 50
+# Gibbs sweeps between two log-likelihood readings of tomotopy, and the span of sweeps whose
+# gain decides convergence (checked at every reading).
+TOMOTOPY_LOG_EVERY = 10
+CONVERGENCE_WINDOW = 50
 
 
 @dataclass
@@ -42,14 +44,18 @@ def fit(
     params: LdaParams,
     seed: int,
     terms: list[str] | None = None,
+    sequences: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> Fitted:
     """Fit LDA with ``params.engine`` on a (documents x terms) count matrix, seeded by ``seed``.
 
     ``terms`` (column i is term i) only names the words inside gensim's own saved model.
+    ``sequences`` (starts, term ids) are the same documents' tokens in reading order, document
+    ``d`` being ``ids[starts[d]:starts[d + 1]]``: tomotopy samples them in that order. Without
+    them it samples each document's tokens grouped by term, which mixes more slowly.
     """
     counts = sp.csr_matrix(counts)
     if params.engine == "tomotopy":
-        fitted = _fit_tomotopy(counts, num_topics, params, seed)
+        fitted = _fit_tomotopy(counts, num_topics, params, seed, sequences)
     else:
         fitted = _fit_gensim(counts, num_topics, params, seed, terms)
     if fitted.convergence:
@@ -159,7 +165,36 @@ def _fit_gensim(
     )
 
 
-def _fit_tomotopy(counts: sp.csr_matrix, k: int, params: LdaParams, seed: int) -> Fitted:
+def token_sequences(
+    counts: sp.csr_matrix, sequences: tuple[np.ndarray, np.ndarray] | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(starts, term ids) of each row's tokens: ``sequences`` once checked against ``counts``
+    (same lengths and same terms per row), or the counts' terms grouped by term."""
+    lengths = np.asarray(counts.sum(axis=1), dtype=np.int64).ravel()
+    if sequences is None:
+        starts = np.zeros(len(lengths) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=starts[1:])
+        return starts, np.repeat(counts.indices, counts.data)
+    starts, ids = sequences
+    same = len(starts) == len(lengths) + 1 and np.array_equal(np.diff(starts), lengths)
+    if same:  # the sum of term ids per row: a cheap check that each row holds the same terms
+        rows = np.repeat(np.arange(len(lengths)), lengths)
+        same = np.array_equal(
+            np.bincount(rows, weights=ids, minlength=len(lengths)),
+            counts @ np.arange(counts.shape[1], dtype=np.float64),
+        )
+    if not same:
+        raise ValueError("token sequences do not match the count matrix row for row")
+    return starts, ids
+
+
+def _fit_tomotopy(
+    counts: sp.csr_matrix,
+    k: int,
+    params: LdaParams,
+    seed: int,
+    sequences: tuple[np.ndarray, np.ndarray] | None,
+) -> Fitted:
     import tomotopy as tp
 
     alpha = prior_vector(params.alpha, k)
@@ -174,9 +209,10 @@ def _fit_tomotopy(counts: sp.csr_matrix, k: int, params: LdaParams, seed: int) -
     )
     # Words are term ids as text; each document lists every occurrence.
     names = np.asarray([str(i) for i in range(counts.shape[1])], dtype=object)
-    words = names[np.repeat(counts.indices, counts.data)].tolist()
-    ends = np.cumsum(np.asarray(counts.sum(axis=1), dtype=np.int64).ravel()).tolist()
-    for a, b in zip([0, *ends[:-1]], ends, strict=True):
+    starts, ids = token_sequences(counts, sequences)
+    words = names[ids].tolist()
+    bounds = starts.tolist()
+    for a, b in zip(bounds[:-1], bounds[1:], strict=True):
         model.add_doc(words[a:b])
     del words  # tomotopy keeps its own copy, as word ids
     model.optim_interval = 10 if params.alpha == "auto" else 0
@@ -194,11 +230,12 @@ def _fit_tomotopy(counts: sp.csr_matrix, k: int, params: LdaParams, seed: int) -
         trace.append({"iteration": float(done), "ll_per_word": float(model.ll_per_word)})
         if converged(trace, done * tokens, params):
             break
+    shown = [t for t in trace if t["iteration"] % CONVERGENCE_WINDOW == 0 or t is trace[-1]]
     log.info(
         "tomotopy: %d sweeps%s; log-likelihood per word %s",
         done,
         " (converged)" if done < params.iterations else "",
-        " → ".join(f"{t['ll_per_word']:.3f}" for t in trace[-4:]),
+        " → ".join(f"{t['ll_per_word']:.3f} ({t['iteration']:.0f})" for t in shown[-4:]),
     )
     phi = np.zeros((k, counts.shape[1]), dtype=np.float64)
     used = np.asarray([int(w) for w in model.used_vocabs], dtype=np.int64)
@@ -224,13 +261,18 @@ def _fit_tomotopy(counts: sp.csr_matrix, k: int, params: LdaParams, seed: int) -
 
 
 def converged(trace: list[dict[str, float]], updates: int, params: LdaParams) -> bool:
-    """Whether Gibbs sampling may stop: the last block of sweeps raised the log-likelihood per
-    word by less than ``params.tolerance`` (relative), once ``params.min_updates`` token updates
-    (sweeps x tokens) are done. Small corpora, cheap to sample, thus get every sweep."""
-    if params.tolerance is None or updates < params.min_updates or len(trace) < 2:
+    """Whether Gibbs sampling may stop: the last ``CONVERGENCE_WINDOW`` sweeps raised the
+    log-likelihood per word by less than ``params.tolerance`` (relative), once
+    ``params.min_updates`` token updates (sweeps x tokens) are done. Small corpora, cheap to
+    sample, thus get every sweep."""
+    if params.tolerance is None or updates < params.min_updates or not trace:
         return False
-    before, now = trace[-2]["ll_per_word"], trace[-1]["ll_per_word"]
-    return (now - before) < params.tolerance * abs(before)
+    now = trace[-1]
+    before = [t for t in trace if t["iteration"] == now["iteration"] - CONVERGENCE_WINDOW]
+    if not before:
+        return False
+    gain = now["ll_per_word"] - before[0]["ll_per_word"]
+    return gain < params.tolerance * abs(before[0]["ll_per_word"])
 
 
 def fold_in(

@@ -17,7 +17,7 @@ import pyarrow.compute as pc
 import scipy.sparse as sp
 
 from pipeline import engines
-from pipeline.coherence import Reference, coherence_scores, reference
+from pipeline.coherence import Reference, coherence_scores, reference, take_sequences
 from pipeline.config import LdaParams, Params
 from pipeline.io import (
     Paths,
@@ -66,6 +66,7 @@ class _Data:
     heldout_eval: sp.csr_matrix
     reference: Reference
     params: LdaParams
+    train_sequences: tuple[np.ndarray, np.ndarray]  # the training documents in reading order
 
 
 _DATA: _Data | None = None
@@ -132,12 +133,14 @@ def lda_sweep(
     fit_half, eval_half = completion_halves(
         tokens, heldout_ids, {t: i for i, t in enumerate(terms.tolist())}
     )
+    ref = reference(tokens, doc_ids, terms.tolist(), counts)
     _DATA = _Data(
         train=counts[~mask],
         heldout_fit=fit_half,
         heldout_eval=eval_half,
-        reference=reference(tokens, doc_ids, terms.tolist(), counts),
+        reference=ref,
         params=params,
+        train_sequences=take_sequences(ref.starts, ref.term_ids, np.flatnonzero(~mask)),
     )
     release_arrow_memory()
     log.info(
@@ -164,7 +167,7 @@ def _score(task: tuple[int, int]) -> dict:
     k, seed = task
     data = _DATA
     params = data.params
-    fitted = engines.fit(data.train, k, params, seed)
+    fitted = engines.fit(data.train, k, params, seed, sequences=data.train_sequences)
     top = top_terms(fitted.phi, max(params.coherence_top_n, DIVERSITY_TOP_N, STABILITY_TOP_N))
     coherence = coherence_scores([row[: params.coherence_top_n] for row in top], data.reference)
     theta = engines.fold_in(fitted.phi, fitted.alpha, data.heldout_fit)

@@ -12,7 +12,7 @@ from gensim.corpora import Dictionary
 from gensim.models import CoherenceModel
 
 from pipeline import coherence
-from pipeline.coherence import Reference, coherence_scores, reference
+from pipeline.coherence import Reference, coherence_scores, reference, take_sequences
 
 
 def _reference(texts: list[list[int]], n_terms: int) -> Reference:
@@ -82,11 +82,22 @@ def test_reference_keeps_vocabulary_terms_of_the_modelled_documents_in_order():
         }
     )
     ref = reference(tokens, ["c", "a"], ["y", "x"], sp.csr_matrix((2, 2)))
-    # Table order (a, then c); "oov" is dropped, c keeps an empty sequence (one window).
-    assert ref.starts.tolist() == [0, 3, 3]
+    # In doc_ids order (c, then a); "oov" is dropped, c keeps an empty sequence (one window).
+    assert ref.starts.tolist() == [0, 0, 3]
     assert ref.term_ids.tolist() == [1, 0, 1]
     # Streamed in pieces: the same reference.
     one_row = [pa.Table.from_batches([b]) for b in tokens.to_batches(max_chunksize=1)]
     pieces = reference(one_row, ["c", "a"], ["y", "x"], ref.counts)
-    assert pieces.starts.tolist() == [0, 3, 3]
+    assert pieces.starts.tolist() == [0, 0, 3]
     assert pieces.term_ids.tolist() == [1, 0, 1]
+    # In table order as it is; a document without a tokens row has no tokens.
+    ordered = reference(tokens, ["a", "b", "d"], ["y", "x"], sp.csr_matrix((3, 2)))
+    assert ordered.starts.tolist() == [0, 3, 4, 4]
+    assert ordered.term_ids.tolist() == [1, 0, 1, 0]
+
+
+def test_take_sequences_picks_documents_in_the_given_order():
+    starts, ids = np.array([0, 2, 2, 5]), np.array([7, 8, 1, 2, 3])
+    new_starts, new_ids = take_sequences(starts, ids, np.array([2, 1, 0, 2]))
+    assert new_starts.tolist() == [0, 3, 3, 5, 8]
+    assert new_ids.tolist() == [1, 2, 3, 7, 8, 1, 2, 3]

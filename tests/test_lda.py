@@ -6,11 +6,13 @@ import pyarrow as pa
 import pytest
 import scipy.sparse as sp
 
+from pipeline.coherence import reference
 from pipeline.config import ConfigError, LdaParams, TfidfParams, params_from_dict
-from pipeline.engines import converged
+from pipeline.engines import CONVERGENCE_WINDOW, converged, fit, token_sequences
 from pipeline.lda import (
     QUALITY_METRICS,
     LdaError,
+    build_counts,
     lda,
     load_model,
     rank_terms,
@@ -212,28 +214,52 @@ def test_same_threads_same_tables_whatever_the_workers(two_themes):
 
 
 def test_tomotopy_stops_once_converged_but_not_before_min_updates(two_themes):
-    """40 documents x 30 tokens: 1,200 token updates a sweep, 50 sweeps a block."""
+    """40 documents x 30 tokens: 1,200 token updates a sweep, a reading every 10 sweeps."""
     fixed = lda(*two_themes, LdaParams(**{**TOMOTOPY.__dict__, "iterations": 500}))
-    assert len(fixed.fitted.convergence) == 10
+    assert len(fixed.fitted.convergence) == 50
     early = LdaParams(**{**TOMOTOPY.__dict__, "iterations": 500, "tolerance": 0.01})
     stopped = lda(*two_themes, early)
-    assert len(stopped.fitted.convergence) < 10
+    assert len(stopped.fitted.convergence) < 50
     assert lda(*two_themes, early).doc_topics.equals(stopped.doc_topics)
     # The same trace until it stops: converging only cuts the chain short.
     n = len(stopped.fitted.convergence)
     assert stopped.fitted.convergence == fixed.fitted.convergence[:n]
     patient = LdaParams(**{**early.__dict__, "min_updates": 1200 * 400})
-    assert len(lda(*two_themes, patient).fitted.convergence) >= 8
+    assert len(lda(*two_themes, patient).fitted.convergence) >= 40
 
 
-def test_converged_compares_the_last_two_blocks():
+def test_converged_compares_the_last_reading_with_the_one_a_window_before():
     params = LdaParams(tolerance=0.001, min_updates=100)
-    trace = [{"ll_per_word": -10.0}, {"ll_per_word": -9.995}]
-    assert converged(trace, 100, params)
+    trace = [
+        {"iteration": 10.0 * i, "ll_per_word": ll}
+        for i, ll in enumerate([-11.0, -10.0, -9.999, -9.998, -9.997, -9.996, -9.995], 1)
+    ]
+    assert CONVERGENCE_WINDOW == 50
+    assert converged(trace, 100, params)  # 20 -> 70 sweeps: +0.05%
     assert not converged(trace, 99, params)  # too few updates yet
-    assert not converged(trace[:1], 100, params)
-    assert not converged([{"ll_per_word": -10.0}, {"ll_per_word": -9.9}], 100, params)
+    assert not converged(trace[:6], 100, params)  # 10 -> 60: +9%
+    assert not converged(trace[:5], 100, params)  # no reading 50 sweeps before
     assert not converged(trace, 100, LdaParams(tolerance=None))
+
+
+def test_tomotopy_samples_the_given_reading_order(two_themes):
+    """The reading order is checked against the counts, and changes the chain."""
+    vocabulary, doc_terms, tokens = two_themes
+    doc_ids, counts = build_counts(doc_terms, vocabulary.num_rows)
+    grouped = token_sequences(counts, None)
+    assert np.array_equal(np.diff(grouped[0]), np.asarray(counts.sum(axis=1)).ravel())
+    ref = reference(tokens, doc_ids, vocabulary.column("term").to_pylist(), counts)
+    assert token_sequences(counts, (ref.starts, ref.term_ids))[1] is ref.term_ids
+    shifted = (ref.starts, np.roll(ref.term_ids, 1))  # same lengths, other terms per row
+    with pytest.raises(ValueError, match="row for row"):
+        token_sequences(counts, shifted)
+    with pytest.raises(ValueError, match="row for row"):
+        token_sequences(counts[1:], (ref.starts, ref.term_ids))
+    short = LdaParams(**{**TOMOTOPY.__dict__, "iterations": 2})  # before both settle
+    by_order = fit(counts, 2, short, 1, sequences=(ref.starts, ref.term_ids))
+    assert not np.array_equal(by_order.phi, fit(counts, 2, short, 1).phi)
+    again = fit(counts, 2, short, 1, sequences=(ref.starts, ref.term_ids))
+    assert np.array_equal(by_order.phi, again.phi)
 
 
 def test_auto_needs_a_k(two_themes):
