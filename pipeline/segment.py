@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import functools
 import hashlib
 import importlib.metadata
@@ -49,9 +50,13 @@ _SYMBOL_RUN_RE2 = "^" + _SYMBOL_RUN.pattern + "$"
 # Words kept by their part-of-speech tag are joined by newlines to be split in bulk: no kept
 # word contains one (jieba emits whitespace only as whitespace-only tokens, which are dropped).
 _SEP = "\n"
-# Rows read from clean.parquet at a time, and text bytes per task sent to a worker.
+# Rows read from clean.parquet at a time, text bytes per job (a slice of rows cached and
+# written together, a row group of tokens.parquet), and text bytes per task sent to a worker.
 BATCH_ROWS = 4096
+JOB_BYTES = 8 << 20
 TASK_BYTES = 1 << 20
+# Jobs started (their tasks queued for the workers) before the oldest is finished.
+JOBS_AHEAD = 2
 # Segment this much text in the main process before starting worker processes: a small
 # re-run (a few new documents) is done before a pool would have started.
 INLINE_BYTES = 1 << 20
@@ -757,13 +762,15 @@ class Segmenter:
         return self._lexicon
 
     def run(self, tables: Iterable[pa.Table]) -> Iterator[tuple[pa.Table, pa.ListArray]]:
-        """Yield each input table with its documents' token lists."""
+        """Yield each input table, in slices of about JOB_BYTES of text, with the token lists
+        of the slice's documents."""
         pending: deque[_Job] = deque()
         for docs in tables:
             require_columns(docs, ["doc_id", "text", "status"], "segment")
-            pending.append(self._start(docs))
-            while len(pending) > 1:
-                yield self._finish(pending.popleft())
+            for part in _slices(docs, JOB_BYTES):
+                pending.append(self._start(part))
+                while len(pending) > JOBS_AHEAD:
+                    yield self._finish(pending.popleft())
         while pending:
             yield self._finish(pending.popleft())
 
@@ -889,6 +896,20 @@ def _arrange(
         return _list_array(_offsets(sizes), lists.flatten())
     with_empty = pa.concat_arrays([lists, _empty_lists(1)])
     return with_empty.take(_int32_array(np.where(kept, index, len(lists))))
+
+
+def _slices(docs: pa.Table, size: int) -> Iterator[pa.Table]:
+    """Consecutive row slices of ``docs`` holding about ``size`` bytes of text each (at least
+    one row each): the last job, written after the workers are done, stays small."""
+    _, bounds = _text_buffers(docs.column("text"))  # row i is bytes bounds[i]:bounds[i + 1]
+    start = 0
+    while start < docs.num_rows:
+        stop = bisect.bisect_right(bounds, bounds[start] + size) - 1
+        stop = min(max(stop, start + 1), docs.num_rows)
+        yield docs.slice(start, stop - start)
+        start = stop
+    if docs.num_rows == 0:
+        yield docs
 
 
 def _empty_lists(count: int) -> pa.ListArray:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import jieba
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 import pipeline.segment as segment_module
@@ -338,6 +339,26 @@ def test_worker_count_and_start_method_do_not_change_the_bytes(tmp_path, params,
     assert one.read_bytes() == two.read_bytes()
     expected = segment(docs, params.segment, load_lexicon(params.segment))
     assert read_table(one, TOKENS).equals(TOKENS.conform(expected))
+
+
+def test_small_jobs_several_in_flight_give_the_same_rows(tmp_path, params, monkeypatch):
+    """Jobs of a few texts each, two started ahead of the one being finished: the same table
+    (only the row groups differ), and each job a row group of the file."""
+    docs = _corpus()
+    whole = _run_stage(tmp_path / "whole", params, docs, workers=2, cache_dir=None)
+    monkeypatch.setattr(segment_module, "INLINE_BYTES", 0)
+    monkeypatch.setattr(segment_module, "JOB_BYTES", 3000)
+    small = _run_stage(tmp_path / "small", params, docs, workers=2, cache_dir=str(tmp_path / "c"))
+    assert read_table(small, TOKENS).equals(read_table(whole, TOKENS))
+    assert pq.ParquetFile(small).metadata.num_row_groups > 10
+
+
+def test_slices_hold_about_the_given_text_bytes():
+    texts = ["一" * 10, "二" * 400, "", "三" * 5, "四" * 5, "五" * 5]  # 3 bytes a character
+    docs = table(doc_id=[str(i) for i in range(len(texts))], text=texts)
+    parts = list(segment_module._slices(docs, 40))
+    assert [p.column("doc_id").to_pylist() for p in parts] == [["0"], ["1"], ["2", "3", "4"], ["5"]]
+    assert list(segment_module._slices(docs.slice(0, 0), 40))[0].num_rows == 0
 
 
 def test_rows_in_order_and_rows_not_kept_come_out_right(tmp_path, params):
