@@ -68,10 +68,18 @@ def _existing(path: Path, schema: TableSchema) -> Path:
     return path
 
 
-def read_table(path: Path, schema: TableSchema) -> pa.Table:
-    """Read a parquet file and check it against ``schema``; the error names the file."""
+def read_table(path: Path, schema: TableSchema, without: Iterable[str] = ()) -> pa.Table:
+    """Read a parquet file and check it against ``schema``; the error names the file.
+
+    Columns named in ``without`` are not read (nor required).
+    """
     path = _existing(path, schema)
-    return schema.conform(pq.read_table(path), where=str(path))
+    skip = set(without)
+    if not skip:
+        return schema.conform(pq.read_table(path), where=str(path))
+    names = [n for n in pq.read_schema(path).names if n not in skip]
+    kept = schema.subset([*names, *(c for c in schema.columns if c not in skip)])
+    return kept.conform(pq.read_table(path, columns=names), where=str(path))
 
 
 def iter_tables(

@@ -157,7 +157,7 @@ def lda(
     terms = np.asarray(vocabulary.column("term").to_pylist(), dtype=object)
     # Before the fit, so that the token pieces it reads are freed before the engine's data.
     ref = reference(tokens, doc_ids, terms.tolist(), counts)
-    sequences = (ref.starts, ref.term_ids)  # reading order mixes faster than counts
+    sequences = (ref.starts, ref.term_ids)  # reading order mixes faster than grouped counts
     fitted = engines.fit(counts, k, params, params.random_state, terms.tolist(), sequences)
     phi, theta = fitted.phi, fitted.theta
     lengths = np.asarray(counts.sum(axis=1), dtype=np.float64).ravel()

@@ -228,9 +228,12 @@ def group_keywords_table(
     """
     require_columns(doc_terms, ["doc_id", "term_id", "tfidf"], "group_keywords_table")
     require_columns(vocabulary, ["term_id", "term"], "group_keywords_table")
-    group_of = [groups.get(d, "(none)") for d in doc_terms.column("doc_id").to_pylist()]
+    # Each row's group, looked up in arrow: no Python string per row of doc_terms.
+    keys = pa.array(list(groups), pa.string())
+    names = pa.array([*groups.values(), "(none)"], pa.string())
+    where = pc.fill_null(pc.index_in(doc_terms.column("doc_id"), value_set=keys), len(keys))
     sums = (
-        pa.table({"group": group_of, "term_id": doc_terms.column("term_id")})
+        pa.table({"group": names.take(where), "term_id": doc_terms.column("term_id")})
         .append_column("tfidf", doc_terms.column("tfidf"))
         .group_by(["group", "term_id"])
         .aggregate([("tfidf", "sum")])
@@ -238,29 +241,32 @@ def group_keywords_table(
     sizes: dict[str, int] = {}
     for g in groups.values():
         sizes[g] = sizes.get(g, 0) + 1
-    ids, words = vocabulary.column("term_id").to_pylist(), vocabulary.column("term").to_pylist()
-    terms = dict(zip(ids, words, strict=True))
-    rows: dict[str, list[tuple[float, str]]] = {}
-    for g, term_id, total in zip(
-        sums.column("group").to_pylist(),
-        sums.column("term_id").to_pylist(),
-        sums.column("tfidf_sum").to_pylist(),
-        strict=True,
-    ):
-        rows.setdefault(g, []).append((-total / max(sizes.get(g, 1), 1), terms[term_id]))
-    out: dict[str, list] = {"group": [], "rank": [], "term": [], "weight": []}
-    for g in sorted(rows):
-        for rank, (neg, term) in enumerate(sorted(rows[g])[:top_n], start=1):
-            out["group"].append(g)
-            out["rank"].append(rank)
-            out["term"].append(term)
-            out["weight"].append(-neg)
+    group_names = sums.column("group").combine_chunks().dictionary_encode()
+    size_of = np.asarray(
+        [max(sizes.get(g, 1), 1) for g in group_names.dictionary.to_pylist()], dtype=np.float64
+    )
+    totals = sums.column("tfidf_sum").to_numpy()
+    weight = totals / size_of[group_names.indices.to_numpy()] if len(totals) else totals
+    term_at = pc.index_in(sums.column("term_id"), value_set=vocabulary.column("term_id"))
+    ranked = pa.table(
+        {
+            "group": sums.column("group"),
+            "weight": pa.array(weight, pa.float64()),
+            "term": vocabulary.column("term").take(term_at),
+        }
+    ).sort_by([("group", "ascending"), ("weight", "descending"), ("term", "ascending")])
+    # The first top_n rows of each group: rank = position - the group's first position + 1.
+    group_ids = ranked.column("group").combine_chunks().dictionary_encode().indices.to_numpy()
+    first = np.flatnonzero(np.r_[True, group_ids[1:] != group_ids[:-1]]) if len(ranked) else []
+    starts = np.repeat(first, np.diff(np.r_[first, len(ranked)]).astype(np.int64))
+    rank = np.arange(len(ranked)) - starts + 1
+    top = ranked.filter(pa.array(rank <= top_n))
     return pa.table(
         {
-            "group": pa.array(out["group"], pa.string()),
-            "rank": pa.array(out["rank"], pa.int32()),
-            "term": pa.array(out["term"], pa.string()),
-            "weight": pa.array(out["weight"], pa.float64()),
+            "group": top.column("group").combine_chunks().cast(pa.string()),
+            "rank": pa.array(rank[rank <= top_n].astype(np.int32), pa.int32()),
+            "term": top.column("term").combine_chunks().cast(pa.string()),
+            "weight": top.column("weight").combine_chunks(),
         }
     )
 
@@ -537,16 +543,15 @@ def plot_doc_topic_heatmap(
     With more than ``max_docs`` documents, evenly spaced rows of that order are shown.
     """
     require_columns(doc_topics, ["doc_id", "topic", "weight"], "plot_doc_topic_heatmap")
-    docs = list(dict.fromkeys(doc_topics.column("doc_id").to_pylist()))
-    if not docs:
+    # Documents in first-seen order, as arrow ids: no Python string per row.
+    encoded = doc_topics.column("doc_id").combine_chunks().dictionary_encode()
+    docs = encoded.dictionary
+    if not len(docs):
         return _empty("document-topic weights", "no document has a topic mix")
-    k = max(doc_topics.column("topic").to_pylist()) + 1
-    row = {d: i for i, d in enumerate(docs)}
+    topic_ids = doc_topics.column("topic").to_numpy().astype(np.int64)
+    k = int(topic_ids.max()) + 1
     theta = np.zeros((len(docs), k))
-    theta[
-        [row[d] for d in doc_topics.column("doc_id").to_pylist()],
-        doc_topics.column("topic").to_pylist(),
-    ] = doc_topics.column("weight").to_pylist()
+    theta[encoded.indices.to_numpy(), topic_ids] = doc_topics.column("weight").to_numpy()
     main = theta.argmax(axis=1)
     order = np.lexsort((np.arange(len(docs)), -theta.max(axis=1), main))
     if len(order) > max_docs:
@@ -557,7 +562,8 @@ def plot_doc_topic_heatmap(
     image = ax.imshow(theta[order], aspect="auto", cmap="Blues", vmin=0, vmax=1)
     ax.set_xticks(range(k), [names.get(t, f"T{t}") for t in range(k)], rotation=40, ha="right")
     labels = labels or {}
-    ax.set_yticks(range(len(order)), [labels.get(docs[i], docs[i]) for i in order], fontsize=8)
+    shown_ids = docs.take(pa.array(order, pa.int64())).to_pylist()
+    ax.set_yticks(range(len(order)), [labels.get(d, d) for d in shown_ids], fontsize=8)
     shown = f"{len(order)} of {len(docs)} documents" if len(order) < len(docs) else "documents"
     ax.set_title(f"document-topic weights ({shown}, by main topic)")
     fig.colorbar(image, ax=ax, shrink=0.5, label="weight")

@@ -30,6 +30,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# Columns no picture uses: the texts and the token lists, most of a large run's memory.
+UNUSED_COLUMNS = {"documents": ["text"], "clean": ["text"], "tokens": ["tokens"]}
+
 
 def _import_lazily(name: str):
     """Import ``name`` on first use (the standard library's recipe): the CLI imports every
@@ -326,6 +329,6 @@ def _slug(text: str) -> str:
 
 
 def main(params: Params, paths: Paths) -> None:
-    files = report(load_results(paths), params.report)
+    files = report(load_results(paths, UNUSED_COLUMNS), params.report)
     write_folder(files, paths.processed / "report")
     log.info("report: %d pictures -> %s", len(files) - 1, paths.processed / "report" / "index.html")

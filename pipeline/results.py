@@ -8,6 +8,7 @@ None when this run did not write them, so a picture can say so instead of failin
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -83,9 +84,16 @@ def _optional_json(path: Path) -> dict[str, Any] | None:
     return read_json(path) if path.is_file() else None
 
 
-def load_results(paths: Paths) -> Results:
-    """Read every table of a run, checking each against its schema where one is declared."""
-    required = {name: read_table(paths.table(name), ALL[name]) for name in REQUIRED}
+def load_results(paths: Paths, without: Mapping[str, Iterable[str]] | None = None) -> Results:
+    """Read every table of a run, checking each against its schema where one is declared.
+
+    ``without`` names columns not to read, by table (the report leaves out the texts and the
+    token lists, most of the memory of a large run).
+    """
+    without = without or {}
+    required = {
+        name: read_table(paths.table(name), ALL[name], without.get(name, ())) for name in REQUIRED
+    }
     optional = {name: read_optional(paths.table(name), ALL.get(name)) for name in OPTIONAL}
     lda_vis = paths.processed / "lda_vis.html"
     return Results(

@@ -1,4 +1,5 @@
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from pipeline.io import TableWriter, iter_tables, read_table, write_json, write_table
@@ -51,6 +52,29 @@ def test_reading_only_some_columns(tmp_path):
     write_table(_topics(2), path, TOPICS)
     with pytest.raises(SchemaError, match="t.parquet"):
         TOPICS.subset(["topic", "nope"]).conform(pa.table({"x": [1]}), where=str(path))
+
+
+def test_reading_without_some_columns(tmp_path):
+    path = tmp_path / "t.parquet"
+    write_table(_topics(3), path, TOPICS)
+    table = read_table(path, TOPICS, without=["label", "coherence"])
+    assert table.column_names == ["topic", "prevalence"]
+    assert table.column("topic").equals(read_table(path, TOPICS).column("topic"))
+    # A declared column that is not left out is still required, naming the file.
+    pa_table = _topics(3).drop_columns(["coherence"])
+    pq.write_table(pa_table, path)
+    with pytest.raises(SchemaError, match="t.parquet.*coherence"):
+        read_table(path, TOPICS, without=["label"])
+    assert read_table(path, TOPICS, without=["coherence"]).num_rows == 3
+
+
+def test_lists_have_no_statistics_and_flat_columns_do(tmp_path):
+    path = tmp_path / "tokens.parquet"
+    tokens = pa.table({"doc_id": ["a", "b"], "tokens": [["x", "y"], []], "n_tokens": [2, 0]})
+    write_table(tokens, path, TOKENS)
+    group = pq.ParquetFile(path).metadata.row_group(0)
+    stats = {group.column(i).path_in_schema: group.column(i).is_stats_set for i in range(3)}
+    assert stats == {"doc_id": True, "tokens.list.element": False, "n_tokens": True}
 
 
 def test_empty_table_round_trips(tmp_path):
