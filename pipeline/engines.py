@@ -7,6 +7,8 @@ table, the saved model and inference on new documents are the same code whatever
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import logging
 import warnings
 from dataclasses import dataclass, field
@@ -249,15 +251,27 @@ def _fit_tomotopy(
         phi /= phi.sum(axis=1, keepdims=True)
     theta = np.asarray([doc.get_topic_dist() for doc in model.docs], dtype=np.float64)
     theta /= theta.sum(axis=1, keepdims=True)
-    return Fitted(
+    fitted = Fitted(
         engine="tomotopy",
         phi=phi,
         theta=theta,
         alpha=np.asarray(model.alpha, dtype=np.float64).reshape(-1),
         eta=float(model.eta),
         convergence=trace,
-        native=model,
+        # The trained model without its documents (what tomotopy saves with full=False): the
+        # sampler's state (about 27 bytes a token) is freed before the topics are described.
+        native=tp.LDAModel.loads(model.saves(full=False)),
     )
+    del model
+    trim_heap()
+    return fitted
+
+
+def trim_heap() -> None:
+    """Give freed C/C++ heap pages back to the system (glibc's malloc_trim; elsewhere nothing):
+    glibc keeps what tomotopy freed, and the process's peak would carry it."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None).malloc_trim(0)
 
 
 def converged(trace: list[dict[str, float]], updates: int, params: LdaParams) -> bool:
@@ -312,12 +326,25 @@ def fold_in(
     return theta
 
 
-def log_likelihood(phi: np.ndarray, theta: np.ndarray, counts: sp.csr_matrix) -> float:
-    """Sum over tokens of log P(term | document) = log(theta . phi)."""
-    counts = sp.csr_matrix(counts, dtype=np.float64)
-    per_doc = np.diff(counts.indptr)
-    p = np.zeros(counts.nnz, dtype=np.float64)
-    # One topic at a time: gathers from one row of phi and one column of theta stay in cache.
-    for topic in range(phi.shape[0]):
-        p += np.repeat(theta[:, topic], per_doc) * phi[topic, counts.indices]
-    return float((counts.data * np.log(np.maximum(p, 1e-300))).sum())
+def log_likelihood(
+    phi: np.ndarray, theta: np.ndarray, counts: sp.csr_matrix, block: int = 1 << 20
+) -> float:
+    """Sum over tokens of log P(term | document) = log(theta . phi).
+
+    Rows are taken about ``block`` stored counts at a time, so the temporaries stay small.
+    """
+    counts = sp.csr_matrix(counts)
+    indptr = counts.indptr
+    total, row = 0.0, 0
+    while row < counts.shape[0]:
+        end = int(np.searchsorted(indptr, indptr[row] + block, side="right")) - 1
+        end = min(max(end, row + 1), counts.shape[0])
+        a, b = indptr[row], indptr[end]
+        per_doc, columns = np.diff(indptr[row : end + 1]), counts.indices[a:b]
+        p = np.zeros(b - a, dtype=np.float64)
+        # One topic at a time: gathers from one row of phi and one column of theta stay in cache.
+        for topic in range(phi.shape[0]):
+            p += np.repeat(theta[row:end, topic], per_doc) * phi[topic, columns]
+        total += float((counts.data[a:b] * np.log(np.maximum(p, 1e-300))).sum())
+        row = end
+    return total

@@ -165,6 +165,8 @@ def lda(
 
     top = top_terms(phi, max(params.top_n, params.coherence_top_n, DIVERSITY_TOP_N))
     coherence = coherence_scores([row[: params.coherence_top_n] for row in top], ref)
+    del ref, sequences
+    engines.trim_heap()  # the coherence counts' freed pages
     term_freq = np.asarray(counts.sum(axis=0), dtype=np.float64).ravel()
     rankings = rank_terms(phi, term_freq, params)
     metrics = {

@@ -119,8 +119,11 @@ def prepare(
 
     # The default view: the r most salient terms.
     term_proportion = term_frequency / term_frequency.sum()
+    # (topics x terms) arrays computed in place: the same numbers with fewer held at once.
     topic_given_term = phi / phi.sum(axis=0)
-    kernel = topic_given_term * np.log(topic_given_term / topic_proportion[:, None])
+    kernel = topic_given_term / topic_proportion[:, None]
+    np.log(kernel, out=kernel)
+    kernel *= topic_given_term
     saliency = term_proportion * kernel.sum(axis=0)
     del topic_given_term, kernel
     default = _sort_descending(saliency)[:r]
@@ -139,7 +142,8 @@ def prepare(
     # Each topic: its r most relevant terms at every lambda, in order of first appearance.
     lambdas = np.arange(0, 1 + lambda_step, lambda_step)
     log_ttd = np.log(phi)
-    log_lift = np.log(phi / term_proportion)
+    log_lift = phi / term_proportion
+    np.log(log_lift, out=log_lift)
     tops = relevance_tops(log_ttd, log_lift, r, lambdas)  # (lambdas, topics, r)
     for topic in range(k):
         ids = _first_seen(tops[:, topic, :].ravel())
@@ -273,11 +277,15 @@ def _candidates(a: np.ndarray, b: np.ndarray, r: int, block: int = 256) -> list:
     return out
 
 
+# Topics compared with one topic at once in js_pcoa.
+PCOA_ROWS = 4
+
+
 def js_pcoa(distributions) -> np.ndarray:
     """pyLDAvis' ``js_PCoA``, with the Jensen-Shannon distances computed in numpy: scipy's
     ``pdist`` calls a Python function per pair of topics, each two ``entropy`` calls over
-    every term with scipy's scalar ``rel_entr``. Here each topic is compared with all later
-    ones at once, and KL(p || m) = sum p log p - p . log m, so only log m is taken per pair.
+    every term with scipy's scalar ``rel_entr``. Here each topic is compared with later ones a
+    few at a time, and KL(p || m) = sum p log p - p . log m, so only log m is taken per pair.
     Coordinates agree with pyLDAvis' to about 1e-11 (rounding, on values of about 0.1)."""
     p = np.ascontiguousarray(distributions, dtype=np.float64)
     p = p / p.sum(axis=1, keepdims=True)
@@ -286,11 +294,13 @@ def js_pcoa(distributions) -> np.ndarray:
     n = p.shape[0]
     dist = np.zeros((n, n), dtype=np.float64)
     for i in range(n - 1):
-        others = p[i + 1 :]
-        log_m = _log0(0.5 * (p[i] + others))
-        ab = p_log_p[i] - log_m @ p[i]
-        ba = p_log_p[i + 1 :] - np.einsum("ij,ij->i", others, log_m)
-        dist[i, i + 1 :] = dist[i + 1 :, i] = 0.5 * (ab + ba)
+        # A few later topics at a time: the (topics x terms) temporaries stay small.
+        for j in range(i + 1, n, PCOA_ROWS):
+            others = p[j : j + PCOA_ROWS]
+            log_m = _log0(0.5 * (p[i] + others))
+            ab = p_log_p[i] - log_m @ p[i]
+            ba = p_log_p[j : j + PCOA_ROWS] - np.einsum("ij,ij->i", others, log_m)
+            dist[i, j : j + len(others)] = dist[j : j + len(others), i] = 0.5 * (ab + ba)
     return _pcoa(dist)
 
 

@@ -228,6 +228,14 @@ def test_tomotopy_stops_once_converged_but_not_before_min_updates(two_themes):
     assert len(lda(*two_themes, patient).fitted.convergence) >= 40
 
 
+def test_tomotopy_keeps_the_trained_topics_not_the_sampler_state(two_themes):
+    fitted = lda(*two_themes, TOMOTOPY).fitted
+    assert len(fitted.native.docs) == 0  # the documents' state is freed after the fit
+    used = np.asarray([int(w) for w in fitted.native.used_vocabs])
+    for topic in range(fitted.phi.shape[0]):
+        assert np.allclose(fitted.native.get_topic_word_dist(topic), fitted.phi[topic, used])
+
+
 def test_converged_compares_the_last_reading_with_the_one_a_window_before():
     params = LdaParams(tolerance=0.001, min_updates=100)
     trace = [
@@ -454,6 +462,10 @@ def test_log_likelihood_sums_log_theta_dot_phi_over_tokens():
     dense = counts.toarray()
     expected = (dense * np.log(theta @ phi)).sum()
     assert engines.log_likelihood(phi, theta, counts) == pytest.approx(expected, rel=1e-12)
+    # In blocks of rows (a row larger than a block is a block of its own): the same sum.
+    for block in (1, 7, 1000):
+        blocked = engines.log_likelihood(phi, theta, counts, block=block)
+        assert blocked == pytest.approx(expected, rel=1e-12)
 
 
 def test_counts_from_pieces_equal_counts_from_the_whole_table():
