@@ -78,7 +78,7 @@ def read_table(path: Path, schema: TableSchema, without: Iterable[str] = ()) -> 
     if not skip:
         return schema.conform(pq.read_table(path), where=str(path))
     names = [n for n in pq.read_schema(path).names if n not in skip]
-    kept = schema.subset([*names, *(c for c in schema.columns if c not in skip)])
+    kept = schema.subset(c for c in schema.columns if c not in skip)  # extras pass as read
     return kept.conform(pq.read_table(path, columns=names), where=str(path))
 
 
