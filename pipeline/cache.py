@@ -1,10 +1,12 @@
-"""The per-document token cache of the segment stage: a SQLite file outside git and DVC outputs.
+"""The per-document token cache of the segment stage: SQLite files outside git and DVC outputs.
 
-Keys are hashes of (segmentation fingerprint, clean text), so an entry made under other
-settings, dictionaries or code can never be hit. Each value carries a checksum; a corrupt entry
-or an unreadable file is treated as a miss and rebuilt, so the cache never changes a result and
-deleting its folder is always safe. It lives beside io.py because it is file access too, but in
-its own module: nothing else in the pipeline uses it.
+Each segmentation fingerprint (settings, dictionaries, code) has a file of its own, and its
+keys are hashes of (fingerprint, clean text), so an entry made under other settings can never
+be hit. Each value carries a checksum; a corrupt entry or an unreadable file is treated as a
+miss and rebuilt, so the cache never changes a result and deleting its folder is always safe.
+Files of other fingerprints are deleted, least recently used first, once the folder outgrows
+its budget (trim_cache). It lives beside io.py because it is file access too, but in its own
+module: nothing else in the pipeline uses it.
 """
 
 from __future__ import annotations
@@ -15,13 +17,14 @@ import logging
 import os
 import sqlite3
 import zlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
 log = logging.getLogger(__name__)
 
 ENV_VAR = "ZHTOPICS_SEGMENT_CACHE"
-FILE_NAME = "tokens.sqlite"
+# tokens-<fingerprint>.sqlite; the pattern also matches the single tokens.sqlite of before.
+FILE_PATTERN = "tokens*.sqlite"
 _QUERY_CHUNK = 500  # keys per SELECT (SQLite's variable limit is 999 on old builds)
 
 
@@ -31,9 +34,18 @@ def resolve_cache_dir(setting: str | None) -> Path | None:
     return Path(value).expanduser() if value else None
 
 
-def document_key(fingerprint: bytes, text: bytes) -> bytes:
-    """16-byte key of one clean text (UTF-8) under one segmentation fingerprint."""
-    return hashlib.blake2b(text, digest_size=16, key=fingerprint[:64]).digest()
+def key_function(fingerprint: bytes) -> Callable[[bytes], bytes]:
+    """The 16-byte key of a clean text (UTF-8) under one segmentation fingerprint: SHA-256 of
+    the fingerprint then the text. (On CPUs with SHA instructions this hashes the bench corpus
+    in 0.06 s, keyed BLAKE2b in 0.10 s.)"""
+    base = hashlib.sha256(fingerprint)
+
+    def document_key(text: bytes) -> bytes:
+        digest = base.copy()
+        digest.update(text)
+        return digest.digest()[:16]
+
+    return document_key
 
 
 def _row_id(key: bytes) -> int:
@@ -51,13 +63,15 @@ class TokenCache:
     full key or checksum does not match (ignored) or an unreadable file (discarded).
     """
 
-    def __init__(self, folder: Path) -> None:
-        self.path = Path(folder) / FILE_NAME
+    def __init__(self, folder: Path, fingerprint: bytes) -> None:
+        self.path = Path(folder) / f"tokens-{fingerprint.hex()[:16]}.sqlite"
         self._db: sqlite3.Connection | None = None
         try:
             self._db = self._open()
         except (sqlite3.DatabaseError, OSError) as exc:
             self._discard(exc)
+        with contextlib.suppress(OSError):
+            os.utime(self.path)  # the time of last use, for trim_cache (a run may only read)
 
     def _open(self) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -138,3 +152,40 @@ class TokenCache:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def trim_cache(keep: Path, max_bytes: int) -> list[Path]:
+    """Delete the cache files beside ``keep`` (other fingerprints: older settings, dictionaries
+    or code) that do not fit in ``max_bytes`` with it, least recently used first; ``keep``
+    itself stays whatever its size. Returns the deleted files."""
+
+    def size(path: Path) -> int:
+        return sum(f.stat().st_size for f in _with_siblings(path) if f.exists())
+
+    others = []
+    for path in keep.parent.glob(FILE_PATTERN):
+        with contextlib.suppress(OSError):  # gone meanwhile (another run trimming)
+            if path != keep:
+                others.append((path.stat().st_mtime, path.name, path, size(path)))
+    total = size(keep) if keep.exists() else 0
+    deleted = []
+    for _, _, path, bytes_ in sorted(others, reverse=True):  # most recently used first
+        if total + bytes_ <= max_bytes:
+            total += bytes_
+            continue
+        with contextlib.suppress(OSError):
+            for file in _with_siblings(path):
+                file.unlink(missing_ok=True)
+            deleted.append(path)
+    if deleted:
+        log.info(
+            "segment cache: deleted %d file(s) of other settings to stay within %.0f MB: %s",
+            len(deleted),
+            max_bytes / 2**20,
+            ", ".join(p.name for p in deleted),
+        )
+    return deleted
+
+
+def _with_siblings(path: Path) -> list[Path]:
+    return [path, *(Path(f"{path}{suffix}") for suffix in ("-journal", "-wal", "-shm"))]

@@ -143,6 +143,9 @@ class SegmentParams:
     # Per-document token cache, outside git and DVC outputs; null disables it. Relative to the
     # working directory; the environment variable ZHTOPICS_SEGMENT_CACHE overrides it.
     cache_dir: str | None = ".cache/zhtopics/segment"
+    # Megabytes the cache folder may hold. The file of the current settings is always kept;
+    # files of other settings are deleted, least recently used first, to stay within this.
+    cache_max_mb: int = 2048
 
     def __post_init__(self) -> None:
         if self.pos is not None and not self.pos_tags:
@@ -161,6 +164,8 @@ class SegmentParams:
             _fail("segment.start_method", self.start_method, f"null or one of {list(methods)}")
         if self.cache_dir is not None and not self.cache_dir.strip():
             _fail("segment.cache_dir", self.cache_dir, "null or a folder path")
+        if self.cache_max_mb < 0:
+            _fail("segment.cache_max_mb", self.cache_max_mb, "an integer >= 0 (megabytes)")
 
     @property
     def pos_tags(self) -> frozenset[str]:

@@ -23,7 +23,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.cache import TokenCache, document_key, resolve_cache_dir
+from pipeline.cache import TokenCache, key_function, resolve_cache_dir, trim_cache
 from pipeline.config import Params, SegmentParams
 from pipeline.io import Paths, TableWriter, iter_tables, usable_cores
 from pipeline.schemas import CLEAN, KEPT, TOKENS, require_columns
@@ -291,7 +291,8 @@ def fingerprint(params: SegmentParams) -> bytes:
     """What a document's tokens depend on besides its text: settings, dictionaries, code and
     tokenizer versions. Part of every cache key."""
     settings = asdict(params)
-    for key in ("workers", "start_method", "cache_dir", "phrases_threshold", "phrases_min_count"):
+    unrelated = ("workers", "start_method", "cache_dir", "cache_max_mb")
+    for key in (*unrelated, "phrases_threshold", "phrases_min_count"):
         settings.pop(key)
     for key in ("userdict", "stopwords"):
         path = settings.pop(key)
@@ -367,17 +368,31 @@ def unpack_lists(values: Sequence[bytes]) -> pa.ListArray:
         sizes.append(np.frombuffer(view[5:end], f"<u{width}"))
         pieces.append(view[end:])
     np.cumsum(counts, out=counts)
-    offsets = np.zeros(int(counts[-1]) + 1, np.int64)
-    if sizes:
-        np.cumsum(np.concatenate(sizes), out=offsets[1:])
     data = b"".join(pieces)
-    if offsets[-1] != len(data) or len(data) >= 2**31:
-        raise ValueError("malformed or oversized token values")
-    words = pa.StringArray.from_buffers(
-        len(offsets) - 1, pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(data)
-    )
-    words.validate(full=True)  # UTF-8
+    if len(data) >= 2**31:
+        raise ValueError("oversized token values: 2 GB or more in one batch")
+    offsets = np.zeros(int(counts[-1]) + 1, np.int32)
+    if sizes:  # the sizes widened first: a running sum over mixed types is 10 times slower
+        np.cumsum(np.concatenate(sizes).astype(np.int32), out=offsets[1:])
+    if offsets[-1] != len(data):
+        raise ValueError("malformed token values")
+    words = pa.StringArray.from_buffers(len(offsets) - 1, pa.py_buffer(offsets), pa.py_buffer(data))
+    # The offsets are running sums of the sizes and each value passed its checksum, so only
+    # the UTF-8 is left to check, on the whole data at once: 0.02 s for the bench corpus's
+    # tokens, where arrow's full validation string by string takes 0.08 s.
+    _check_utf8(data)
     return _list_array(counts, words)
+
+
+def _check_utf8(data: bytes) -> None:
+    """Raise ValueError unless ``data`` is UTF-8 (arrow's check, on the buffer as one string)."""
+    whole = pa.StringArray.from_buffers(
+        1, pa.py_buffer(np.array([0, len(data)], np.int32)), pa.py_buffer(data)
+    )
+    try:
+        whole.validate(full=True)
+    except pa.ArrowInvalid as exc:
+        raise ValueError(f"malformed token values: {exc}") from None
 
 
 @dataclass(frozen=True, eq=False)
@@ -742,8 +757,9 @@ class Segmenter:
 
     def __init__(self, params: SegmentParams, cache_dir: Path | None) -> None:
         self.params = params
-        self.fingerprint = fingerprint(params)
-        self.cache = TokenCache(cache_dir) if cache_dir is not None else None
+        settings = fingerprint(params)
+        self._key = key_function(settings)
+        self.cache = TokenCache(cache_dir, settings) if cache_dir is not None else None
         self.workers = worker_count(params)
         self.stats = RunStats()
         self._fork = multiprocessing.get_context(params.start_method).get_start_method() == "fork"
@@ -780,7 +796,7 @@ class Segmenter:
         rows: dict[bytes, list[int]] = {}
         for i, status in enumerate(statuses):
             if status == KEPT:
-                key = document_key(self.fingerprint, data[bounds[i] : bounds[i + 1]])
+                key = self._key(data[bounds[i] : bounds[i + 1]])
                 rows.setdefault(key, []).append(i)
         hits = self.cache.get_many(list(rows)) if self.cache is not None else {}
         misses = [(k, r[0]) for k, r in rows.items() if k not in hits]
@@ -872,6 +888,7 @@ class Segmenter:
             self._pool = None
         if self.cache is not None:
             self.cache.close()
+            trim_cache(self.cache.path, self.params.cache_max_mb << 20)
 
     def __enter__(self) -> Segmenter:
         return self

@@ -1,6 +1,8 @@
 import dataclasses
 import itertools
 import json
+import logging
+import os
 import sqlite3
 import subprocess
 import sys
@@ -13,7 +15,7 @@ import pytest
 
 import pipeline.segment as segment_module
 from pipeline.bench_segment import read_corpus, token_agreement
-from pipeline.cache import resolve_cache_dir
+from pipeline.cache import key_function, resolve_cache_dir, trim_cache
 from pipeline.clean import load_replacements, normalize_text
 from pipeline.cli import main as cli_main
 from pipeline.config import ConfigError, SegmentParams, params_from_dict
@@ -293,6 +295,7 @@ def test_phrases_join_frequent_collocations(params, lexicon):
         ({"workers": -1}, "segment.workers"),
         ({"start_method": "thread"}, "segment.start_method"),
         ({"cache_dir": " "}, "segment.cache_dir"),
+        ({"cache_max_mb": -1}, "segment.cache_max_mb"),
     ],
 )
 def test_bad_segment_settings_name_the_key(values, key):
@@ -434,6 +437,22 @@ def test_cache_values_round_trip(lists):
     assert unpack_lists([b"", b""]).to_pylist() == [[], []]
 
 
+def test_cache_values_that_do_not_unpack_raise():
+    (value,) = pack_lists(pa.array([["中国", "人民"]], pa.list_(pa.string())))
+    with pytest.raises(ValueError, match="malformed"):  # sizes beyond the data
+        unpack_lists([value[:-1]])
+    broken = value[:-3] + b"\xff" + value[-2:]  # 民 with its lead byte gone: not UTF-8
+    with pytest.raises(ValueError, match="malformed"):
+        unpack_lists([value, broken])
+
+
+def test_document_keys_depend_on_the_text_and_the_fingerprint():
+    key = key_function(b"settings A")
+    assert key(b"text") == key_function(b"settings A")(b"text")
+    assert len(key(b"text")) == 16
+    assert len({key(b"text"), key(b"text2"), key_function(b"settings B")(b"text")}) == 3
+
+
 def test_cache_rerun_segments_only_new_documents(tmp_path, params, monkeypatch):
     cache = tmp_path / "cache"
     docs = _corpus()
@@ -465,7 +484,8 @@ def test_corrupt_or_stale_cache_never_changes_the_output(tmp_path, params, caplo
     expected = _run_stage(tmp_path / "ref", params, docs, workers=1, cache_dir=None).read_bytes()
     _run_stage(tmp_path / "a", params, docs, workers=1, cache_dir=str(cache))
     # an entry whose value was altered is ignored (checksum), and recomputed
-    db = sqlite3.connect(cache / "tokens.sqlite")
+    (file,) = cache.glob("tokens-*.sqlite")
+    db = sqlite3.connect(file)
     db.execute("UPDATE tokens SET value = CAST('伪造' AS BLOB)")
     db.commit()
     db.close()
@@ -485,6 +505,41 @@ def test_corrupt_or_stale_cache_never_changes_the_output(tmp_path, params, caplo
         tmp_path / "e", params, docs, workers=1, cache_dir=str(cache), userdict=userdict
     )
     assert cached.read_bytes() == other.read_bytes() != expected
+
+
+def test_each_setting_has_its_cache_file_and_old_ones_go_over_budget(tmp_path, params, caplog):
+    cache = tmp_path / "cache"
+    docs = _corpus(30)
+    userdict = tmp_path / "u.txt"
+    userdict.write_text("男女平等 50 n\n", encoding="utf-8")
+    _run_stage(tmp_path / "a", params, docs, workers=1, cache_dir=str(cache))
+    (first,) = cache.glob("tokens-*.sqlite")
+    _run_stage(tmp_path / "b", params, docs, workers=1, cache_dir=str(cache), userdict=userdict)
+    assert len(list(cache.glob("tokens-*.sqlite"))) == 2  # well within the default budget
+    # a budget of 0 keeps only the file of the settings in use
+    caplog.set_level(logging.INFO, logger="pipeline.cache")
+    _run_stage(tmp_path / "c", params, docs, workers=1, cache_dir=str(cache), cache_max_mb=0)
+    assert list(cache.glob("tokens-*.sqlite")) == [first]
+    assert "deleted 1 file(s) of other settings" in caplog.text
+
+
+def test_trim_cache_deletes_least_recently_used_files_beyond_the_budget(tmp_path):
+    def cache_file(name: str, size: int, used: int) -> Path:
+        path = tmp_path / name
+        path.write_bytes(b"x" * size)
+        os.utime(path, (used, used))
+        return path
+
+    keep = cache_file("tokens-keep.sqlite", 500, 100)
+    old = cache_file("tokens.sqlite", 300, 1)  # the single file of earlier versions
+    older = cache_file("tokens-b.sqlite", 300, 2)
+    recent = cache_file("tokens-c.sqlite", 300, 50)
+    journal = cache_file("tokens-b.sqlite-journal", 10, 2)
+    unrelated = cache_file("notes.txt", 10_000, 1)
+    assert trim_cache(keep, 900) == [older, old]  # 500 + 300 fit; the two oldest do not
+    assert keep.exists() and recent.exists() and unrelated.exists()
+    assert not old.exists() and not older.exists() and not journal.exists()
+    assert trim_cache(keep, 0) == [recent] and keep.exists()  # kept whatever its size
 
 
 def test_cache_folder_comes_from_the_environment(monkeypatch, tmp_path):
