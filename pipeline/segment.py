@@ -376,7 +376,7 @@ def unpack_lists(values: Sequence[bytes]) -> pa.ListArray:
         np.cumsum(np.concatenate(sizes).astype(np.int32), out=offsets[1:])
     if offsets[-1] != len(data):
         raise ValueError("malformed token values")
-    words = pa.StringArray.from_buffers(len(offsets) - 1, pa.py_buffer(offsets), pa.py_buffer(data))
+    words = _utf8_array(data, offsets)
     # The offsets are running sums of the sizes and each value passed its checksum, so only
     # the UTF-8 is left to check, on the whole data at once: 0.02 s for the bench corpus's
     # tokens, where arrow's full validation string by string takes 0.08 s.
@@ -386,11 +386,8 @@ def unpack_lists(values: Sequence[bytes]) -> pa.ListArray:
 
 def _check_utf8(data: bytes) -> None:
     """Raise ValueError unless ``data`` is UTF-8 (arrow's check, on the buffer as one string)."""
-    whole = pa.StringArray.from_buffers(
-        1, pa.py_buffer(np.array([0, len(data)], np.int32)), pa.py_buffer(data)
-    )
     try:
-        whole.validate(full=True)
+        _utf8_array(data, np.array([0, len(data)])).validate(full=True)
     except pa.ArrowInvalid as exc:
         raise ValueError(f"malformed token values: {exc}") from None
 
@@ -445,7 +442,7 @@ def _utf8_array(data, offsets: np.ndarray) -> pa.StringArray:
     if offsets[-1] >= 2**31:
         raise ValueError("more than 2 GB of text in one batch")
     return pa.StringArray.from_buffers(
-        len(offsets) - 1, pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(data)
+        len(offsets) - 1, pa.py_buffer(offsets.astype(np.int32, copy=False)), pa.py_buffer(data)
     )
 
 
