@@ -7,7 +7,8 @@ workers, filter, write tokens.parquet) with an empty cache, the stage on the cor
 (every document twice, the copy with its own id and text, and its own empty cache), and a
 re-run after adding 1% new documents. Each stage run reports what it took from the cache, and
 the bench checks that against the state the row claims. Prints MB/s and peak RSS (the process
-and its workers, sampled) for each, then the ratios.
+and its workers, sampled) for each, then the ratios, and last the floor of any re-run: what a
+new process pays before it can read a document or segment a new one.
 """
 
 from __future__ import annotations
@@ -174,6 +175,39 @@ def _stage(args: argparse.Namespace, folder: Path, cache_dir: Path) -> dict:
     }
 
 
+# What a new process needs before it can read clean.parquet and segment the new documents: the
+# interpreter, pyarrow's parquet reader, and a tokenizer with the backend's own dictionary
+# (``import rjieba`` builds one; jieba builds its prefix dictionary on initialize).
+FLOOR_STEPS = {
+    "interpreter": "pass",
+    "pyarrow.parquet": "import pyarrow.parquet",
+    "dictionary": {
+        "rjieba": "import rjieba",
+        "jieba": "import jieba; jieba.setLogLevel(60); jieba.Tokenizer().initialize()",
+    },
+}
+
+
+def _floor(backend: str, repeats: int = 3) -> dict[str, float]:
+    """Seconds each step of the floor adds, in a fresh process, the fastest of ``repeats``: a
+    lower bound for any run, however little it has to do, with these libraries."""
+    import subprocess
+
+    code, total = [], {}
+    for name, step in FLOOR_STEPS.items():
+        code.append(step[backend] if isinstance(step, dict) else step)
+        times = []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            subprocess.run([sys.executable, "-c", "; ".join(code)], check=True)
+            times.append(time.perf_counter() - started)
+        total[name] = min(times)
+    steps, before = {}, 0.0
+    for name, seconds in total.items():
+        steps[name], before = max(seconds - before, 0.0), seconds
+    return steps
+
+
 def _cpu_seconds() -> float:
     """CPU time (user + system) of this process and its ended, waited-for children."""
     import resource
@@ -317,6 +351,16 @@ def run(args: argparse.Namespace) -> int:
         if "stage, re-run after +1% documents" in by_name:
             ratio = by_name["stage, re-run after +1% documents"]["seconds"] / stage["seconds"]
             print(f"re-run after +1% documents / full run: {100 * ratio:.1f}%")
+            steps = _floor(seg.backend)
+            floor = sum(steps.values())
+            parts = ", ".join(f"{name} {seconds:.2f} s" for name, seconds in steps.items())
+            # The two loads could overlap on two cores; the interpreter comes first either way.
+            overlapped = steps["interpreter"] + max(steps["pyarrow.parquet"], steps["dictionary"])
+            print(
+                f"floor of any re-run in a new process ({parts}): {floor:.2f} s = "
+                f"{100 * floor / stage['seconds']:.1f}% of the full run; with the two loads "
+                f"side by side {overlapped:.2f} s = {100 * overlapped / stage['seconds']:.1f}%"
+            )
         if args.userdict_effect:
             print("\nuser-dictionary word: content tokens with / without the user dictionary")
             for word, with_, without in _measure(

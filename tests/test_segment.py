@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import pipeline.segment as segment_module
-from pipeline.bench_segment import read_corpus, token_agreement
+from pipeline.bench_segment import FLOOR_STEPS, _floor, read_corpus, token_agreement
 from pipeline.cache import key_function, resolve_cache_dir, trim_cache
 from pipeline.clean import load_replacements, normalize_text
 from pipeline.cli import main as cli_main
@@ -245,6 +245,14 @@ def test_tokenizer_output_must_cover_the_text(params, lexicon):
 
     with pytest.raises(RuntimeError, match="do not cover the text"):
         segment_texts(["北京天安门"], params.segment, Lexicon(Lossy(), lexicon.stopwords))
+
+
+@pytest.mark.parametrize("backend", ["jieba", "rjieba"])
+def test_bench_floor_runs_each_step_for_each_backend(backend):
+    # A step whose code fails (a renamed module, say) raises rather than timing an error.
+    steps = _floor(backend, repeats=1)
+    assert list(steps) == list(FLOOR_STEPS)
+    assert all(seconds >= 0 for seconds in steps.values())
 
 
 def test_token_agreement_counts_spans():
