@@ -18,6 +18,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from pipeline.config import LdaParams
+from pipeline.io import row_spans
 
 log = logging.getLogger(__name__)
 
@@ -335,10 +336,8 @@ def log_likelihood(
     """
     counts = sp.csr_matrix(counts)
     indptr = counts.indptr
-    total, row = 0.0, 0
-    while row < counts.shape[0]:
-        end = int(np.searchsorted(indptr, indptr[row] + block, side="right")) - 1
-        end = min(max(end, row + 1), counts.shape[0])
+    total = 0.0
+    for row, end in row_spans(indptr, block):
         a, b = indptr[row], indptr[end]
         per_doc, columns = np.diff(indptr[row : end + 1]), counts.indices[a:b]
         p = np.zeros(b - a, dtype=np.float64)
@@ -346,5 +345,4 @@ def log_likelihood(
         for topic in range(phi.shape[0]):
             p += np.repeat(theta[row:end, topic], per_doc) * phi[topic, columns]
         total += float((counts.data[a:b] * np.log(np.maximum(p, 1e-300))).sum())
-        row = end
     return total

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import bisect
 import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -130,6 +131,21 @@ def release_arrow_memory() -> None:
 def tables(source: pa.Table | Iterable[pa.Table]) -> Iterable[pa.Table]:
     """A table as the one piece of itself; pieces (e.g. from ``iter_tables``) as they are."""
     return [source] if isinstance(source, pa.Table) else source
+
+
+def row_spans(offsets: Sequence[int], size: int) -> Iterator[tuple[int, int]]:
+    """Consecutive row ranges [start, stop), row i spanning ``offsets[i]:offsets[i + 1]`` (text
+    bytes, tokens, stored counts), each as many rows as fit in ``size`` and at least one. No
+    rows give the one empty range (0, 0), so that a table always gives a slice."""
+    rows = len(offsets) - 1
+    if rows <= 0:
+        yield 0, 0
+    start = 0
+    while start < rows:
+        stop = bisect.bisect_right(offsets, int(offsets[start]) + size) - 1
+        stop = min(max(stop, start + 1), rows)
+        yield start, stop
+        start = stop
 
 
 def _present(file_schema: pa.Schema, columns: list[str]) -> list[str]:

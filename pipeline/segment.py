@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import bisect
 import functools
 import hashlib
 import importlib.metadata
@@ -25,7 +24,7 @@ import pyarrow.compute as pc
 
 from pipeline.cache import TokenCache, key_function, resolve_cache_dir, trim_cache
 from pipeline.config import Params, SegmentParams
-from pipeline.io import Paths, TableWriter, iter_tables, usable_cores
+from pipeline.io import Paths, TableWriter, iter_tables, row_spans, usable_cores
 from pipeline.schemas import CLEAN, KEPT, TOKENS, require_columns
 
 log = logging.getLogger(__name__)
@@ -916,14 +915,8 @@ def _slices(docs: pa.Table, size: int) -> Iterator[pa.Table]:
     """Consecutive row slices of ``docs`` holding about ``size`` bytes of text each (at least
     one row each): the last job, written after the workers are done, stays small."""
     _, bounds = _text_buffers(docs.column("text"))  # row i is bytes bounds[i]:bounds[i + 1]
-    start = 0
-    while start < docs.num_rows:
-        stop = bisect.bisect_right(bounds, bounds[start] + size) - 1
-        stop = min(max(stop, start + 1), docs.num_rows)
+    for start, stop in row_spans(bounds, size):
         yield docs.slice(start, stop - start)
-        start = stop
-    if docs.num_rows == 0:
-        yield docs
 
 
 def _empty_lists(count: int) -> pa.ListArray:

@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline.config import Params, TfidfParams
-from pipeline.io import Paths, iter_tables, write_table
+from pipeline.io import Paths, iter_tables, row_spans, write_table
 from pipeline.schemas import DOC_TERMS, KEYWORDS, TOKENS, VOCABULARY, require_columns
 
 log = logging.getLogger(__name__)
@@ -153,14 +153,9 @@ def _count_terms(tables: Iterable[pa.Table]) -> _Counts:
 
 def _slices(table: pa.Table, max_tokens: int) -> list[pa.Table]:
     """Consecutive row slices of about ``max_tokens`` tokens (more for a longer document)."""
-    ends = np.cumsum(_numpy(pc.list_value_length(_array(table.column("tokens")))))
-    total = int(ends[-1]) if len(ends) else 0
-    cuts = np.searchsorted(ends, np.arange(max_tokens, total, max_tokens), side="right")
-    bounds = np.unique(np.concatenate([[0], cuts, [table.num_rows]]))
-    if len(bounds) < 2:
-        return [table]
-    spans = zip(bounds[:-1], bounds[1:], strict=True)
-    return [table.slice(start, end - start) for start, end in spans]
+    offsets = np.zeros(table.num_rows + 1, np.int64)
+    np.cumsum(_numpy(pc.list_value_length(_array(table.column("tokens")))), out=offsets[1:])
+    return [table.slice(start, stop - start) for start, stop in row_spans(offsets, max_tokens)]
 
 
 def _count_slice(table: pa.Table) -> _Piece:

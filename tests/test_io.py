@@ -1,8 +1,9 @@
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.io import TableWriter, iter_tables, read_table, write_json, write_table
+from pipeline.io import TableWriter, iter_tables, read_table, row_spans, write_json, write_table
 from pipeline.schemas import DOCUMENTS, TOKENS, TOPICS, SchemaError
 
 
@@ -143,3 +144,10 @@ def test_failed_write_leaves_no_file(tmp_path):
 def test_json_is_sorted_and_stable(tmp_path):
     write_json({"b": 1, "a": "中"}, tmp_path / "m.json")
     assert (tmp_path / "m.json").read_text(encoding="utf-8") == '{\n  "a": "中",\n  "b": 1\n}\n'
+
+
+def test_row_spans_take_as_many_rows_as_fit_and_at_least_one():
+    offsets = [0, 30, 1230, 1230, 1245, 1260, 1275]  # a row of 1,200 and an empty row
+    assert list(row_spans(offsets, 40)) == [(0, 1), (1, 2), (2, 5), (5, 6)]
+    assert list(row_spans(np.asarray(offsets, np.int32), 1275)) == [(0, 6)]
+    assert list(row_spans([0], 40)) == [(0, 0)]  # no rows: one empty range
