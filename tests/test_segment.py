@@ -15,25 +15,18 @@ import pytest
 
 import pipeline.segment as segment_module
 from pipeline.bench_segment import FLOOR_STEPS, _floor, read_corpus, token_agreement
-from pipeline.cache import key_function, resolve_cache_dir, trim_cache
-from pipeline.clean import load_replacements, normalize_text
+from pipeline.text.token_cache import key_function, resolve_cache_dir, trim_cache
+from pipeline.text.normalize import normalize_text
+from pipeline.text.rules import load_replacements
 from pipeline.cli import main as cli_main
 from pipeline.config import ConfigError, SegmentParams, params_from_dict
 from pipeline.io import Paths, read_table, write_table
 from pipeline.schemas import CLEAN, TOKENS, SchemaError
-from pipeline.segment import (
-    Lexicon,
-    content_mask,
-    fingerprint,
-    is_content_token,
-    load_lexicon,
-    pack_lists,
-    read_userdict,
-    segment,
-    segment_texts,
-    tokenize,
-    unpack_lists,
-)
+from pipeline.segment import fingerprint, segment
+from pipeline.text.segmentation import segment_texts, tokenize
+from pipeline.text.token_cache import pack_lists, unpack_lists
+from pipeline.text.token_filters import content_mask, is_content_token
+from pipeline.text.tokenizers import Lexicon, load_lexicon, read_userdict
 from pipeline.segment import main as seg_main
 from tests.conftest import FIXTURES, ROOT, SAMPLE_FILE, table
 
@@ -367,9 +360,9 @@ def test_small_jobs_several_in_flight_give_the_same_rows(tmp_path, params, monke
 def test_slices_hold_about_the_given_text_bytes():
     texts = ["一" * 10, "二" * 400, "", "三" * 5, "四" * 5, "五" * 5]  # 3 bytes a character
     docs = table(doc_id=[str(i) for i in range(len(texts))], text=texts)
-    parts = list(segment_module._slices(docs, 40))
+    parts = list(segment_module.text_slices(docs, 40))
     assert [p.column("doc_id").to_pylist() for p in parts] == [["0"], ["1"], ["2", "3", "4"], ["5"]]
-    assert list(segment_module._slices(docs.slice(0, 0), 40))[0].num_rows == 0
+    assert list(segment_module.text_slices(docs.slice(0, 0), 40))[0].num_rows == 0
 
 
 def test_rows_in_order_and_rows_not_kept_come_out_right(tmp_path, params):
