@@ -10,10 +10,9 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
-import multiprocessing
-from collections import Counter, defaultdict, deque
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -21,12 +20,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from tqdm import tqdm
 
+from pipeline.arrays import running_offsets
 from pipeline.config import CleanParams, Params
 from pipeline.io import (
     Paths,
     Spool,
     TableWriter,
     iter_tables,
+    row_spans,
     usable_cores,
     write_json,
     write_table,
@@ -46,6 +47,7 @@ from pipeline.schemas import (
 from pipeline.text.dedup import Deduplicator, minhash_signatures
 from pipeline.text.normalize import char_counts, clean_texts
 from pipeline.text.rules import Rules, load_rules
+from pipeline.text.worker_pool import WorkerPool, done, run_ahead
 
 log = logging.getLogger(__name__)
 
@@ -257,21 +259,17 @@ def fill_cluster_sizes(table: pa.Table, sizes: Counter[str]) -> pa.Table:
 TASK_CHARS = 1 << 20
 INLINE_CHARS = 1 << 20
 
-_WORKER: tuple[CleanParams, Rules] | None = None
 
-
-def _init_worker(params: CleanParams) -> None:
+def _set_up_worker(params: CleanParams) -> tuple[CleanParams, Rules]:
     """Runs once in each worker process (also under spawn): its own rules and converter."""
-    global _WORKER
-    _WORKER = (params, load_rules(params))
     # Give freed arrow memory back at once: a worker's peak is one task, not the run's history.
     with contextlib.suppress(NotImplementedError, AttributeError):
         pa.jemalloc_set_decay_ms(0)
+    return params, load_rules(params)
 
 
-def _prepare_in_worker(docs: pa.Table) -> Prepared:
-    assert _WORKER is not None, "worker not initialised"
-    params, rules = _WORKER
+def _prepare_task(worker: tuple[CleanParams, Rules], docs: pa.Table) -> Prepared:
+    params, rules = worker
     return prepare_batch(docs, params, rules)
 
 
@@ -284,56 +282,44 @@ class Cleaner:
     def __init__(self, params: CleanParams, rules: Rules) -> None:
         self.params = params
         self.rules = rules
-        self.workers = params.workers or usable_cores()
-        self.started = False  # a pool of workers was started
-        self._pool: ProcessPoolExecutor | None = None
-        self._inline_chars = 0
+        self.pool = WorkerPool(
+            params.workers or usable_cores(), params.start_method, _set_up_worker, INLINE_CHARS
+        )
+
+    @property
+    def workers(self) -> int:
+        return self.pool.workers
+
+    @property
+    def started(self) -> bool:
+        """A pool of workers was started."""
+        return self.pool.started
 
     def run(self, tables: Iterable[pa.Table]) -> Iterator[tuple[pa.Table, Prepared]]:
         """Yield each input table with what ``prepare_batch`` makes of it."""
-        pending: deque[tuple[pa.Table, list[Future]]] = deque()
-        for docs in tables:
-            pending.append((docs, self._start(docs)))
-            while len(pending) > 2:
-                yield self._finish(*pending.popleft())
-        while pending:
-            yield self._finish(*pending.popleft())
+        return run_ahead(tables, self._start, self._finish, ahead=2)
 
-    def _start(self, docs: pa.Table) -> list[Future]:
+    def _start(self, docs: pa.Table) -> tuple[pa.Table, list[Future]]:
         columns = [
             c for c in ("text", "status", "reason", "decode_errors") if c in docs.column_names
         ]
-        docs = docs.select(columns)
-        total = text_chars(docs)
-        if self._pool is None and (self.workers <= 1 or self._inline_chars + total <= INLINE_CHARS):
-            self._inline_chars += total
-            future: Future = Future()
-            future.set_result(prepare_batch(docs, self.params, self.rules))
-            return [future]
-        pool = self._ensure_pool()
+        selected = docs.select(columns)
+        if self.pool.takes_inline(text_chars(selected)):
+            return docs, [done(prepare_batch(selected, self.params, self.rules))]
+        self.pool.start(self.params)
         # take() copies a slice, so that only its own rows are sent to the worker.
-        return [
-            pool.submit(_prepare_in_worker, docs.take(np.arange(lo, hi)))
-            for lo, hi in row_ranges(docs, TASK_CHARS)
+        return docs, [
+            self.pool.submit(_prepare_task, selected.take(np.arange(lo, hi)))
+            for lo, hi in text_spans(selected, TASK_CHARS)
         ]
 
-    def _ensure_pool(self) -> ProcessPoolExecutor:
-        if self._pool is None:
-            context = multiprocessing.get_context(self.params.start_method)
-            self._pool = ProcessPoolExecutor(
-                self.workers, context, initializer=_init_worker, initargs=(self.params,)
-            )
-            self.started = True
-        return self._pool
-
-    def _finish(self, docs: pa.Table, futures: list[Future]) -> tuple[pa.Table, Prepared]:
+    def _finish(self, job: tuple[pa.Table, list[Future]]) -> tuple[pa.Table, Prepared]:
+        docs, futures = job
         parts = [future.result() for future in futures]
         return docs, parts[0] if len(parts) == 1 else _concat_prepared(parts)
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+        self.pool.close()
 
     def __enter__(self) -> Cleaner:
         return self
@@ -347,22 +333,17 @@ def text_chars(docs: pa.Table) -> int:
     return int(pc.sum(pc.utf8_length(docs.column("text"))).as_py() or 0)
 
 
-def row_ranges(docs: pa.Table, chars: int) -> list[tuple[int, int]]:
+def text_spans(docs: pa.Table, chars: int) -> list[tuple[int, int]]:
     """Consecutive row ranges of ``docs`` with at most ``chars`` characters of text each (a
     longer document alone)."""
-    sizes = np.cumsum(pc.utf8_length(docs.column("text")).to_numpy(zero_copy_only=False))
-    bounds = [0]
-    while bounds[-1] < docs.num_rows:
-        start = bounds[-1]
-        limit = (sizes[start - 1] if start else 0) + chars
-        bounds.append(max(start + 1, int(np.searchsorted(sizes, limit, "right"))))
-    return list(zip(bounds, bounds[1:], strict=False))
+    lengths = pc.utf8_length(docs.column("text")).to_numpy(zero_copy_only=False)
+    return list(row_spans(running_offsets(lengths).tolist(), chars))
 
 
 def sized_batches(tables: Iterable[pa.Table], chars: int) -> Iterator[pa.Table]:
     """The tables cut where they hold more than ``chars`` characters of text."""
     for docs in tables:
-        ranges = row_ranges(docs, chars)
+        ranges = text_spans(docs, chars)
         if len(ranges) <= 1:
             yield docs
         else:

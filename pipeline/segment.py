@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
+import importlib.util
 import json
 import logging
 import multiprocessing
 import time
-from collections import deque
 from collections.abc import Iterable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -32,6 +32,7 @@ from pipeline.text.token_cache import (
     unpack_lists,
 )
 from pipeline.text.tokenizers import Lexicon, load_lexicon, read_userdict, warn_split_words
+from pipeline.text.worker_pool import WorkerPool, done, run_ahead
 
 log = logging.getLogger(__name__)
 # Rows read from clean.parquet at a time, text bytes per job (a slice of rows cached and
@@ -46,6 +47,25 @@ JOBS_AHEAD = 2
 INLINE_BYTES = 1 << 20
 # Bump when the meaning of cached values changes (the module's source is hashed as well).
 CACHE_FORMAT = 3
+# The modules whose code shapes a document's tokens: this stage, the segmentation path, the
+# tokenizers and dictionaries, the token filters, the cache value format and the arrow helpers
+# the token lists are built with. Their source is part of the cache key, so that editing any
+# of them never hands back tokens made by the old code. The other pipeline modules the stage
+# imports do not touch tokens (a test checks that each module it imports is in one list).
+TOKEN_SHAPING_MODULES = (
+    "pipeline.segment",
+    "pipeline.text.segmentation",
+    "pipeline.text.tokenizers",
+    "pipeline.text.token_filters",
+    "pipeline.text.token_cache",
+    "pipeline.arrays",
+)
+TOKEN_NEUTRAL_MODULES = (
+    "pipeline.config",
+    "pipeline.io",
+    "pipeline.schemas",
+    "pipeline.text.worker_pool",
+)
 
 
 def fingerprint(params: SegmentParams) -> bytes:
@@ -60,10 +80,21 @@ def fingerprint(params: SegmentParams) -> bytes:
         settings[key] = None if path is None else hashlib.sha256(path.read_bytes()).hexdigest()
     packages = sorted({params.backend, "jieba", "stopwordsiso"})
     settings["versions"] = {name: importlib.metadata.version(name) for name in packages}
-    settings["code"] = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
+    code = hashlib.sha256()
+    for name in TOKEN_SHAPING_MODULES:
+        code.update(name.encode("utf-8") + b"\0" + _module_source(name) + b"\0")
+    settings["code"] = code.hexdigest()
     settings["format"] = CACHE_FORMAT
     blob = json.dumps(settings, sort_keys=True, default=str).encode("utf-8")
     return hashlib.blake2b(blob, digest_size=32).digest()
+
+
+def _module_source(name: str) -> bytes:
+    """The source file of a module of the package, without importing it."""
+    spec = importlib.util.find_spec(name)
+    if spec is None or spec.origin is None:
+        raise RuntimeError(f"segment: cannot find the source of {name} for the cache key")
+    return Path(spec.origin).read_bytes()
 
 
 # --------------------------------------------------------------------------- phrases
@@ -116,34 +147,29 @@ def segment(docs: pa.Table, params: SegmentParams, lexicon: Lexicon) -> pa.Table
 
 # --------------------------------------------------------------------------- the stage run
 
-_WORKER: tuple[SegmentParams, Lexicon] | None = None
 
-
-def _init_worker(params: SegmentParams, lexicon: Lexicon | None) -> None:
+def _set_up_worker(params: SegmentParams, lexicon: Lexicon | None) -> tuple:
     """Runs once in each worker process: its own private tokenizer, inherited from the parent
     (fork) or loaded here (spawn, forkserver)."""
-    global _WORKER
-    _WORKER = (params, lexicon if lexicon is not None else load_lexicon(params, check=False))
     # Arrow's default allocator (mimalloc) returns freed pages to the system after 10 ms, and
     # each task then faults them in again; the system allocator keeps them for the next task
     # (about 5% less CPU in a worker, the same peak memory).
     pa.set_memory_pool(pa.system_memory_pool())
+    return params, lexicon if lexicon is not None else load_lexicon(params, check=False)
 
 
-def _split_user_words() -> list[str]:
+def _split_user_words_task(worker: tuple[SegmentParams, Lexicon]) -> list[str]:
     """A task: the user words this worker's tokenizer does not keep whole (for the warning)."""
-    assert _WORKER is not None, "worker not initialised"
-    params, lexicon = _WORKER
+    params, lexicon = worker
     if params.userdict is None:
         return []
     words = [e.word for e in read_userdict(params.userdict)]
     return [w for w in words if lexicon.backend.cut(w, params.hmm) != [w]]
 
 
-def _segment_in_worker(texts: Utf8Texts) -> pa.ListArray:
+def _segment_task(worker: tuple[SegmentParams, Lexicon], texts: Utf8Texts) -> pa.ListArray:
     """A task: UTF-8 texts in (decoded here, in parallel), token lists out."""
-    assert _WORKER is not None, "worker not initialised"
-    params, lexicon = _WORKER
+    params, lexicon = worker
     return segment_utf8(texts, params, lexicon)
 
 
@@ -180,15 +206,15 @@ class Segmenter:
         settings = fingerprint(params)
         self._key = key_function(settings)
         self.cache = TokenCache(cache_dir, settings) if cache_dir is not None else None
-        self.workers = worker_count(params)
+        self.pool = WorkerPool(
+            worker_count(params), params.start_method, _set_up_worker, INLINE_BYTES
+        )
+        self.workers = self.pool.workers
         self.stats = RunStats()
         self._fork = multiprocessing.get_context(params.start_method).get_start_method() == "fork"
         self._lexicon: Lexicon | None = None
-        self._pool: ProcessPoolExecutor | None = None
         self._check: Future | None = None
         self._checked = False  # the user dictionary has been checked in this process
-        self._eager = False  # every batch goes to the workers
-        self._inline_bytes = 0
 
     @property
     def lexicon(self) -> Lexicon:
@@ -200,15 +226,12 @@ class Segmenter:
     def run(self, tables: Iterable[pa.Table]) -> Iterator[tuple[pa.Table, pa.ListArray]]:
         """Yield each input table, in slices of about JOB_BYTES of text, with the token lists
         of the slice's documents."""
-        pending: deque[_Job] = deque()
+        return run_ahead(self._job_slices(tables), self._start, self._finish, JOBS_AHEAD)
+
+    def _job_slices(self, tables: Iterable[pa.Table]) -> Iterator[pa.Table]:
         for docs in tables:
             require_columns(docs, ["doc_id", "text", "status"], "segment")
-            for part in text_slices(docs, JOB_BYTES):
-                pending.append(self._start(part))
-                while len(pending) > JOBS_AHEAD:
-                    yield self._finish(pending.popleft())
-        while pending:
-            yield self._finish(pending.popleft())
+            yield from text_slices(docs, JOB_BYTES)
 
     def _start(self, docs: pa.Table) -> _Job:
         data, bounds = _text_buffers(docs.column("text"))
@@ -222,14 +245,11 @@ class Segmenter:
         misses = [(k, r[0]) for k, r in rows.items() if k not in hits]
         # A few new documents are segmented here, before a pool of workers would have started.
         size = sum(bounds[i + 1] - bounds[i] for _, i in misses)
-        inline = (
-            self._pool is None
-            and not self._eager
-            and (self.workers <= 1 or self._inline_bytes + size <= INLINE_BYTES)
-        )
-        self._inline_bytes += size if inline else 0
+        inline = self.pool.takes_inline(size)
         tasks = []
-        for chunk in _chunks(misses, bounds, TASK_BYTES):
+        sizes = [bounds[i + 1] - bounds[i] for _, i in misses]
+        for lo, hi in row_spans(running_offsets(sizes).tolist(), TASK_BYTES) if misses else ():
+            chunk = misses[lo:hi]
             spans = [(bounds[i], bounds[i + 1]) for _, i in chunk]
             texts = Utf8Texts(
                 b"".join(data[lo:hi] for lo, hi in spans),
@@ -251,32 +271,27 @@ class Segmenter:
         loaded once rather than once per worker)."""
         if self.workers <= 1 or size <= INLINE_BYTES:
             return
-        self._eager = True
+        self.pool.eager = True
         if self.cache is not None and not self.cache.is_empty():
             self._ensure_pool(inherit=False)
 
     def _submit(self, texts: Utf8Texts, inline: bool) -> Future:
         if inline:
-            future: Future = Future()
-            future.set_result(segment_utf8(texts, self.params, self.lexicon))
-            return future
-        return self._ensure_pool(inherit=self._fork).submit(_segment_in_worker, texts)
+            return done(segment_utf8(texts, self.params, self.lexicon))
+        self._ensure_pool(inherit=self._fork)
+        return self.pool.submit(_segment_task, texts)
 
-    def _ensure_pool(self, inherit: bool) -> ProcessPoolExecutor:
-        if self._pool is None:
+    def _ensure_pool(self, inherit: bool) -> None:
+        if not self.pool.started:
             # The workers do the segmenting from now on. With ``inherit``, forked workers take
             # this process's tokenizer; otherwise each loads its own, and one of them checks
             # the user dictionary (once) for the warning.
             inherited = self.lexicon if inherit else None
             self._lexicon = None
-            context = multiprocessing.get_context(self.params.start_method)
-            self._pool = ProcessPoolExecutor(
-                self.workers, context, initializer=_init_worker, initargs=(self.params, inherited)
-            )
+            self.pool.start(self.params, inherited)
             self.stats.workers_started = self.workers
             if not self._checked:
-                self._check = self._pool.submit(_split_user_words)
-        return self._pool
+                self._check = self.pool.submit(_split_user_words_task)
 
     def _finish(self, job: _Job) -> tuple[pa.Table, pa.ListArray]:
         """Wait for a job's tasks, cache their results, and put every row's tokens in order."""
@@ -304,9 +319,7 @@ class Segmenter:
         if check is not None and check.done() and not check.cancelled() and not check.exception():
             warn_split_words(self.params, check.result())
         self._check = None
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+        self.pool.close()
         if self.cache is not None:
             self.cache.close()
             trim_cache(self.cache.path, self.params.cache_max_mb << 20)
@@ -354,22 +367,6 @@ def _text_buffers(column: pa.ChunkedArray) -> tuple[memoryview, list[int]]:
     _, offsets, data = texts.buffers()
     bounds = np.frombuffer(offsets, np.int32)[texts.offset : texts.offset + len(texts) + 1]
     return memoryview(data if data is not None else b""), bounds.tolist()
-
-
-def _chunks(
-    items: list[tuple[bytes, int]], bounds: list[int], size: int
-) -> Iterator[list[tuple[bytes, int]]]:
-    """Consecutive runs of (key, row) holding about ``size`` bytes of text each."""
-    chunk: list[tuple[bytes, int]] = []
-    total = 0
-    for item in items:
-        chunk.append(item)
-        total += bounds[item[1] + 1] - bounds[item[1]]
-        if total >= size:
-            yield chunk
-            chunk, total = [], 0
-    if chunk:
-        yield chunk
 
 
 def main(params: Params, paths: Paths) -> None:

@@ -11,6 +11,8 @@ from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
 
+from pipeline.arrays import running_offsets
+from pipeline.io import row_spans
 from pipeline.text.rules import NUMBERS_RULE, REPLACEMENTS_RULE, Replacements, Rules
 
 # Control and format characters (zero-width spaces, BOMs, soft hyphens) except \n and \t,
@@ -113,6 +115,7 @@ def _nfkc(texts: Iterable[str]) -> Iterator[str]:
     normalised a line at a time (NFKC never looks across a line break), so that only the
     lines that need it pay for the full normalisation.
     """
+    texts = texts if isinstance(texts, Sequence) else list(texts)
     for group in text_groups(texts, WINDOW_CHARS):
         for text in _fold_full_width(group):
             if not unicodedata.is_normalized("NFKC", text):
@@ -120,7 +123,7 @@ def _nfkc(texts: Iterable[str]) -> Iterator[str]:
             yield text
 
 
-def _fold_full_width(texts: list[str]) -> list[str]:
+def _fold_full_width(texts: Sequence[str]) -> Sequence[str]:
     joined = "".join(texts)
     if joined.isascii():
         return texts
@@ -140,18 +143,12 @@ def _fold_full_width(texts: list[str]) -> list[str]:
     return out
 
 
-def text_groups(texts: Iterable[str], size: int) -> Iterator[list[str]]:
-    """Consecutive texts in lists of at most ``size`` characters (a longer text alone)."""
-    group: list[str] = []
-    total = 0
-    for text in texts:
-        if group and total + len(text) > size:
-            yield group
-            group, total = [], 0
-        group.append(text)
-        total += len(text)
-    if group:
-        yield group
+def text_groups(texts: Sequence[str], size: int) -> Iterator[Sequence[str]]:
+    """Consecutive texts in groups of at most ``size`` characters (a longer text alone)."""
+    if texts:
+        offsets = running_offsets([len(text) for text in texts]).tolist()
+        for start, stop in row_spans(offsets, size):
+            yield texts[start:stop]
 
 
 def code_points(text: str) -> np.ndarray:
