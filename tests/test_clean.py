@@ -17,6 +17,7 @@ from pipeline.clean import (
     sized_batches,
     text_spans,
 )
+from pipeline.text import dedup as dedup_module
 from pipeline.text import normalize as normalize_module
 from pipeline.text.dedup import (
     Deduplicator,
@@ -127,7 +128,7 @@ def test_nfkc_in_bulk_is_unicodedata_nfkc(monkeypatch):
     ]
     expected = [unicodedata.normalize("NFKC", t) for t in texts]
     assert list(normalize_module._nfkc(texts)) == expected
-    monkeypatch.setattr(clean_module, "WINDOW_CHARS", 16)  # small groups; a long text alone
+    monkeypatch.setattr(normalize_module, "WINDOW_CHARS", 16)  # small groups; a long text alone
     assert list(normalize_module._nfkc(texts * 3)) == expected * 3
 
 
@@ -168,7 +169,7 @@ def test_character_counts_in_bulk_match_the_single_text_functions(monkeypatch):
     for text, (spaces, letters, ideographs) in zip(texts, counts.tolist(), strict=True):
         assert len(text) - spaces == visible_chars(text)
         assert (ideographs / letters if letters else 1.0) == cjk_share(text)
-    monkeypatch.setattr(clean_module, "WINDOW_CHARS", 8)  # a long text a window at a time
+    monkeypatch.setattr(normalize_module, "WINDOW_CHARS", 8)  # a long text a window at a time
     assert (char_counts(texts) == counts).all()
 
 
@@ -492,7 +493,7 @@ def test_bulk_signatures_are_plain_minhash(monkeypatch):
     expected = np.array([_plain_signature(t, PARAMS) for t in texts])
     assert (minhash_signatures(texts, PARAMS) == expected).all()
     # Small groups, and long texts a window at a time (windows overlap by shingle_size - 1).
-    monkeypatch.setattr(clean_module, "WINDOW_CHARS", 7)
+    monkeypatch.setattr(dedup_module, "WINDOW_CHARS", 7)
     assert (minhash_signatures(texts, PARAMS) == expected).all()
 
 

@@ -23,6 +23,7 @@ from pipeline.config import ConfigError, SegmentParams, params_from_dict
 from pipeline.io import Paths, read_table, write_table
 from pipeline.schemas import CLEAN, TOKENS, SchemaError
 from pipeline.segment import fingerprint, segment
+from pipeline.text import segmentation as segmentation_module
 from pipeline.text.segmentation import segment_texts, tokenize
 from pipeline.text.token_cache import pack_lists, unpack_lists
 from pipeline.text.token_filters import content_mask, is_content_token
@@ -518,7 +519,7 @@ def test_each_setting_has_its_cache_file_and_old_ones_go_over_budget(tmp_path, p
     _run_stage(tmp_path / "b", params, docs, workers=1, cache_dir=str(cache), userdict=userdict)
     assert len(list(cache.glob("tokens-*.sqlite"))) == 2  # well within the default budget
     # a budget of 0 keeps only the file of the settings in use
-    caplog.set_level(logging.INFO, logger="pipeline.cache")
+    caplog.set_level(logging.INFO, logger="pipeline.text.token_cache")
     _run_stage(tmp_path / "c", params, docs, workers=1, cache_dir=str(cache), cache_max_mb=0)
     assert list(cache.glob("tokens-*.sqlite")) == [first]
     assert "deleted 1 file(s) of other settings" in caplog.text
@@ -618,5 +619,5 @@ def test_long_texts_are_segmented_line_by_line_to_the_same_tokens(params, monkey
     lexicon = load_lexicon(seg)
     text = SAMPLE_FILE.read_text(encoding="utf-8").replace("\n", "\r\n")
     whole = segment_texts([text], seg, lexicon)
-    monkeypatch.setattr(segment_module, "LONG_TEXT", 100)
+    monkeypatch.setattr(segmentation_module, "LONG_TEXT", 100)
     assert segment_texts([text], seg, lexicon).equals(whole)
