@@ -420,13 +420,17 @@ def test_near_duplicate_threshold_and_switch():
     assert clean(same, off, Rules()).clean.column("status").to_pylist() == [KEPT, KEPT]
 
 
-def test_signatures_are_deterministic_and_shingle_size_matters():
+def test_signatures_are_deterministic_and_shingle_size_matters(monkeypatch):
     first = Deduplicator(PARAMS).signature(LONG)
     assert (first == Deduplicator(PARAMS).signature(LONG)).all()
     other = Deduplicator(dataclasses.replace(PARAMS, shingle_size=2)).signature(LONG)
     assert not (first == other).all()
     # A long text is hashed a window at a time with the same result as at once.
-    assert Deduplicator(PARAMS).signature("短") is not None
+    monkeypatch.setattr(dedup_module, "WINDOW_CHARS", 7)
+    assert len(LONG) > 7 and (Deduplicator(PARAMS).signature(LONG) == first).all()
+    # A text shorter than a shingle is one shingle of its own.
+    short = Deduplicator(PARAMS).signature("短")
+    assert short.shape == first.shape and not (short == Deduplicator(PARAMS).signature("长")).all()
 
 
 def test_batches_give_the_same_result_as_one_table():

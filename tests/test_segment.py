@@ -6,6 +6,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import jieba
@@ -49,7 +50,9 @@ def test_user_dictionary_keeps_policy_terms_whole(params, lexicon):
 def test_tokenizer_is_private(tmp_path):
     userdict = tmp_path / "u.txt"
     userdict.write_text("甲乙丙丁戊 100 n\n", encoding="utf-8")
-    load_lexicon(SegmentParams(userdict=userdict, stopwords=None))
+    # The jieba backend: it is the one that could touch jieba's global dictionary (jieba.dt).
+    lexicon = load_lexicon(SegmentParams(backend="jieba", userdict=userdict, stopwords=None))
+    assert lexicon.backend.cut("甲乙丙丁戊", False) == ["甲乙丙丁戊"]  # the private one has it
     assert "甲乙丙丁戊" not in jieba.dt.FREQ
 
 
@@ -246,7 +249,26 @@ def test_bench_floor_runs_each_step_for_each_backend(backend):
     # A step whose code fails (a renamed module, say) raises rather than timing an error.
     steps = _floor(backend, repeats=1)
     assert list(steps) == list(FLOOR_STEPS)
-    assert all(seconds >= 0 for seconds in steps.values())
+
+
+def test_bench_floor_steps_are_differences_of_the_fastest_runs(monkeypatch):
+    # Each run's seconds, by the code it runs (the steps so far), for two repeats each.
+    seconds = {
+        "pass": [0.05, 0.02],
+        "pass; import pyarrow.parquet": [0.12, 0.15],
+        "pass; import pyarrow.parquet; import rjieba": [0.30, 0.11],  # noise: faster than before
+    }
+    clock = [0.0]
+
+    def fake_run(args, check):
+        assert check
+        clock[0] += seconds[args[-1]].pop(0)
+
+    monkeypatch.setattr(subprocess, "run", fake_run)
+    monkeypatch.setattr(time, "perf_counter", lambda: clock[0])
+    steps = _floor("rjieba", repeats=2)
+    expected = {"interpreter": 0.02, "pyarrow.parquet": 0.10, "dictionary": 0.0}
+    assert steps == pytest.approx(expected)
 
 
 def test_token_agreement_counts_spans():
