@@ -26,7 +26,13 @@ from pipeline.text.dedup import (
     minhash_permutations,
     minhash_signatures,
 )
-from pipeline.text.normalize import char_counts, cjk_share, clean_text, normalize_text, visible_chars
+from pipeline.text.normalize import (
+    char_counts,
+    cjk_share,
+    clean_text,
+    normalize_text,
+    visible_chars,
+)
 from pipeline.text.rules import (
     CleanError,
     Replacements,

@@ -2,12 +2,10 @@ import dataclasses
 import itertools
 import json
 import logging
-import os
 import sqlite3
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import jieba
 import pyarrow as pa
@@ -16,20 +14,18 @@ import pytest
 
 import pipeline.segment as segment_module
 from pipeline.bench_segment import FLOOR_STEPS, _floor, read_corpus, token_agreement
-from pipeline.text.token_cache import key_function, resolve_cache_dir, trim_cache
-from pipeline.text.normalize import normalize_text
-from pipeline.text.rules import load_replacements
 from pipeline.cli import main as cli_main
 from pipeline.config import ConfigError, SegmentParams, params_from_dict
 from pipeline.io import Paths, read_table, write_table
 from pipeline.schemas import CLEAN, TOKENS, SchemaError
-from pipeline.segment import fingerprint, segment
+from pipeline.segment import Segmenter, fingerprint, segment
+from pipeline.segment import main as seg_main
 from pipeline.text import segmentation as segmentation_module
+from pipeline.text.normalize import normalize_text
+from pipeline.text.rules import load_replacements
 from pipeline.text.segmentation import segment_texts, tokenize
-from pipeline.text.token_cache import pack_lists, unpack_lists
 from pipeline.text.token_filters import content_mask, is_content_token
 from pipeline.text.tokenizers import Lexicon, load_lexicon, read_userdict
-from pipeline.segment import main as seg_main
 from tests.conftest import FIXTURES, ROOT, SAMPLE_FILE, table
 
 GOLDEN = json.loads((FIXTURES / "golden_segment.json").read_text(encoding="utf-8"))
@@ -451,32 +447,6 @@ def test_user_words_are_checked_once_when_workers_segment(tmp_path, params, monk
     assert caplog.text.count("one token") == 1 and "我们的" in caplog.text
 
 
-@pytest.mark.parametrize(
-    "lists", [[], [[]], [["中国", "a"], [], ["x" * 70_000, "é"]], [["甲"], ["乙", "丙"], ["丁"]]]
-)
-def test_cache_values_round_trip(lists):
-    array = pa.array(lists, pa.list_(pa.string()))
-    for part in (array, array[1:], array[1:2]):
-        assert unpack_lists(pack_lists(part)).equals(part)
-    assert unpack_lists([b"", b""]).to_pylist() == [[], []]
-
-
-def test_cache_values_that_do_not_unpack_raise():
-    (value,) = pack_lists(pa.array([["中国", "人民"]], pa.list_(pa.string())))
-    with pytest.raises(ValueError, match="malformed"):  # sizes beyond the data
-        unpack_lists([value[:-1]])
-    broken = value[:-3] + b"\xff" + value[-2:]  # 民 with its lead byte gone: not UTF-8
-    with pytest.raises(ValueError, match="malformed"):
-        unpack_lists([value, broken])
-
-
-def test_document_keys_depend_on_the_text_and_the_fingerprint():
-    key = key_function(b"settings A")
-    assert key(b"text") == key_function(b"settings A")(b"text")
-    assert len(key(b"text")) == 16
-    assert len({key(b"text"), key(b"text2"), key_function(b"settings B")(b"text")}) == 3
-
-
 def test_cache_rerun_segments_only_new_documents(tmp_path, params, monkeypatch):
     cache = tmp_path / "cache"
     docs = _corpus()
@@ -547,34 +517,6 @@ def test_each_setting_has_its_cache_file_and_old_ones_go_over_budget(tmp_path, p
     assert "deleted 1 file(s) of other settings" in caplog.text
 
 
-def test_trim_cache_deletes_least_recently_used_files_beyond_the_budget(tmp_path):
-    def cache_file(name: str, size: int, used: int) -> Path:
-        path = tmp_path / name
-        path.write_bytes(b"x" * size)
-        os.utime(path, (used, used))
-        return path
-
-    keep = cache_file("tokens-keep.sqlite", 500, 100)
-    old = cache_file("tokens.sqlite", 300, 1)  # the single file of earlier versions
-    older = cache_file("tokens-b.sqlite", 300, 2)
-    recent = cache_file("tokens-c.sqlite", 300, 50)
-    journal = cache_file("tokens-b.sqlite-journal", 10, 2)
-    unrelated = cache_file("notes.txt", 10_000, 1)
-    assert trim_cache(keep, 900) == [older, old]  # 500 + 300 fit; the two oldest do not
-    assert keep.exists() and recent.exists() and unrelated.exists()
-    assert not old.exists() and not older.exists() and not journal.exists()
-    assert trim_cache(keep, 0) == [recent] and keep.exists()  # kept whatever its size
-
-
-def test_cache_folder_comes_from_the_environment(monkeypatch, tmp_path):
-    monkeypatch.setenv("ZHTOPICS_SEGMENT_CACHE", str(tmp_path))
-    assert resolve_cache_dir(".cache/x") == tmp_path
-    monkeypatch.setenv("ZHTOPICS_SEGMENT_CACHE", "")
-    assert resolve_cache_dir(".cache/x") is None
-    monkeypatch.delenv("ZHTOPICS_SEGMENT_CACHE")
-    assert resolve_cache_dir(".cache/x") == Path(".cache/x")
-
-
 def test_fingerprint_follows_settings_and_files(params, tmp_path):
     base = fingerprint(params.segment)
     assert fingerprint(dataclasses.replace(params.segment, workers=7)) == base
@@ -583,6 +525,34 @@ def test_fingerprint_follows_settings_and_files(params, tmp_path):
     copy = tmp_path / "stop.txt"
     copy.write_bytes(params.segment.stopwords.read_bytes() + "新词\n".encode())
     assert fingerprint(dataclasses.replace(params.segment, stopwords=copy)) != base
+
+
+@pytest.mark.parametrize("module", segment_module.TOKEN_SHAPING_MODULES)
+def test_editing_a_token_shaping_module_makes_the_cache_miss(tmp_path, params, monkeypatch, module):
+    docs = _corpus(40)
+    cache = tmp_path / "cache"
+    _run_stage(tmp_path / "a", params, docs, workers=1, cache_dir=str(cache))
+    with Segmenter(params.segment, cache) as warm:
+        list(warm.run([docs]))
+    assert warm.stats.segmented == 0 and warm.stats.cached > 0  # all from the cache
+    real = segment_module._module_source
+    edited = lambda name: real(name) + (b"\n# edited\n" if name == module else b"")  # noqa: E731
+    monkeypatch.setattr(segment_module, "_module_source", edited)
+    with Segmenter(params.segment, cache) as cold:
+        list(cold.run([docs]))
+    assert cold.stats.cached == 0 and cold.stats.segmented == warm.stats.cached
+
+
+def test_modules_the_stage_imports_are_token_shaping_or_declared_neutral():
+    """A new module under the segment stage must be put in one list: in the cache key (it may
+    change tokens) or declared neutral."""
+    code = "import sys, pipeline.segment; print(' '.join(sorted(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    imported = {m for m in out.stdout.split() if m.startswith("pipeline.")}
+    shaping = set(segment_module.TOKEN_SHAPING_MODULES)
+    neutral = set(segment_module.TOKEN_NEUTRAL_MODULES)
+    assert imported - {"pipeline.text"} == shaping | neutral
+    assert not shaping & neutral
 
 
 # --------------------------------------------------------------------------- benchmark
