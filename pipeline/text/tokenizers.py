@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.arrays import int32_array, string_array, to_numpy
+from pipeline.arrays import concat_ranges, int32_array, running_offsets, string_array, to_numpy
 from pipeline.config import SegmentParams
 from pipeline.text.token_filters import ascii_rows
 
@@ -278,11 +278,6 @@ def repair_symbol_runs(
         added.extend(pieces)
     dictionary = pa.concat_arrays([dictionary, string_array(added)])
     lengths = length[indices]
-    ends = np.cumsum(lengths)
-    # Token t becomes entries first[t], first[t] + 1, ... at positions ends[t] - lengths[t], ...
-    new = np.repeat(first[indices] - (ends - lengths), lengths) + np.arange(
-        ends[-1] if len(ends) else 0
-    )
-    bounds = np.zeros(len(ends) + 1, dtype=np.int64)
-    bounds[1:] = ends
-    return bounds[offsets], new, dictionary
+    # Token t becomes entries first[t], first[t] + 1, ..., first[t] + lengths[t] - 1.
+    new = concat_ranges(first[indices], lengths)
+    return running_offsets(lengths)[offsets], new, dictionary
