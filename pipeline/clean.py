@@ -3,7 +3,8 @@ and near-duplicate clusters, and the final status of every document; writes the 
 
 Each document is cleaned, measured and MinHashed on its own, many at a time, in worker
 processes when there is enough text (``prepare_batch``); duplicates are then decided in
-document order in one process, against a compact index (``Deduplicator``)."""
+document order in one process, against a compact index (``Deduplicator``). Normalisation,
+the rules and deduplication live in ``pipeline/text/``; this module holds the stage."""
 
 from __future__ import annotations
 

@@ -1,5 +1,8 @@
 """Stage ingest: every file under the raw folder becomes documents (or paragraphs), each with a
-format, an encoding and a status; a file that cannot be used gets one row that says why."""
+format, an encoding and a status; a file that cannot be used gets one row that says why.
+
+Decoding is in ``pipeline/text/decode.py``, the file-format parsers in
+``pipeline/text/formats.py``; this module walks the raw folder, cuts units and builds the table."""
 
 from __future__ import annotations
 

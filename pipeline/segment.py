@@ -1,4 +1,8 @@
-"""Stage segment: jieba word segmentation (Python or compiled), parallel, cached per document."""
+"""Stage segment: jieba word segmentation (Python or compiled), parallel, cached per document.
+
+The tokenizers and dictionaries, the token filters, the segmentation path and the token cache
+live in ``pipeline/text/``; this module holds the stage: the pure function ``segment``, the
+streaming ``Segmenter`` (cache and worker pool), the cache key and ``main``."""
 
 from __future__ import annotations
 
@@ -35,6 +39,7 @@ from pipeline.text.tokenizers import Lexicon, load_lexicon, read_userdict, warn_
 from pipeline.text.worker_pool import WorkerPool, done, run_ahead
 
 log = logging.getLogger(__name__)
+
 # Rows read from clean.parquet at a time, text bytes per job (a slice of rows cached and
 # written together, a row group of tokens.parquet), and text bytes per task sent to a worker.
 BATCH_ROWS = 4096
@@ -45,7 +50,7 @@ JOBS_AHEAD = 2
 # Segment this much text in the main process before starting worker processes: a small
 # re-run (a few new documents) is done before a pool would have started.
 INLINE_BYTES = 1 << 20
-# Bump when the meaning of cached values changes (the module's source is hashed as well).
+# Bump when the meaning of cached values changes (the code that makes them is hashed as well).
 CACHE_FORMAT = 3
 # The modules whose code shapes a document's tokens: this stage, the segmentation path, the
 # tokenizers and dictionaries, the token filters, the cache value format and the arrow helpers

@@ -17,6 +17,22 @@ from pipeline.clean import (
     sized_batches,
     text_spans,
 )
+from pipeline.config import CleanParams, ConfigError, params_from_dict
+from pipeline.ingest import main as ingest_main
+from pipeline.io import Paths, read_json, read_table
+from pipeline.schemas import (
+    CLEAN,
+    CLEAN_AUDIT,
+    DOCUMENTS,
+    DUPLICATE,
+    EMPTY,
+    INGEST_REPORT,
+    KEPT,
+    NEAR_DUPLICATE,
+    NOT_CHINESE,
+    TOO_SHORT,
+    SchemaError,
+)
 from pipeline.text import dedup as dedup_module
 from pipeline.text import normalize as normalize_module
 from pipeline.text.dedup import (
@@ -41,22 +57,6 @@ from pipeline.text.rules import (
     load_replacements,
     load_rules,
     required_clauses,
-)
-from pipeline.config import CleanParams, ConfigError, params_from_dict
-from pipeline.ingest import main as ingest_main
-from pipeline.io import Paths, read_json, read_table
-from pipeline.schemas import (
-    CLEAN,
-    CLEAN_AUDIT,
-    DOCUMENTS,
-    DUPLICATE,
-    EMPTY,
-    INGEST_REPORT,
-    KEPT,
-    NEAR_DUPLICATE,
-    NOT_CHINESE,
-    TOO_SHORT,
-    SchemaError,
 )
 from tests.conftest import ROOT, SAMPLE_FILE, table
 

@@ -11,7 +11,6 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline.clean import clean
-from pipeline.text.rules import load_rules
 from pipeline.config import IngestParams, Params, load_params
 from pipeline.ingest import (
     IngestError,
@@ -22,10 +21,11 @@ from pipeline.ingest import (
     read_raw_files,
     split_paragraphs,
 )
-from pipeline.text.decode import decode, plausibility
-from pipeline.text.formats import RawFile, html_main_text, parse_date
 from pipeline.io import Paths, read_table
 from pipeline.schemas import DOCUMENTS
+from pipeline.text.decode import decode, plausibility
+from pipeline.text.formats import RawFile, html_main_text, parse_date
+from pipeline.text.rules import load_rules
 from tests.conftest import ROOT, SAMPLE_FILE
 
 DOCUMENT = IngestParams(unit="document")
