@@ -71,21 +71,20 @@ def common_hanzi() -> frozenset[str]:
     return frozenset(chars - {""})
 
 
-# Classes of the character table plausibility() counts with: other, good, bad, whitespace.
-_OTHER, _GOOD, _BAD, _SPACE = 0, 1, 2, 3
-
-
 @lru_cache(maxsize=1)
-def _char_classes() -> np.ndarray:
-    """The class of every Basic Multilingual Plane code point, and one more entry (``_OTHER``)
-    that stands for every code point above it."""
-    table = np.full(0x10001, _OTHER, dtype=np.uint8)
+def _char_codes() -> np.ndarray:
+    """What each code point adds to the sums plausibility() needs, packed in one integer: 1 if
+    it is not whitespace, plus (its weight + 2) << 32, the weight being +1 for a good
+    character, -2 for a bad one, 0 otherwise. The last entry stands for every code point above
+    the Basic Multilingual Plane (not space, weight 0). Exact for texts below 2**31 characters.
+    """
+    codes = np.full(0x10001, 1 + (2 << 32), dtype=np.int64)
     good = [*common_hanzi(), *_GOOD_SYMBOLS, *map(chr, range(0x20, 0x7F))]
-    table[[ord(c) for c in good]] = _GOOD
+    codes[[ord(c) for c in good]] = 1 + (3 << 32)
     bad = [*range(0x00, 0x09), 0x0B, *range(0x0E, 0x20), *range(0x7F, 0xA0), 0xFFFD]
-    table[[*bad, *range(0xE000, 0xF900)]] = _BAD
-    table[[c for c in range(0x10000) if chr(c).isspace()]] = _SPACE  # whitespace counts not
-    return table
+    codes[[*bad, *range(0xE000, 0xF900)]] = 1 + (0 << 32)
+    codes[[c for c in range(0x10000) if chr(c).isspace()]] = 2 << 32  # whitespace counts not
+    return codes
 
 
 def plausibility(text: str) -> float:
@@ -96,16 +95,19 @@ def plausibility(text: str) -> float:
 
 
 def _plausibilities(texts: list[str]) -> list[float]:
-    """plausibility() of each text, counted in one pass with a lookup table over the code
-    points of all of them (a few nanoseconds a character, and one call for all candidates)."""
-    points = np.frombuffer("".join(texts).encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
-    classes = np.take(_char_classes(), points, mode="clip")  # above the BMP: the last, other
-    scores, start = [], 0
+    """plausibility() of each text, summed in one pass with a lookup table over the code
+    points of all of them (a few nanoseconds a character, one call for all candidates)."""
+    pieces = [t for t in texts if t]  # reduceat cannot sum an empty piece
+    if not pieces:
+        return [0.0] * len(texts)
+    joined = "".join(pieces).encode("utf-32-le", "surrogatepass")
+    codes = np.take(_char_codes(), np.frombuffer(joined, dtype=np.uint32), mode="clip")
+    sums = iter(np.add.reduceat(codes, np.cumsum([0, *map(len, pieces[:-1])])).tolist())
+    scores = []
     for text in texts:
-        counts = np.bincount(classes[start : start + len(text)], minlength=4)
-        start += len(text)
-        total = len(text) - int(counts[_SPACE])
-        scores.append((int(counts[_GOOD]) - 2 * int(counts[_BAD])) / total if total else 0.0)
+        packed = next(sums) if text else 0
+        total, weight = packed & 0xFFFFFFFF, (packed >> 32) - 2 * len(text)
+        scores.append(weight / total if total else 0.0)
     return scores
 
 
@@ -145,9 +147,19 @@ def _detect(data: bytes) -> tuple[str, Decoded | None]:
     start = first.start() if first else 0
     window = data[start : start + _SNIFF_BYTES]
     whole = start == 0 and len(window) == len(data)
-    decodings = _decodings(window)
+    decodings = _decodings(window, utf8=False)
     # A window may end inside a character: do not count that against the codec.
     scores = _scores(decodings, cut=start + len(window) < len(data))
+    # UTF-8 is scored only if it can compete: at most 1 - 3 * bad / total (the bad characters
+    # weigh -2 and cannot be good), and a quarter of the window (which may cut one character)
+    # shows at least that many bad characters, less one.
+    probe = window[: len(window) // 4].decode("utf-8", "replace").count("\ufffd")
+    utf8_at_most = 1 - 3 * (probe - 1) / max(len(window), 1)
+    if utf8_at_most > max(scores.values()) - _CLEAR_LEAD:
+        decodings = {"utf-8": window.decode("utf-8", "replace"), **decodings}
+        scores = _scores(decodings, cut=start + len(window) < len(data))
+    else:
+        scores = {"utf-8": utf8_at_most, **scores}  # an upper bound: never the winner
     best, second = sorted(scores.values(), reverse=True)[:2]
     clear = best - second >= _CLEAR_LEAD and len(window.translate(None, _ASCII)) >= _CLEAR_CHARS
     if not clear and not whole:
@@ -159,9 +171,10 @@ def _detect(data: bytes) -> tuple[str, Decoded | None]:
     return encoding, Decoded(text, encoding, 0) if whole and "\ufffd" not in text else None
 
 
-def _decodings(data: bytes) -> dict[str, str]:
+def _decodings(data: bytes, utf8: bool = True) -> dict[str, str]:
     """The bytes decoded with each candidate, invalid sequences replaced (one pass each)."""
-    return {e: data.decode(_SCORED_CODEC.get(e, e), "replace") for e in ("utf-8", *_LEGACY)}
+    candidates = ("utf-8", *_LEGACY) if utf8 else _LEGACY
+    return {e: data.decode(_SCORED_CODEC.get(e, e), "replace") for e in candidates}
 
 
 def _scores(decodings: dict[str, str], cut: bool) -> dict[str, float]:
