@@ -25,6 +25,7 @@ import pyarrow.compute as pc
 from pipeline.arrays import int32_array, list_array, running_offsets, string_array, to_numpy
 from pipeline.config import Params, SegmentParams
 from pipeline.io import Paths, TableWriter, iter_tables, row_spans, usable_cores
+from pipeline.progress import Progress, count_rows
 from pipeline.schemas import CLEAN, KEPT, TOKENS, require_columns
 from pipeline.text.segmentation import Utf8Texts, segment_utf8, segment_values
 from pipeline.text.token_cache import (
@@ -68,6 +69,7 @@ TOKEN_SHAPING_MODULES = (
 TOKEN_NEUTRAL_MODULES = (
     "pipeline.config",
     "pipeline.io",
+    "pipeline.progress",
     "pipeline.schemas",
     "pipeline.text.worker_pool",
 )
@@ -383,10 +385,12 @@ def main(params: Params, paths: Paths) -> None:
     total = 0
     clean = paths.table("clean")
     segmenter = Segmenter(seg, resolve_cache_dir(seg.cache_dir))
-    with segmenter, TableWriter(first, TOKENS) as writer:
+    progress = Progress("segment", total=count_rows(clean), unit="doc", logger=log)
+    with segmenter, TableWriter(first, TOKENS) as writer, progress:
         if clean.is_file():  # compressed, so less than the text it holds
             segmenter.expect(clean.stat().st_size)
         for docs, lists in segmenter.run(iter_tables(clean, CLEAN, BATCH_ROWS)):
+            progress.update(docs.num_rows)
             table = _tokens_table(docs.column("doc_id"), lists)
             writer.write(table)
             total += pc.sum(table.column("n_tokens")).as_py() or 0

@@ -23,6 +23,7 @@ import pyarrow.compute as pc
 from pipeline.arrays import to_arrow, to_numpy
 from pipeline.config import Params, TfidfParams
 from pipeline.io import Paths, iter_tables, row_spans, write_table
+from pipeline.progress import Progress, count_rows
 from pipeline.schemas import DOC_TERMS, KEYWORDS, TOKENS, VOCABULARY, require_columns
 
 log = logging.getLogger(__name__)
@@ -340,7 +341,8 @@ def _array(column: pa.ChunkedArray) -> pa.Array:
 
 def main(params: Params, paths: Paths) -> None:
     tokens = iter_tables(paths.table("tokens"), TOKENS, BATCH_ROWS)
-    result = tfidf(tokens, params.tfidf)
+    with Progress("tfidf", total=count_rows(paths.table("tokens")), unit="doc", logger=log) as p:
+        result = tfidf(p.iterate(tokens, lambda table: table.num_rows), params.tfidf)
     write_table(result.vocabulary, paths.table("vocabulary"), VOCABULARY)
     write_table(result.doc_terms, paths.table("doc_terms"), DOC_TERMS)
     write_table(result.keywords, paths.table("keywords"), KEYWORDS)
