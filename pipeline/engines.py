@@ -11,6 +11,7 @@ import contextlib
 import ctypes
 import logging
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,8 +49,12 @@ def fit(
     seed: int,
     terms: list[str] | None = None,
     sequences: tuple[np.ndarray, np.ndarray] | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> Fitted:
     """Fit LDA with ``params.engine`` on a (documents x terms) count matrix, seeded by ``seed``.
+
+    ``progress`` is called with the work done since its last call: Gibbs sweeps (tomotopy,
+    every ``TOMOTOPY_LOG_EVERY``), or 1 for the whole fit (gensim).
 
     ``terms`` (column i is term i) only names the words inside gensim's own saved model.
     ``sequences`` (starts, term ids) are the same documents' tokens in reading order, document
@@ -58,9 +63,11 @@ def fit(
     """
     counts = sp.csr_matrix(counts)
     if params.engine == "tomotopy":
-        fitted = _fit_tomotopy(counts, num_topics, params, seed, sequences)
+        fitted = _fit_tomotopy(counts, num_topics, params, seed, sequences, progress)
     else:
         fitted = _fit_gensim(counts, num_topics, params, seed, terms)
+        if progress is not None:
+            progress(1)
     if fitted.convergence:
         log.debug("%s convergence: %s", params.engine, fitted.convergence)
     return fitted
@@ -197,6 +204,7 @@ def _fit_tomotopy(
     params: LdaParams,
     seed: int,
     sequences: tuple[np.ndarray, np.ndarray] | None,
+    progress: Callable[[int], None] | None = None,
 ) -> Fitted:
     import tomotopy as tp
 
@@ -230,6 +238,8 @@ def _fit_tomotopy(
             warnings.simplefilter("ignore", RuntimeWarning)
             model.train(step, workers=params.threads, parallel=parallel, show_progress=False)
         done += step
+        if progress is not None:
+            progress(step)
         trace.append({"iteration": float(done), "ll_per_word": float(model.ll_per_word)})
         if converged(trace, done * tokens, params):
             break

@@ -27,6 +27,7 @@ from pipeline.io import (
     write_json,
     write_table,
 )
+from pipeline.progress import Progress
 from pipeline.schemas import (
     CLEAN,
     DOC_TERMS,
@@ -158,7 +159,12 @@ def lda(
     # Before the fit, so that the token pieces it reads are freed before the engine's data.
     ref = reference(tokens, doc_ids, terms.tolist(), counts)
     sequences = (ref.starts, ref.term_ids)  # reading order mixes faster than grouped counts
-    fitted = engines.fit(counts, k, params, params.random_state, terms.tolist(), sequences)
+    per_fit = params.iterations if params.engine == "tomotopy" else 1
+    unit = "Gibbs sweep" if params.engine == "tomotopy" else "fit"
+    with Progress("lda", total=per_fit, unit=unit, logger=log) as progress:
+        fitted = engines.fit(
+            counts, k, params, params.random_state, terms.tolist(), sequences, progress.update
+        )
     phi, theta = fitted.phi, fitted.theta
     lengths = np.asarray(counts.sum(axis=1), dtype=np.float64).ravel()
     prevalence = (theta * lengths[:, None]).sum(axis=0) / lengths.sum()
@@ -536,7 +542,13 @@ def resolve_num_topics(params: LdaParams, paths: Paths) -> int:
     sweep = paths.metrics / "sweep.json"
     if not sweep.is_file():
         raise LdaError(f'lda.num_topics is "auto" but {sweep} is missing; run lda_sweep first')
-    k = int(read_json(sweep)["recommended_k"])
+    summary = read_json(sweep)
+    if summary.get("recommended_k") is None:
+        raise LdaError(
+            f'lda.num_topics is "auto" but the sweep in {sweep} fitted no model '
+            f"({summary.get('skipped', 'no recommendation')}); run lda_sweep again"
+        )
+    k = int(summary["recommended_k"])
     log.info("lda: K = %d, recommended by lda_sweep (%s)", k, sweep)
     return k
 

@@ -8,7 +8,7 @@ import hashlib
 import logging
 import multiprocessing
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import combinations
 
 import numpy as np
@@ -25,6 +25,7 @@ from pipeline.io import (
     read_table,
     release_arrow_memory,
     tables,
+    usable_cores,
     write_json,
     write_table,
 )
@@ -38,6 +39,7 @@ from pipeline.lda import (
     top_terms,
     topic_diversity,
 )
+from pipeline.progress import Progress
 from pipeline.schemas import DOC_TERMS, SWEEP, TOKENS, VOCABULARY
 
 log = logging.getLogger(__name__)
@@ -70,6 +72,8 @@ class _Data:
 
 
 _DATA: _Data | None = None
+# The shared count of work done (a multiprocessing Value the forked workers inherit).
+_PROGRESS: list = [None]
 
 
 def split_heldout(doc_ids: list[str], share: float) -> np.ndarray:
@@ -151,23 +155,60 @@ def lda_sweep(
         list(params.sweep.seeds),
     )
     tasks = [(k, seed) for k in params.sweep.k for seed in params.sweep.seeds]
+    workers = min(sweep_workers(params), len(tasks))
+    # Gibbs sweeps (tomotopy) or fits (gensim) done, counted by every worker process.
+    per_fit = params.iterations if params.engine == "tomotopy" else 1
+    done = multiprocessing.get_context("fork").Value("q", 0)
+    _PROGRESS[0] = done
+    unit = "Gibbs sweep" if params.engine == "tomotopy" else "fit"
+    progress = Progress(
+        "lda_sweep", total=len(tasks) * per_fit, unit=unit, logger=log, poll=lambda: done.value
+    )
     try:
-        if params.workers > 1 and len(tasks) > 1:
-            ctx = multiprocessing.get_context("fork")
-            with concurrent.futures.ProcessPoolExecutor(params.workers, mp_context=ctx) as pool:
-                results = list(pool.map(_score, tasks))
-        else:
-            results = [_score(task) for task in tasks]
+        with progress:
+            if workers > 1:
+                ctx = multiprocessing.get_context("fork")
+                with concurrent.futures.ProcessPoolExecutor(workers, mp_context=ctx) as pool:
+                    results = list(pool.map(_score, tasks))
+            else:
+                results = [_score(task) for task in tasks]
     finally:
         _DATA = None
+        _PROGRESS[0] = None
     return _summarise(results, params)
+
+
+def sweep_workers(params: LdaParams) -> int:
+    """Processes for the sweep's fits: ``lda.workers``, 0 meaning one per usable core divided
+    by the threads of a fit. Results never depend on it: each fit has its seed and threads."""
+    if params.workers:
+        return params.workers
+    return max(1, usable_cores() // params.sweep.threads)
+
+
+def _count_progress(amount: int) -> None:
+    counter = _PROGRESS[0]
+    if counter is not None:
+        with counter.get_lock():
+            counter.value += amount
 
 
 def _score(task: tuple[int, int]) -> dict:
     k, seed = task
     data = _DATA
-    params = data.params
-    fitted = engines.fit(data.train, k, params, seed, sequences=data.train_sequences)
+    params = replace(data.params, threads=data.params.sweep.threads)
+    counted = [0]
+
+    def advance(amount: int) -> None:
+        counted[0] += amount
+        _count_progress(amount)
+
+    fitted = engines.fit(
+        data.train, k, params, seed, sequences=data.train_sequences, progress=advance
+    )
+    # A fit that converged early: its remaining sweeps count as done.
+    per_fit = params.iterations if params.engine == "tomotopy" else 1
+    _count_progress(max(per_fit - counted[0], 0))
     top = top_terms(fitted.phi, max(params.coherence_top_n, DIVERSITY_TOP_N, STABILITY_TOP_N))
     coherence = coherence_scores([row[: params.coherence_top_n] for row in top], data.reference)
     theta = engines.fold_in(fitted.phi, fitted.alpha, data.heldout_fit)
@@ -239,7 +280,41 @@ def recommend(means: list[dict], min_stability: float) -> int:
     return int(best["k"])
 
 
+def skip_reason(params: LdaParams) -> str | None:
+    """Why the sweep fits no model in this run (``lda.sweep.run``), or None if it does."""
+    run = params.sweep.run
+    if run == "always" or (run == "auto" and params.num_topics == "auto"):
+        return None
+    if run == "never":
+        return "lda.sweep.run is never"
+    return (
+        f"lda.num_topics is {params.num_topics}, so the run does not need the sweep's K "
+        "(set lda.sweep.run: always to fit it anyway)"
+    )
+
+
+def skipped(params: LdaParams, reason: str) -> SweepResult:
+    """The sweep's outputs when it fits nothing: an empty table and a summary saying why."""
+    summary = {
+        "recommended_k": None,
+        "skipped": reason,
+        "rule": RULE.format(n=STABILITY_TOP_N, m=params.sweep.min_stability),
+        "k": list(params.sweep.k),
+        "seeds": list(params.sweep.seeds),
+        "engine": params.engine,
+    }
+    return SweepResult(table=SWEEP.schema.empty_table(), summary=summary, by_k=[])
+
+
 def main(params: Params, paths: Paths) -> None:
+    reason = skip_reason(params.lda)
+    if reason is not None:
+        result = skipped(params.lda, reason)
+        write_table(result.table, paths.table("sweep"), SWEEP)
+        write_json(result.summary, paths.metrics / "sweep.json")
+        write_json([], paths.metrics / "sweep_plot.json")
+        log.info("lda_sweep: no model fitted: %s", reason)
+        return
     result = lda_sweep(
         read_table(paths.table("vocabulary"), VOCABULARY),
         TableFile(paths.table("doc_terms"), DOC_TERMS, BATCH_ROWS, COUNT_COLUMNS),
