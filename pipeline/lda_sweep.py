@@ -37,11 +37,16 @@ from pipeline.topics.counts import (
     check_inputs,
     id_counts,
 )
-from pipeline.topics.terms import DIVERSITY_TOP_N, stability, top_terms, topic_diversity
+from pipeline.topics.terms import (
+    DIVERSITY_TOP_N,
+    STABILITY_TOP_N,
+    stability,
+    top_terms,
+    topic_diversity,
+)
 
 log = logging.getLogger(__name__)
 
-STABILITY_TOP_N = 20
 RULE = (
     "the K with the highest mean c_npmi over seeds among those whose mean stability (best-match "
     "Jaccard of top-{n} terms between seeds) is at least lda.sweep.min_stability = {m}; "

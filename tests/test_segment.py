@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import pipeline.segment as segment_module
-from pipeline.bench_segment import FLOOR_STEPS, _floor, read_corpus, token_agreement
+from pipeline.bench.segment import FLOOR_STEPS, _floor, read_corpus, token_agreement
 from pipeline.cache import key_function, resolve_cache_dir, trim_cache
 from pipeline.clean import load_replacements, normalize_text
 from pipeline.cli import main as cli_main

@@ -8,7 +8,8 @@ import pyarrow as pa
 
 from pipeline.config import LdaParams
 
-DIVERSITY_TOP_N = 25
+DIVERSITY_TOP_N = 25  # top terms per topic for topic diversity
+STABILITY_TOP_N = 20  # top terms per topic compared between fits for stability
 RANKINGS = ("probability", "relevance", "frex")
 
 

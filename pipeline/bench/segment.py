@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from pipeline.bench_common import PeakRss
+from pipeline.bench.common import PeakRss
 from pipeline.io import Paths, read_table, write_table
 from pipeline.schemas import CLEAN, TOKENS
 
