@@ -1,15 +1,11 @@
-import json
-
 import numpy as np
-import pyarrow as pa
 import pytest
 
-from pipeline.config import LdaParams, SweepParams, TfidfParams
-from pipeline.lda import LdaError
-from pipeline.lda_sweep import lda_sweep, recommend, split_heldout, stability
+from pipeline.config import LdaParams, SweepParams
+from pipeline.lda_sweep import lda_sweep, recommend, split_heldout
 from pipeline.schemas import SWEEP
-from pipeline.tfidf import tfidf
-from tests.conftest import FIXTURES
+from pipeline.topics.counts import LdaError
+from pipeline.topics.terms import stability
 
 PARAMS = LdaParams(
     passes=5,
@@ -19,17 +15,6 @@ PARAMS = LdaParams(
     coherence_top_n=3,
     sweep=SweepParams(k=(2, 3), seeds=(1, 2), min_stability=0.5, holdout=0.25),
 )
-
-
-@pytest.fixture(scope="module")
-def two_themes():
-    themes = json.loads((FIXTURES / "two_themes.json").read_text(encoding="utf-8"))
-    rng = np.random.default_rng(1)
-    ids = [f"d{n:02d}" for n in range(40)]
-    docs = [rng.choice(themes[n % 2], size=30).tolist() for n in range(40)]
-    tokens = pa.table({"doc_id": ids, "tokens": docs, "n_tokens": [len(d) for d in docs]})
-    result = tfidf(tokens, TfidfParams(min_df=1, max_df=1.0))
-    return result.vocabulary, result.doc_terms, tokens
 
 
 @pytest.mark.parametrize("engine", ["gensim", "tomotopy"])
