@@ -169,21 +169,21 @@ def test_contract_tables_draw(sample_run):
     """The tables of the ingest and topic-model issues, in their contract shapes."""
     from pipeline.results import load_results
 
-    r = load_results(sample_run)
-    prevalence = contract_tables.topic_prevalence(r.documents, r.doc_topics)
+    results = load_results(sample_run)
+    prevalence = contract_tables.topic_prevalence(results.documents, results.doc_topics)
     figs = [
-        plots.plot_ingest_report(contract_tables.ingest_report(r.documents)),
-        plots.plot_clean_audit(contract_tables.clean_audit(r.documents)),
+        plots.plot_ingest_report(contract_tables.ingest_report(results.documents)),
+        plots.plot_clean_audit(contract_tables.clean_audit(results.documents)),
         plots.plot_sweep(contract_tables.sweep(), recommended_k=6),
-        plots.plot_prevalence(prevalence, "month", r.topics),
-        plots.plot_prevalence(prevalence, "speech", r.topics),
+        plots.plot_prevalence(prevalence, "month", results.topics),
+        plots.plot_prevalence(prevalence, "speech", results.topics),
     ]
     for fig in figs:
         _no_tofu(fig)
     sweep_titles = [ax.get_title() for ax in figs[2].axes]
     assert len(sweep_titles) == 6 and "perplexity" in " ".join(sweep_titles)
     panels = [ax for ax in figs[3].axes if ax.get_title()]  # a grid's spare cells stay blank
-    assert len(panels) == r.topics.num_rows
+    assert len(panels) == results.topics.num_rows
 
 
 def test_empty_inputs_give_a_figure_that_says_so():
