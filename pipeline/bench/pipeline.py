@@ -38,7 +38,7 @@ from pipeline.io import usable_cores
 if TYPE_CHECKING:
     from pipeline.config import Params
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 STAGES = ("ingest", "clean", "segment", "tfidf", "lda")
 PHASES = ("read", "segment", "dictionary", "lda", "write")
 COPIES = ("copy-1", "copy-2")
