@@ -72,12 +72,16 @@ def build_parser(benches: bool = True) -> argparse.ArgumentParser:
         help="output folder (tables; models/ and metrics/ below it)",
     )
     p.add_argument("--until", choices=list(STAGES), help="stop after this stage")
-    p = sub.add_parser("infer", help="topic mixes of new documents under the saved model")
+    p = sub.add_parser(
+        "infer", help="give new documents topic mixes under the saved model, without refitting"
+    )
     _add_settings_options(p)
     p.add_argument("path", type=Path, help="a raw file or folder of new documents")
     p.add_argument("--out", type=Path, required=True, help="doc_topics parquet file to write")
     p.add_argument("--model", type=Path, default=defaults.models / "lda", help="saved model")
-    p = sub.add_parser("bench", help="benchmarks that print numbers side by side")
+    p = sub.add_parser(
+        "bench", help="benchmarks: speed, memory and topic quality against plain scripts"
+    )
     bench = p.add_subparsers(dest="bench", required=True)
     for name in BENCHES if benches else ():
         module = importlib.import_module(BENCHES[name])

@@ -28,12 +28,12 @@ STAGES: dict[str, str] = {
 # One line per stage for `zhtopics --help`, in a researcher's words.
 STAGE_HELP: dict[str, str] = {
     "ingest": "read raw files (txt, csv, json, docx, html, pdf, ...) into documents.parquet",
-    "clean": "normalise text, drop boilerplate, short, non-Chinese and duplicate documents",
+    "clean": "normalise text, remove boilerplate; mark short, non-Chinese, duplicate documents",
     "segment": "split each clean text into words and keep the content words (tokens.parquet)",
     "tfidf": "build the vocabulary, per-document term counts and TF-IDF keywords",
-    "lda_sweep": "fit models for several numbers of topics K and recommend a K",
+    "lda_sweep": "fit and score models for several numbers of topics K; recommend a K",
     "lda": "fit the topic model: topics, their terms, documents' topic mixes, prevalence",
-    "report": "write the HTML report with figures of the corpus, keywords and topics",
+    "report": "write the HTML report (report/index.html): corpus, keywords, topics, K",
 }
 
 
