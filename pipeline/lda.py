@@ -7,7 +7,6 @@ prevalence, model_store, ldavis; this module fits and describes, and ``main`` wr
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,7 +40,14 @@ from pipeline.schemas import (
 )
 from pipeline.topics import engines, ldavis
 from pipeline.topics.coherence import coherence_scores, reference
-from pipeline.topics.counts import BATCH_ROWS, COUNT_COLUMNS, LdaError, build_counts, check_inputs
+from pipeline.topics.counts import (
+    BATCH_ROWS,
+    COUNT_COLUMNS,
+    LdaError,
+    TableOrPieces,
+    build_counts,
+    check_inputs,
+)
 from pipeline.topics.model_store import doc_topics_table, save_model, settings_snapshot
 from pipeline.topics.prevalence import topic_prevalence
 from pipeline.topics.representative import best_documents, representative_docs
@@ -85,8 +91,8 @@ class LdaResult:
 
 def lda(
     vocabulary: pa.Table,
-    doc_terms: pa.Table | Iterable[pa.Table],
-    tokens: pa.Table | Iterable[pa.Table],
+    doc_terms: TableOrPieces,
+    tokens: TableOrPieces,
     params: LdaParams,
     num_topics: int | None = None,
 ) -> LdaResult:

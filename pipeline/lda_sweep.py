@@ -7,7 +7,6 @@ import concurrent.futures
 import hashlib
 import logging
 import multiprocessing
-from collections.abc import Iterable
 from dataclasses import dataclass
 from itertools import combinations
 
@@ -33,6 +32,7 @@ from pipeline.topics.counts import (
     BATCH_ROWS,
     COUNT_COLUMNS,
     LdaError,
+    TableOrPieces,
     build_counts,
     check_inputs,
     id_counts,
@@ -87,7 +87,7 @@ def split_heldout(doc_ids: list[str], share: float) -> np.ndarray:
 
 
 def completion_halves(
-    tokens: pa.Table | Iterable[pa.Table], doc_ids: list[str], term_ids: dict[str, int]
+    tokens: TableOrPieces, doc_ids: list[str], term_ids: dict[str, int]
 ) -> tuple[sp.csr_matrix, sp.csr_matrix]:
     """Document completion: each document's tokens alternately into a fit half and an eval half.
 
@@ -106,8 +106,8 @@ def completion_halves(
 
 def lda_sweep(
     vocabulary: pa.Table,
-    doc_terms: pa.Table | Iterable[pa.Table],
-    tokens: pa.Table | Iterable[pa.Table],
+    doc_terms: TableOrPieces,
+    tokens: TableOrPieces,
     params: LdaParams,
 ) -> SweepResult:
     """Fit every K x seed of ``params.sweep`` on the training share and score each model.

@@ -14,15 +14,15 @@ from pipeline.schemas import require_columns
 
 COUNT_COLUMNS = ["doc_id", "term_id", "count"]
 BATCH_ROWS = 4096  # rows of tokens, documents or clean held at a time while streaming
+# A table, or its pieces in order (``io.iter_tables``, ``io.TableFile``): the stages stream.
+TableOrPieces = pa.Table | Iterable[pa.Table]
 
 
 class LdaError(ValueError):
     """The corpus or settings cannot give a topic model; the message says why."""
 
 
-def build_counts(
-    doc_terms: pa.Table | Iterable[pa.Table], n_terms: int | None
-) -> tuple[list[str], sp.csr_matrix]:
+def build_counts(doc_terms: TableOrPieces, n_terms: int | None) -> tuple[list[str], sp.csr_matrix]:
     """The (documents x terms) count matrix, documents in their first-seen table order.
 
     ``doc_terms`` is a table or its pieces in order (streamed: only the ids and counts of a
@@ -69,10 +69,7 @@ def id_counts(id_lists: Sequence[Sequence[int]], n_terms: int) -> sp.csr_matrix:
 
 
 def check_inputs(
-    vocabulary: pa.Table,
-    doc_terms: pa.Table | Iterable[pa.Table],
-    tokens: pa.Table | Iterable[pa.Table],
-    where: str,
+    vocabulary: pa.Table, doc_terms: TableOrPieces, tokens: TableOrPieces, where: str
 ) -> None:
     """Columns of the tables given whole (streamed pieces are checked as they are read)."""
     require_columns(vocabulary, ["term_id", "term", "df"], f"{where} (vocabulary)")
