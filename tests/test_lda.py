@@ -239,6 +239,7 @@ def test_auto_needs_a_k(two_themes):
         ({"tolerance": 0}, "lda.tolerance"),
         ({"tolerance": "small"}, "lda.tolerance"),
         ({"min_updates": -1}, "lda.min_updates"),
+        ({"start_method": "thread"}, "lda.start_method"),
     ],
 )
 def test_bad_lda_settings_name_the_key(values, needle):
