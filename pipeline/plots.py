@@ -28,7 +28,9 @@ from matplotlib.figure import Figure
 from pipeline.report_tables import (
     corpus_keywords_table,
     count_table,
+    doc_topic_rows,
     period_table,
+    rule_table,
     shorten,
     topic_names,
 )
@@ -211,16 +213,13 @@ def plot_clean_audit(clean_audit: pa.Table) -> Figure:
     require_columns(clean_audit, ["doc_id", "rule", "chars_removed"], "plot_clean_audit")
     if clean_audit.num_rows == 0:
         return _empty("cleaning rules", "no rule changed any document")
-    agg = clean_audit.group_by("rule").aggregate(
-        [("doc_id", "count_distinct"), ("chars_removed", "sum")]
-    )
-    agg = agg.sort_by([("doc_id_count_distinct", "descending"), ("rule", "ascending")])
+    agg = rule_table(clean_audit)
     rules = agg.column("rule").to_pylist()[::-1]
     fig = _figure(9, 0.9 + 0.3 * len(rules))
     axes = fig.subplots(1, 2, sharey=True)
     for ax, column, xlabel, colour in (
-        (axes[0], "doc_id_count_distinct", "documents changed", PALETTE[0]),
-        (axes[1], "chars_removed_sum", "characters removed", PALETTE[3]),
+        (axes[0], "documents", "documents changed", PALETTE[0]),
+        (axes[1], "chars_removed", "characters removed", PALETTE[3]),
     ):
         bars = _barh(ax, rules, agg.column(column).to_pylist()[::-1], colour)
         ax.bar_label(bars, padding=2, fontsize=8)
@@ -377,29 +376,19 @@ def plot_doc_topic_heatmap(
 
     With more than ``max_docs`` documents, evenly spaced rows of that order are shown.
     """
-    require_columns(doc_topics, ["doc_id", "topic", "weight"], "plot_doc_topic_heatmap")
-    # Documents in first-seen order, as arrow ids: no Python string per row.
-    encoded = doc_topics.column("doc_id").combine_chunks().dictionary_encode()
-    docs = encoded.dictionary
-    if not len(docs):
+    rows = doc_topic_rows(doc_topics, max_docs)
+    if rows.total == 0:
         return _empty("document-topic weights", "no document has a topic mix")
-    topic_ids = doc_topics.column("topic").to_numpy().astype(np.int64)
-    k = int(topic_ids.max()) + 1
-    theta = np.zeros((len(docs), k))
-    theta[encoded.indices.to_numpy(), topic_ids] = doc_topics.column("weight").to_numpy()
-    main = theta.argmax(axis=1)
-    order = np.lexsort((np.arange(len(docs)), -theta.max(axis=1), main))
-    if len(order) > max_docs:
-        order = order[np.unique(np.linspace(0, len(order) - 1, max_docs).round().astype(int))]
+    k = rows.weights.shape[1]
     names = topic_names(topics, width=14) if topics is not None else {}
-    fig = _figure(2.0 + 0.75 * k, 1.4 + 0.21 * len(order))
+    fig = _figure(2.0 + 0.75 * k, 1.4 + 0.21 * len(rows.doc_ids))
     ax = fig.add_subplot()
-    image = ax.imshow(theta[order], aspect="auto", cmap="Blues", vmin=0, vmax=1)
+    image = ax.imshow(rows.weights, aspect="auto", cmap="Blues", vmin=0, vmax=1)
     ax.set_xticks(range(k), [names.get(t, f"T{t}") for t in range(k)], rotation=40, ha="right")
     labels = labels or {}
-    shown_ids = docs.take(pa.array(order, pa.int64())).to_pylist()
-    ax.set_yticks(range(len(order)), [labels.get(d, d) for d in shown_ids], fontsize=8)
-    shown = f"{len(order)} of {len(docs)} documents" if len(order) < len(docs) else "documents"
+    n = len(rows.doc_ids)
+    ax.set_yticks(range(n), [labels.get(d, d) for d in rows.doc_ids], fontsize=8)
+    shown = f"{n} of {rows.total} documents" if n < rows.total else "documents"
     ax.set_title(f"document-topic weights ({shown}, by main topic)")
     fig.colorbar(image, ax=ax, shrink=0.5, label="weight")
     return fig

@@ -5,6 +5,7 @@ readable names of documents, groups and topics, keywords per group. No drawing h
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -181,3 +182,40 @@ def topic_names(topics: pa.Table, width: int = 18) -> dict[int, str]:
             topics.column("topic").to_pylist(), topics.column("label").to_pylist(), strict=True
         )
     }
+
+
+def rule_table(clean_audit: pa.Table) -> pa.Table:
+    """Per cleaning rule: documents it changed and characters it removed, most documents first."""
+    require_columns(clean_audit, ["doc_id", "rule", "chars_removed"], "rule_table")
+    agg = clean_audit.group_by("rule").aggregate(
+        [("doc_id", "count_distinct"), ("chars_removed", "sum")]
+    )
+    agg = agg.rename_columns(["rule", "documents", "chars_removed"])
+    return agg.sort_by([("documents", "descending"), ("rule", "ascending")])
+
+
+@dataclass(frozen=True)
+class DocTopicRows:
+    """The rows of a document-topic heatmap: which documents, their weights, out of how many."""
+
+    doc_ids: list[str]
+    weights: np.ndarray  # (rows, topics)
+    total: int
+
+
+def doc_topic_rows(doc_topics: pa.Table, max_docs: int = 60) -> DocTopicRows:
+    """Documents grouped by their main topic, heaviest first within it (ties: first seen);
+    with more than ``max_docs`` documents, evenly spaced rows of that order."""
+    require_columns(doc_topics, ["doc_id", "topic", "weight"], "doc_topic_rows")
+    # Documents in first-seen order, as arrow ids: no Python string per row.
+    encoded = doc_topics.column("doc_id").combine_chunks().dictionary_encode()
+    docs = encoded.dictionary
+    if not len(docs):
+        return DocTopicRows([], np.zeros((0, 0)), 0)
+    topic_ids = doc_topics.column("topic").to_numpy().astype(np.int64)
+    theta = np.zeros((len(docs), int(topic_ids.max()) + 1))
+    theta[encoded.indices.to_numpy(), topic_ids] = doc_topics.column("weight").to_numpy()
+    order = np.lexsort((np.arange(len(docs)), -theta.max(axis=1), theta.argmax(axis=1)))
+    if len(order) > max_docs:
+        order = order[np.unique(np.linspace(0, len(order) - 1, max_docs).round().astype(int))]
+    return DocTopicRows(docs.take(pa.array(order, pa.int64())).to_pylist(), theta[order], len(docs))

@@ -81,3 +81,30 @@ def test_corpus_keywords_count_documents():
     keywords = table(doc_id=["a", "b", "b"], term=["妇女", "妇女", "儿童"], weight=[0.5, 0.2, 0.9])
     rows = report_tables.corpus_keywords_table(keywords).to_pylist()
     assert [(r["term"], r["n_docs"]) for r in rows] == [("妇女", 2), ("儿童", 1)]
+
+
+def test_rule_table_counts_documents_and_characters_per_rule():
+    audit = table(
+        doc_id=["a", "a", "b", "c"],
+        rule=["header", "header", "header", "footer"],
+        chars_removed=[3, 4, 5, 10],
+    )
+    assert report_tables.rule_table(audit).to_pylist() == [
+        {"rule": "header", "documents": 2, "chars_removed": 12},
+        {"rule": "footer", "documents": 1, "chars_removed": 10},
+    ]
+
+
+def test_doc_topic_rows_group_by_main_topic_heaviest_first_and_thin_evenly():
+    doc_topics = table(
+        doc_id=["a", "a", "b", "b", "c", "c", "d", "d"],
+        topic=pa.array([0, 1] * 4, pa.int32()),
+        weight=[0.4, 0.6, 0.9, 0.1, 0.2, 0.8, 0.7, 0.3],
+    )
+    rows = report_tables.doc_topic_rows(doc_topics)
+    assert rows.doc_ids == ["b", "d", "c", "a"] and rows.total == 4
+    assert rows.weights.tolist() == [[0.9, 0.1], [0.7, 0.3], [0.2, 0.8], [0.4, 0.6]]
+    thinned = report_tables.doc_topic_rows(doc_topics, max_docs=2)
+    assert thinned.doc_ids == ["b", "a"] and thinned.total == 4
+    empty = report_tables.doc_topic_rows(doc_topics.slice(0, 0))
+    assert empty.doc_ids == [] and empty.total == 0
