@@ -14,7 +14,7 @@ import pytest
 from pipeline.config import Params, TfidfParams, load_params
 from pipeline.io import Paths
 from pipeline.runner import run_stages
-from pipeline.segment import Lexicon, load_lexicon
+from pipeline.text.tokenizers import Lexicon, load_lexicon
 from pipeline.tfidf import tfidf
 
 ROOT = Path(__file__).resolve().parent.parent
