@@ -269,6 +269,9 @@ class LdaParams:
     # Processes for independent fits (the sweep's K x seeds), 0: every core; never changes a
     # result (each fit is seeded by its own seed and uses its own thread count).
     workers: int = 0
+    # multiprocessing start method for those processes (spawn, fork, forkserver); null: the
+    # default, as clean.start_method and segment.start_method.
+    start_method: str | None = None
     # Terms per topic in topic_terms.parquet, in the label, and scored for coherence.
     top_n: int = 20
     label_terms: int = 3
@@ -307,6 +310,9 @@ class LdaParams:
                 _fail(f"lda.{key}", getattr(self, key), "an integer >= 1")
         if self.workers < 0:
             _fail("lda.workers", self.workers, "0 (every core) or an integer >= 1")
+        methods = ("spawn", "fork", "forkserver")
+        if self.start_method is not None and self.start_method not in methods:
+            _fail("lda.start_method", self.start_method, f"null or one of {list(methods)}")
         if self.tolerance is not None and not 0 < self.tolerance < 1:
             _fail("lda.tolerance", self.tolerance, "a number between 0 and 1, or null")
         if self.min_updates < 0:

@@ -1,17 +1,17 @@
-import json
+import dataclasses
 
 import numpy as np
-import pyarrow as pa
 import pytest
 
-from pipeline.config import LdaParams, SweepParams, TfidfParams
-from pipeline.lda import LdaError
-from pipeline.lda_sweep import lda_sweep, recommend, split_heldout, stability
+from pipeline.config import LdaParams, SweepParams
+from pipeline.io import Paths, read_json, read_table, usable_cores
+from pipeline.lda_sweep import lda_sweep, main, recommend, skip_reason, split_heldout, sweep_workers
 from pipeline.schemas import SWEEP
-from pipeline.tfidf import tfidf
-from tests.conftest import FIXTURES
+from pipeline.topics.counts import LdaError
+from pipeline.topics.terms import stability
 
 PARAMS = LdaParams(
+    workers=1,
     passes=5,
     iterations=50,
     random_state=7,
@@ -19,17 +19,6 @@ PARAMS = LdaParams(
     coherence_top_n=3,
     sweep=SweepParams(k=(2, 3), seeds=(1, 2), min_stability=0.5, holdout=0.25),
 )
-
-
-@pytest.fixture(scope="module")
-def two_themes():
-    themes = json.loads((FIXTURES / "two_themes.json").read_text(encoding="utf-8"))
-    rng = np.random.default_rng(1)
-    ids = [f"d{n:02d}" for n in range(40)]
-    docs = [rng.choice(themes[n % 2], size=30).tolist() for n in range(40)]
-    tokens = pa.table({"doc_id": ids, "tokens": docs, "n_tokens": [len(d) for d in docs]})
-    result = tfidf(tokens, TfidfParams(min_df=1, max_df=1.0))
-    return result.vocabulary, result.doc_terms, tokens
 
 
 @pytest.mark.parametrize("engine", ["gensim", "tomotopy"])
@@ -55,11 +44,27 @@ def test_one_row_per_k_and_seed(two_themes, engine):
     assert [row["k"] for row in result.by_k] == [2, 3]
 
 
-def test_workers_do_not_change_the_table(two_themes):
+@pytest.mark.parametrize("start_method", [None, "spawn"])
+def test_workers_do_not_change_the_table(two_themes, start_method):
+    """Fits dealt to two processes (started as lda.start_method says) score as in one."""
     one = lda_sweep(*two_themes, PARAMS)
-    two = lda_sweep(*two_themes, LdaParams(**{**PARAMS.__dict__, "workers": 2}))
+    settings = {**PARAMS.__dict__, "workers": 2, "start_method": start_method}
+    two = lda_sweep(*two_themes, LdaParams(**settings))
     assert one.table.equals(two.table)
     assert one.summary == two.summary
+
+
+def test_score_fits_keeps_the_order_of_the_fits(two_themes, monkeypatch):
+    """Round-robin shares come back in the order asked, whatever process scored them."""
+    import pipeline.lda_sweep as sweep_module
+
+    def fake(inputs, k, seed):
+        return {"k": k, "seed": seed}
+
+    monkeypatch.setattr(sweep_module, "score_fit", fake)  # forked workers see it too
+    fits = [(k, seed) for k in (2, 3, 4) for seed in (1, 2)]
+    params = LdaParams(**{**PARAMS.__dict__, "workers": 2, "start_method": "fork"})
+    assert [(r["k"], r["seed"]) for r in sweep_module.score_fits(None, fits, params)] == fits
 
 
 def test_tables_read_in_pieces_give_the_same_sweep(two_themes, tmp_path):
@@ -108,3 +113,54 @@ def test_heldout_split_is_stable_and_never_empty():
     assert split_heldout(ids[:3], 0.01).sum() == 1
     with pytest.raises(LdaError, match="too few"):
         split_heldout(ids[:2], 0.9)
+
+
+@pytest.mark.parametrize(
+    ("num_topics", "run", "fits"),
+    [("auto", "auto", True), (8, "auto", False), (8, "always", True), (8, "never", False)],
+)
+def test_the_sweep_fits_only_when_the_run_uses_it_or_is_asked_to(num_topics, run, fits):
+    params = LdaParams(num_topics=num_topics, sweep=SweepParams(run=run))
+    reason = skip_reason(params)
+    assert (reason is None) == fits
+    if num_topics == 8 and run == "auto":
+        assert "lda.num_topics is 8" in reason and "lda.sweep.run: always" in reason
+
+
+def test_a_skipped_sweep_writes_valid_empty_outputs_that_say_why(tmp_path, params):
+    """No input is read and no model fitted; lda with num_topics auto refuses the result."""
+    from pipeline.lda import resolve_num_topics
+
+    paths = Paths.under(tmp_path / "raw", tmp_path / "out")  # no vocabulary or tokens at all
+    fixed = dataclasses.replace(params, lda=dataclasses.replace(params.lda, num_topics=12))
+    main(fixed, paths)
+    table = read_table(paths.table("sweep"), SWEEP)
+    assert table.num_rows == 0 and table.schema.names == SWEEP.columns
+    summary = read_json(paths.metrics / "sweep.json")
+    assert summary["recommended_k"] is None and "lda.num_topics is 12" in summary["skipped"]
+    assert read_json(paths.metrics / "sweep_plot.json") == []
+    with pytest.raises(LdaError, match="fitted no model"):
+        resolve_num_topics(params.lda, paths)
+
+
+def test_every_core_by_default_never_more_than_the_threads_allow():
+    assert sweep_workers(LdaParams(workers=0)) == usable_cores()
+    threads = SweepParams(threads=usable_cores() + 1)
+    assert sweep_workers(LdaParams(workers=0, sweep=threads)) == 1
+    assert sweep_workers(LdaParams(workers=3)) == 3
+
+
+def test_sweep_fits_use_the_sweep_threads_not_the_final_models(two_themes, monkeypatch):
+    import pipeline.lda_sweep as sweep_module
+
+    seen = []
+    real = sweep_module.engines.fit
+
+    def fit(counts, k, params, seed, **kw):
+        seen.append(params.threads)
+        return real(counts, k, params, seed, **kw)
+
+    monkeypatch.setattr(sweep_module.engines, "fit", fit)
+    params = LdaParams(**{**PARAMS.__dict__, "threads": 2, "engine": "tomotopy"})
+    lda_sweep(*two_themes, params)
+    assert seen == [1, 1, 1, 1]
