@@ -201,6 +201,16 @@ def _keywords(page: _Page, results: Results, params: ReportParams) -> None:
     fig = plots.plot_corpus_keywords(results.keywords, params.top_keywords)
     page.figure("keywords", fig, "documents that have each term among their keywords")
     every = _keyword_groups(results, params)
+    every, singletons = drop_singletons(every)
+    if not every:
+        page.note(
+            f"No keywords by {params.keyword_groups}: each of its {singletons:,} groups holds "
+            "one document (the corpus keywords above are theirs); report.keyword_groups "
+            "chooses another column."
+        )
+        return
+    if singletons:
+        page.note(f"{singletons:,} groups of one document are left out of the chart below.")
     groups = largest_groups(every, params.max_groups)
     n_groups, n_shown = len(set(every.values())), len(set(groups.values()))
     if n_shown < n_groups:
@@ -221,6 +231,18 @@ def _keywords(page: _Page, results: Results, params: ReportParams) -> None:
         table, "group", top_n=params.top_terms, title=f"keywords by {params.keyword_groups}"
     )
     page.figure("group-keywords", fig, f"keywords by {params.keyword_groups}")
+
+
+def drop_singletons(groups: dict[str, str]) -> tuple[dict[str, str], int]:
+    """``groups`` (doc_id to group) without the groups of one document, and how many those
+    were: a chart of one document's keywords compares nothing."""
+    sizes: dict[str, int] = {}
+    for g in groups.values():
+        sizes[g] = sizes.get(g, 0) + 1
+    single = {g for g, n in sizes.items() if n == 1}
+    if not single:
+        return groups, 0
+    return {doc: g for doc, g in groups.items() if g not in single}, len(single)
 
 
 def largest_groups(groups: dict[str, str], limit: int) -> dict[str, str]:
@@ -295,6 +317,17 @@ def _prevalence(page: _Page, results: Results, params: ReportParams) -> None:
             pc.equal(results.topic_prevalence.column("column"), column)
         )
         if column not in plots.TIME_COLUMNS:
+            single = pc.less(table.column("n_docs"), 2)
+            n_single = len(set(table.filter(single).column("group").to_pylist()))
+            table = table.filter(pc.invert(single))
+            if table.num_rows == 0:
+                page.note(
+                    f"No prevalence chart by {column}: each of its {n_single:,} groups holds "
+                    "one document."
+                )
+                continue
+            if n_single:
+                page.note(f"Prevalence by {column}: {n_single:,} groups of one document left out.")
             table = _largest_prevalence_groups(page, table, column, params.max_groups)
         fig = plots.plot_prevalence(table, column, results.topics)
         page.figure(f"prevalence-{_slug(column)}", fig, f"prevalence by {column}, with intervals")
@@ -341,6 +374,10 @@ def _selection(page: _Page, results: Results, params: ReportParams) -> None:
         page.note("No K sweep (sweep.parquet) in this run.")
         return
     metrics = results.sweep_metrics or {}
+    if results.sweep.num_rows == 0:
+        reason = metrics.get("skipped", "the sweep table is empty")
+        page.note(f"No K sweep was fitted in this run: {reason}.")
+        return
     k = metrics.get("recommended_k")
     if k is not None:
         page.text(f"Recommended K = {k} ({metrics.get('rule', 'rule not recorded')}).")
