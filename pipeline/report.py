@@ -10,9 +10,11 @@ settings, same bytes.
 from __future__ import annotations
 
 import base64
+import concurrent.futures
 import html
 import importlib.util
 import logging
+import multiprocessing
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -23,7 +25,7 @@ import pyarrow.compute as pc
 
 from pipeline import report_tables
 from pipeline.config import Params, ReportParams
-from pipeline.io import Paths, write_folder
+from pipeline.io import Paths, usable_cores, write_folder
 from pipeline.results import Results, load_results
 
 if TYPE_CHECKING:
@@ -84,15 +86,36 @@ class _Page:
     def note(self, text: str) -> None:
         self.parts.append(f'<p class="note">{html.escape(text)}</p>')
 
+    # Renders the figures in other processes while the next ones are built (None: here).
+    renderer: concurrent.futures.Executor | None = None
+    pending: dict[int, tuple[str, str, concurrent.futures.Future]] = field(default_factory=dict)
+
     def figure(self, name: str, fig: Figure, caption: str) -> None:
-        png = plots.figure_png(fig, dpi=self.dpi)
-        filename = f"{len(self.images) + 1:02d}-{name}.png"
+        filename = f"{len(self.images) + len(self.pending) + 1:02d}-{name}.png"
+        if self.renderer is not None:
+            future = self.renderer.submit(plots.figure_png, fig, self.dpi)
+            self.pending[len(self.parts)] = (filename, caption, future)
+            self.parts.append("")  # filled in by finish()
+            return
+        self._place(len(self.parts), filename, caption, plots.figure_png(fig, dpi=self.dpi))
+
+    def finish(self) -> None:
+        """Wait for the figures rendered elsewhere and put them in their places."""
+        for index, (filename, caption, future) in sorted(self.pending.items()):
+            self._place(index, filename, caption, future.result())
+        self.pending.clear()
+
+    def _place(self, index: int, filename: str, caption: str, png: bytes) -> None:
         self.images[filename] = png
         data = base64.b64encode(png).decode("ascii")
-        self.parts.append(
+        part = (
             f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(caption)}">'
             f"<figcaption>{html.escape(caption)} ({filename})</figcaption></figure>"
         )
+        if index == len(self.parts):
+            self.parts.append(part)
+        else:
+            self.parts[index] = part
 
     def table(self, header: Sequence[str], rows: Iterable[Sequence], numeric: Sequence[int] = ()):
         head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
@@ -126,10 +149,17 @@ SECTIONS = (
 )
 
 
-def report(results: Results, params: ReportParams) -> dict[str, bytes]:
-    """The report's files (``index.html`` and its PNGs) from one run's tables; no file access."""
+def report(
+    results: Results,
+    params: ReportParams,
+    renderer: concurrent.futures.Executor | None = None,
+) -> dict[str, bytes]:
+    """The report's files (``index.html`` and its PNGs) from one run's tables; no file access.
+
+    ``renderer`` (processes) turns the figures into PNGs while the next ones are built; the
+    bytes are the same either way."""
     _keyword_groups(results, params)  # a wrong column stops the report before any drawing
-    page = _Page(dpi=params.dpi)
+    page = _Page(dpi=params.dpi, renderer=renderer)
     builders: dict[str, Callable[[_Page, Results, ReportParams], None]] = {
         "corpus": _corpus,
         "keywords": _keywords,
@@ -141,6 +171,7 @@ def report(results: Results, params: ReportParams) -> dict[str, bytes]:
     for anchor, title in SECTIONS:
         page.heading(anchor, title)
         builders[anchor](page, results, params)
+    page.finish()
     nav = " ".join(f'<a href="#{a}">{html.escape(t)}</a>' for a, t in SECTIONS)
     document = (
         '<!DOCTYPE html>\n<html lang="zh-Hans">\n<head>\n<meta charset="utf-8">\n'
@@ -316,14 +347,21 @@ def _prevalence(page: _Page, results: Results, params: ReportParams) -> None:
         table = results.topic_prevalence.filter(
             pc.equal(results.topic_prevalence.column("column"), column)
         )
+        groups = set(table.column("group").to_pylist())
+        if len(groups) < 2:
+            page.note(
+                f"No prevalence chart by {column}: every document is in one group "
+                f"({', '.join(sorted(groups)) or 'none'}), there is nothing to compare."
+            )
+            continue
         if column not in plots.TIME_COLUMNS:
             single = pc.less(table.column("n_docs"), 2)
             n_single = len(set(table.filter(single).column("group").to_pylist()))
             table = table.filter(pc.invert(single))
-            if table.num_rows == 0:
+            if len(set(table.column("group").to_pylist())) < 2:
                 page.note(
-                    f"No prevalence chart by {column}: each of its {n_single:,} groups holds "
-                    "one document."
+                    f"No prevalence chart by {column}: {n_single:,} of its groups hold one "
+                    "document each, fewer than two hold more."
                 )
                 continue
             if n_single:
@@ -388,7 +426,23 @@ def _slug(text: str) -> str:
     return "".join(c if c.isalnum() else "-" for c in text).strip("-") or "column"
 
 
+def _renderer() -> concurrent.futures.Executor | None:
+    """Processes that render figures beside the one that builds them: every usable core, by
+    fork (a figure is sent pickled; a new interpreter would first import matplotlib)."""
+    cores = usable_cores()
+    if cores < 2 or "fork" not in multiprocessing.get_all_start_methods():
+        return None
+    context = multiprocessing.get_context("fork")
+    return concurrent.futures.ProcessPoolExecutor(cores, mp_context=context)
+
+
 def main(params: Params, paths: Paths) -> None:
-    files = report(load_results(paths, UNUSED_COLUMNS), params.report)
+    results = load_results(paths, UNUSED_COLUMNS)
+    renderer = _renderer()
+    try:
+        files = report(results, params.report, renderer)
+    finally:
+        if renderer is not None:
+            renderer.shutdown()
     write_folder(files, paths.processed / "report")
     log.info("report: %d pictures -> %s", len(files) - 1, paths.processed / "report" / "index.html")
