@@ -201,6 +201,13 @@ def stage_note(stage: str, out: Path) -> str:
         if stage == "clean":
             status = read_json(metrics / "ingest.json")["status"]
             return ", ".join(f"{k} {v:,}" for k, v in sorted(status.items()))
+        if stage in ("segment", "tfidf"):
+            import pyarrow.parquet as pq
+
+            if stage == "segment":
+                tokens = pq.read_table(out / "tokens.parquet", columns=["n_tokens"])
+                return f"{sum(tokens.column('n_tokens').to_pylist()):,} tokens"
+            return f"{pq.ParquetFile(out / 'vocabulary.parquet').metadata.num_rows:,} terms"
         if stage == "lda_sweep":
             sweep = read_json(metrics / "sweep.json")
             if sweep.get("skipped"):
