@@ -64,6 +64,9 @@ def start_chromium(width: int = 1280, height: int = 900):
             shutil.rmtree(profile, ignore_errors=True)
 
     driver.quit = quit_and_clean
+    driver.get("about:blank")  # leave the new-tab page, whose own requests are Chromium's
+    driver.get_log("performance")
+    driver.get_log("browser")
     return driver
 
 

@@ -1,0 +1,268 @@
+"""Stage explorer: the page's data on small tables, then the page on the sample run in a real
+headless Chromium (no request anywhere, no console error), and a hostile corpus rendered as text."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.support.ui import Select, WebDriverWait
+
+from pipeline import explorer
+from pipeline.config import ConfigError, ExplorerParams, params_from_dict
+from pipeline.io import Paths
+from tests.browser import console_errors, network_requests
+
+
+# ---- the data, without a browser ----
+
+
+def test_embedded_json_cannot_close_the_script_element():
+    data = {"t": "</script><script>alert(1)</script>&\u2028\u2029<!--"}
+    text = explorer.embed_json(data)
+    assert not re.search(r"[<>&\u2028\u2029]", text)
+    assert json.loads(text) == data
+
+
+def test_each_content_word_gets_the_topic_of_largest_phi_times_theta():
+    phi = np.array([[0.6, 0.1, 0.3], [0.1, 0.8, 0.1]])  # topics x terms
+    term_ids = {"妇女": 0, "权益": 1, "发展": 2}
+    shares = np.array([0.7, 0.3])
+    pieces = explorer.token_segments(
+        "保障妇女权益,推动发展_x。", ["妇女", "权益", "发展", "未知词"], term_ids, phi, shares
+    )
+    # 权益: 0.1*0.7 < 0.8*0.3 -> topic 1; 发展: 0.3*0.7 > 0.1*0.3 -> topic 0; unknown: skipped
+    assert pieces == [
+        ["保障", -1],
+        ["妇女", 0],
+        ["权益", 1],
+        [",推动", -1],
+        ["发展", 0],
+        ["_x。", -1],
+    ]
+    assert "".join(p for p, _ in pieces) == "保障妇女权益,推动发展_x。"
+
+
+def test_candidate_terms_hold_the_most_probable_with_their_exact_rank():
+    rng = np.random.default_rng(3)
+    phi = rng.dirichlet(np.ones(50), size=3)
+    freq = rng.integers(1, 100, size=50).astype(float)
+    params = ExplorerParams(topic_terms=5, relevance_terms=2)
+    cands = explorer.topic_terms(phi, freq, params)
+    for k, rows in enumerate(cands):
+        best = np.argsort(-phi[k])[:5].tolist()
+        assert [r[0] for r in rows[:5]] == best
+        for term, p, rank in rows:
+            assert p == phi[k, term]
+            assert rank == 1 + int((phi[k] > phi[k, term]).sum())
+        lift = np.argmax(np.log(phi[k]) - np.log(freq / freq.sum()))
+        assert int(lift) in {r[0] for r in rows}  # relevance at lambda = 0
+
+
+def test_the_sample_is_bounded_seeded_and_covers_topics_and_groups():
+    rng = np.random.default_rng(0)
+    theta = rng.dirichlet(np.ones(4), size=500)
+    codes = [np.repeat(np.arange(10), 50)]
+    params = ExplorerParams(docs_per_topic=3, docs_per_group=2, random_docs=7, random_state=5)
+    rows = explorer.sample_documents(theta, codes, params)
+    assert len(rows) <= 4 * 3 + 10 * 2 + 7
+    assert list(rows) == sorted(set(rows.tolist()))
+    for k in range(4):
+        assert int(np.argmax(theta[:, k])) in rows
+    assert set(codes[0][rows]) == set(range(10))
+    assert np.array_equal(rows, explorer.sample_documents(theta, codes, params))
+    other = explorer.sample_documents(theta, codes, ExplorerParams(**{**vars(params), "random_state": 6}))
+    assert not np.array_equal(rows, other)
+
+
+def test_many_groups_keep_the_largest_and_merge_the_rest():
+    documents = pa.table({"doc_id": ["a", "b", "c", "d", "e"], "speaker": ["x", "x", "y", "z", None]})
+    name, groups, codes = explorer.group_codes(documents, ["e", "d", "c", "b", "a"], "speaker", 2)
+    assert name == "speaker"
+    assert groups == ["(missing)", "x", "(other)"]  # sizes: x 2, then ties by name
+    assert [groups[c] for c in codes] == ["(missing)", "(other)", "(other)", "x", "x"]
+    with pytest.raises(explorer.ExplorerError, match="'nope' is not a column"):
+        explorer.group_codes(documents, ["a"], "nope", 2)
+
+
+@pytest.mark.parametrize(
+    "key, value",
+    [("max_groups", 0), ("random_docs", -1), ("text_chars", 0), ("filter_columns", ["a", "a"])],
+)
+def test_bad_settings_are_refused_naming_the_key(key, value):
+    with pytest.raises(ConfigError, match=f"explorer.{key}"):
+        params_from_dict({"explorer": {key: value}})
+
+
+# ---- the page on the sample run ----
+
+
+@pytest.fixture(scope="session")
+def page(sample_run: Paths, params) -> Path:
+    """explorer.html of the sample run (written by the stage)."""
+    path = sample_run.processed / explorer.FILENAME
+    if not path.is_file():
+        explorer.main(params, sample_run)
+    return path
+
+
+def _data(path: Path) -> dict:
+    text = path.read_text("utf-8")
+    found = re.search(r'<script type="application/json" id="data">(.*?)</script>', text, re.S)
+    return json.loads(found.group(1))
+
+
+def test_the_page_is_one_file_with_the_run_and_the_same_bytes_again(page, sample_run, params, tmp_path):
+    text = page.read_text("utf-8")
+    assert not re.search(r'(src|href)="(?!#|data:)', text)  # no other file, no URL
+    assert "http://" not in text.replace("http://www.w3.org/2000/svg", "")
+    assert "https://" not in text
+    data = _data(page)
+    topics = pq.read_table(sample_run.table("topics")).to_pylist()
+    assert [t["topic"] for t in data["topics"]] == [t["topic"] for t in topics]
+    assert [t["label"] for t in data["topics"]] == [t["label"] for t in topics]
+    assert data["meta"]["documents"] == len(set(pq.read_table(sample_run.table("doc_topics")).column("doc_id").to_pylist()))
+    assert page.stat().st_size < 25_000_000
+    again = Paths.under(sample_run.raw, tmp_path)
+    for name in ("topics", "vocabulary", "doc_topics", "documents", "doc_terms", "clean", "tokens", "keywords", "topic_prevalence"):
+        shutil.copy(sample_run.table(name), again.table(name))
+    shutil.copytree(sample_run.models, again.models)
+    shutil.copytree(sample_run.metrics, again.metrics)
+    explorer.main(params, again)
+    assert (again.processed / explorer.FILENAME).read_bytes() == page.read_bytes()
+
+
+def test_the_embedded_font_has_every_character_the_texts_use(page):
+    from fontTools.ttLib import TTFont
+
+    text = page.read_text("utf-8")
+    encoded = re.search(r"url\(data:font/woff;base64,([A-Za-z0-9+/=]+)\)", text).group(1)
+    font = TTFont(io.BytesIO(base64.b64decode(encoded)))
+    cmap = font.getBestCmap()
+    data = _data(page)
+    used = {c for d in data["docs"] for piece, _ in d["segments"] for c in piece if c.strip()}
+    used |= {c for t in data["topics"] for c in t["label"]}
+    assert used and all(ord(c) in cmap for c in used)
+    assert len(cmap) < 20_000  # a subset, not the whole font (65,000 glyphs)
+
+
+# ---- in the browser ----
+
+
+def _open(driver, path: Path) -> None:
+    network_requests(driver)
+    console_errors(driver)
+    driver.get(path.as_uri())
+    WebDriverWait(driver, 10).until(
+        lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-ready") == "1"
+    )
+
+
+def _no_traffic(driver, path: Path) -> None:
+    requests = [u for u in network_requests(driver) if u != path.as_uri() and not u.startswith("data:")]
+    assert requests == []
+    assert console_errors(driver) == []
+
+
+def _go(driver, hash_: str) -> None:
+    driver.execute_script("location.hash = arguments[0]", hash_)
+
+
+def test_topics_list_sorts_and_numbers_match_the_tables(chromium, page, sample_run):
+    _open(chromium, page)
+    assert chromium.title == "zhtopics explorer"
+    rows = chromium.find_elements(By.CSS_SELECTOR, "#topics-table tr[data-topic]")
+    topics = pq.read_table(sample_run.table("topics")).to_pylist()
+    assert [int(r.get_attribute("data-topic")) for r in rows] == [t["topic"] for t in topics]
+    chromium.find_element(By.CSS_SELECTOR, 'th[data-key="prevalence"]').click()
+    rows = chromium.find_elements(By.CSS_SELECTOR, "#topics-table tr[data-topic]")
+    by_prevalence = sorted(topics, key=lambda t: (-t["prevalence"], t["topic"]))
+    assert [int(r.get_attribute("data-topic")) for r in rows] == [t["topic"] for t in by_prevalence]
+    first = rows[0].find_element(By.CSS_SELECTOR, "td.prevalence").text
+    assert first == f"{100 * by_prevalence[0]['prevalence']:.1f}%"
+    assert chromium.execute_script("return [...document.fonts].some(f => f.family.includes('zhtopics CJK') && f.status === 'loaded')")
+    _no_traffic(chromium, page)
+
+
+def test_a_topic_its_slider_documents_and_trend(chromium, page, sample_run):
+    _open(chromium, page)
+    link = chromium.find_element(By.CSS_SELECTOR, '#topics-table tr[data-topic="2"] a')
+    link.click()
+    title = chromium.find_element(By.ID, "topic-title").text
+    assert title.startswith("Topic 2: ")
+    terms = lambda: [e.text for e in chromium.find_elements(By.CSS_SELECTOR, "#topic-terms tr.term-row td:nth-child(2)")]
+    at_06 = terms()
+    slider = chromium.find_element(By.ID, "lambda")
+    slider.send_keys(Keys.END)  # lambda = 1: by probability, as topic_terms.parquet
+    assert chromium.find_element(By.ID, "lambda-value").text == "1.00"
+    by_prob = pq.read_table(sample_run.table("topic_terms")).to_pylist()
+    expected = [r["term"] for r in sorted(by_prob, key=lambda r: r["rank"]) if r["topic"] == 2]
+    assert terms()[: len(expected)] == expected
+    slider.send_keys(Keys.HOME)  # lambda = 0: lift
+    assert chromium.find_element(By.ID, "lambda-value").text == "0.00"
+    assert terms() != at_06 and terms()[:5] != expected[:5]
+    docs = chromium.find_elements(By.CSS_SELECTOR, "#topic-docs .doc-item")
+    assert docs and docs[0].find_elements(By.TAG_NAME, "mark")
+    assert chromium.find_elements(By.CSS_SELECTOR, "svg.trend polygon.band")
+    _no_traffic(chromium, page)
+
+
+def test_a_chinese_word_search_finds_topics_documents_and_contexts(chromium, page):
+    _open(chromium, page)
+    box = chromium.find_element(By.ID, "search")
+    box.send_keys("妇女权益")
+    box.send_keys(Keys.ENTER)
+    WebDriverWait(chromium, 5).until(lambda d: d.find_elements(By.ID, "word-title"))
+    assert chromium.find_element(By.ID, "word-title").text == "“妇女权益”"
+    assert chromium.find_elements(By.CSS_SELECTOR, "#word-topics tr[data-topic]")
+    assert chromium.find_elements(By.CSS_SELECTOR, "#word-docs tr td a")
+    hits = chromium.find_elements(By.CSS_SELECTOR, "#concordance td.hit")
+    assert hits and {h.text for h in hits} == {"妇女权益"}
+    _no_traffic(chromium, page)
+
+
+def test_a_document_shows_its_mix_keywords_and_coloured_words(chromium, page, sample_run):
+    _open(chromium, page)
+    data = _data(page)
+    doc = data["docs"][0]
+    _go(chromium, "doc/" + doc["id"])
+    WebDriverWait(chromium, 5).until(lambda d: d.find_elements(By.ID, "doc-text"))
+    segments = chromium.find_elements(By.CSS_SELECTOR, "#doc-mix span")
+    assert [int(s.get_attribute("data-topic")) for s in segments] == [m[0] for m in doc["mix"]]
+    words = chromium.find_elements(By.CSS_SELECTOR, "#doc-text span.tok")
+    assert [w.text for w in words] == [p for p, t in doc["segments"] if t >= 0]
+    keywords = pq.read_table(sample_run.table("keywords")).to_pylist()
+    mine = [k["term"] for k in sorted(keywords, key=lambda k: k["rank"]) if k["doc_id"] == doc["id"]]
+    shown = [a.text for a in chromium.find_elements(By.CSS_SELECTOR, "#doc-keywords a")]
+    assert shown == mine
+    _no_traffic(chromium, page)
+
+
+def test_a_group_filter_updates_the_numbers(chromium, page):
+    _open(chromium, page)
+    status = chromium.find_element(By.ID, "status")
+    total = int(status.get_attribute("data-active"))
+    before = [e.text for e in chromium.find_elements(By.CSS_SELECTOR, "#topics-table td.prevalence")]
+    # a source file that is not all of the corpus: add none on the sample, so filter by a year range
+    select = Select(chromium.find_element(By.ID, "filter-source"))
+    select.select_by_index(1)
+    assert int(chromium.find_element(By.ID, "status").get_attribute("data-active")) <= total
+    assert "Filter: source = " in chromium.find_element(By.ID, "status").text
+    chromium.execute_script(
+        "const s = document.getElementById('filter-source'); s.value = '-1';"
+        "s.dispatchEvent(new Event('change'));"
+    )
+    assert int(chromium.find_element(By.ID, "status").get_attribute("data-active")) == total
+    after = [e.text for e in chromium.find_elements(By.CSS_SELECTOR, "#topics-table td.prevalence")]
+    assert after == before
+    _no_traffic(chromium, page)
