@@ -24,6 +24,7 @@ STAGES: dict[str, str] = {
     "lda_sweep": "pipeline.lda_sweep:main",
     "lda": "pipeline.lda:main",
     "report": "pipeline.report:main",
+    "explorer": "pipeline.explorer:main",
 }
 
 
@@ -77,7 +78,7 @@ def build_parser(benches: bool = True) -> argparse.ArgumentParser:
         prog="zhtopics",
         description=(
             "Topic modelling of Chinese text: "
-            "ingest, clean, segment, tfidf, lda_sweep, lda, report."
+            "ingest, clean, segment, tfidf, lda_sweep, lda, report, explorer."
         ),
     )
     sub = parser.add_subparsers(dest="command", required=True)

@@ -167,14 +167,14 @@ def topic_terms(
         log_phi = np.log(np.maximum(row, 1e-300))
         ids = set(_top(row, params.topic_terms).tolist())
         for lam in np.linspace(0.0, 1.0, LAMBDA_STEPS):
-            ids.update(_top(lam * log_phi + (1 - lam) * (log_phi - log_p_w), params.relevance_terms))
+            ids.update(
+                _top(lam * log_phi + (1 - lam) * (log_phi - log_p_w), params.relevance_terms)
+            )
         chosen = np.asarray(sorted(ids), dtype=np.int64)
         ordered = np.sort(row)
         ranks = v - np.searchsorted(ordered, row[chosen], side="right") + 1
         order = np.lexsort((chosen, ranks))
-        out.append(
-            [(int(chosen[i]), float(row[chosen[i]]), int(ranks[i])) for i in order.tolist()]
-        )
+        out.append([(int(chosen[i]), float(row[chosen[i]]), int(ranks[i])) for i in order.tolist()])
     return out
 
 
@@ -261,8 +261,7 @@ def build_data(
         )
     doc_ids, theta = theta_matrix(inputs.doc_topics, k)
     filters = [
-        group_codes(inputs.documents, doc_ids, c, params.max_groups)
-        for c in params.filter_columns
+        group_codes(inputs.documents, doc_ids, c, params.max_groups) for c in params.filter_columns
     ]
     if sample is None:
         sample = sample_documents(theta, [f[2] for f in filters], params)
@@ -333,8 +332,13 @@ def build_data(
         "theta": _b64(np.rint(theta * QUANT).astype(np.uint16)),
         "lengths": _b64(lengths),
         "filters": [
-            {"column": name, "time": name.endswith(TIME_COLUMN), "groups": groups,
-             "codes": _b64(codes.astype(np.uint32)), "source": column}
+            {
+                "column": name,
+                "time": name.endswith(TIME_COLUMN),
+                "groups": groups,
+                "codes": _b64(codes.astype(np.uint32)),
+                "source": column,
+            }
             for (name, groups, codes), column in zip(filters, params.filter_columns, strict=True)
         ],
         "prevalence": prevalence,
@@ -529,9 +533,15 @@ def load_sample_texts(
     ):
         by_doc.setdefault(doc, []).append((term, weight))
     return (
-        dict(zip(clean.column("doc_id").to_pylist(), clean.column("text").to_pylist(), strict=True)),
         dict(
-            zip(tokens.column("doc_id").to_pylist(), tokens.column("tokens").to_pylist(), strict=True)
+            zip(clean.column("doc_id").to_pylist(), clean.column("text").to_pylist(), strict=True)
+        ),
+        dict(
+            zip(
+                tokens.column("doc_id").to_pylist(),
+                tokens.column("tokens").to_pylist(),
+                strict=True,
+            )
         ),
         by_doc,
     )

@@ -8,6 +8,7 @@ import io
 import json
 import re
 import shutil
+from datetime import date
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +23,6 @@ from pipeline import explorer
 from pipeline.config import ConfigError, ExplorerParams, params_from_dict
 from pipeline.io import Paths
 from tests.browser import console_errors, network_requests
-
 
 # ---- the data, without a browser ----
 
@@ -81,12 +81,16 @@ def test_the_sample_is_bounded_seeded_and_covers_topics_and_groups():
         assert int(np.argmax(theta[:, k])) in rows
     assert set(codes[0][rows]) == set(range(10))
     assert np.array_equal(rows, explorer.sample_documents(theta, codes, params))
-    other = explorer.sample_documents(theta, codes, ExplorerParams(**{**vars(params), "random_state": 6}))
+    other = explorer.sample_documents(
+        theta, codes, ExplorerParams(**{**vars(params), "random_state": 6})
+    )
     assert not np.array_equal(rows, other)
 
 
 def test_many_groups_keep_the_largest_and_merge_the_rest():
-    documents = pa.table({"doc_id": ["a", "b", "c", "d", "e"], "speaker": ["x", "x", "y", "z", None]})
+    documents = pa.table(
+        {"doc_id": ["a", "b", "c", "d", "e"], "speaker": ["x", "x", "y", "z", None]}
+    )
     name, groups, codes = explorer.group_codes(documents, ["e", "d", "c", "b", "a"], "speaker", 2)
     assert name == "speaker"
     assert groups == ["(missing)", "x", "(other)"]  # sizes: x 2, then ties by name
@@ -122,7 +126,9 @@ def _data(path: Path) -> dict:
     return json.loads(found.group(1))
 
 
-def test_the_page_is_one_file_with_the_run_and_the_same_bytes_again(page, sample_run, params, tmp_path):
+def test_the_page_is_one_file_with_the_run_and_the_same_bytes_again(
+    page, sample_run, params, tmp_path
+):
     text = page.read_text("utf-8")
     assert not re.search(r'(src|href)="(?!#|data:)', text)  # no other file, no URL
     assert "http://" not in text.replace("http://www.w3.org/2000/svg", "")
@@ -131,10 +137,22 @@ def test_the_page_is_one_file_with_the_run_and_the_same_bytes_again(page, sample
     topics = pq.read_table(sample_run.table("topics")).to_pylist()
     assert [t["topic"] for t in data["topics"]] == [t["topic"] for t in topics]
     assert [t["label"] for t in data["topics"]] == [t["label"] for t in topics]
-    assert data["meta"]["documents"] == len(set(pq.read_table(sample_run.table("doc_topics")).column("doc_id").to_pylist()))
+    assert data["meta"]["documents"] == len(
+        set(pq.read_table(sample_run.table("doc_topics")).column("doc_id").to_pylist())
+    )
     assert page.stat().st_size < 25_000_000
     again = Paths.under(sample_run.raw, tmp_path)
-    for name in ("topics", "vocabulary", "doc_topics", "documents", "doc_terms", "clean", "tokens", "keywords", "topic_prevalence"):
+    for name in (
+        "topics",
+        "vocabulary",
+        "doc_topics",
+        "documents",
+        "doc_terms",
+        "clean",
+        "tokens",
+        "keywords",
+        "topic_prevalence",
+    ):
         shutil.copy(sample_run.table(name), again.table(name))
     shutil.copytree(sample_run.models, again.models)
     shutil.copytree(sample_run.metrics, again.metrics)
@@ -169,7 +187,9 @@ def _open(driver, path: Path) -> None:
 
 
 def _no_traffic(driver, path: Path) -> None:
-    requests = [u for u in network_requests(driver) if u != path.as_uri() and not u.startswith("data:")]
+    requests = [
+        u for u in network_requests(driver) if u != path.as_uri() and not u.startswith("data:")
+    ]
     assert requests == []
     assert console_errors(driver) == []
 
@@ -190,7 +210,10 @@ def test_topics_list_sorts_and_numbers_match_the_tables(chromium, page, sample_r
     assert [int(r.get_attribute("data-topic")) for r in rows] == [t["topic"] for t in by_prevalence]
     first = rows[0].find_element(By.CSS_SELECTOR, "td.prevalence").text
     assert first == f"{100 * by_prevalence[0]['prevalence']:.1f}%"
-    assert chromium.execute_script("return [...document.fonts].some(f => f.family.includes('zhtopics CJK') && f.status === 'loaded')")
+    assert chromium.execute_script(
+        "return [...document.fonts]"
+        ".some(f => f.family.includes('zhtopics CJK') && f.status === 'loaded')"
+    )
     _no_traffic(chromium, page)
 
 
@@ -200,7 +223,11 @@ def test_a_topic_its_slider_documents_and_trend(chromium, page, sample_run):
     link.click()
     title = chromium.find_element(By.ID, "topic-title").text
     assert title.startswith("Topic 2: ")
-    terms = lambda: [e.text for e in chromium.find_elements(By.CSS_SELECTOR, "#topic-terms tr.term-row td:nth-child(2)")]
+
+    def terms() -> list[str]:
+        cells = "#topic-terms tr.term-row td:nth-child(2)"
+        return [e.text for e in chromium.find_elements(By.CSS_SELECTOR, cells)]
+
     at_06 = terms()
     slider = chromium.find_element(By.ID, "lambda")
     slider.send_keys(Keys.END)  # lambda = 1: by probability, as topic_terms.parquet
@@ -242,27 +269,179 @@ def test_a_document_shows_its_mix_keywords_and_coloured_words(chromium, page, sa
     words = chromium.find_elements(By.CSS_SELECTOR, "#doc-text span.tok")
     assert [w.text for w in words] == [p for p, t in doc["segments"] if t >= 0]
     keywords = pq.read_table(sample_run.table("keywords")).to_pylist()
-    mine = [k["term"] for k in sorted(keywords, key=lambda k: k["rank"]) if k["doc_id"] == doc["id"]]
+    mine = [
+        k["term"] for k in sorted(keywords, key=lambda k: k["rank"]) if k["doc_id"] == doc["id"]
+    ]
     shown = [a.text for a in chromium.find_elements(By.CSS_SELECTOR, "#doc-keywords a")]
     assert shown == mine
     _no_traffic(chromium, page)
 
 
-def test_a_group_filter_updates_the_numbers(chromium, page):
-    _open(chromium, page)
+@pytest.fixture(scope="session")
+def grouped_page(sample_run: Paths, params, tmp_path_factory) -> Path:
+    """The sample run with two sources and two years, alternating by document (the sample
+    itself has one of each), and without topic_prevalence: the page computes every number."""
+    out = Paths.under(sample_run.raw, tmp_path_factory.mktemp("grouped"))
+    for name in ("topics", "vocabulary", "doc_terms", "doc_topics", "clean", "tokens", "keywords"):
+        shutil.copy(sample_run.table(name), out.table(name))
+    shutil.copytree(sample_run.models, out.models)
+    shutil.copytree(sample_run.metrics, out.metrics)
+    documents = pq.read_table(sample_run.table("documents"))
+    n = documents.num_rows
+    sources = pa.array(["a.txt" if i % 2 else "b.txt" for i in range(n)])
+    dates = pa.array([date(2021 + i % 2, 1, 1) for i in range(n)], pa.date32())
+    documents = documents.set_column(documents.schema.get_field_index("source"), "source", sources)
+    documents = documents.set_column(documents.schema.get_field_index("date"), "date", dates)
+    pq.write_table(documents, out.table("documents"))
+    explorer.main(params, out)
+    return out.processed / explorer.FILENAME
+
+
+def _token_weighted(paths_dir: Path, doc_ids: set[str]) -> dict[int, float]:
+    """Each topic's share of the tokens of ``doc_ids``, from the tables."""
+    counts = (
+        pq.read_table(paths_dir / "doc_terms.parquet")
+        .group_by("doc_id")
+        .aggregate([("count", "sum")])
+    )
+    ids, sums_ = counts.column("doc_id").to_pylist(), counts.column("count_sum").to_pylist()
+    length = dict(zip(ids, sums_, strict=True))
+    sums: dict[int, float] = {}
+    for row in pq.read_table(paths_dir / "doc_topics.parquet").to_pylist():
+        if row["doc_id"] in doc_ids:
+            sums[row["topic"]] = sums.get(row["topic"], 0.0) + row["weight"] * length[row["doc_id"]]
+    total = sum(length[d] for d in doc_ids)
+    return {k: v / total for k, v in sums.items()}
+
+
+def test_a_group_filter_updates_the_numbers(chromium, grouped_page):
+    _open(chromium, grouped_page)
     status = chromium.find_element(By.ID, "status")
     total = int(status.get_attribute("data-active"))
-    before = [e.text for e in chromium.find_elements(By.CSS_SELECTOR, "#topics-table td.prevalence")]
-    # a source file that is not all of the corpus: add none on the sample, so filter by a year range
-    select = Select(chromium.find_element(By.ID, "filter-source"))
-    select.select_by_index(1)
-    assert int(chromium.find_element(By.ID, "status").get_attribute("data-active")) <= total
-    assert "Filter: source = " in chromium.find_element(By.ID, "status").text
-    chromium.execute_script(
-        "const s = document.getElementById('filter-source'); s.value = '-1';"
-        "s.dispatchEvent(new Event('change'));"
+
+    def prevalence() -> dict[int, str]:
+        rows = chromium.find_elements(By.CSS_SELECTOR, "#topics-table tr[data-topic]")
+        return {
+            int(r.get_attribute("data-topic")): r.find_element(
+                By.CSS_SELECTOR, "td.prevalence"
+            ).text
+            for r in rows
+        }
+
+    before = prevalence()
+    Select(chromium.find_element(By.ID, "filter-source")).select_by_visible_text("a.txt")
+    documents = pq.read_table(grouped_page.parent / "documents.parquet").to_pylist()
+    modelled = set(
+        pq.read_table(grouped_page.parent / "doc_topics.parquet").column("doc_id").to_pylist()
     )
+    in_a = {d["doc_id"] for d in documents if d["source"] == "a.txt"} & modelled
+    active = int(chromium.find_element(By.ID, "status").get_attribute("data-active"))
+    assert active == len(in_a) < total
+    assert "Filter: source = a.txt" in chromium.find_element(By.ID, "status").text
+    expected = _token_weighted(grouped_page.parent, in_a)
+    shown = prevalence()
+    assert shown == {k: f"{100 * v:.1f}%" for k, v in expected.items()}
+    assert shown != before
+    # a year range on top: the two filters together leave no document (a.txt is 2022 only)
+    Select(chromium.find_element(By.ID, "filter-year-to")).select_by_visible_text("2021")
+    assert int(chromium.find_element(By.ID, "status").get_attribute("data-active")) == 0
+    chromium.find_element(By.ID, "filter-reset").click()
     assert int(chromium.find_element(By.ID, "status").get_attribute("data-active")) == total
-    after = [e.text for e in chromium.find_elements(By.CSS_SELECTOR, "#topics-table td.prevalence")]
-    assert after == before
+    assert prevalence() == before
+    _go(chromium, "topic/0")
+    bands = chromium.find_elements(By.CSS_SELECTOR, "svg.trend polygon.band")
+    assert bands and len(chromium.find_elements(By.CSS_SELECTOR, "svg.trend circle")) == 2
+    assert len(chromium.find_elements(By.CSS_SELECTOR, "table.groups tr")) == 1 + 2
+    _no_traffic(chromium, grouped_page)
+
+
+def test_the_harness_sees_requests_and_console_errors(chromium, tmp_path):
+    """The "no traffic" checks above can fail: a page that fetches and logs is caught."""
+    page = tmp_path / "leaky.html"
+    page.write_text(
+        '<!DOCTYPE html><title>t</title><img src="http://127.0.0.1:9/x.png">'
+        "<script>console.error('boom')</script>",
+        "utf-8",
+    )
+    network_requests(chromium)
+    console_errors(chromium)
+    chromium.get(page.as_uri())
+    assert "http://127.0.0.1:9/x.png" in network_requests(chromium)
+    assert any("boom" in m for m in console_errors(chromium))
+
+
+# ---- a hostile corpus ----
+
+PAYLOADS = {
+    "title": "<script>window.__xss = 1</script>标题</script>",
+    "link": "javascript:window.__xss = 2",
+    "note": '<img src=x onerror="window.__xss = 3">{{SCRIPT}}',
+    "text": "</script><script>window.__xss = 4</script><img src=x onerror=window.__xss=5>",
+    "label": '<b onmouseover="window.__xss = 6">标签</b>',
+}
+
+
+@pytest.fixture(scope="session")
+def hostile_page(sample_run: Paths, params, tmp_path_factory) -> tuple[Path, str]:
+    """The sample run's tables with markup in titles, metadata, texts and a topic label."""
+    out = Paths.under(sample_run.raw, tmp_path_factory.mktemp("hostile"))
+    for name in ("vocabulary", "doc_terms", "tokens", "keywords", "topic_prevalence"):
+        shutil.copy(sample_run.table(name), out.table(name))
+    shutil.copytree(sample_run.models, out.models)
+    shutil.copytree(sample_run.metrics, out.metrics)
+    documents = pq.read_table(sample_run.table("documents"))
+    n = documents.num_rows
+    documents = documents.set_column(
+        documents.schema.get_field_index("title"), "title", pa.array([PAYLOADS["title"]] * n)
+    )
+    documents = documents.append_column("link", pa.array([PAYLOADS["link"]] * n))
+    documents = documents.append_column("note", pa.array([PAYLOADS["note"]] * n))
+    pq.write_table(documents, out.table("documents"))
+    clean = pq.read_table(sample_run.table("clean"))
+    texts = [PAYLOADS["text"] + t for t in clean.column("text").to_pylist()]
+    pq.write_table(clean.set_column(1, "text", pa.array(texts)), out.table("clean"))
+    topics = pq.read_table(sample_run.table("topics"))
+    labels = [PAYLOADS["label"]] * topics.num_rows
+    pq.write_table(topics.set_column(1, "label", pa.array(labels)), out.table("topics"))
+    shutil.copy(sample_run.table("doc_topics"), out.table("doc_topics"))
+    explorer.main(params, out)
+    doc = pq.read_table(sample_run.table("doc_topics")).column("doc_id")[0].as_py()
+    return out.processed / explorer.FILENAME, doc
+
+
+def test_markup_in_the_data_renders_as_text_and_nothing_runs(chromium, hostile_page):
+    page, doc = hostile_page
+    _open(chromium, page)
+    scripts = chromium.execute_script("return document.scripts.length")
+    for hash_ in ("topics", "topic/0", f"doc/{doc}", "word/" + "script"):
+        _go(chromium, hash_)
+        chromium.execute_script("window.scrollTo(0, 0)")
+    _go(chromium, f"doc/{doc}")
+    WebDriverWait(chromium, 5).until(lambda d: d.find_elements(By.ID, "doc-text"))
+    assert chromium.find_element(By.ID, "doc-title").text == PAYLOADS["title"]
+    meta = chromium.find_element(By.ID, "doc-meta").text
+    assert PAYLOADS["link"] in meta and PAYLOADS["note"] in meta
+    assert chromium.find_element(By.ID, "doc-text").text.startswith(PAYLOADS["text"])
+    _go(chromium, "topics")
+    labels = chromium.find_elements(By.CSS_SELECTOR, "#topics-table tr[data-topic] a")
+    assert labels and all(a.text == PAYLOADS["label"] for a in labels)
+    for a in labels:
+        a_href = a.get_attribute("href")
+        assert a_href.startswith(page.as_uri() + "#topic/")
+    state = chromium.execute_script(
+        "return {xss: window.__xss === undefined ? null : window.__xss, title: document.title,"
+        " scripts: document.scripts.length, imgs: document.images.length,"
+        " bold: document.querySelectorAll('main b, main script').length,"
+        " js: [...document.querySelectorAll('a')]"
+        ".filter(a => a.href.startsWith('javascript:')).length}"
+    )
+    assert state == {
+        "xss": None,
+        "title": "zhtopics explorer",
+        "scripts": scripts,
+        "imgs": 0,
+        "bold": 0,
+        "js": 0,
+    }
+    assert scripts == 2
     _no_traffic(chromium, page)

@@ -59,7 +59,11 @@
     return a;
   }
   const pct = (x) => (100 * x).toFixed(1) + "%";
-  const fmt = (x, d) => (x == null ? "" : Number(x).toFixed(d == null ? 3 : d));
+  const fmt = (x, d) => {
+    if (x == null) return "";
+    const text = Number(x).toFixed(d == null ? 3 : d);
+    return /^-0\.?0*$/.test(text) ? text.slice(1) : text; // no "-0.000"
+  };
   const topicName = (k) => "Topic " + k + ": " + DATA.topics[k].label;
 
   // ---- filters ----
@@ -180,6 +184,7 @@
     const band = rows.map((r, i) => x(i) + "," + y(r.high)).concat(rows.slice().reverse().map((r, i) => x(rows.length - 1 - i) + "," + y(r.low)));
     box.append(svg("polygon", { points: band.join(" "), fill: color(k), "fill-opacity": 0.2, class: "band" }));
     box.append(svg("polyline", { points: rows.map((r, i) => x(i) + "," + y(r.mean)).join(" "), fill: "none", stroke: color(k), "stroke-width": small ? 1.5 : 2 }));
+    if (small) rows.forEach((r, i) => box.append(svg("circle", { cx: x(i), cy: y(r.mean), r: 2, fill: color(k) })));
     if (!small) {
       rows.forEach((r, i) => {
         box.append(svg("circle", { cx: x(i), cy: y(r.mean), r: 3, fill: color(k) }));
@@ -417,6 +422,7 @@
     buildFilters();
     window.addEventListener("hashchange", route);
     refresh();
+    document.body.setAttribute("data-ready-ms", Math.round(performance.now()));
     document.body.setAttribute("data-ready", "1");
   }
   start();
