@@ -373,13 +373,15 @@ class ExplorerParams:
     # Terms per topic embedded by probability (word search ranks), and per relevance step.
     topic_terms: int = 200
     relevance_terms: int = 30
+    # Key terms per group shown from keyness.parquet (when the run has group comparisons).
+    keyness_terms: int = 15
     # Seed of the random part of the sample.
     random_state: int = 0
     # Embed a subset of the CJK font (only the glyphs the page uses) as a web font.
     embed_font: bool = True
 
     def __post_init__(self) -> None:
-        for key in ("max_groups", "text_chars", "topic_terms", "relevance_terms"):
+        for key in ("max_groups", "text_chars", "topic_terms", "relevance_terms", "keyness_terms"):
             if getattr(self, key) < 1:
                 _fail(f"explorer.{key}", getattr(self, key), "an integer >= 1")
         for key in ("docs_per_topic", "docs_per_group", "random_docs", "random_state"):

@@ -31,6 +31,7 @@ import pyarrow.compute as pc
 from pipeline.config import ExplorerParams, Params
 from pipeline.io import Paths, atomic_path, iter_tables, read_optional, read_table
 from pipeline.schemas import (
+    ALL,
     CLEAN,
     DOC_TERMS,
     DOC_TOPICS,
@@ -40,6 +41,7 @@ from pipeline.schemas import (
     TOPIC_PREVALENCE,
     TOPICS,
     VOCABULARY,
+    require_columns,
 )
 
 log = logging.getLogger(__name__)
@@ -54,6 +56,8 @@ LAMBDA_STEPS = 21  # relevance candidates at lambda = 0, 0.05, ..., 1
 QUANT = 65535  # topic shares are embedded as uint16 (error < 1e-5)
 BATCH_ROWS = 8192
 # Metadata not shown with a document (bookkeeping of ingest and clean).
+KEYNESS_COLUMNS = ["column", "group", "rank", "term", "g2", "log_ratio", "significant"]
+CONTRAST_COLUMNS = ["column", "group", "topic", "n_docs", "diff", "ci_low", "ci_high"]
 HIDDEN_COLUMNS = {"text", "format", "encoding", "decode_errors", "status", "reason", "record"}
 
 
@@ -75,6 +79,8 @@ class Inputs:
     phi: np.ndarray  # (topics x terms)
     topic_prevalence: pa.Table | None
     lda_metrics: dict
+    keyness: pa.Table | None = None  # the compare stage's tables, when the run has them
+    topic_contrasts: pa.Table | None = None
 
 
 def theta_matrix(doc_topics: pa.Table, k: int) -> tuple[list[str], np.ndarray]:
@@ -342,8 +348,45 @@ def build_data(
             for (name, groups, codes), column in zip(filters, params.filter_columns, strict=True)
         ],
         "prevalence": prevalence,
+        "keyness": _keyness(inputs.keyness, params.keyness_terms),
+        "contrasts": _contrasts(inputs.topic_contrasts),
         "docs": docs,
     }
+
+
+def _keyness(table: pa.Table | None, n: int) -> dict:
+    """keyness.parquet as {column: {group: [[term, g2, log_ratio, significant], ...]}}, the
+    ``n`` best of each group; {} when the run has no such table."""
+    if table is None:
+        return {}
+    out: dict[str, dict] = {}
+    order = [("column", "ascending"), ("group", "ascending"), ("rank", "ascending")]
+    for row in table.sort_by(order).to_pylist():
+        terms = out.setdefault(row["column"], {}).setdefault(row["group"], [])
+        if len(terms) < n:
+            terms.append(
+                [row["term"], _r(row["g2"], 3), _r(row["log_ratio"], 3), bool(row["significant"])]
+            )
+    return out
+
+
+def _contrasts(table: pa.Table | None) -> list:
+    """topic_contrasts.parquet as rows [column, group, topic, n, diff, low, high]."""
+    if table is None:
+        return []
+    order = [("column", "ascending"), ("group", "ascending"), ("topic", "ascending")]
+    return [
+        [
+            r["column"],
+            r["group"],
+            r["topic"],
+            r["n_docs"],
+            _r(r["diff"]),
+            _r(r["ci_low"]),
+            _r(r["ci_high"]),
+        ]
+        for r in table.sort_by(order).to_pylist()
+    ]
 
 
 def _document_rows(documents: pa.Table, doc_ids: list[str]) -> dict[str, dict]:
@@ -498,6 +541,12 @@ def load_inputs(paths: Paths) -> Inputs:
             sums.column("doc_id").to_pylist(), sums.column("count_sum").to_pylist(), strict=True
         ):
             doc_lengths[doc] = doc_lengths.get(doc, 0) + n
+    keyness = read_optional(paths.table("keyness"), ALL.get("keyness"))
+    if keyness is not None:
+        require_columns(keyness, KEYNESS_COLUMNS, str(paths.table("keyness")))
+    contrasts = read_optional(paths.table("topic_contrasts"), ALL.get("topic_contrasts"))
+    if contrasts is not None:
+        require_columns(contrasts, CONTRAST_COLUMNS, str(paths.table("topic_contrasts")))
     model = paths.models / "lda" / "topic_word.npy"
     if not model.is_file():
         raise FileNotFoundError(f"{model}: no saved model; run the lda stage first")
@@ -511,6 +560,8 @@ def load_inputs(paths: Paths) -> Inputs:
         phi=np.load(model, allow_pickle=False),
         topic_prevalence=read_optional(paths.table("topic_prevalence"), TOPIC_PREVALENCE),
         lda_metrics=read_json(paths.metrics / "lda.json"),
+        keyness=keyness,
+        topic_contrasts=contrasts,
     )
 
 

@@ -293,8 +293,52 @@ def grouped_page(sample_run: Paths, params, tmp_path_factory) -> Path:
     documents = documents.set_column(documents.schema.get_field_index("source"), "source", sources)
     documents = documents.set_column(documents.schema.get_field_index("date"), "date", dates)
     pq.write_table(documents, out.table("documents"))
+    top = pq.read_table(sample_run.table("topic_terms")).to_pylist()[0]["term"]  # topic 0's
+    keyness = {
+        "column": ["source"] * 3,
+        "group": ["a.txt", "a.txt", "b.txt"],
+        "rank": pa.array([1, 2, 1], pa.int32()),
+        "term": [top, "词甲", "词乙"],
+        "g2": [12.5, 8.0, 3.0],
+        "p": [0.001, 0.004, 0.08],
+        "p_adjusted": [0.002, 0.008, 0.16],
+        "significant": [True, True, False],
+        "log_ratio": [1.5, 1.0, 0.4],
+        "freq_group": pa.array([10, 6, 3], pa.int64()),
+        "freq_rest": pa.array([1, 0, 2], pa.int64()),
+    }
+    pq.write_table(pa.table(keyness), out.table("keyness"))
+    contrasts = {
+        "column": ["source", "source"],
+        "group": ["a.txt", "b.txt"],
+        "topic": pa.array([0, 0], pa.int32()),
+        "n_docs": pa.array([36, 37], pa.int64()),
+        "mean_group": [0.2, 0.1],
+        "mean_rest": [0.1, 0.2],
+        "diff": [0.081, -0.081],
+        "ci_low": [0.05, -0.11],
+        "ci_high": [0.11, -0.05],
+    }
+    pq.write_table(pa.table(contrasts), out.table("topic_contrasts"))
     explorer.main(params, out)
     return out.processed / explorer.FILENAME
+
+
+def test_group_comparisons_show_in_the_topic_view(chromium, grouped_page, sample_run):
+    _open(chromium, grouped_page)
+    _go(chromium, "topic/0")
+    rows = chromium.find_elements(By.CSS_SELECTOR, "#topic-contrasts tr")
+    assert [r.text for r in rows[1:]] == [
+        "source a.txt 36 +8.1 (+5.0 to +11.0)",
+        "source b.txt 37 -8.1 (-11.0 to -5.0)",
+    ]
+    top = pq.read_table(sample_run.table("topic_terms")).to_pylist()[0]["term"]
+    keyness = chromium.find_elements(By.CSS_SELECTOR, "#keyness tr")
+    assert [r.text for r in keyness[1:]] == [f"source a.txt {top} 词甲", "source b.txt 词乙(n.s.)"]
+    assert [m.text for m in chromium.find_elements(By.CSS_SELECTOR, "#keyness mark")] == [top]
+    _go(chromium, "topic/1")
+    assert not chromium.find_elements(By.ID, "topic-contrasts")
+    _no_traffic(chromium, grouped_page)
 
 
 def _token_weighted(paths_dir: Path, doc_ids: set[str]) -> dict[int, float]:

@@ -312,7 +312,43 @@
       parts.push(el("h3", { text: "Trend by " + FILTERS[tf].column + " with 95% interval" }), trendChart(tf, k, 640, 200, false));
     }
     FILTERS.forEach((F, fi) => { if (!F.time) parts.push(el("h3", { text: "Prevalence by " + F.column }), groupBars(fi, k)); });
+    parts.push(...contrastsOf(k), ...keynessFor(k, highlight));
     setView(...parts);
+  }
+
+  function contrastsOf(k) {
+    // topic_contrasts.parquet (the compare stage): this topic in each group against the rest.
+    const rows = DATA.contrasts.filter((r) => r[2] === k);
+    if (!rows.length) return [];
+    const table = el("table", { id: "topic-contrasts" }, el("tr", {}, el("th", { text: "column" }), el("th", { text: "group" }),
+      el("th", { text: "documents" }), el("th", { text: "share vs the rest (points, 95% interval)" })));
+    const points = (x) => (x >= 0 ? "+" : "") + (100 * x).toFixed(1);
+    for (const [column, group, , n, diff, low, high] of rows) {
+      table.append(el("tr", {}, el("td", { text: column }), el("td", { text: group }), el("td", { class: "num", text: n }),
+        el("td", { class: "num", text: points(diff) + " (" + points(low) + " to " + points(high) + ")" })));
+    }
+    return [el("h3", { text: "Topic differences between groups (topic_contrasts)" }), table];
+  }
+
+  function keynessFor(k, topicTerms) {
+    // keyness.parquet (the compare stage): each group's key terms; this topic's terms marked.
+    const columns = Object.keys(DATA.keyness);
+    if (!columns.length) return [];
+    const table = el("table", { id: "keyness" }, el("tr", {}, el("th", { text: "column" }), el("th", { text: "group" }),
+      el("th", { text: "key terms (G², marked: among this topic's terms)" })));
+    for (const column of columns) {
+      for (const [group, terms] of Object.entries(DATA.keyness[column])) {
+        const cell = el("td", {});
+        terms.forEach(([term, g2, , significant], i) => {
+          if (i) cell.append(" ");
+          const word = link(term, "word/" + encodeURIComponent(term));
+          cell.append(topicTerms.has(term) ? el("mark", {}, word) : word);
+          if (!significant) cell.append(el("span", { class: "muted", text: "(n.s.)" }));
+        });
+        table.append(el("tr", {}, el("td", { text: column }), el("td", { text: group }), cell));
+      }
+    }
+    return [el("h3", { text: "Key terms of groups against the rest (keyness)" }), table];
   }
 
   function docView(id) {
