@@ -20,6 +20,7 @@ import io
 import json
 import logging
 import re
+import string
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -431,7 +432,11 @@ def plan_sample(inputs: Inputs, params: ExplorerParams) -> tuple[list[str], np.n
 
 def used_characters(data: dict) -> str:
     """Every character the page can show: its data and the template's own text."""
-    chars = set(json.dumps(data, ensure_ascii=False))
+    blobs = {"theta", "lengths"}  # base64: ASCII only, and most of the data's length
+    text = {key: value for key, value in data.items() if key not in blobs}
+    text["filters"] = [{k: v for k, v in f.items() if k != "codes"} for f in data["filters"]]
+    chars = set(json.dumps(text, ensure_ascii=False))
+    chars.update(string.ascii_letters + string.digits + string.punctuation)
     for name in ("explorer.html", "explorer.js", "explorer.css"):
         chars.update(_template(name))
     return "".join(sorted(c for c in chars if c >= " "))

@@ -2,7 +2,8 @@
 
     python -m tests.screenshots data/processed/explorer.html docs/
 
-writes ``explorer-topics.png``, ``explorer-topic.png``, ``explorer-document.png`` and
+prints the page's size and when its first view was interactive (navigation start to the topic
+list drawn and its handlers set, ``performance.now()``), and writes ``explorer-topics.png``, ``explorer-topic.png``, ``explorer-document.png`` and
 ``explorer-word.png`` (1280 x 900): the topic list, topic 0, the document with the largest
 share of topic 0 among the sampled ones, and a search for topic 0's most probable term.
 """
@@ -46,6 +47,9 @@ def take(page: Path, out: Path) -> list[Path]:
         WebDriverWait(driver, 20).until(
             lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-ready") == "1"
         )
+        ready = driver.find_element(By.TAG_NAME, "body").get_attribute("data-ready-ms")
+        size = page.stat().st_size / 1e6
+        print(f"{page}: {size:.1f} MB, topic list interactive {ready} ms after navigation start")
         data = json.loads(driver.find_element(By.ID, "data").get_attribute("textContent"))
         for name, hash_ in views(data).items():
             driver.execute_script("location.hash = arguments[0]", hash_)
