@@ -54,6 +54,7 @@ TIME_COLUMN = "year"  # ``date`` is shown and filtered as years
 MISSING = "(missing)"
 OTHER = "(other)"
 LAMBDA_STEPS = 21  # relevance candidates at lambda = 0, 0.05, ..., 1
+POOL = 40  # relevance is searched first among POOL * n best terms by each of its parts
 QUANT = 65535  # topic shares are embedded as uint16 (error < 1e-5)
 BATCH_ROWS = 8192
 # Metadata not shown with a document (bookkeeping of ingest and clean).
@@ -84,15 +85,34 @@ class Inputs:
     topic_contrasts: pa.Table | None = None
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """The modelled documents (doc_topics order), their mixes, filter groups and sample."""
+
+    doc_ids: list[str]
+    theta: np.ndarray
+    filters: list[tuple[str, list[str], np.ndarray]]  # (name, groups, code per document)
+    sample: np.ndarray  # sampled rows, ascending
+
+
 def theta_matrix(doc_topics: pa.Table, k: int) -> tuple[list[str], np.ndarray]:
     """The documents in first-seen order and their (documents x topics) shares."""
-    encoded = doc_topics.column("doc_id").combine_chunks().dictionary_encode()
-    ids = encoded.dictionary.to_pylist()
-    theta = np.zeros((len(ids), k), dtype=np.float64)
     topic = doc_topics.column("topic").to_numpy()
     if len(topic) and (topic.min() < 0 or topic.max() >= k):
         raise ExplorerError(f"doc_topics: topic numbers outside 0..{k - 1} of topics.parquet")
-    theta[encoded.indices.to_numpy(), topic] = doc_topics.column("weight").to_numpy()
+    weight = doc_topics.column("weight").to_numpy()
+    doc_id = doc_topics.column("doc_id")
+    n = len(topic) // k if k else 0
+    if n * k == len(topic) and np.array_equal(topic, np.tile(np.arange(k), n)):
+        # As the lda stage writes it: K rows per document, topics in order.
+        firsts = doc_id.take(pa.array(np.arange(0, n * k, k)))
+        repeated = firsts.take(pa.array(np.repeat(np.arange(n), k)))
+        if pc.all(pc.equal(doc_id, repeated)).as_py() is not False:
+            return firsts.to_pylist(), weight.reshape(n, k).astype(np.float64)
+    encoded = doc_id.combine_chunks().dictionary_encode()
+    ids = encoded.dictionary.to_pylist()
+    theta = np.zeros((len(ids), k), dtype=np.float64)
+    theta[encoded.indices.to_numpy(), topic] = weight
     return ids, theta
 
 
@@ -109,22 +129,27 @@ def group_codes(
             f"explorer.filter_columns: {column!r} is not a column of documents.parquet "
             f"(it has {documents.column_names})"
         )
-    position = {d: i for i, d in enumerate(documents.column("doc_id").to_pylist())}
-    missing = [d for d in doc_ids if d not in position]
-    if missing:
+    ids = pa.array(doc_ids, pa.string())
+    position = pc.index_in(ids, documents.column("doc_id"))
+    if position.null_count:
+        first = ids.filter(pc.is_null(position))[0].as_py()
         raise ExplorerError(
-            f"explorer: {len(missing)} modelled document(s) are not in documents.parquet, "
-            f"e.g. {missing[0]}; re-run the pipeline from ingest"
+            f"explorer: {position.null_count} modelled document(s) are not in "
+            f"documents.parquet, e.g. {first}; re-run the pipeline from ingest"
         )
-    values = documents.column(column).take(pa.array([position[d] for d in doc_ids], pa.int64()))
+    values = documents.column(column).take(position)
     name = column
     is_time = pa.types.is_date(values.type) or pa.types.is_timestamp(values.type)
     if is_time:
         values = pc.strftime(values.cast(pa.timestamp("s")), format="%Y")
         name = TIME_COLUMN if column == "date" else f"{column}_year"
-    labels = np.asarray([MISSING if v is None else str(v) for v in values.to_pylist()], object)
-    groups, inverse = np.unique(labels, return_inverse=True)
-    groups = groups.tolist()
+    labels = pc.fill_null(values.cast(pa.string()), MISSING).combine_chunks().dictionary_encode()
+    names = np.asarray(labels.dictionary.to_pylist(), dtype=object)
+    order = np.argsort(names, kind="stable")  # groups by name
+    rank = np.empty(len(names), dtype=np.int64)
+    rank[order] = np.arange(len(names))
+    groups = names[order].tolist()
+    inverse = rank[labels.indices.to_numpy()] if len(names) else np.zeros(0, np.int64)
     if not is_time and len(groups) > max_groups:
         sizes = np.bincount(inverse, minlength=len(groups))
         kept = sorted(sorted(range(len(groups)), key=lambda g: (-sizes[g], groups[g]))[:max_groups])
@@ -132,7 +157,11 @@ def group_codes(
         remap[kept] = np.arange(len(kept))
         groups = [groups[g] for g in kept] + [OTHER]
         inverse = remap[inverse]
-    return name, groups, inverse.astype(np.uint16 if len(groups) < 65536 else np.uint32)
+    return name, groups, inverse.astype(_code_type(len(groups)))
+
+
+def _code_type(n_groups: int) -> type:
+    return np.uint8 if n_groups <= 256 else np.uint16 if n_groups <= 65536 else np.uint32
 
 
 def sample_documents(
@@ -142,21 +171,18 @@ def sample_documents(
     ``docs_per_topic`` best of each topic, the first ``docs_per_group`` of each filter group
     in a seeded random order, and ``random_docs`` more from the same order."""
     n, k = theta.shape
-    rows = np.arange(n)
-    chosen: set[int] = set()
+    chosen = [np.zeros(0, dtype=np.int64)]
     for topic in range(k):
-        order = np.lexsort((rows, -theta[:, topic]))
-        chosen.update(order[: params.docs_per_topic].tolist())
+        chosen.append(_top(theta[:, topic], params.docs_per_topic))
     shuffled = np.random.default_rng(params.random_state).permutation(n)
     for code in codes:
-        seen: dict[int, int] = {}
-        for row in shuffled:
-            group = int(code[row])
-            if seen.get(group, 0) < params.docs_per_group:
-                seen[group] = seen.get(group, 0) + 1
-                chosen.add(int(row))
-    chosen.update(shuffled[: params.random_docs].tolist())
-    return np.asarray(sorted(chosen), dtype=np.int64)
+        in_order = code[shuffled].astype(np.int64)
+        by_group = np.argsort(in_order, kind="stable")  # each group's rows in shuffled order
+        starts = np.searchsorted(in_order[by_group], in_order[by_group], side="left")
+        first = by_group[np.arange(n) - starts < params.docs_per_group]
+        chosen.append(shuffled[first])
+    chosen.append(shuffled[: params.random_docs])
+    return np.unique(np.concatenate(chosen)).astype(np.int64)
 
 
 def topic_terms(
@@ -173,16 +199,39 @@ def topic_terms(
         row = phi[topic]
         log_phi = np.log(np.maximum(row, 1e-300))
         ids = set(_top(row, params.topic_terms).tolist())
+        lift = log_phi - log_p_w
+        n = params.relevance_terms
+        pool = (_top(log_phi, POOL * n), _top(lift, POOL * n)) if v > 2 * POOL * n else None
         for lam in np.linspace(0.0, 1.0, LAMBDA_STEPS):
-            ids.update(
-                _top(lam * log_phi + (1 - lam) * (log_phi - log_p_w), params.relevance_terms)
-            )
+            ids.update(_relevance_top(log_phi, lift, lam, n, pool).tolist())
         chosen = np.asarray(sorted(ids), dtype=np.int64)
         ordered = np.sort(row)
         ranks = v - np.searchsorted(ordered, row[chosen], side="right") + 1
         order = np.lexsort((chosen, ranks))
         out.append([(int(chosen[i]), float(row[chosen[i]]), int(ranks[i])) for i in order.tolist()])
     return out
+
+
+def _relevance_top(
+    log_phi: np.ndarray,
+    lift: np.ndarray,
+    lam: float,
+    n: int,
+    pool: tuple[np.ndarray, np.ndarray] | None,
+) -> np.ndarray:
+    """The ``n`` best terms by relevance ``lam * log_phi + (1 - lam) * lift``, as :func:`_top`
+    over all terms gives them. With ``pool`` (the best terms by each part, best first) they are
+    searched there first: a term outside it scores at most lam * (the pool's last log_phi) +
+    (1 - lam) * (the pool's last lift), and when that is below the pool's n-th score the
+    pool's answer is exact; otherwise all terms are searched."""
+    if pool is not None:
+        by_phi, by_lift = pool
+        ids = np.union1d(by_phi, by_lift)
+        best = ids[_top(lam * log_phi[ids] + (1 - lam) * lift[ids], n)]
+        bound = lam * log_phi[by_phi[-1]] + (1 - lam) * lift[by_lift[-1]]
+        if bound < lam * log_phi[best[-1]] + (1 - lam) * lift[best[-1]]:
+            return best
+    return _top(lam * log_phi + (1 - lam) * lift, n)
 
 
 def _top(values: np.ndarray, n: int) -> np.ndarray:
@@ -250,12 +299,12 @@ def build_data(
     tokens: dict[str, list[str]],
     keywords: dict[str, list[tuple[str, float]]],
     params: ExplorerParams,
-    sample: np.ndarray | None = None,
+    prepared: Prepared | None = None,
 ) -> dict:
     """The page's data as plain JSON-able values; no file access.
 
     ``texts``, ``tokens`` and ``keywords`` need only the sampled documents
-    (:func:`plan_sample` says which).
+    (:func:`prepare` says which).
     """
     topics = inputs.topics.sort_by("topic").to_pylist()
     k = len(topics)
@@ -266,12 +315,13 @@ def build_data(
             f"models/lda/topic_word.npy has shape {inputs.phi.shape}; the run has {k} topics "
             f"and {inputs.vocabulary.num_rows} terms: re-run the lda stage"
         )
-    doc_ids, theta = theta_matrix(inputs.doc_topics, k)
-    filters = [
-        group_codes(inputs.documents, doc_ids, c, params.max_groups) for c in params.filter_columns
-    ]
-    if sample is None:
-        sample = sample_documents(theta, [f[2] for f in filters], params)
+    prepared = prepared or prepare(inputs, params)
+    doc_ids, theta, filters, sample = (
+        prepared.doc_ids,
+        prepared.theta,
+        prepared.filters,
+        prepared.sample,
+    )
     vocab_terms = inputs.vocabulary.column("term").to_pylist()
     candidates = topic_terms(inputs.phi, inputs.term_freq, params)
     term_list = sorted({term_id for cands in candidates for term_id, _, _ in cands})
@@ -304,7 +354,9 @@ def build_data(
             }
         )
     lengths = np.asarray([inputs.doc_lengths.get(d, 0) for d in doc_ids], dtype=np.uint32)
-    prevalence = _table_prevalence(inputs.topic_prevalence)
+    prevalence = _table_prevalence(
+        inputs.topic_prevalence, {name: set(groups) for name, groups, _ in filters}
+    )
     metrics = inputs.lda_metrics
     return {
         "meta": {
@@ -406,13 +458,16 @@ def _document_rows(documents: pa.Table, doc_ids: list[str]) -> dict[str, dict]:
     return out
 
 
-def _table_prevalence(table: pa.Table | None) -> dict:
-    """topic_prevalence as {column: {group: [[mean, low, high] per topic], n: docs}}."""
+def _table_prevalence(table: pa.Table | None, shown: dict[str, set[str]]) -> dict:
+    """topic_prevalence as {column: {group: {n: docs, topics: [[mean, low, high], ...]}}}, for
+    the groups the filters show."""
     if table is None:
         return {}
     out: dict[str, dict] = {}
     rows = table.sort_by([("column", "ascending"), ("group", "ascending"), ("topic", "ascending")])
     for row in rows.to_pylist():
+        if row["group"] not in shown.get(row["column"], ()):
+            continue
         group = out.setdefault(row["column"], {}).setdefault(
             row["group"], {"n": row["n_docs"], "topics": []}
         )
@@ -420,14 +475,15 @@ def _table_prevalence(table: pa.Table | None) -> dict:
     return out
 
 
-def plan_sample(inputs: Inputs, params: ExplorerParams) -> tuple[list[str], np.ndarray]:
-    """The modelled documents and the row numbers of the sampled ones (before texts are read)."""
+def prepare(inputs: Inputs, params: ExplorerParams) -> Prepared:
+    """Every document's mix and groups, and which documents are sampled (before any text is
+    read: only the sampled ones are)."""
     doc_ids, theta = theta_matrix(inputs.doc_topics, inputs.topics.num_rows)
-    codes = [
-        group_codes(inputs.documents, doc_ids, c, params.max_groups)[2]
-        for c in params.filter_columns
+    filters = [
+        group_codes(inputs.documents, doc_ids, c, params.max_groups) for c in params.filter_columns
     ]
-    return doc_ids, sample_documents(theta, codes, params)
+    sample = sample_documents(theta, [f[2] for f in filters], params)
+    return Prepared(doc_ids, theta, filters, sample)
 
 
 def used_characters(data: dict) -> str:
@@ -519,10 +575,10 @@ def explorer(
     tokens: dict[str, list[str]],
     keywords: dict[str, list[tuple[str, float]]],
     params: ExplorerParams,
-    sample: np.ndarray | None = None,
+    prepared: Prepared | None = None,
 ) -> str:
     """The explorer page from a run's data; no file access."""
-    data = build_data(inputs, texts, tokens, keywords, params, sample)
+    data = build_data(inputs, texts, tokens, keywords, params, prepared)
     font = subset_font(used_characters(data)) if params.embed_font else None
     return render(data, font)
 
@@ -610,9 +666,10 @@ def write_page(page: str, path: Path) -> None:
 
 def main(params: Params, paths: Paths) -> None:
     inputs = load_inputs(paths)
-    doc_ids, sample = plan_sample(inputs, params.explorer)
+    prepared = prepare(inputs, params.explorer)
+    doc_ids, sample = prepared.doc_ids, prepared.sample
     texts, tokens, keywords = load_sample_texts(paths, [doc_ids[i] for i in sample.tolist()])
-    page = explorer(inputs, texts, tokens, keywords, params.explorer, sample)
+    page = explorer(inputs, texts, tokens, keywords, params.explorer, prepared)
     path = paths.processed / FILENAME
     write_page(page, path)
     log.info(

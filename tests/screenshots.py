@@ -3,9 +3,10 @@
     python -m tests.screenshots data/processed/explorer.html docs/
 
 prints the page's size and when its first view was interactive (navigation start to the topic
-list drawn and its handlers set, ``performance.now()``), and writes ``explorer-topics.png``, ``explorer-topic.png``, ``explorer-document.png`` and
-``explorer-word.png`` (1280 x 900): the topic list, topic 0, the document with the largest
-share of topic 0 among the sampled ones, and a search for topic 0's most probable term.
+list drawn and its handlers set, ``performance.now()``), and writes ``explorer-topics.png``,
+``explorer-topic.png``, ``explorer-document.png`` and ``explorer-word.png`` (1280 x 900): the
+topic list, topic 0, the document with the largest share of topic 0 among the sampled ones,
+and a search for topic 0's most probable term.
 """
 
 from __future__ import annotations

@@ -69,6 +69,21 @@ def test_candidate_terms_hold_the_most_probable_with_their_exact_rank():
         assert int(lift) in {r[0] for r in rows}  # relevance at lambda = 0
 
 
+def test_relevance_from_the_pool_is_the_exact_top_over_all_terms():
+    rng = np.random.default_rng(7)
+    v = 5000
+    log_phi = np.log(rng.dirichlet(np.full(v, 0.1)) + 1e-12)
+    lift = log_phi - np.log(rng.dirichlet(np.full(v, 0.5)) + 1e-12)
+    lift[[10, 11]] = lift.max() + 1  # a tie at the top
+    pool = (explorer._top(log_phi, 200), explorer._top(lift, 200))
+    for lam in np.linspace(0, 1, 21):
+        exact = explorer._top(lam * log_phi + (1 - lam) * lift, 5)
+        assert np.array_equal(explorer._relevance_top(log_phi, lift, lam, 5, pool), exact)
+    tiny = (explorer._top(log_phi, 5), explorer._top(lift, 5))  # too small: falls back
+    exact = explorer._top(0.5 * log_phi + 0.5 * lift, 5)
+    assert np.array_equal(explorer._relevance_top(log_phi, lift, 0.5, 5, tiny), exact)
+
+
 def test_the_sample_is_bounded_seeded_and_covers_topics_and_groups():
     rng = np.random.default_rng(0)
     theta = rng.dirichlet(np.ones(4), size=500)

@@ -14,7 +14,7 @@
   function decode(b64, bytesPer) {
     const raw = atob(b64);
     const n = raw.length / bytesPer;
-    const out = bytesPer === 2 ? new Uint16Array(n) : new Uint32Array(n);
+    const out = bytesPer === 1 ? new Uint8Array(n) : bytesPer === 2 ? new Uint16Array(n) : new Uint32Array(n);
     for (let i = 0; i < n; i++) {
       let v = 0;
       for (let b = bytesPer - 1; b >= 0; b--) v = v * 256 + raw.charCodeAt(i * bytesPer + b);
@@ -24,7 +24,7 @@
   }
   const THETA = decode(DATA.theta, 2); // documents x topics, shares * 65535
   const LENGTHS = decode(DATA.lengths, 4);
-  const FILTERS = DATA.filters.map((f) => Object.assign({}, f, { codes: decode(f.codes, 4) }));
+  const FILTERS = DATA.filters.map((f) => Object.assign({}, f, { codes: decode(f.codes, f.bytes) }));
   const TERM_INDEX = new Map(DATA.terms.map((t, i) => [t, i]));
   const DOC_BY_ID = new Map(DATA.docs.map((d) => [d.id, d]));
   const state = { filter: FILTERS.map((f) => (f.time ? { from: 0, to: f.groups.length - 1 } : { value: -1 })),
@@ -95,6 +95,7 @@
   function buildFilters() {
     const box = document.getElementById("filters");
     FILTERS.forEach((F, i) => {
+      if (F.groups.length < 2) return; // nothing to choose
       if (F.time) {
         const from = el("select", { id: "filter-" + F.column + "-from", "aria-label": F.column + " from" });
         const to = el("select", { id: "filter-" + F.column + "-to", "aria-label": F.column + " to" });
@@ -121,6 +122,7 @@
       box.append(el("button", { type: "button", id: "filter-reset", text: "Reset filters", onclick: () => {
         state.filter = FILTERS.map((f) => (f.time ? { from: 0, to: f.groups.length - 1 } : { value: -1 }));
         FILTERS.forEach((F) => {
+          if (F.groups.length < 2) return;
           if (F.time) { document.getElementById("filter-" + F.column + "-from").value = 0; document.getElementById("filter-" + F.column + "-to").value = F.groups.length - 1; }
           else document.getElementById("filter-" + F.column).value = -1;
         });
@@ -144,16 +146,10 @@
     return Array.from(sums, (s) => (total ? s / total / 65535 : 0));
   }
   function groupMeans(fi, k) {
-    // Mean share of topic k per group of filter fi with a normal 95% interval, in the filter
-    // (without a filter: the bootstrap intervals of topic_prevalence.parquet).
+    // Mean share of topic k per group of filter fi with a normal 95% interval, in the filter;
+    // without a filter, topic_prevalence.parquet's rows (bootstrap intervals) where it has them.
     const F = FILTERS[fi];
-    const table = DATA.prevalence[F.column];
-    if (mask === null && table) {
-      return F.groups.map((g) => {
-        const row = table[g];
-        return row ? { group: g, n: row.n, mean: row.topics[k][0], low: row.topics[k][1], high: row.topics[k][2] } : { group: g, n: 0 };
-      });
-    }
+    const table = mask === null ? DATA.prevalence[F.column] || {} : {};
     const G = F.groups.length;
     const n = new Float64Array(G), s = new Float64Array(G), s2 = new Float64Array(G);
     for (let d = 0; d < N; d++) {
@@ -162,6 +158,8 @@
       n[g] += 1; s[g] += x; s2[g] += x * x;
     }
     return F.groups.map((g, j) => {
+      const row = table[g];
+      if (row) return { group: g, n: row.n, mean: row.topics[k][0], low: row.topics[k][1], high: row.topics[k][2] };
       if (!n[j]) return { group: g, n: 0 };
       const mean = s[j] / n[j];
       const sd = n[j] > 1 ? Math.sqrt(Math.max(0, (s2[j] - n[j] * mean * mean) / (n[j] - 1))) : 0;
@@ -169,7 +167,7 @@
       return { group: g, n: n[j], mean: mean, low: Math.max(0, mean - half), high: Math.min(1, mean + half) };
     });
   }
-  const timeFilter = () => FILTERS.findIndex((f) => f.time);
+  const timeFilter = () => FILTERS.findIndex((f) => f.time && f.groups.some((g) => g !== "(missing)"));
 
   // ---- charts ----
   function trendChart(fi, k, w, h, small) {
