@@ -395,7 +395,8 @@ def build_data(
                 "column": name,
                 "time": name.endswith(TIME_COLUMN),
                 "groups": groups,
-                "codes": _b64(codes.astype(np.uint32)),
+                "codes": _b64(codes),
+                "bytes": codes.dtype.itemsize,
                 "source": column,
             }
             for (name, groups, codes), column in zip(filters, params.filter_columns, strict=True)
@@ -660,8 +661,10 @@ def load_sample_texts(
 
 
 def write_page(page: str, path: Path) -> None:
+    """Write the page atomically, readable by all like the report (it is meant to be shared)."""
     with atomic_path(path) as tmp:
         tmp.write_text(page, encoding="utf-8")
+        tmp.chmod(0o644)
 
 
 def main(params: Params, paths: Paths) -> None:

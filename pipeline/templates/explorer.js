@@ -118,7 +118,7 @@
         box.append(el("label", {}, F.column + " ", select));
       }
     });
-    if (FILTERS.length) {
+    if (FILTERS.some((F) => F.groups.length > 1)) {
       box.append(el("button", { type: "button", id: "filter-reset", text: "Reset filters", onclick: () => {
         state.filter = FILTERS.map((f) => (f.time ? { from: 0, to: f.groups.length - 1 } : { value: -1 }));
         FILTERS.forEach((F) => {
