@@ -388,6 +388,21 @@ def test_a_group_filter_updates_the_numbers(chromium, grouped_page):
         }
 
     before = prevalence()
+    # sort by trend: the change of mean share from 2021 to 2022, largest first
+    chromium.find_element(By.CSS_SELECTOR, 'th[data-key="trend"]').click()
+    rows = chromium.find_elements(By.CSS_SELECTOR, "#topics-table tr[data-topic]")
+    theta = pq.read_table(grouped_page.parent / "doc_topics.parquet").to_pylist()
+    year = {
+        d["doc_id"]: d["date"].year
+        for d in pq.read_table(grouped_page.parent / "documents.parquet").to_pylist()
+    }
+    means = {}
+    for r in theta:
+        means.setdefault((r["topic"], year[r["doc_id"]]), []).append(r["weight"])
+    change = {k: np.mean(means[k, 2022]) - np.mean(means[k, 2021]) for k, _ in means}
+    expected = sorted(change, key=lambda k: (-change[k], k))
+    assert [int(r.get_attribute("data-topic")) for r in rows] == expected
+    chromium.find_element(By.CSS_SELECTOR, 'th[data-key="topic"]').click()
     Select(chromium.find_element(By.ID, "filter-source")).select_by_visible_text("a.txt")
     documents = pq.read_table(grouped_page.parent / "documents.parquet").to_pylist()
     modelled = set(

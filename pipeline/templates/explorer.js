@@ -221,9 +221,20 @@
       th.addEventListener("click", () => { state.sort = { key: key, dir: state.sort.key === key ? -state.sort.dir : (key === "topic" || key === "label" ? 1 : -1) }; topicsView(); });
       head.append(th);
     }
-    if (tf >= 0) head.append(el("th", { text: "trend by " + FILTERS[tf].column }));
+    if (tf >= 0) {
+      const key = "trend";
+      const th = el("th", { class: "sortable" + (state.sort.key === key ? (state.sort.dir > 0 ? " sorted-asc" : " sorted-desc") : ""), "data-key": key,
+        text: "trend by " + FILTERS[tf].column, title: "sorts by the change from the first to the last period" });
+      th.addEventListener("click", () => { state.sort = { key: key, dir: state.sort.key === key ? -state.sort.dir : -1 }; topicsView(); });
+      head.append(th);
+    }
     head.append(el("th", { text: "top terms" }));
-    const rows = DATA.topics.map((t) => ({ topic: t.topic, label: t.label, prevalence: prev[t.topic], coherence: t.coherence }));
+    const change = (k) => {
+      const r = groupMeans(tf, k).filter((g) => g.n > 0 && g.group !== "(missing)");
+      return r.length ? r[r.length - 1].mean - r[0].mean : 0;
+    };
+    const rows = DATA.topics.map((t) => ({ topic: t.topic, label: t.label, prevalence: prev[t.topic], coherence: t.coherence,
+      trend: tf >= 0 ? change(t.topic) : 0 }));
     const { key, dir } = state.sort;
     rows.sort((a, b) => (a[key] < b[key] ? -dir : a[key] > b[key] ? dir : a.topic - b.topic));
     const table = el("table", { id: "topics-table" }, head);
