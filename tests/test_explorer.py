@@ -128,10 +128,9 @@ def test_bad_settings_are_refused_naming_the_key(key, value):
 
 @pytest.fixture(scope="session")
 def page(sample_run: Paths, params) -> Path:
-    """explorer.html of the sample run (written by the stage)."""
+    """explorer.html of the sample run: every run writes it (the stage is in the runner)."""
     path = sample_run.processed / explorer.FILENAME
-    if not path.is_file():
-        explorer.main(params, sample_run)
+    assert path.is_file(), "zhtopics run did not write explorer.html"
     return path
 
 
@@ -187,6 +186,21 @@ def test_the_embedded_font_has_every_character_the_texts_use(page):
     used |= {c for t in data["topics"] for c in t["label"]}
     assert used and all(ord(c) in cmap for c in used)
     assert len(cmap) < 20_000  # a subset, not the whole font (65,000 glyphs)
+
+
+def test_a_run_without_its_model_or_with_another_model_is_refused(sample_run, params, tmp_path):
+    out = Paths.under(sample_run.raw, tmp_path)
+    for name in ("topics", "vocabulary", "doc_topics", "documents", "doc_terms"):
+        shutil.copy(sample_run.table(name), out.table(name))
+    shutil.copytree(sample_run.metrics, out.metrics)
+    with pytest.raises(FileNotFoundError, match="topic_word.npy: no saved model"):
+        explorer.load_inputs(out)
+    (out.models / "lda").mkdir(parents=True)
+    phi = np.load(sample_run.models / "lda" / "topic_word.npy")
+    np.save(out.models / "lda" / "topic_word.npy", phi[:-1])  # one topic fewer
+    inputs = explorer.load_inputs(out)
+    with pytest.raises(explorer.ExplorerError, match="re-run the lda stage"):
+        explorer.build_data(inputs, {}, {}, {}, params.explorer)
 
 
 # ---- in the browser ----
