@@ -504,7 +504,7 @@ def subset_font(text: str) -> bytes:
     from fontTools import subset
     from fontTools.ttLib import TTFont
 
-    from pipeline.plots import font_path
+    from pipeline.fonts import font_path
 
     logging.getLogger("fontTools").setLevel(logging.WARNING)  # it logs every glyph name
     options = subset.Options()
