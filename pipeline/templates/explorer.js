@@ -65,6 +65,8 @@
     return /^-0\.?0*$/.test(text) ? text.slice(1) : text; // no "-0.000"
   };
   const topicName = (k) => "Topic " + k + ": " + DATA.topics[k].label;
+  const docLabel = (d) => (d.title || d.id) + (d.meta.part != null ? " · " + d.meta.part : "") +
+    (d.meta.paragraph != null ? " ¶" + d.meta.paragraph : "");
 
   // ---- filters ----
   function computeMask() {
@@ -304,7 +306,7 @@
     const docList = el("div", { id: "topic-docs" });
     for (const d of docsOfTopic(k, 10)) {
       docList.append(el("div", { class: "doc-item" },
-        link((d.title || d.id) + (d.meta.part ? " · " + d.meta.part : ""), "doc/" + encodeURIComponent(d.id)),
+        link(docLabel(d), "doc/" + encodeURIComponent(d.id)),
         el("span", { class: "muted", text: "  " + pct(THETA[d.row * K + k] / 65535) + (d.date ? " · " + d.date : "") }),
         el("div", {}, highlighted(d, highlight, 220))));
     }
@@ -419,7 +421,7 @@
     }
     uses.sort((a, b) => b[0] - a[0] || a[1].row - b[1].row);
     const docs = el("table", { id: "word-docs" }, el("tr", {}, el("th", { text: "uses" }), el("th", { text: "document" }), el("th", { text: "date" })));
-    uses.slice(0, 20).forEach(([n, d]) => docs.append(el("tr", {}, el("td", { class: "num", text: n }), el("td", {}, link(d.title || d.id, "doc/" + encodeURIComponent(d.id))), el("td", { text: d.date || "" }))));
+    uses.slice(0, 20).forEach(([n, d]) => docs.append(el("tr", {}, el("td", { class: "num", text: n }), el("td", {}, link(docLabel(d), "doc/" + encodeURIComponent(d.id))), el("td", { text: d.date || "" }))));
     parts.push(el("h3", { text: "Sampled documents that use it most (" + uses.length + " in the filter)" }), uses.length ? docs : el("p", { class: "muted", text: "No sampled document in the filter contains it." }));
     const kwic = el("table", { class: "kwic", id: "concordance" });
     for (const [left, hit, right, d] of lines) {
