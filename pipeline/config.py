@@ -381,13 +381,23 @@ class ExplorerParams:
     relevance_terms: int = 30
     # Key terms per group shown from keyness.parquet (when the run has group comparisons).
     keyness_terms: int = 15
+    # At most this many topic shares (documents x topics) embedded for the filters; beyond it
+    # the sampled documents and a seeded random choice of the others carry the numbers.
+    max_shares: int = 4_000_000
     # Seed of the random part of the sample.
     random_state: int = 0
     # Embed a subset of the CJK font (only the glyphs the page uses) as a web font.
     embed_font: bool = True
 
     def __post_init__(self) -> None:
-        for key in ("max_groups", "text_chars", "topic_terms", "relevance_terms", "keyness_terms"):
+        for key in (
+            "max_groups",
+            "text_chars",
+            "topic_terms",
+            "relevance_terms",
+            "keyness_terms",
+            "max_shares",
+        ):
             if getattr(self, key) < 1:
                 _fail(f"explorer.{key}", getattr(self, key), "an integer >= 1")
         for key in ("docs_per_topic", "docs_per_group", "random_docs", "random_state"):

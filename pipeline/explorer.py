@@ -93,6 +93,7 @@ class Prepared:
     theta: np.ndarray
     filters: list[tuple[str, list[str], np.ndarray]]  # (name, groups, code per document)
     sample: np.ndarray  # sampled rows, ascending
+    modelled: int = 0  # documents with a mix in doc_topics (more than doc_ids when capped)
 
 
 def theta_matrix(doc_topics: pa.Table, k: int) -> tuple[list[str], np.ndarray]:
@@ -361,6 +362,8 @@ def build_data(
     return {
         "meta": {
             "documents": len(doc_ids),
+            "modelled": max(prepared.modelled, len(doc_ids)),
+            "max_shares": params.max_shares,
             "sampled": len(docs),
             "topics": k,
             "terms": inputs.vocabulary.num_rows,
@@ -484,7 +487,30 @@ def prepare(inputs: Inputs, params: ExplorerParams) -> Prepared:
         group_codes(inputs.documents, doc_ids, c, params.max_groups) for c in params.filter_columns
     ]
     sample = sample_documents(theta, [f[2] for f in filters], params)
-    return Prepared(doc_ids, theta, filters, sample)
+    modelled = len(doc_ids)
+    keep = mixes_kept(len(doc_ids), theta.shape[1], sample, params)
+    if keep is not None:
+        log.info("explorer: mixes of %d of %d documents (explorer.max_shares)", len(keep), modelled)
+        position = np.full(len(doc_ids), -1, dtype=np.int64)
+        position[keep] = np.arange(len(keep))
+        sample = position[sample]
+        doc_ids = [doc_ids[i] for i in keep.tolist()]
+        theta = theta[keep]
+        filters = [(name, groups, codes[keep]) for name, groups, codes in filters]
+    return Prepared(doc_ids, theta, filters, sample, modelled)
+
+
+def mixes_kept(n: int, k: int, sample: np.ndarray, params: ExplorerParams) -> np.ndarray | None:
+    """Rows whose mixes are embedded when all ``n`` x ``k`` shares exceed
+    ``explorer.max_shares``: the sampled documents and a seeded random choice of the others,
+    ascending; None when all fit."""
+    limit = max(params.max_shares // max(k, 1), len(sample))
+    if n <= limit:
+        return None
+    rest = np.setdiff1d(np.arange(n), sample)
+    rng = np.random.default_rng([params.random_state, 1])
+    chosen = rng.choice(rest, size=limit - len(sample), replace=False)
+    return np.union1d(sample, chosen).astype(np.int64)
 
 
 def used_characters(data: dict) -> str:

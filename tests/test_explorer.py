@@ -203,6 +203,23 @@ def test_a_run_without_its_model_or_with_another_model_is_refused(sample_run, pa
         explorer.build_data(inputs, {}, {}, {}, params.explorer)
 
 
+def test_beyond_max_shares_the_sample_and_a_random_choice_carry_the_mixes(sample_run):
+    params = ExplorerParams(docs_per_topic=2, docs_per_group=1, random_docs=0, max_shares=6 * 30)
+    inputs = explorer.load_inputs(sample_run)
+    full = explorer.prepare(
+        inputs, ExplorerParams(docs_per_topic=2, docs_per_group=1, random_docs=0)
+    )
+    capped = explorer.prepare(inputs, params)
+    assert len(full.doc_ids) == full.modelled == capped.modelled > 30
+    assert len(capped.doc_ids) == len(capped.theta) == 30
+    assert [capped.doc_ids[i] for i in capped.sample] == [full.doc_ids[i] for i in full.sample]
+    rows = [full.doc_ids.index(d) for d in capped.doc_ids]
+    assert rows == sorted(rows) and np.array_equal(capped.theta, full.theta[rows])
+    data = explorer.build_data(inputs, {}, {}, {}, params, capped)
+    assert (data["meta"]["documents"], data["meta"]["modelled"]) == (30, full.modelled)
+    assert len(base64.b64decode(data["theta"])) == 30 * 6 * 2
+
+
 # ---- in the browser ----
 
 

@@ -455,8 +455,10 @@
 
   function start() {
     const s = DATA.meta.sample;
+    const M = DATA.meta.modelled;
     document.getElementById("sample-note").textContent =
-      "All " + N + " modelled documents count in the numbers and filters; texts are embedded for a sample of " + DATA.meta.sampled +
+      (M > N ? "The numbers and filters count " + N + " of the " + M + " modelled documents (the sampled ones and a random choice of the others, explorer.max_shares = " + DATA.meta.max_shares + " topic shares)"
+        : "All " + N + " modelled documents count in the numbers and filters") + "; texts are embedded for a sample of " + DATA.meta.sampled +
       " documents: the " + s.docs_per_topic + " with the largest share of each topic, " + s.docs_per_group + " of each filter group and " +
       s.random_docs + " at random (seed " + s.random_state + "), each cut to " + s.text_chars + " characters. Each topic embeds its " +
       s.topic_terms + " most probable terms and the " + s.relevance_terms + " best by relevance at λ = 0, 0.05, …, 1. " +
