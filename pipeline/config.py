@@ -93,8 +93,14 @@ class CleanParams:
     workers: int = 0
     # multiprocessing start method for the workers (spawn, fork, forkserver); null: the default.
     start_method: str | None = None
+    # Documents whose spin_score (machine rewriting, see README) reaches this are flagged
+    # ``spun`` in their reason; with drop_spun their status becomes spun and they are not modelled.
+    spin_threshold: float = 1.0
+    drop_spun: bool = False
 
     def __post_init__(self) -> None:
+        if self.spin_threshold <= 0:
+            _fail("clean.spin_threshold", self.spin_threshold, "a number > 0")
         if self.min_chars < 0:
             _fail("clean.min_chars", self.min_chars, "an integer >= 0")
         for key in ("min_cjk_share", "max_decode_errors"):

@@ -73,6 +73,8 @@ KEPT, EMPTY, DECODE_ERRORS = "kept", "empty", "decode_errors"
 UNSUPPORTED, UNREADABLE = "unsupported", "unreadable"
 TOO_SHORT, NOT_CHINESE = "too_short", "not_chinese"
 DUPLICATE, NEAR_DUPLICATE = "duplicate", "near_duplicate"
+# Only with clean.drop_spun: otherwise a spun document stays kept, flagged in its reason.
+SPUN = "spun"
 STATUSES = (
     KEPT,
     EMPTY,
@@ -80,6 +82,7 @@ STATUSES = (
     DUPLICATE,
     NEAR_DUPLICATE,
     NOT_CHINESE,
+    SPUN,
     DECODE_ERRORS,
     UNSUPPORTED,
     UNREADABLE,
@@ -124,6 +127,8 @@ CLEAN = TableSchema(
             _s("reason", pa.string(), nullable=True),
             _s("cluster_id", pa.string(), nullable=True),
             _s("cluster_size", pa.int64(), nullable=True),
+            # Machine rewriting (pipeline/text/spin.py); 0 is ordinary text.
+            _s("spin_score", pa.float64()),
         ]
     ),
 )
