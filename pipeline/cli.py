@@ -104,6 +104,10 @@ def build_parser(benches: bool = True) -> argparse.ArgumentParser:
     p.add_argument("path", type=Path, help="a raw file or folder of new documents")
     p.add_argument("--out", type=Path, required=True, help="doc_topics parquet file to write")
     p.add_argument("--model", type=Path, default=defaults.models / "lda", help="saved model")
+    p = sub.add_parser("validate", help="human validation: intrusion tasks for coders, scores")
+    from pipeline import validate
+
+    validate.add_arguments(p, _common)
     p = sub.add_parser("bench", help="benchmarks that print numbers side by side")
     bench = p.add_subparsers(dest="bench", required=True)
     for name in BENCHES if benches else ():
@@ -133,6 +137,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from pipeline import infer
 
             infer.run(params, args.path, args.model, args.out)
+        elif args.command == "validate":
+            from pipeline import validate
+
+            return validate.run(args)
         elif args.command == "bench":
             return importlib.import_module(BENCHES[args.bench]).run(args)
         else:

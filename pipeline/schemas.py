@@ -315,6 +315,25 @@ INFERRED_DOCS = TableSchema(
     ),
 )
 
+# `zhtopics validate score`: model precision and topic log odds per topic (topic null: all
+# topics), Krippendorff's alpha per kind of task; chance is the score of a random coder.
+VALIDATION_SCORES = TableSchema(
+    "validation_scores",
+    pa.schema(
+        [
+            _s("measure", pa.string()),
+            _s("kind", pa.string()),
+            _s("topic", pa.int32(), nullable=True),
+            _s("label", pa.string(), nullable=True),
+            _s("estimate", pa.float64(), nullable=True),
+            _s("ci_low", pa.float64(), nullable=True),
+            _s("ci_high", pa.float64(), nullable=True),
+            _s("n", pa.int64()),
+            _s("chance", pa.float64(), nullable=True),
+        ]
+    ),
+)
+
 ALL = {
     s.name: s
     for s in (

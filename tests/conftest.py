@@ -59,3 +59,16 @@ def bare_run(sample_run: Paths, tmp_path_factory: pytest.TempPathFactory) -> Pat
     from tests.contract_tables import write_bare_run
 
     return write_bare_run(sample_run, tmp_path_factory.mktemp("bare_run"))
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    """One headless Chromium (Debian's, via /usr/bin/chromedriver) for the session's browser
+    tests; each test reads its own network and console logs (tests/browser.py)."""
+    from tests.browser import start_chromium
+
+    driver = start_chromium()
+    try:
+        yield driver
+    finally:
+        driver.quit()
