@@ -5,9 +5,10 @@ same tasks as one offline HTML form that saves the answers as CSV, plus the answ
 file of its own. ``zhtopics validate score`` reads the coders' answers and the key.
 
 * **Word intrusion** (Chang et al. 2009): a topic's ``TOP_WORDS`` most probable words and one
-  intruder, a word among the ``INTRUDER_POOL`` most probable of another topic whose probability
-  in this topic is below the topic's median. Model precision of a topic is the share of answers
-  that find the intruder (chance: 1 / (TOP_WORDS + 1)), with a Wilson 95% interval.
+  intruder, a word among the ``INTRUDER_POOL`` most probable of another topic whose
+  probability in this topic is at or below the topic's median. Model precision of a topic is
+  the share of answers that find the intruder (chance: 1 / (TOP_WORDS + 1)), with a Wilson 95%
+  interval (answers pooled over coders).
 * **Topic intrusion**: a document snippet with its ``SHOWN_TOPICS`` most probable topics and
   one from the less probable half of the rest, each shown by its top words. Topic log odds of
   an answer is log theta(intruder) - log theta(chosen): 0 when the coder finds the intruder,
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import hashlib
 import json
 import math
@@ -93,6 +95,7 @@ class Model:
     doc_ids: list[str]
     texts: dict[str, str]
     titles: dict[str, str]
+    labels: dict[int, str] = dataclasses.field(default_factory=dict)
 
 
 # --- making tasks -------------------------------------------------------------------------------
@@ -132,8 +135,8 @@ def word_intrusion_tasks(model: Model, n_tasks: int, rng: np.random.Generator) -
 
 def _intruders(phi: np.ndarray, top: np.ndarray, topic: int) -> set[int]:
     """Words probable in another topic (its INTRUDER_POOL best) and improbable in ``topic``
-    (below its median probability, and never among its TOP_WORDS * 4 best)."""
-    low = set(np.flatnonzero(phi[topic] < np.median(phi[topic])).tolist())
+    (at or below its median probability, and never among its TOP_WORDS * 4 best)."""
+    low = set(np.flatnonzero(phi[topic] <= np.median(phi[topic])).tolist())
     own = set(top[topic, : TOP_WORDS * 4].tolist())
     pool = {
         int(w)
@@ -244,12 +247,13 @@ def sheet_rows(tasks: Sequence[Task], coder: str) -> list[dict[str, str]]:
     return rows
 
 
-def key_rows(tasks: Sequence[Task]) -> list[dict[str, str]]:
+def key_rows(tasks: Sequence[Task], labels: dict[int, str]) -> list[dict[str, str]]:
     return [
         {
             "task_id": t.task_id,
             "kind": t.kind,
             "topic": str(t.topic),
+            "label": labels.get(t.topic, ""),
             "doc_id": t.doc_id,
             "n_options": str(len(t.options)),
             "answer": str(t.answer),
@@ -342,10 +346,16 @@ def _b64(data: bytes) -> str:
 
 
 def write_kit(
-    tasks: Sequence[Task], coders: int, seed: int, out: Path, embed_font: bool = True
+    tasks: Sequence[Task],
+    coders: int,
+    seed: int,
+    out: Path,
+    embed_font: bool = True,
+    labels: dict[int, str] | None = None,
 ) -> list[Path]:
-    """The key and, per coder, ``coderNN.csv`` and ``coderNN.html``; returns the files."""
-    files = {KEY_FILE: csv_text(key_rows(tasks))}
+    """The key (with the topics' ``labels``) and, per coder, ``coderNN.csv`` and
+    ``coderNN.html``; returns the files."""
+    files = {KEY_FILE: csv_text(key_rows(tasks, labels or {}))}
     for number in range(1, coders + 1):
         name = coder_name(number)
         ordered = coder_order(tasks, number, seed)
@@ -387,6 +397,7 @@ def load_model_for_tasks(paths: Paths) -> Model:
         doc_ids=doc_ids,
         texts=_mapping(clean, "doc_id", "text"),
         titles=_mapping(documents, "doc_id", "title"),
+        labels=read_labels(paths),
     )
 
 
@@ -406,6 +417,7 @@ class KeyTask:
     n_options: int
     option_weights: tuple[float, ...]
     row: int
+    label: str = ""
 
 
 def read_key(path: Path) -> dict[str, KeyTask]:
@@ -423,6 +435,7 @@ def read_key(path: Path) -> dict[str, KeyTask]:
                 n_options=int(row["n_options"]),
                 option_weights=tuple(float(w) for w in json.loads(row["option_weights"])),
                 row=line,
+                label=row.get("label") or "",
             )
         except (ValueError, TypeError) as exc:
             raise ValidationError(f"{where}: not a key row ({exc})") from exc
@@ -534,10 +547,15 @@ def krippendorff_alpha(units: Sequence[Sequence[int]]) -> float:
 
 
 def score(
-    answers: dict[tuple[str, str], int], key: dict[str, KeyTask], labels: dict[int, str]
+    answers: dict[tuple[str, str], int],
+    key: dict[str, KeyTask],
+    labels: dict[int, str] | None = None,
 ) -> pa.Table:
     """The scores table: model precision per topic and overall, topic log odds per topic and
-    overall, Krippendorff's alpha per kind of task."""
+    overall, Krippendorff's alpha per kind of task. Topic labels come from the key unless
+    ``labels`` are given."""
+    if labels is None:
+        labels = {t.topic: t.label for t in key.values() if t.label}
     rows: dict[str, list] = {c: [] for c in VALIDATION_SCORES.columns}
 
     def add(measure, kind, topic, estimate, low, high, n, chance):
@@ -568,15 +586,20 @@ def score(
     topics = [t for t in key.values() if t.kind == TOPIC]
     if topics:
         per_task: dict[int, list[float]] = defaultdict(list)
+        chance: dict[int, list[float]] = defaultdict(list)
         for task in topics:
             logs = np.log(np.maximum(np.asarray(task.option_weights), THETA_FLOOR))
             odds = [logs[task.answer - 1] - logs[answers[(c, task.task_id)] - 1] for c in coders]
             per_task[task.topic].append(float(np.mean(odds)))
+            # A random coder's expectation: every option equally likely.
+            chance[task.topic].append(float(np.mean(logs[task.answer - 1] - logs)))
         for topic in sorted(per_task):
             values = per_task[topic]
-            add("topic_log_odds", TOPIC, topic, *mean_interval(values), len(values), 0.0)
+            add("topic_log_odds", TOPIC, topic, *mean_interval(values), len(values),
+                float(np.mean(chance[topic])))  # fmt: skip
         pooled = [v for values in per_task.values() for v in values]
-        add("topic_log_odds", TOPIC, None, *mean_interval(pooled), len(pooled), 0.0)
+        expected = float(np.mean([v for values in chance.values() for v in values]))
+        add("topic_log_odds", TOPIC, None, *mean_interval(pooled), len(pooled), expected)
     if len(coders) >= 2:
         for kind, tasks in ((WORD, words), (TOPIC, topics), ("all", list(key.values()))):
             if tasks:
@@ -648,7 +671,9 @@ def add_arguments(parser: argparse.ArgumentParser, common) -> None:
         type=Path,
         help="answer key (default: key.csv beside the first answers file, else RUN/validation)",
     )
-    score_p.add_argument("--processed", type=Path, help="run folder, for topic labels")
+    score_p.add_argument(
+        "--processed", type=Path, help="run folder whose validation/key.csv is the default key"
+    )
     score_p.add_argument("--out", type=Path, help="output folder (default: the key's)")
 
 
@@ -669,9 +694,10 @@ def run(args: argparse.Namespace) -> int:
                 raise ValidationError(f"--{name} must be 1 or more, got {getattr(args, name)}")
         paths = run_paths(args.processed, args.models)
         topic_tasks = args.tasks if args.topic_tasks is None else args.topic_tasks
-        tasks = make_tasks(load_model_for_tasks(paths), args.tasks, topic_tasks, args.seed)
+        model = load_model_for_tasks(paths)
+        tasks = make_tasks(model, args.tasks, topic_tasks, args.seed)
         out = args.out or paths.processed / "validation"
-        written = write_kit(tasks, args.coders, args.seed, out, not args.no_font)
+        written = write_kit(tasks, args.coders, args.seed, out, not args.no_font, model.labels)
         print(f"{len(tasks)} task(s) for {args.coders} coder(s) in {out}:")
         for path in written:
             print(f"  {path.name}")
@@ -684,8 +710,7 @@ def run(args: argparse.Namespace) -> int:
         key_path = beside if beside.is_file() else project
     key = read_key(key_path)
     answers = read_answers(args.answers, key)
-    labels = read_labels(Paths(processed=args.processed or key_path.parent.parent))
-    scores = score(answers, key, labels)
+    scores = score(answers, key)
     out = args.out or key_path.parent
     write_table(scores, out / SCORES_FILE, VALIDATION_SCORES)
     lines = summary_lines(scores, len({c for c, _ in answers}))

@@ -82,6 +82,4 @@ def network_requests(driver) -> list[str]:
 
 def console_errors(driver) -> list[str]:
     """Console messages of level SEVERE or WARNING since the last call (browser log)."""
-    return [
-        e["message"] for e in driver.get_log("browser") if e["level"] in ("SEVERE", "WARNING")
-    ]
+    return [e["message"] for e in driver.get_log("browser") if e["level"] in ("SEVERE", "WARNING")]
