@@ -8,11 +8,12 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.clean import Replacements, Rules, clean
+from pipeline.clean import clean
 from pipeline.config import CleanParams, ConfigError, params_from_dict
 from pipeline.io import Paths
 from pipeline.schemas import KEPT, SPUN
 from pipeline.text import spin
+from pipeline.text.rules import Replacements, Rules
 from pipeline.text.spin import (
     BigramReference,
     SpinScorer,
