@@ -23,6 +23,7 @@ STAGES: dict[str, str] = {
     "tfidf": "pipeline.tfidf:main",
     "lda_sweep": "pipeline.lda_sweep:main",
     "lda": "pipeline.lda:main",
+    "robustness": "pipeline.robustness:main",
     "report": "pipeline.report:main",
 }
 

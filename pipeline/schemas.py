@@ -334,6 +334,24 @@ VALIDATION_SCORES = TableSchema(
     ),
 )
 
+# The robustness stage: for every main topic and variant, its one-to-one match and the share
+# of top terms they share (match null when the variant has fewer topics).
+ROBUSTNESS = TableSchema(
+    "robustness",
+    pa.schema(
+        [
+            _s("variant", pa.string()),
+            _s("topic", pa.int32()),
+            _s("label", pa.string()),
+            _s("match", pa.int32(), nullable=True),
+            _s("match_label", pa.string(), nullable=True),
+            _s("similarity", pa.float64()),
+            # similarity >= robustness.min_similarity
+            _s("survives", pa.bool_()),
+        ]
+    ),
+)
+
 ALL = {
     s.name: s
     for s in (
@@ -352,6 +370,7 @@ ALL = {
         REPRESENTATIVE_DOCS,
         TOPIC_PREVALENCE,
         SWEEP,
+        ROBUSTNESS,
     )
 }
 
