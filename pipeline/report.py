@@ -327,10 +327,13 @@ def _selection(page: _Page, r: Results, params: ReportParams) -> None:
 
 
 def _robustness(page: _Page, r: Results, params: ReportParams) -> None:
-    if r.robustness is None or r.robustness.num_rows == 0:
+    if r.robustness is None:
+        page.note("No robustness table (robustness.parquet) in this run.")
+        return
+    if r.robustness.num_rows == 0:
         page.note(
-            "No robustness refits in this run (robustness.enabled is false; "
-            "`zhtopics robustness --set robustness.enabled=true` runs them)."
+            "Robustness refits are off (robustness.enabled: false); "
+            "`zhtopics robustness --set robustness.enabled=true` runs them."
         )
         return
     rows = r.robustness.to_pylist()
