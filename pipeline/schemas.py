@@ -89,7 +89,8 @@ STATUSES = (
 )
 
 
-def _s(name: str, type_: pa.DataType, nullable: bool = False) -> pa.Field:
+def _field(name: str, type_: pa.DataType, nullable: bool = False) -> pa.Field:
+    """A column of a schema: required (non-null) unless ``nullable``."""
     return pa.field(name, type_, nullable=nullable)
 
 
@@ -97,20 +98,20 @@ DOCUMENTS = TableSchema(
     "documents",
     pa.schema(
         [
-            _s("doc_id", pa.string()),
-            _s("parent_id", pa.string()),
-            _s("source", pa.string()),
-            _s("record", pa.int64()),
-            _s("part", pa.string(), nullable=True),
-            _s("paragraph", pa.int32(), nullable=True),
-            _s("title", pa.string(), nullable=True),
-            _s("date", pa.date32(), nullable=True),
-            _s("text", pa.string()),
-            _s("format", pa.string()),
-            _s("encoding", pa.string(), nullable=True),
-            _s("decode_errors", pa.int64()),
-            _s("status", pa.string()),
-            _s("reason", pa.string(), nullable=True),
+            _field("doc_id", pa.string()),
+            _field("parent_id", pa.string()),
+            _field("source", pa.string()),
+            _field("record", pa.int64()),
+            _field("part", pa.string(), nullable=True),
+            _field("paragraph", pa.int32(), nullable=True),
+            _field("title", pa.string(), nullable=True),
+            _field("date", pa.date32(), nullable=True),
+            _field("text", pa.string()),
+            _field("format", pa.string()),
+            _field("encoding", pa.string(), nullable=True),
+            _field("decode_errors", pa.int64()),
+            _field("status", pa.string()),
+            _field("reason", pa.string(), nullable=True),
         ]
     ),
     open_columns=True,
@@ -120,15 +121,15 @@ CLEAN = TableSchema(
     "clean",
     pa.schema(
         [
-            _s("doc_id", pa.string()),
-            _s("text", pa.string()),
-            _s("n_chars", pa.int64()),
-            _s("status", pa.string()),
-            _s("reason", pa.string(), nullable=True),
-            _s("cluster_id", pa.string(), nullable=True),
-            _s("cluster_size", pa.int64(), nullable=True),
+            _field("doc_id", pa.string()),
+            _field("text", pa.string()),
+            _field("n_chars", pa.int64()),
+            _field("status", pa.string()),
+            _field("reason", pa.string(), nullable=True),
+            _field("cluster_id", pa.string(), nullable=True),
+            _field("cluster_size", pa.int64(), nullable=True),
             # Machine rewriting (pipeline/text/spin.py); 0 is ordinary text.
-            _s("spin_score", pa.float64()),
+            _field("spin_score", pa.float64()),
         ]
     ),
 )
@@ -137,10 +138,10 @@ CLEAN_AUDIT = TableSchema(
     "clean_audit",
     pa.schema(
         [
-            _s("doc_id", pa.string()),
-            _s("rule", pa.string()),
-            _s("n_matches", pa.int64()),
-            _s("chars_removed", pa.int64()),
+            _field("doc_id", pa.string()),
+            _field("rule", pa.string()),
+            _field("n_matches", pa.int64()),
+            _field("chars_removed", pa.int64()),
         ]
     ),
 )
@@ -149,10 +150,10 @@ INGEST_REPORT = TableSchema(
     "ingest_report",
     pa.schema(
         [
-            _s("dimension", pa.string()),
-            _s("value", pa.string()),
-            _s("count", pa.int64()),
-            _s("files", pa.int64()),
+            _field("dimension", pa.string()),
+            _field("value", pa.string()),
+            _field("count", pa.int64()),
+            _field("files", pa.int64()),
         ]
     ),
 )
@@ -161,9 +162,9 @@ TOKENS = TableSchema(
     "tokens",
     pa.schema(
         [
-            _s("doc_id", pa.string()),
-            _s("tokens", pa.list_(pa.string())),
-            _s("n_tokens", pa.int32()),
+            _field("doc_id", pa.string()),
+            _field("tokens", pa.list_(pa.string())),
+            _field("n_tokens", pa.int32()),
         ]
     ),
 )
@@ -172,10 +173,10 @@ VOCABULARY = TableSchema(
     "vocabulary",
     pa.schema(
         [
-            _s("term_id", pa.int32()),
-            _s("term", pa.string()),
-            _s("df", pa.int32()),
-            _s("idf", pa.float64()),
+            _field("term_id", pa.int32()),
+            _field("term", pa.string()),
+            _field("df", pa.int32()),
+            _field("idf", pa.float64()),
         ]
     ),
 )
@@ -184,10 +185,10 @@ DOC_TERMS = TableSchema(
     "doc_terms",
     pa.schema(
         [
-            _s("doc_id", pa.string()),
-            _s("term_id", pa.int32()),
-            _s("count", pa.int32()),
-            _s("tfidf", pa.float64()),
+            _field("doc_id", pa.string()),
+            _field("term_id", pa.int32()),
+            _field("count", pa.int32()),
+            _field("tfidf", pa.float64()),
         ]
     ),
 )
@@ -196,10 +197,10 @@ KEYWORDS = TableSchema(
     "keywords",
     pa.schema(
         [
-            _s("doc_id", pa.string()),
-            _s("rank", pa.int32()),
-            _s("term", pa.string()),
-            _s("weight", pa.float64()),
+            _field("doc_id", pa.string()),
+            _field("rank", pa.int32()),
+            _field("term", pa.string()),
+            _field("weight", pa.float64()),
         ]
     ),
 )
@@ -208,10 +209,10 @@ TOPIC_TERMS = TableSchema(
     "topic_terms",
     pa.schema(
         [
-            _s("topic", pa.int32()),
-            _s("rank", pa.int32()),
-            _s("term", pa.string()),
-            _s("weight", pa.float64()),
+            _field("topic", pa.int32()),
+            _field("rank", pa.int32()),
+            _field("term", pa.string()),
+            _field("weight", pa.float64()),
         ]
     ),
 )
@@ -220,9 +221,9 @@ DOC_TOPICS = TableSchema(
     "doc_topics",
     pa.schema(
         [
-            _s("doc_id", pa.string()),
-            _s("topic", pa.int32()),
-            _s("weight", pa.float64()),
+            _field("doc_id", pa.string()),
+            _field("topic", pa.int32()),
+            _field("weight", pa.float64()),
         ]
     ),
 )
@@ -231,10 +232,10 @@ TOPICS = TableSchema(
     "topics",
     pa.schema(
         [
-            _s("topic", pa.int32()),
-            _s("label", pa.string()),
-            _s("prevalence", pa.float64()),
-            _s("coherence", pa.float64()),
+            _field("topic", pa.int32()),
+            _field("label", pa.string()),
+            _field("prevalence", pa.float64()),
+            _field("coherence", pa.float64()),
         ]
     ),
 )
@@ -244,11 +245,11 @@ TOPIC_TERM_RANKINGS = TableSchema(
     "topic_term_rankings",
     pa.schema(
         [
-            _s("topic", pa.int32()),
-            _s("measure", pa.string()),
-            _s("rank", pa.int32()),
-            _s("term", pa.string()),
-            _s("score", pa.float64()),
+            _field("topic", pa.int32()),
+            _field("measure", pa.string()),
+            _field("rank", pa.int32()),
+            _field("term", pa.string()),
+            _field("score", pa.float64()),
         ]
     ),
 )
@@ -257,12 +258,12 @@ REPRESENTATIVE_DOCS = TableSchema(
     "representative_docs",
     pa.schema(
         [
-            _s("topic", pa.int32()),
-            _s("rank", pa.int32()),
-            _s("doc_id", pa.string()),
-            _s("weight", pa.float64()),
-            _s("title", pa.string(), nullable=True),
-            _s("snippet", pa.string()),
+            _field("topic", pa.int32()),
+            _field("rank", pa.int32()),
+            _field("doc_id", pa.string()),
+            _field("weight", pa.float64()),
+            _field("title", pa.string(), nullable=True),
+            _field("snippet", pa.string()),
         ]
     ),
 )
@@ -271,13 +272,13 @@ TOPIC_PREVALENCE = TableSchema(
     "topic_prevalence",
     pa.schema(
         [
-            _s("column", pa.string()),
-            _s("group", pa.string()),
-            _s("topic", pa.int32()),
-            _s("mean", pa.float64()),
-            _s("ci_low", pa.float64()),
-            _s("ci_high", pa.float64()),
-            _s("n_docs", pa.int64()),
+            _field("column", pa.string()),
+            _field("group", pa.string()),
+            _field("topic", pa.int32()),
+            _field("mean", pa.float64()),
+            _field("ci_low", pa.float64()),
+            _field("ci_high", pa.float64()),
+            _field("n_docs", pa.int64()),
         ]
     ),
 )
@@ -287,14 +288,14 @@ SWEEP = TableSchema(
     "sweep",
     pa.schema(
         [
-            _s("k", pa.int32()),
-            _s("seed", pa.int64()),
-            _s("c_npmi", pa.float64()),
-            _s("c_v", pa.float64()),
-            _s("u_mass", pa.float64()),
-            _s("diversity", pa.float64()),
-            _s("perplexity", pa.float64()),
-            _s("stability", pa.float64(), nullable=True),
+            _field("k", pa.int32()),
+            _field("seed", pa.int64()),
+            _field("c_npmi", pa.float64()),
+            _field("c_v", pa.float64()),
+            _field("u_mass", pa.float64()),
+            _field("diversity", pa.float64()),
+            _field("perplexity", pa.float64()),
+            _field("stability", pa.float64(), nullable=True),
         ]
     ),
 )
@@ -304,13 +305,13 @@ INFERRED_DOCS = TableSchema(
     "inferred_docs",
     pa.schema(
         [
-            _s("doc_id", pa.string()),
-            _s("source", pa.string()),
-            _s("title", pa.string(), nullable=True),
-            _s("status", pa.string()),
-            _s("n_tokens", pa.int64()),
-            _s("n_known", pa.int64()),
-            _s("n_unknown", pa.int64()),
+            _field("doc_id", pa.string()),
+            _field("source", pa.string()),
+            _field("title", pa.string(), nullable=True),
+            _field("status", pa.string()),
+            _field("n_tokens", pa.int64()),
+            _field("n_known", pa.int64()),
+            _field("n_unknown", pa.int64()),
         ]
     ),
 )
@@ -321,15 +322,15 @@ VALIDATION_SCORES = TableSchema(
     "validation_scores",
     pa.schema(
         [
-            _s("measure", pa.string()),
-            _s("kind", pa.string()),
-            _s("topic", pa.int32(), nullable=True),
-            _s("label", pa.string(), nullable=True),
-            _s("estimate", pa.float64(), nullable=True),
-            _s("ci_low", pa.float64(), nullable=True),
-            _s("ci_high", pa.float64(), nullable=True),
-            _s("n", pa.int64()),
-            _s("chance", pa.float64(), nullable=True),
+            _field("measure", pa.string()),
+            _field("kind", pa.string()),
+            _field("topic", pa.int32(), nullable=True),
+            _field("label", pa.string(), nullable=True),
+            _field("estimate", pa.float64(), nullable=True),
+            _field("ci_low", pa.float64(), nullable=True),
+            _field("ci_high", pa.float64(), nullable=True),
+            _field("n", pa.int64()),
+            _field("chance", pa.float64(), nullable=True),
         ]
     ),
 )
@@ -340,14 +341,14 @@ ROBUSTNESS = TableSchema(
     "robustness",
     pa.schema(
         [
-            _s("variant", pa.string()),
-            _s("topic", pa.int32()),
-            _s("label", pa.string()),
-            _s("match", pa.int32(), nullable=True),
-            _s("match_label", pa.string(), nullable=True),
-            _s("similarity", pa.float64()),
+            _field("variant", pa.string()),
+            _field("topic", pa.int32()),
+            _field("label", pa.string()),
+            _field("match", pa.int32(), nullable=True),
+            _field("match_label", pa.string(), nullable=True),
+            _field("similarity", pa.float64()),
             # similarity >= robustness.min_similarity
-            _s("survives", pa.bool_()),
+            _field("survives", pa.bool_()),
         ]
     ),
 )

@@ -373,7 +373,7 @@ def write_kit(
 
 def load_model_for_tasks(paths: Paths) -> Model:
     """The saved model's topic-word weights and the run's document-topic weights and texts."""
-    from pipeline.lda import load_model
+    from pipeline.topics.model_store import load_model
 
     saved = load_model(paths.models / "lda")
     doc_topics = read_table(paths.table("doc_topics"), DOC_TOPICS)
