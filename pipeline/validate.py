@@ -23,6 +23,7 @@ tasks) is drawn from ``--seed``: the same seed and run give the same files.
 from __future__ import annotations
 
 import argparse
+import base64
 import csv
 import dataclasses
 import hashlib
@@ -340,8 +341,6 @@ def form_html(tasks: Sequence[Task], coder: str, embed_font: bool = True) -> str
 
 
 def _b64(data: bytes) -> str:
-    import base64
-
     return base64.b64encode(data).decode("ascii")
 
 
