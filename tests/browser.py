@@ -8,6 +8,7 @@ and performance logging on, so a test can list every network request the page ma
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -46,6 +47,7 @@ def start_chromium(width: int = 1280, height: int = 900):
             raise BrowserMissing(
                 f"{program} is missing: apt-get install -y chromium chromium-driver"
             )
+    os.environ.setdefault("SE_OFFLINE", "true")  # were selenium-manager ever asked: no network
     profile = tempfile.mkdtemp(prefix="zhtopics-chromium-")
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
