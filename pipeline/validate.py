@@ -23,23 +23,20 @@ tasks) is drawn from ``--seed``: the same seed and run give the same files.
 from __future__ import annotations
 
 import argparse
-import base64
 import csv
 import dataclasses
-import hashlib
 import json
 import math
-import re
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 
 from pipeline.io import Paths, atomic_path, read_table, write_table
+from pipeline.offline_page import content_security_policy, embed_json, fill, template
 from pipeline.schemas import CLEAN, DOC_TOPICS, DOCUMENTS, TOPICS, VALIDATION_SCORES
 
 WORD, TOPIC = "word_intrusion", "topic_intrusion"
@@ -55,7 +52,6 @@ KEY_FILE = "key.csv"
 SCORES_FILE = "scores.parquet"
 SUMMARY_FILE = "summary.txt"
 ANSWER_COLUMNS = ("coder", "task_id", "answer")
-TEMPLATES = "pipeline.templates"
 FONT_FAMILY = "zhtopics CJK"
 
 
@@ -283,25 +279,6 @@ class _StringSink:
         self.parts.append(text)
 
 
-def _template(name: str) -> str:
-    return (resources.files(TEMPLATES) / name).read_text(encoding="utf-8")
-
-
-def embed_json(data: dict) -> str:
-    """JSON safe inside ``<script type="application/json">``: ``<``, ``>``, ``&`` and the line
-    separators escaped, so no text can close the element or start markup."""
-    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
-    for char, escaped in (
-        ("&", "\\u0026"),
-        ("<", "\\u003c"),
-        (">", "\\u003e"),
-        ("\u2028", "\\u2028"),
-        ("\u2029", "\\u2029"),
-    ):
-        text = text.replace(char, escaped)
-    return text
-
-
 def form_html(tasks: Sequence[Task], coder: str, embed_font: bool = True) -> str:
     """The offline form of one coder: tasks as data, shown with ``textContent`` only; a CSP
     that allows the script's own hash, inline styles and a data: font, nothing else."""
@@ -319,29 +296,20 @@ def form_html(tasks: Sequence[Task], coder: str, embed_font: bool = True) -> str
             for t in tasks
         ],
     }
-    script = _template("validate_form.js")
-    digest = hashlib.sha256(script.encode("utf-8")).digest()
-    csp = (
-        "default-src 'none'; "
-        f"script-src 'sha256-{_b64(digest)}'; "
-        "style-src 'unsafe-inline'; font-src data:; img-src data:; "
-        "connect-src 'none'; form-action 'none'; base-uri 'none'"
-    )
-    style = _template("validate_form.css")
+    script = template("validate_form.js")
+    style = template("validate_form.css")
     if embed_font:
         from pipeline.fonts import font_face
 
-        page_text = json.dumps(data, ensure_ascii=False) + _template("validate_form.html") + script
+        page_text = json.dumps(data, ensure_ascii=False) + template("validate_form.html") + script
         style = font_face(FONT_FAMILY, page_text) + style
-    values = {"CSP": csp, "STYLE": style, "DATA": embed_json(data), "SCRIPT": script}
-    # One pass over the template: a text holding "{{SCRIPT}}" stays text.
-    return re.sub(
-        r"\{\{([A-Z]+)\}\}", lambda m: values[m.group(1)], _template("validate_form.html")
-    )
-
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
+    values = {
+        "CSP": content_security_policy(script),
+        "STYLE": style,
+        "DATA": embed_json(data),
+        "SCRIPT": script,
+    }
+    return fill(template("validate_form.html"), values)
 
 
 def write_kit(
