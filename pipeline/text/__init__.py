@@ -1,0 +1,1 @@
+"""Text internals shared by the stages: reading raw files, dates, normalising, segmenting."""
