@@ -13,6 +13,11 @@ from typing import Any, Literal, Union
 
 import yaml
 
+from pipeline.schemas import DOCUMENTS
+
+# The fixed columns of documents.parquet: no metadata column may take their names.
+_DOCUMENT_COLUMNS = frozenset(DOCUMENTS.columns)
+
 
 class ConfigError(ValueError):
     """A setting is unknown, of the wrong type or impossible; the message names the key."""
@@ -38,6 +43,19 @@ class IngestParams:
     paragraph_min_chars: int = 40
     # Decode every text file with this codec (e.g. gb18030, big5, utf-16) instead of detecting.
     encoding: str | None = None
+    # A regular expression searched in each file's path below the raw folder; its named groups
+    # become metadata columns, e.g. (?P<year>\d{4})政府工作报告_(?P<speaker>[^_.]+). A group
+    # named ``date`` or ``year`` fills the date. null: no path fields.
+    path_pattern: str | None = None
+    # The first folder below the raw folder becomes this metadata column (``<category>/<file>``
+    # is how most labelled corpora come); null: none.
+    folder_column: str | None = "folder"
+    # Where dates are looked for, first found wins: a ``date`` column of tabular files, a date
+    # phrase in the first ``date_lines`` non-empty lines of the text (their first ``date_chars``
+    # characters), the title, the path. Drop a name to never take dates from there.
+    date_sources: tuple[str, ...] = ("column", "text", "title", "path")
+    date_lines: int = 5
+    date_chars: int = 2000
 
     def __post_init__(self) -> None:
         if self.encoding is not None:
@@ -57,6 +75,36 @@ class IngestParams:
             _fail("ingest.text_column", self.text_column, "a column name")
         if self.paragraph_min_chars < 0:
             _fail("ingest.paragraph_min_chars", self.paragraph_min_chars, "an integer >= 0")
+        self._check_path_pattern()
+        if self.folder_column is not None and (
+            not self.folder_column or self.folder_column in _DOCUMENT_COLUMNS
+        ):
+            _fail("ingest.folder_column", self.folder_column, "null or a new column name")
+        known = ("column", "text", "title", "path")
+        sources = self.date_sources
+        if set(sources) - set(known) or len(set(sources)) < len(sources):
+            _fail("ingest.date_sources", list(sources), f"distinct names of {list(known)}")
+        if self.date_lines < 1:
+            _fail("ingest.date_lines", self.date_lines, "an integer >= 1")
+        if self.date_chars < 20:
+            _fail("ingest.date_chars", self.date_chars, "an integer >= 20")
+
+    def _check_path_pattern(self) -> None:
+        if self.path_pattern is None:
+            return
+        try:
+            pattern = re.compile(self.path_pattern)
+        except re.error as exc:
+            _fail("ingest.path_pattern", self.path_pattern, f"a valid regular expression ({exc})")
+        if not pattern.groupindex:
+            _fail("ingest.path_pattern", self.path_pattern, "a pattern with (?P<name>...) groups")
+        clash = sorted(set(pattern.groupindex) & (_DOCUMENT_COLUMNS - {"date"}))
+        if clash:
+            _fail(
+                "ingest.path_pattern",
+                self.path_pattern,
+                f"group names other than the table's own columns {clash} (date is allowed)",
+            )
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,9 @@ from pipeline.schemas import (
     UNREADABLE,
     UNSUPPORTED,
 )
+from pipeline.text import dates
+from pipeline.text.dates import FoundDate
+from pipeline.text.path_fields import PathFields
 
 log = logging.getLogger(__name__)
 
@@ -46,14 +49,6 @@ RESERVED = set(DOCUMENTS.columns)
 BATCH_ROWS = 20_000
 BATCH_CHARS = 4 * 1024 * 1024
 
-_DATE = r"^\s*(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*日?"
-# A date value; anything after a space or T (a time) is ignored.
-_DATE_RE = re.compile(_DATE + r"(?:[ T].*)?$")
-_COMPACT_DATE_RE = re.compile(r"^\s*(\d{4})(\d{2})(\d{2})\s*$")
-# A line that holds a date and nothing else (a weekday or a time may follow).
-_DATE_LINE_RE = re.compile(
-    _DATE + r"\s*(?:(?:星期|周)[一二三四五六日天]|\d{1,2}:\d{2}(?::\d{2})?)?\s*$"
-)
 _SENTENCE_END = tuple("。！？!?；;，,:：")
 _TITLE_MAX_CHARS = 60
 
@@ -92,7 +87,9 @@ class _Doc:
     format: str
     encoding: str | None = None
     title: str | None = None
-    date: dt.date | None = None
+    date: FoundDate | None = None
+    # Where ``date`` came from (a DATE_SOURCES name) until the document's date is resolved.
+    date_source: str | None = None
     part: str | None = None
     status: str | None = None
     reason: str | None = None
@@ -109,10 +106,12 @@ def iter_ingest(
 ) -> Iterator[pa.Table]:
     """The documents table in batches (each with its own metadata columns), in file order."""
     split_re = re.compile(params.split_pattern, re.MULTILINE)
+    path_fields = PathFields(params.path_pattern, params.folder_column)
     rows: list[dict] = []
     chars = 0
     for raw in tqdm(files, desc="ingest", unit="file", disable=None):
-        for row in _units(parse_file(raw, params, split_re), params):
+        docs = with_path_fields(parse_file(raw, params, split_re), path_fields, params)
+        for row in _units(docs, params):
             rows.append(row)
             chars += len(row["text"])
         if len(rows) >= batch_rows or chars >= BATCH_CHARS:
@@ -120,6 +119,56 @@ def iter_ingest(
             rows, chars = [], 0
     if rows:
         yield _to_table(rows)
+    _check_path_pattern(path_fields)
+
+
+def with_path_fields(docs: list[_Doc], path_fields: PathFields, params: IngestParams) -> list[_Doc]:
+    """Add the path's metadata columns (columns of a record keep their own value) and resolve
+    each document's date from the sources of ``ingest.date_sources``, first found wins."""
+    if not docs:
+        return docs
+    info = path_fields.read(docs[0].source)
+    for doc in docs:
+        doc.metadata = {**info.fields, **doc.metadata}
+        if doc.status is None:
+            doc.date, doc.date_source = resolve_date(doc, info.date, params)
+    return docs
+
+
+def resolve_date(
+    doc: _Doc, path_date: FoundDate | None, params: IngestParams
+) -> tuple[FoundDate | None, str | None]:
+    """The date of ``doc`` and its source: a date column, a date phrase in the first lines of
+    the text, the title, then the path (a ``date``/``year`` group of the pattern, else a date
+    in the file or folder names), in the order of ``ingest.date_sources``."""
+    for source in params.date_sources:
+        if source in ("column", "text") and doc.date_source == source:
+            date = doc.date
+        elif source == "text":
+            date = dates.find_text_date(doc.text[: params.date_chars], params.date_lines)
+        elif source == "title":
+            date = dates.find_name_date(doc.title) if doc.title else None
+        elif source == "path":
+            date = path_date or dates.find_path_date(doc.source)
+        else:
+            date = None
+        if date is not None:
+            return date, source
+    return None, None
+
+
+def _check_path_pattern(path_fields: PathFields) -> None:
+    if path_fields.pattern is None or not path_fields.files:
+        return
+    if not path_fields.matched:
+        raise IngestError(
+            f"{path_fields.summary()}: the pattern is searched in each path below the raw "
+            "folder (POSIX, e.g. 2019/报告_张三.txt); fix or remove ingest.path_pattern"
+        )
+    if path_fields.matched < path_fields.files:
+        log.warning("%s; those have no path fields", path_fields.summary())
+    else:
+        log.info("%s", path_fields.summary())
 
 
 def parse_file(raw: RawFile, params: IngestParams, split_re: re.Pattern[str]) -> list[_Doc]:
@@ -161,16 +210,10 @@ def doc_id(source: str, record: int, paragraph: int | None = None) -> str:
 
 
 def parse_date(value: str | None) -> dt.date | None:
-    """Parse 2022-09-16, 2022/9/16, 2022年9月16日 or 20220916 (a time after it is ignored)."""
-    if not value:
-        return None
-    match = _DATE_RE.match(value) or _COMPACT_DATE_RE.match(value)
-    if not match:
-        return None
-    try:
-        return dt.date(*(int(g) for g in match.groups()))
-    except ValueError:
-        return None
+    """The date of a date column's value (2022-09-16, 2022/9/16, 2022年9月16日, 20220916, 2022-09,
+    2022; a time after it is ignored); a month or a year gives its first day."""
+    found = dates.parse_date_value(value)
+    return found.date if found else None
 
 
 # --- encodings --------------------------------------------------------------------------------
@@ -326,36 +369,38 @@ def _parse_text(
     )
     if not headings:
         date, body = _take_date(text)
-        return [doc(0, body, title=_guess_title(body, raw.source), date=date)]
+        return [doc(0, body, title=_guess_title(body, raw.source), **date)]
     docs = []
     preamble_date, preamble = _take_date(text[: headings[0].start()])
     preamble = _drop_line(preamble, headings[0].group("title").strip())
     if preamble.strip():
-        docs.append(doc(0, preamble, title=_guess_title(preamble, raw.source), date=preamble_date))
+        title = _guess_title(preamble, raw.source)
+        docs.append(doc(0, preamble, title=title, **preamble_date))
     has_part = "part" in split_re.groupindex
     for i, match in enumerate(headings):
         end = headings[i + 1].start() if i + 1 < len(headings) else len(text)
         date, body = _take_date(text[match.end() : end])
         part = match.group("part") if has_part else None
         title = match.group("title").strip()
-        docs.append(doc(i + 1, body, title=title, date=date or preamble_date, part=part))
+        docs.append(doc(i + 1, body, title=title, part=part, **(date or preamble_date)))
     return docs
 
 
-def _take_date(text: str, lines_to_search: int = 5) -> tuple[dt.date | None, str]:
-    """Find a date-only line among the first non-empty lines; return it and the text without it."""
+def _take_date(text: str, lines_to_search: int = 5) -> tuple[dict, str]:
+    """Find a date-only line among the first non-empty lines; return it (as _Doc fields) and
+    the text without it. Date phrases in other lines stay in the text (resolve_date)."""
     lines = text.split("\n")
     seen = 0
     for i, line in enumerate(lines):
         if not line.strip():
             continue
-        date = parse_date(line) if _DATE_LINE_RE.match(line) else None
+        date = dates.parse_date_value(line) if dates.is_date_only_line(line) else None
         if date:
-            return date, "\n".join(lines[:i] + lines[i + 1 :])
+            return {"date": date, "date_source": "text"}, "\n".join(lines[:i] + lines[i + 1 :])
         seen += 1
         if seen >= lines_to_search:
             break
-    return None, text
+    return {}, text
 
 
 def _drop_line(text: str, line_text: str) -> str:
@@ -415,7 +460,8 @@ def _parse_tabular(raw: RawFile, fmt: str, params: IngestParams) -> Iterator[_Do
             fmt,
             encoding,
             title=row.get("title") or None,
-            date=parse_date(row.get("date")),
+            date=dates.parse_date_value(row.get("date")),
+            date_source="column" if row.get("date") else None,
             metadata={_meta_name(k): v for k, v in row.items() if k != text_column},
         )
 
@@ -680,7 +726,9 @@ def _units(docs: list[_Doc], params: IngestParams) -> Iterator[dict]:
             "record": doc.record,
             "part": doc.part,
             "title": doc.title,
-            "date": doc.date,
+            "date": doc.date.date if doc.date else None,
+            "date_source": doc.date_source if doc.date else None,
+            "date_precision": doc.date.precision if doc.date else None,
             "format": doc.format,
             "encoding": doc.encoding,
             **doc.metadata,

@@ -102,6 +102,10 @@ DOCUMENTS = TableSchema(
             _s("paragraph", pa.int32(), nullable=True),
             _s("title", pa.string(), nullable=True),
             _s("date", pa.date32(), nullable=True),
+            # Where the date came from (column, text, title, path) and how much of it is
+            # known (day, month, year: a year-only date is stored as its 1 January).
+            _s("date_source", pa.string(), nullable=True),
+            _s("date_precision", pa.string(), nullable=True),
             _s("text", pa.string()),
             _s("format", pa.string()),
             _s("encoding", pa.string(), nullable=True),
