@@ -317,7 +317,7 @@ class LdaParams:
     snippet_chars: int = 120
     # Metadata columns of documents.parquet to average topic shares by; "date" is bucketed.
     prevalence_columns: tuple[str, ...] = ("date", "source")
-    date_bucket: Literal["year", "month"] = "year"
+    date_bucket: Literal["decade", "year", "quarter", "month"] = "year"
     # Bootstrap resamples for the 95% intervals in topic_prevalence.parquet.
     bootstrap: int = 200
     sweep: SweepParams = field(default_factory=SweepParams)

@@ -67,3 +67,33 @@ def test_date_only_line():
     assert dates.is_date_only_line("2022-09-16 星期五")
     assert dates.is_date_only_line("2022年9月16日 10:30")
     assert not dates.is_date_only_line("2022年9月16日在会议上")
+
+
+@pytest.mark.parametrize(
+    ("precision", "bucket", "expected"),
+    [
+        ("day", "decade", "1950s"),
+        ("day", "year", "1954"),
+        ("day", "quarter", "1954-Q2"),
+        ("day", "month", "1954-05"),
+        ("month", "month", "1954-05"),
+        ("year", "year", "1954"),
+        ("year", "quarter", "(year only)"),
+        ("year", "month", "(year only)"),
+        (None, "month", "1954-05"),
+    ],
+)
+def test_bucket_label_never_shows_a_year_only_date_as_january(precision, bucket, expected):
+    assert dates.bucket_label(dt.date(1954, 5, 23), precision, bucket) == expected
+
+
+def test_bucket_positions_order_periods_in_time():
+    labels = ["1950s", "1954", "1954-Q2", "1954-05", "(year only)"]
+    assert [dates.bucket_position(x) for x in labels] == [
+        1955.0,
+        1954.5,
+        1954.375,
+        1954 + 4.5 / 12,
+        None,
+    ]
+    assert dates.bucket_label(None, None, "year") is None

@@ -276,3 +276,20 @@ def test_a_missing_column_is_named():
         )
     with pytest.raises(SchemaError, match="weight"):
         plots.plot_term_bars(table(topic=[0], term=["妇女"]), "topic")
+
+
+def test_periods_respect_date_precision():
+    documents = _documents().append_column(
+        "date_precision", pa.array(["year", "day", "month", None], pa.string())
+    )
+    assert plots.period_table(documents, "month").to_pylist() == [
+        {"period": "(year only)", "count": 1},
+        {"period": "2022-09", "count": 2},
+    ]
+    assert plots.group_labels(documents, "quarter") == {
+        "a": "(year only)",
+        "b": "2022-Q3",
+        "c": "2022-Q3",
+        "d": "(no date)",
+    }
+    assert plots.group_labels(documents, "decade")["a"] == "2020s"

@@ -250,3 +250,43 @@ def find_name_date(name: str) -> FoundDate | None:
         return date
     match = _NAME_YEAR.search(name)
     return make_date(int(match.group("y"))) if match else None
+
+
+# Periods a date can be grouped by, coarsest first.
+BUCKETS = ("decade", "year", "quarter", "month")
+# The period of a date known less precisely than the bucket (a year-only date by month).
+COARSER = {"quarter": "(year only)", "month": "(year only)"}
+
+
+def bucket_label(date: dt.date | None, precision: str | None, bucket: str) -> str | None:
+    """The period of a date: ``1950s``, ``1954``, ``1954-Q2``, ``1954-05``. A date known only to
+    the year is ``(year only)`` by quarter or month, never January; None stays None."""
+    if date is None:
+        return None
+    if bucket == "decade":
+        return f"{date.year // 10 * 10}s"
+    if bucket == "year":
+        return f"{date.year:04d}"
+    if precision == "year":
+        return COARSER[bucket]
+    if bucket == "quarter":
+        return f"{date.year:04d}-Q{(date.month - 1) // 3 + 1}"
+    if bucket == "month":
+        return f"{date.year:04d}-{date.month:02d}"
+    raise ValueError(f"bucket_label: bucket must be one of {list(BUCKETS)}, got {bucket!r}")
+
+
+def bucket_position(label: str) -> float | None:
+    """Where a period lies on a time axis, in years (``1954-Q2`` is 1954.375); None for a group
+    that is not a period (``(year only)``)."""
+    match = re.fullmatch(r"(\d{4})(?:s|-Q([1-4])|-(\d{2}))?", label)
+    if not match:
+        return None
+    year = float(match.group(1))
+    if label.endswith("s"):
+        return year + 5.0
+    if match.group(2):
+        return year + (int(match.group(2)) - 0.5) / 4
+    if match.group(3):
+        return year + (int(match.group(3)) - 0.5) / 12
+    return year + 0.5
