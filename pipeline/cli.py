@@ -23,6 +23,7 @@ STAGES: dict[str, str] = {
     "tfidf": "pipeline.tfidf:main",
     "lda_sweep": "pipeline.lda_sweep:main",
     "lda": "pipeline.lda:main",
+    "compare": "pipeline.compare:main",
     "report": "pipeline.report:main",
 }
 
@@ -77,7 +78,7 @@ def build_parser(benches: bool = True) -> argparse.ArgumentParser:
         prog="zhtopics",
         description=(
             "Topic modelling of Chinese text: "
-            "ingest, clean, segment, tfidf, lda_sweep, lda, report."
+            "ingest, clean, segment, tfidf, lda_sweep, lda, compare, report."
         ),
     )
     sub = parser.add_subparsers(dest="command", required=True)
@@ -104,6 +105,11 @@ def build_parser(benches: bool = True) -> argparse.ArgumentParser:
     p.add_argument("path", type=Path, help="a raw file or folder of new documents")
     p.add_argument("--out", type=Path, required=True, help="doc_topics parquet file to write")
     p.add_argument("--model", type=Path, default=defaults.models / "lda", help="saved model")
+    p = sub.add_parser("kwic", help="concordance lines of a term from a run's clean texts")
+    _common(p)
+    from pipeline import kwic
+
+    kwic.add_arguments(p)
     p = sub.add_parser("bench", help="benchmarks that print numbers side by side")
     bench = p.add_subparsers(dest="bench", required=True)
     for name in BENCHES if benches else ():
@@ -133,6 +139,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from pipeline import infer
 
             infer.run(params, args.path, args.model, args.out)
+        elif args.command == "kwic":
+            from pipeline import kwic
+
+            return kwic.run(args, Paths())
         elif args.command == "bench":
             return importlib.import_module(BENCHES[args.bench]).run(args)
         else:

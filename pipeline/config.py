@@ -364,6 +364,52 @@ class LdaParams:
 
 
 @dataclass(frozen=True)
+class CompareParams:
+    """What sets groups of documents apart (keyness, topic contrasts) and topics over time."""
+
+    # Columns to compare: decade, year, quarter, month (from the date) or documents columns
+    # (folder, path fields, metadata, source). null: those worth comparing, i.e. with at least
+    # two groups of min_docs documents (dates first, then folder and metadata, then source).
+    columns: tuple[str, ...] | None = None
+    # A group with fewer documents is listed as too small, not compared; a period with fewer
+    # is marked in the trend.
+    min_docs: int = 3
+    # At most this many groups per column are compared (the largest).
+    max_groups: int = 30
+    # Key terms kept per group (the highest G² among the terms it uses more than the rest).
+    top_n: int = 30
+    # Multiple-testing correction over every term tested per group: bh (Benjamini-Hochberg
+    # false discovery rate) or bonferroni; a term is significant when its adjusted p < alpha.
+    correction: Literal["bh", "bonferroni"] = "bh"
+    alpha: float = 0.05
+    # Bootstrap resamples of documents for the intervals of contrasts and trends, and the seed.
+    bootstrap: int = 200
+    random_state: int = 42
+    # Periods of the topic trend, and the kernel bandwidth in years (null: a tenth of the span).
+    trend_bucket: Literal["decade", "year", "quarter", "month"] = "year"
+    trend_bandwidth: float | None = None
+    # Concordance lines in topic_kwic.parquet: top terms per topic, lines per term, and the
+    # characters of context either side.
+    kwic_terms: int = 3
+    kwic_lines: int = 3
+    kwic_width: int = 20
+
+    def __post_init__(self) -> None:
+        if self.columns is not None and not all(self.columns):
+            _fail("compare.columns", list(self.columns), "null or a list of column names")
+        for key in ("min_docs", "max_groups", "top_n", "bootstrap", "kwic_width"):
+            if getattr(self, key) < 1:
+                _fail(f"compare.{key}", getattr(self, key), "an integer >= 1")
+        for key in ("kwic_terms", "kwic_lines", "random_state"):
+            if getattr(self, key) < 0:
+                _fail(f"compare.{key}", getattr(self, key), "an integer >= 0")
+        if not 0.0 < self.alpha < 1.0:
+            _fail("compare.alpha", self.alpha, "a number in (0, 1)")
+        if self.trend_bandwidth is not None and self.trend_bandwidth <= 0:
+            _fail("compare.trend_bandwidth", self.trend_bandwidth, "null or a number > 0")
+
+
+@dataclass(frozen=True)
 class ReportParams:
     """What the HTML report (data/processed/report/) shows."""
 
@@ -412,6 +458,7 @@ class Params:
     segment: SegmentParams = field(default_factory=SegmentParams)
     tfidf: TfidfParams = field(default_factory=TfidfParams)
     lda: LdaParams = field(default_factory=LdaParams)
+    compare: CompareParams = field(default_factory=CompareParams)
     report: ReportParams = field(default_factory=ReportParams)
 
 

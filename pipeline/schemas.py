@@ -281,6 +281,93 @@ TOPIC_PREVALENCE = TableSchema(
     ),
 )
 
+# Stage compare: the groups of each compared column (decade, year, folder, path fields,
+# metadata) with their size in documents and units; status compared, too_small (fewer than
+# compare.min_docs documents) or not_shown (beyond compare.max_groups).
+COMPARE_GROUPS = TableSchema(
+    "compare_groups",
+    pa.schema(
+        [
+            _s("column", pa.string()),
+            _s("group", pa.string()),
+            _s("n_docs", pa.int64()),
+            _s("n_units", pa.int64()),
+            _s("status", pa.string()),
+        ]
+    ),
+)
+
+# Terms a group uses more than the rest: Dunning's G² with its p-value, the p-value adjusted
+# for testing every term (compare.correction), Hardie's log ratio, and the counts both sides.
+KEYNESS = TableSchema(
+    "keyness",
+    pa.schema(
+        [
+            _s("column", pa.string()),
+            _s("group", pa.string()),
+            _s("rank", pa.int32()),
+            _s("term", pa.string()),
+            _s("g2", pa.float64()),
+            _s("p", pa.float64()),
+            _s("p_adjusted", pa.float64()),
+            _s("significant", pa.bool_()),
+            _s("log_ratio", pa.float64()),
+            _s("freq_group", pa.int64()),
+            _s("freq_rest", pa.int64()),
+        ]
+    ),
+)
+
+# Mean topic share of a group and of the rest, their difference and its bootstrap 95% interval.
+TOPIC_CONTRASTS = TableSchema(
+    "topic_contrasts",
+    pa.schema(
+        [
+            _s("column", pa.string()),
+            _s("group", pa.string()),
+            _s("topic", pa.int32()),
+            _s("n_docs", pa.int64()),
+            _s("mean_group", pa.float64()),
+            _s("mean_rest", pa.float64()),
+            _s("diff", pa.float64()),
+            _s("ci_low", pa.float64()),
+            _s("ci_high", pa.float64()),
+        ]
+    ),
+)
+
+# Topic shares per period (compare.trend_bucket) with intervals and a smoothed trend; periods
+# with fewer than compare.min_docs documents are flagged few_docs (shown, marked).
+TOPIC_TRENDS = TableSchema(
+    "topic_trends",
+    pa.schema(
+        [
+            _s("period", pa.string()),
+            _s("position", pa.float64()),
+            _s("topic", pa.int32()),
+            _s("n_docs", pa.int64()),
+            _s("mean", pa.float64()),
+            _s("ci_low", pa.float64()),
+            _s("ci_high", pa.float64()),
+            _s("trend", pa.float64()),
+            _s("few_docs", pa.bool_()),
+        ]
+    ),
+)
+
+# Concordance lines (`zhtopics kwic`, and topic_kwic.parquet for each topic's top terms).
+_KWIC_FIELDS = [
+    _s("topic", pa.int32(), nullable=True),
+    _s("term", pa.string()),
+    _s("doc_id", pa.string()),
+    _s("title", pa.string(), nullable=True),
+    _s("start", pa.int64()),
+    _s("left", pa.string()),
+    _s("right", pa.string()),
+]
+KWIC = TableSchema("kwic", pa.schema(_KWIC_FIELDS))
+TOPIC_KWIC = TableSchema("topic_kwic", pa.schema(_KWIC_FIELDS))
+
 # One row per K and seed of the lda_sweep stage.
 SWEEP = TableSchema(
     "sweep",
@@ -332,6 +419,11 @@ ALL = {
         REPRESENTATIVE_DOCS,
         TOPIC_PREVALENCE,
         SWEEP,
+        COMPARE_GROUPS,
+        KEYNESS,
+        TOPIC_CONTRASTS,
+        TOPIC_TRENDS,
+        TOPIC_KWIC,
     )
 }
 
