@@ -579,6 +579,8 @@ def _is_instance(value: Any, hint: Any, exact: bool) -> bool:
         return hint is bool
     if hint is float and not exact:
         return isinstance(value, (int, float))
+    if typing.get_origin(hint) is tuple:  # a list in YAML: tuple[str, ...] | None
+        return isinstance(value, list)
     return isinstance(value, hint)
 
 
