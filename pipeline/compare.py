@@ -18,12 +18,12 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import scipy.sparse as sp
 
 from pipeline import kwic
 from pipeline.config import CompareParams, Params
 from pipeline.io import Paths, iter_tables, read_table, write_table
-from pipeline.lda import build_counts
 from pipeline.schemas import (
     COMPARE_GROUPS,
     DOC_TERMS,
@@ -386,15 +386,23 @@ def _documents(paths: Paths) -> pa.Table:
 
 
 def _unit_counts(paths: Paths, doc_ids: list[str], n_terms: int) -> sp.csr_matrix:
-    """(units x terms) counts in ``doc_ids`` order; units without terms have empty rows."""
-    batches = iter_tables(
-        paths.table("doc_terms"), DOC_TERMS, columns=["doc_id", "term_id", "count"]
+    """(units x terms) counts in ``doc_ids`` order, streamed from doc_terms.parquet (only the
+    integer ids and counts of a batch are held); units without terms have empty rows."""
+    unit_ids = pa.array(doc_ids, pa.string())
+    rows, cols, data = [], [], []
+    columns = ["doc_id", "term_id", "count"]
+    for batch in iter_tables(paths.table("doc_terms"), DOC_TERMS, columns=columns):
+        unit = pc.index_in(batch.column("doc_id"), value_set=unit_ids)
+        keep = pc.is_valid(unit)
+        rows.append(pc.filter(unit, keep).to_numpy().astype(np.int64))
+        cols.append(pc.filter(batch.column("term_id"), keep).to_numpy().astype(np.int64))
+        data.append(pc.filter(batch.column("count"), keep).to_numpy().astype(np.int64))
+    counts = sp.csr_matrix(
+        (np.concatenate(data), (np.concatenate(rows), np.concatenate(cols))),
+        shape=(len(doc_ids), n_terms),
     )
-    order, counts = build_counts(batches, n_terms)
-    row_of = {d: i for i, d in enumerate(order)}
-    take = np.asarray([row_of.get(d, -1) for d in doc_ids], dtype=np.int64)
-    padded = sp.vstack([counts, sp.csr_matrix((1, n_terms), dtype=counts.dtype)]).tocsr()
-    return padded[np.where(take >= 0, take, counts.shape[0])]
+    counts.sum_duplicates()
+    return counts
 
 
 def _concat(parts: list[pa.Table], schema) -> pa.Table:
