@@ -61,7 +61,7 @@ NOT_GROUPS = {
     "status",
     "reason",
 }
-COMPARED, TOO_SMALL, NOT_SHOWN = "compared", "too_small", "not_shown"
+COMPARED, TOO_SMALL, NOT_SHOWN, ALONE = "compared", "too_small", "not_shown", "alone"
 AUTO_BUCKETS = ("decade", "year")
 
 
@@ -173,17 +173,43 @@ def choose_columns(per_document: pa.Table, units: Units, params: CompareParams) 
                 f"{sorted(set(_metadata(per_document)) | {'source'})} or {list(BUCKETS)}"
             )
         return list(params.columns)
+    chosen = []
+    for column in candidate_columns(per_document):
+        g = grouping(per_document, units, column, params)
+        if len(g.names) >= 2:
+            chosen.append(column)
+    return chosen
+
+
+def candidate_columns(per_document: pa.Table) -> list[str]:
+    """The columns compare looks at by itself: decade and year when documents have dates,
+    then the folder, path fields and other metadata, then source."""
     candidates: list[str] = []
     if per_document.column("date").null_count < per_document.num_rows:
         candidates += list(AUTO_BUCKETS)
     candidates += [c for c in _metadata(per_document) if c not in candidates]
     candidates.append("source")
-    chosen = []
-    for column in candidates:
-        g = grouping(per_document, units, column, params)
-        if len(g.names) >= 2:
-            chosen.append(column)
-    return chosen
+    return candidates
+
+
+def passed_over(
+    per_document: pa.Table, units: Units, params: CompareParams, chosen: list[str]
+) -> list[pa.Table]:
+    """compare_groups rows of the candidate columns not compared (at most max_groups groups,
+    so that an id column is not listed value by value): their groups are too small, or
+    ``alone`` (enough documents, but no second such group to set them against)."""
+    if params.columns is not None:
+        return []
+    out = []
+    for column in candidate_columns(per_document):
+        if column in chosen:
+            continue
+        summary = grouping(per_document, units, column, params).summary
+        if summary.num_rows > params.max_groups:
+            continue
+        status = [ALONE if s != TOO_SMALL else s for s in summary.column("status").to_pylist()]
+        out.append(summary.set_column(4, "status", pa.array(status, pa.string())))
+    return out
 
 
 def keyness_table(
@@ -349,6 +375,7 @@ def main(params: Params, paths: Paths) -> None:
         log.info(
             "compare: %s: %d group(s) compared of %d", column, len(g.names), g.summary.num_rows
         )
+    summaries += passed_over(per_document, units, p, columns)
     write_table(_concat(summaries, COMPARE_GROUPS), paths.table("compare_groups"), COMPARE_GROUPS)
     write_table(_concat(key_parts, KEYNESS), paths.table("keyness"), KEYNESS)
     write_table(

@@ -89,7 +89,17 @@ def groups_apart(page: _Page, r: Results, params: ReportParams) -> None:
     if r.compare_groups is None or r.keyness is None or r.topic_contrasts is None:
         page.note("No comparison of groups (compare stage) in this run.")
         return
-    columns = list(dict.fromkeys(r.compare_groups.column("column").to_pylist()))
+    rows = r.compare_groups.to_pylist()
+    columns = list(dict.fromkeys(x["column"] for x in rows if x["status"] == "compared"))
+    alone = list(dict.fromkeys(x["column"] for x in rows if x["column"] not in columns))
+    if alone:
+        shown = []
+        for column in alone:
+            sizes = ", ".join(f"{x['group']}: {x['n_docs']}" for x in rows if x["column"] == column)
+            shown.append(f"{column} ({sizes})")
+        page.note(
+            "Not compared, fewer than two groups of compare.min_docs documents: " + "; ".join(shown)
+        )
     if not columns:
         page.note(
             "No column is worth comparing: none has two groups of compare.min_docs documents "

@@ -283,7 +283,8 @@ TOPIC_PREVALENCE = TableSchema(
 
 # Stage compare: the groups of each compared column (decade, year, folder, path fields,
 # metadata) with their size in documents and units; status compared, too_small (fewer than
-# compare.min_docs documents) or not_shown (beyond compare.max_groups).
+# compare.min_docs documents), not_shown (beyond compare.max_groups) or alone (the column has
+# no second group of min_docs documents to set it against, and was not compared).
 COMPARE_GROUPS = TableSchema(
     "compare_groups",
     pa.schema(
