@@ -18,7 +18,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import scipy.sparse as sp
 
 from pipeline import kwic
@@ -415,15 +414,18 @@ def _documents(paths: Paths) -> pa.Table:
 def _unit_counts(paths: Paths, doc_ids: list[str], n_terms: int) -> sp.csr_matrix:
     """(units x terms) counts in ``doc_ids`` order, streamed from doc_terms.parquet (only the
     integer ids and counts of a batch are held); units without terms have empty rows."""
-    unit_ids = pa.array(doc_ids, pa.string())
+    row_of = {d: i for i, d in enumerate(doc_ids)}
     rows, cols, data = [], [], []
     columns = ["doc_id", "term_id", "count"]
     for batch in iter_tables(paths.table("doc_terms"), DOC_TERMS, columns=columns):
-        unit = pc.index_in(batch.column("doc_id"), value_set=unit_ids)
-        keep = pc.is_valid(unit)
-        rows.append(pc.filter(unit, keep).to_numpy().astype(np.int64))
-        cols.append(pc.filter(batch.column("term_id"), keep).to_numpy().astype(np.int64))
-        data.append(pc.filter(batch.column("count"), keep).to_numpy().astype(np.int64))
+        # A batch holds a few thousand distinct ids (rows are by document): look up those.
+        encoded = batch.column("doc_id").combine_chunks().dictionary_encode()
+        local = np.asarray([row_of.get(d, -1) for d in encoded.dictionary.to_pylist()], np.int64)
+        unit = local[encoded.indices.to_numpy()] if len(local) else np.zeros(0, np.int64)
+        keep = unit >= 0
+        rows.append(unit[keep])
+        cols.append(batch.column("term_id").to_numpy()[keep].astype(np.int64))
+        data.append(batch.column("count").to_numpy()[keep].astype(np.int64))
     counts = sp.csr_matrix(
         (np.concatenate(data), (np.concatenate(rows), np.concatenate(cols))),
         shape=(len(doc_ids), n_terms),

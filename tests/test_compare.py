@@ -293,3 +293,13 @@ def test_the_sample_has_no_column_worth_comparing(sample_run):
     assert read_table(sample_run.table("keyness"), KEYNESS).num_rows == 0
     assert read_table(sample_run.table("topic_trends"), TOPIC_TRENDS).num_rows > 0
     assert read_table(sample_run.table("topic_kwic"), TOPIC_KWIC).num_rows > 0
+
+
+def test_the_fast_p_value_is_scipys():
+    from scipy.stats import chi2
+
+    from pipeline.topics.keyness import chi2_sf_1
+
+    x = np.array([0.0, 0.5, 3.841459, 10.0, 50.0, 700.0])
+    assert chi2_sf_1(x) == pytest.approx(chi2.sf(x, 1), rel=1e-12, abs=1e-300)
+    assert chi2_sf_1(np.array([3.841459]))[0] == pytest.approx(0.05, abs=1e-7)
