@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import unicodedata
 from dataclasses import dataclass
 from typing import Literal
 
@@ -72,6 +71,20 @@ _NAME_COMPACT = re.compile(r"(?<![0-9A-Za-z])(\d{4})(\d{2})(\d{2})(?![0-9A-Za-z]
 _NAME_NUMERIC = re.compile(r"(?<![0-9A-Za-z])(\d{4})([-_.])(\d{1,2})\2(\d{1,2})(?![0-9A-Za-z])")
 
 
+# Full-width digits and separators as ASCII (what NFKC does to them, at a fraction of its cost on
+# long lines); other characters stay as they are.
+_HALF_WIDTH = str.maketrans(
+    {chr(0xFF10 + i): str(i) for i in range(10)} | {"／": "/", "．": ".", "－": "-", "：": ":"}
+)
+
+
+_FULL_WIDTH = re.compile("[０-９／．－：]")
+
+
+def _ascii_digits(text: str) -> str:
+    return text.translate(_HALF_WIDTH) if _FULL_WIDTH.search(text) else text
+
+
 @dataclass(frozen=True)
 class FoundDate:
     """A date and how much of it is known; a year-only date is stored as its 1 January."""
@@ -128,7 +141,7 @@ def parse_date_value(value: str | None) -> FoundDate | None:
     ``2022年9月16日``, ``20220916``, ``2022-09``, ``2022年9月``, ``2022``; else None."""
     if not value:
         return None
-    value = unicodedata.normalize("NFKC", value)
+    value = _ascii_digits(value)
     match = _VALUE_DAY.match(value) or _VALUE_COMPACT.match(value)
     if match:
         return make_date(*(int(g) for g in match.groups()))
@@ -143,13 +156,13 @@ def parse_date_value(value: str | None) -> FoundDate | None:
 
 def is_date_only_line(line: str) -> bool:
     """True for a line holding a full date and nothing else (a weekday or time may follow)."""
-    return bool(_DATE_ONLY_LINE.match(unicodedata.normalize("NFKC", line)))
+    return bool(_DATE_ONLY_LINE.match(_ascii_digits(line)))
 
 
 def find_date_phrase(text: str) -> FoundDate | None:
     """The first date phrase in ``text``: ``1954年5月23日在…会议上``, ``二〇一七年三月五日``,
     ``一九五八年``, ``民国一百年``, ``2022-09-16``, ``2022.9.16``, ``2022/9/16``; else None."""
-    text = unicodedata.normalize("NFKC", text)
+    text = _ascii_digits(text)
     found: list[tuple[int, FoundDate]] = []
     for match in _YEAR_PHRASE.finditer(text):
         date = _phrase_date(match)
@@ -235,7 +248,7 @@ def find_path_date(path: str) -> FoundDate | None:
 def find_name_date(name: str) -> FoundDate | None:
     """A date in one file or folder name: a date phrase, ``2022-09-16``, ``2022_09_16``,
     ``20220916`` or a bare year (``1954政府工作报告``); counts and part numbers are refused."""
-    name = unicodedata.normalize("NFKC", name)
+    name = _ascii_digits(name)
     for pattern in (_NAME_NUMERIC, _NAME_COMPACT):
         match = pattern.search(name)
         if match:
