@@ -55,7 +55,7 @@ class IngestParams:
     # characters), the title, the path. Drop a name to never take dates from there.
     date_sources: tuple[str, ...] = ("column", "text", "title", "path")
     date_lines: int = 5
-    date_chars: int = 2000
+    date_chars: int = 500
 
     def __post_init__(self) -> None:
         if self.encoding is not None:

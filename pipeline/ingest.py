@@ -76,10 +76,13 @@ def with_path_fields(
     if not docs:
         return docs
     info = path_fields.read(docs[0].source)
+    path_date = info.date
+    if path_date is None and "path" in params.date_sources:
+        path_date = dates.find_path_date(docs[0].source)  # once per file, not per record
     for doc in docs:
         doc.metadata = {**info.fields, **doc.metadata}
         if doc.status is None:
-            doc.date, doc.date_source = resolve_date(doc, info.date, params)
+            doc.date, doc.date_source = resolve_date(doc, path_date, params)
     return docs
 
 
@@ -87,8 +90,8 @@ def resolve_date(
     doc: ParsedDoc, path_date: FoundDate | None, params: IngestParams
 ) -> tuple[FoundDate | None, str | None]:
     """The date of ``doc`` and its source: a date column, a date phrase in the first lines of
-    the text, the title, then the path (a ``date``/``year`` group of the pattern, else a date
-    in the file or folder names), in the order of ``ingest.date_sources``."""
+    the text, the title, then the path (``path_date``: a ``date``/``year`` group of the
+    pattern, else a date in the file or folder names), in the order of ``ingest.date_sources``."""
     for source in params.date_sources:
         if source in ("column", "text") and doc.date_source == source:
             date = doc.date
@@ -97,7 +100,7 @@ def resolve_date(
         elif source == "title":
             date = dates.find_name_date(doc.title) if doc.title else None
         elif source == "path":
-            date = path_date or dates.find_path_date(doc.source)
+            date = path_date
         else:
             date = None
         if date is not None:

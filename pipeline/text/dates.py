@@ -48,6 +48,7 @@ _YEAR_PHRASE = re.compile(
 _NUMERIC = re.compile(
     r"(?<![\d./\-])(?P<y>\d{4})(?P<sep>[-/.])(?P<m>\d{1,2})(?P=sep)(?P<d>\d{1,2})(?![\d.:/\-]|\d)"
 )
+_NUMERIC_HINT = re.compile(r"\d{4}[-/.]\d")
 # A value of a date column: 2022-09-16 (a time may follow), 2022年9月16日, 20220916, 2022-09,
 # 2022年9月, 2022.
 _VALUE_DAY = re.compile(
@@ -71,14 +72,14 @@ _NAME_COMPACT = re.compile(r"(?<![0-9A-Za-z])(\d{4})(\d{2})(\d{2})(?![0-9A-Za-z]
 _NAME_NUMERIC = re.compile(r"(?<![0-9A-Za-z])(\d{4})([-_.])(\d{1,2})\2(\d{1,2})(?![0-9A-Za-z])")
 
 
-# Full-width digits and separators as ASCII (what NFKC does to them, at a fraction of its cost on
-# long lines); other characters stay as they are.
+# Full-width digits, and the separators of a date around them, as ASCII (what NFKC does to them,
+# at a fraction of its cost on long lines); text without full-width digits stays as it is.
 _HALF_WIDTH = str.maketrans(
-    {chr(0xFF10 + i): str(i) for i in range(10)} | {"／": "/", "．": ".", "－": "-", "：": ":"}
+    {chr(0xFF10 + i): str(i) for i in range(10)} | {"／": "/", "．": ".", "－": "-"}
 )
 
 
-_FULL_WIDTH = re.compile("[０-９／．－：]")
+_FULL_WIDTH = re.compile("[０-９]")
 
 
 def _ascii_digits(text: str) -> str:
@@ -164,12 +165,15 @@ def find_date_phrase(text: str) -> FoundDate | None:
     ``一九五八年``, ``民国一百年``, ``2022-09-16``, ``2022.9.16``, ``2022/9/16``; else None."""
     text = _ascii_digits(text)
     found: list[tuple[int, FoundDate]] = []
-    for match in _YEAR_PHRASE.finditer(text):
+    # Cheap checks first: most lines of most texts hold neither 年 nor 2022-9 / 2022.9 / 2022/9.
+    phrases = _YEAR_PHRASE.finditer(text) if "年" in text else ()
+    numeric = _NUMERIC.finditer(text) if _NUMERIC_HINT.search(text) else ()
+    for match in phrases:
         date = _phrase_date(match)
         if date is not None:
             found.append((match.start(), date))
             break
-    for match in _NUMERIC.finditer(text):
+    for match in numeric:
         year = int(match.group("y"))
         if MIN_YEAR <= year <= MAX_YEAR:
             date = make_date(year, int(match.group("m")), int(match.group("d")))
