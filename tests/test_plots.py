@@ -215,23 +215,6 @@ def test_a_missing_column_is_named():
         plots.plot_term_bars(table(topic=[0], term=["妇女"]), "topic")
 
 
-def test_periods_respect_date_precision():
-    documents = _documents().append_column(
-        "date_precision", pa.array(["year", "day", "month", None], pa.string())
-    )
-    assert plots.period_table(documents, "month").to_pylist() == [
-        {"period": "(year only)", "count": 1},
-        {"period": "2022-09", "count": 2},
-    ]
-    assert plots.group_labels(documents, "quarter") == {
-        "a": "(year only)",
-        "b": "2022-Q3",
-        "c": "2022-Q3",
-        "d": "(no date)",
-    }
-    assert plots.group_labels(documents, "decade")["a"] == "2020s"
-
-
 def test_topic_trends_and_contrasts_draw_in_chinese(reports_run):
     from pipeline.results import load_results
     from pipeline.schemas import TOPIC_CONTRASTS, TOPIC_TRENDS
