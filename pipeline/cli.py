@@ -18,6 +18,7 @@ log = logging.getLogger("zhtopics")
 # Benchmarks: `zhtopics bench <name>`; each module has add_arguments(parser) and run(args) -> int.
 # Imported only for `zhtopics bench` (bench.ingest alone pulls in pandas through ingest).
 BENCHES = {
+    "compare": "pipeline.bench.compare",
     "ingest": "pipeline.bench.ingest",
     "pipeline": "pipeline.bench.pipeline",
     "quality": "pipeline.bench.quality",
