@@ -24,6 +24,7 @@ STAGES: dict[str, str] = {
     "lda": "pipeline.lda:main",
     "compare": "pipeline.compare:main",
     "report": "pipeline.report:main",
+    "explorer": "pipeline.explorer:main",
 }
 
 # One line per stage for `zhtopics --help`, in a researcher's words.
@@ -36,6 +37,7 @@ STAGE_HELP: dict[str, str] = {
     "lda": "fit the topic model: topics, their terms, documents' topic mixes, prevalence",
     "compare": "what sets groups apart (key terms, topic differences), topics over time",
     "report": "write the HTML report (report/index.html): corpus, keywords, topics, K",
+    "explorer": "write explorer.html: browse topics, documents and words offline, by group",
 }
 
 

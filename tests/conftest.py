@@ -77,6 +77,19 @@ def two_themes() -> tuple[pa.Table, pa.Table, pa.Table]:
     return result.vocabulary, result.doc_terms, tokens
 
 
+@pytest.fixture(scope="session")
+def chromium():
+    """One headless Chromium (Debian's, via /usr/bin/chromedriver) for the session's browser
+    tests; each test reads its own network and console logs (tests/browser.py)."""
+    from tests.browser import start_chromium
+
+    driver = start_chromium()
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
 # The work-report fixture (one file per report, 1954政府工作报告_周恩来.txt ...) and the settings
 # a user of such a folder sets: the path pattern; small groups for ten files; a quick sweep.
 REPORTS = FIXTURES / "work_reports"
