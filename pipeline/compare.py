@@ -139,12 +139,16 @@ def grouping(per_document: pa.Table, units: Units, column: str, params: CompareP
     n_units_doc = np.bincount(units.parent, minlength=units.n_documents)
     n_units = np.bincount(inverse, weights=n_units_doc, minlength=len(names)).astype(np.int64)
     real = [i for i, name in enumerate(names) if name != ""]  # "" stands for no value
+    valid = int(sum(n_docs[i] for i in real))
+    # A group is set against the rest: both need min_docs documents.
     big = [i for i in real if n_docs[i] >= params.min_docs]
+    alone = {i for i in big if valid - n_docs[i] < params.min_docs}
+    big = [i for i in big if i not in alone]
     shown = sorted(sorted(big, key=lambda i: (-n_docs[i], names[i]))[: params.max_groups])
     code_of = np.full(len(names), len(shown), dtype=np.int64)
     code_of[shown] = np.arange(len(shown))
     codes = np.where(has_value, code_of[inverse], -1)
-    status = {i: COMPARED for i in shown}
+    status = {i: COMPARED for i in shown} | {i: ALONE for i in alone}
     summary = pa.table(
         {
             "column": [column] * len(real),

@@ -303,3 +303,26 @@ def test_the_fast_p_value_is_scipys():
     x = np.array([0.0, 0.5, 3.841459, 10.0, 50.0, 700.0])
     assert chi2_sf_1(x) == pytest.approx(chi2.sf(x, 1), rel=1e-12, abs=1e-300)
     assert chi2_sf_1(np.array([3.841459]))[0] == pytest.approx(0.05, abs=1e-7)
+
+
+def test_a_group_without_a_rest_to_set_it_against_is_alone():
+    # One document (two paragraphs) in one group: even named in compare.columns, with
+    # min_docs 1, there is nothing to set it against.
+    units, per_document = compare.units_of(["a0", "a1"], _documents())
+    params = CompareParams(columns=("source",), min_docs=1)
+    g = compare.grouping(per_document, units, "source", params)
+    assert g.names == [] and g.summary.column("status").to_pylist() == ["alone"]
+    assert g.codes.tolist() == [len(g.names)]  # the code of "other": in no compared group
+
+
+def test_no_dates_give_no_trend():
+    units, per_document = _units()
+    undated = per_document.set_column(
+        per_document.column_names.index("date"),
+        "date",
+        pa.nulls(per_document.num_rows, pa.date32()),
+    )
+    shares = np.full((units.n_documents, 2), 0.5)
+    table = compare.trends_table(undated, shares, CompareParams(), np.random.default_rng(0))
+    assert table.num_rows == 0
+    assert "decade" not in compare.candidate_columns(undated)
