@@ -14,7 +14,9 @@ paragraphs of one speech are one voice.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -321,7 +323,11 @@ def theta_of(doc_topics: pa.Table) -> tuple[list[str], np.ndarray]:
 
 
 def topic_kwic(
-    tokens, texts_path, topic_terms: pa.Table, dominant: dict[str, int], params: CompareParams
+    tokens: Iterable[pa.Table],
+    texts_path: Path,
+    topic_terms: pa.Table,
+    dominant: dict[str, int],
+    params: CompareParams,
 ) -> pa.Table:
     """Concordance lines of each topic's top terms, from documents where that topic is the
     largest, a document per line, in corpus order."""

@@ -4,6 +4,7 @@ that each hold one document."""
 
 from __future__ import annotations
 
+import html
 import logging
 from typing import TYPE_CHECKING
 
@@ -118,7 +119,7 @@ def groups_apart(page: _Page, r: Results, params: ReportParams) -> None:
         rows = groups.to_pylist()
         compared = [g for g in rows if g["status"] == "compared"]
         small = [g["group"] for g in rows if g["status"] == "too_small"]
-        page.parts.append(f"<h3>{_escape(column)}</h3>")
+        page.parts.append(f"<h3>{html.escape(column)}</h3>")
         text = f"{len(compared)} group(s) compared."
         if small:
             text += f" Too small to compare: {', '.join(small[:30])}" + (
@@ -199,12 +200,6 @@ def words_in_context(page: _Page, r: Results, params: ReportParams) -> None:
         for x in r.topic_kwic.to_pylist()
     ]
     page.table(["topic", "left", "term", "right", "document"], rows)
-
-
-def _escape(text: str) -> str:
-    import html
-
-    return html.escape(text)
 
 
 def _slug(text: str) -> str:
