@@ -51,7 +51,7 @@ def build_parser(benches: bool = True) -> argparse.ArgumentParser:
         prog="zhtopics",
         description=(
             "Topic modelling of Chinese text: "
-            "ingest, clean, segment, tfidf, lda_sweep, lda, compare, report, explorer."
+            "ingest, clean, segment, tfidf, lda_sweep, lda, compare, robustness, report, explorer."
         ),
     )
     sub = parser.add_subparsers(dest="command", required=True)
@@ -85,6 +85,12 @@ def build_parser(benches: bool = True) -> argparse.ArgumentParser:
     from pipeline import kwic
 
     kwic.add_arguments(p)
+    p = sub.add_parser(
+        "validate", help="human validation: word and topic intrusion tasks for coders, and scores"
+    )
+    from pipeline import validate
+
+    validate.add_arguments(p, _add_settings_options)
     p = sub.add_parser(
         "bench", help="benchmarks: speed, memory and topic quality against plain scripts"
     )
@@ -120,6 +126,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from pipeline import kwic
 
             return kwic.run(args, Paths())
+        elif args.command == "validate":
+            from pipeline import validate
+
+            return validate.run(args)
         elif args.command == "bench":
             return importlib.import_module(BENCHES[args.bench]).run(args)
         else:

@@ -43,6 +43,7 @@ OPTIONAL = (
     "topic_contrasts",
     "topic_trends",
     "topic_kwic",
+    "robustness",
 )
 
 
@@ -70,6 +71,7 @@ class Results:
     topic_contrasts: pa.Table | None = None
     topic_trends: pa.Table | None = None
     topic_kwic: pa.Table | None = None
+    robustness: pa.Table | None = None
     sweep_metrics: dict[str, Any] | None = None
     ingest_metrics: dict[str, Any] | None = None
     lda_vis: Path | None = None

@@ -23,6 +23,7 @@ STAGES: dict[str, str] = {
     "lda_sweep": "pipeline.lda_sweep:main",
     "lda": "pipeline.lda:main",
     "compare": "pipeline.compare:main",
+    "robustness": "pipeline.robustness:main",
     "report": "pipeline.report:main",
     "explorer": "pipeline.explorer:main",
 }
@@ -36,6 +37,7 @@ STAGE_HELP: dict[str, str] = {
     "lda_sweep": "fit and score models for several numbers of topics K; recommend a K",
     "lda": "fit the topic model: topics, their terms, documents' topic mixes, prevalence",
     "compare": "what sets groups apart (key terms, topic differences), topics over time",
+    "robustness": "refit under other segmentations and seeds: which topics survive (off: params)",
     "report": "write the HTML report (report/index.html): corpus, keywords, topics, K",
     "explorer": "write explorer.html: browse topics, documents and words offline, by group",
 }

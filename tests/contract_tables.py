@@ -24,6 +24,7 @@ OPTIONAL_TABLES = (
     "topic_contrasts",
     "topic_trends",
     "topic_kwic",
+    "robustness",
 )
 OPTIONAL_FILES = ("lda_vis.html",)
 OPTIONAL_METRICS = ("sweep.json", "ingest.json")
