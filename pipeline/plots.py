@@ -492,6 +492,7 @@ def plot_robustness(robustness: pa.Table) -> Figure:
     title = "share of top terms shared with the matched topic; * = survives every variant"
     ax.set_title(title, fontsize=9)
     fig.colorbar(image, ax=ax, shrink=0.6, label="similarity")
+    return fig
 
 
 # --- topics over time, groups set apart ------------------------------------------------------
