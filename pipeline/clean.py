@@ -1230,6 +1230,7 @@ class Cleaner:
         self.params = params
         self.rules = rules
         self.workers = params.workers or usable_cores()
+        self.context = multiprocessing.get_context(params.start_method)
         self.started = False  # a pool of workers was started
         self._pool: ProcessPoolExecutor | None = None
         self._inline_chars = 0
@@ -1264,9 +1265,8 @@ class Cleaner:
 
     def _ensure_pool(self) -> ProcessPoolExecutor:
         if self._pool is None:
-            context = multiprocessing.get_context(self.params.start_method)
             self._pool = ProcessPoolExecutor(
-                self.workers, context, initializer=_init_worker, initargs=(self.params,)
+                self.workers, self.context, initializer=_init_worker, initargs=(self.params,)
             )
             self.started = True
         return self._pool

@@ -278,9 +278,9 @@ def trim_heap() -> None:
 def converged(trace: list[dict[str, float]], updates: int, params: LdaParams) -> bool:
     """Whether Gibbs sampling may stop: the last ``CONVERGENCE_WINDOW`` sweeps raised the
     log-likelihood per word by less than ``params.tolerance`` (relative), once
-    ``params.min_updates`` token updates (sweeps x tokens) are done. Small corpora, cheap to
+    ``params.min_token_updates`` token updates (sweeps x tokens) are done. Small corpora, cheap to
     sample, thus get every sweep."""
-    if params.tolerance is None or updates < params.min_updates or not trace:
+    if params.tolerance is None or updates < params.min_token_updates or not trace:
         return False
     now = trace[-1]
     before = [t for t in trace if t["iteration"] == now["iteration"] - CONVERGENCE_WINDOW]

@@ -542,8 +542,13 @@ def resolve_num_topics(params: LdaParams, paths: Paths) -> int:
 
 
 def settings_snapshot(params: Params) -> dict:
-    """The settings of every stage before lda, as plain data, stored with the model."""
+    """The settings that shape a document's tokens (ingest, clean, segment), as plain data,
+    stored with the model for ``zhtopics infer`` to compare. Settings that never change a
+    result (``config.RUN_ONLY``: workers, cache) are left out, so changing them does not make
+    the lda stage stale (its dvc.yaml ``params:`` lists exactly what this reads)."""
     import dataclasses
+
+    from pipeline.config import RUN_ONLY
 
     def plain(value):
         if isinstance(value, Path):
@@ -553,8 +558,13 @@ def settings_snapshot(params: Params) -> dict:
         return value
 
     return {
-        name: {k: plain(v) for k, v in dataclasses.asdict(getattr(params, name)).items()}
-        for name in ("ingest", "clean", "segment", "tfidf")
+        name: {
+            f.name: plain(getattr(section, f.name))
+            for f in dataclasses.fields(section)
+            if f.name not in RUN_ONLY
+        }
+        for name in ("ingest", "clean", "segment")
+        for section in [getattr(params, name)]
     }
 
 

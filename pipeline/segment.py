@@ -14,7 +14,7 @@ import unicodedata
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Protocol
 
@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline.cache import TokenCache, key_function, resolve_cache_dir, trim_cache
-from pipeline.config import Params, SegmentParams
+from pipeline.config import RUN_ONLY, Params, SegmentParams
 from pipeline.io import Paths, TableWriter, iter_tables, row_spans, usable_cores
 from pipeline.schemas import CLEAN, KEPT, TOKENS, require_columns
 
@@ -289,9 +289,8 @@ def presegment(stopwords: Iterable[str], backend: Backend, hmm: bool) -> set[str
 def fingerprint(params: SegmentParams) -> bytes:
     """What a document's tokens depend on besides its text: settings, dictionaries, code and
     tokenizer versions. Part of every cache key."""
-    settings = asdict(params)
-    unrelated = ("workers", "start_method", "cache_dir", "cache_max_mb")
-    for key in (*unrelated, "phrases_threshold", "phrases_min_count"):
+    settings = {f.name: getattr(params, f.name) for f in fields(params) if f.name not in RUN_ONLY}
+    for key in ("phrases_threshold", "phrases_min_count"):
         settings.pop(key)
     for key in ("userdict", "stopwords"):
         path = settings.pop(key)

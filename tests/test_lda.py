@@ -34,8 +34,15 @@ from pipeline.schemas import (
 from pipeline.tfidf import tfidf
 from tests.conftest import FIXTURES
 
+# gensim, as before the defaults became the shipped params.yaml (tomotopy).
 PARAMS = LdaParams(
     num_topics=2,
+    engine="gensim",
+    alpha="auto",
+    eta="symmetric",
+    tolerance=None,
+    min_token_updates=0,
+    threads=1,
     passes=20,
     iterations=100,
     random_state=7,
@@ -213,7 +220,7 @@ def test_same_threads_same_tables_whatever_the_workers(two_themes):
         assert other.topics.equals(base.topics)
 
 
-def test_tomotopy_stops_once_converged_but_not_before_min_updates(two_themes):
+def test_tomotopy_stops_once_converged_but_not_before_min_token_updates(two_themes):
     """40 documents x 30 tokens: 1,200 token updates a sweep, a reading every 10 sweeps."""
     fixed = lda(*two_themes, LdaParams(**{**TOMOTOPY.__dict__, "iterations": 500}))
     assert len(fixed.fitted.convergence) == 50
@@ -224,7 +231,7 @@ def test_tomotopy_stops_once_converged_but_not_before_min_updates(two_themes):
     # The same trace until it stops: converging only cuts the chain short.
     n = len(stopped.fitted.convergence)
     assert stopped.fitted.convergence == fixed.fitted.convergence[:n]
-    patient = LdaParams(**{**early.__dict__, "min_updates": 1200 * 400})
+    patient = LdaParams(**{**early.__dict__, "min_token_updates": 1200 * 400})
     assert len(lda(*two_themes, patient).fitted.convergence) >= 40
 
 
@@ -237,7 +244,7 @@ def test_tomotopy_keeps_the_trained_topics_not_the_sampler_state(two_themes):
 
 
 def test_converged_compares_the_last_reading_with_the_one_a_window_before():
-    params = LdaParams(tolerance=0.001, min_updates=100)
+    params = LdaParams(tolerance=0.001, min_token_updates=100)
     trace = [
         {"iteration": 10.0 * i, "ll_per_word": ll}
         for i, ll in enumerate([-11.0, -10.0, -9.999, -9.998, -9.997, -9.996, -9.995], 1)
@@ -297,7 +304,7 @@ def test_auto_needs_a_k(two_themes):
         ({"date_bucket": "week"}, "lda.date_bucket"),
         ({"tolerance": 0}, "lda.tolerance"),
         ({"tolerance": "small"}, "lda.tolerance"),
-        ({"min_updates": -1}, "lda.min_updates"),
+        ({"min_token_updates": -1}, "lda.min_token_updates"),
     ],
 )
 def test_bad_lda_settings_name_the_key(values, needle):

@@ -11,7 +11,13 @@ from pipeline.schemas import SWEEP
 from pipeline.tfidf import tfidf
 from tests.conftest import FIXTURES
 
-PARAMS = LdaParams(
+PARAMS = LdaParams(  # gensim, as before the defaults became the shipped params.yaml
+    engine="gensim",
+    alpha="auto",
+    eta="symmetric",
+    tolerance=None,
+    min_token_updates=0,
+    threads=1,
     passes=5,
     iterations=50,
     random_state=7,
