@@ -16,6 +16,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from pipeline.precision import round_data, round_table
 from pipeline.schemas import SchemaError, TableSchema
 
 ROW_GROUP_SIZE = 64 * 1024
@@ -173,7 +174,8 @@ class TableWriter:
 
     def write(self, table: pa.Table) -> None:
         table = self.schema.conform(table, where=f"{self.path} (on write)")
-        table = table.replace_schema_metadata(None)
+        # Floats at the published precision: the same bytes on any CPU (pipeline/precision.py).
+        table = round_table(table.replace_schema_metadata(None))
         if self._writer is None:
             # Min/max of list elements serve no reader, and cost a tenth of writing tokens.
             flat = [f.name for f in table.schema if not pa.types.is_nested(f.type)]
@@ -203,8 +205,9 @@ def write_table(table: pa.Table, path: Path, schema: TableSchema) -> None:
 
 
 def write_json(data: dict[str, Any], path: Path) -> None:
-    """Write small JSON (metrics, reports) atomically with sorted keys and a final newline."""
-    text = json.dumps(data, ensure_ascii=False, indent=2, sort_keys=True) + "\n"
+    """Write small JSON (metrics, reports) atomically with sorted keys and a final newline;
+    floats at the published precision (pipeline/precision.py)."""
+    text = json.dumps(round_data(data), ensure_ascii=False, indent=2, sort_keys=True) + "\n"
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
 

@@ -27,6 +27,7 @@ from pipeline.io import (
     write_json,
     write_table,
 )
+from pipeline.precision import round_significant
 from pipeline.schemas import (
     CLEAN,
     DOC_TERMS,
@@ -248,7 +249,9 @@ def rank_terms(
         freq_ecdf = _max_ranks(row) / v
         for name, values in (
             ("probability", row),
-            ("relevance", lam * logphi + (1 - lam) * (logphi - log_p_w)),
+            # Rounded before ranking (np.log's last bit depends on the CPU's SIMD): equal
+            # published scores rank by term id on every machine.
+            ("relevance", round_significant(lam * logphi + (1 - lam) * (logphi - log_p_w))),
             ("frex", 1.0 / (w / excl_ecdf + (1 - w) / freq_ecdf)),
         ):
             ids[name][topic] = _top_of_row(values, n)
@@ -430,7 +433,8 @@ def _group_means(
             m = min(block, b - start)
             draws = rng.integers(0, n, size=(m, n)) + (np.arange(m) * n)[:, None]
             drawn = np.bincount(draws.ravel(), minlength=m * n).reshape(m, n)
-            resampled[start : start + m] = drawn @ shares / n
+            # Not drawn @ shares: OpenBLAS sums in a CPU-dependent order; einsum does not.
+            resampled[start : start + m] = np.einsum("ij,jk->ik", drawn, shares) / n
         low, high = np.percentile(resampled, [2.5, 97.5], axis=0)
         means.append(shares.mean(axis=0))
         lows.append(low)
@@ -462,8 +466,8 @@ def save_model(result: LdaResult, directory: Path, settings: dict | None = None)
             "engine": fitted.engine,
             "num_topics": int(fitted.phi.shape[0]),
             "num_terms": int(fitted.phi.shape[1]),
-            "alpha": [round(float(a), 12) for a in fitted.alpha],
-            "eta": round(float(fitted.eta), 12),
+            "alpha": [float(a) for a in fitted.alpha],  # rounded in Fitted
+            "eta": float(fitted.eta),
             "files": {"topic_word": "topic_word.npy", "terms": "terms.json"},
             "settings": settings or {},
             "convergence": fitted.convergence,
