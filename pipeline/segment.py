@@ -68,6 +68,7 @@ TOKEN_SHAPING_MODULES = (
 TOKEN_NEUTRAL_MODULES = (
     "pipeline.config",
     "pipeline.io",
+    "pipeline.precision",
     "pipeline.schemas",
     "pipeline.text.worker_pool",
 )
