@@ -125,7 +125,8 @@ class CleanParams(_Section):
     convert: Literal["none", "t2s", "tw2sp", "hk2s"] = "none"
     # ``mask`` replaces every number with ``#`` (dropped by segment); ``keep`` leaves them.
     numbers: Literal["keep", "mask"] = "keep"
-    # A document whose letters are less than this share CJK characters is ``not_chinese``.
+    # A document in which CJK characters are less than this share is ``not_chinese``; a word of
+    # another script (a run of letters, e.g. an English word) counts as one character.
     min_cjk_share: float = 0.3
     # A document with more invalid byte sequences than this share of its characters is not
     # modelled (status decode_errors); below it the document is kept and flagged.
