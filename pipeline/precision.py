@@ -42,20 +42,29 @@ def round_significant(values: Any, digits: int = DIGITS) -> np.ndarray:
     not exact and the last bit may be off, the same way on every machine."""
     x = np.array(values, dtype=np.float64, copy=True, ndmin=1)
     shape = np.shape(values)
+    x = x.reshape(-1)
     magnitude = np.abs(x)
-    special = ~(magnitude >= 10.0**_MIN_EXP) | (magnitude == np.inf)  # NaN fails >=
-    magnitude[special] = 1.0
+    special = ~(magnitude >= 10.0**_MIN_EXP)  # NaN fails >=
+    special |= magnitude == np.inf
+    if special.any():
+        magnitude[special] = 1.0
     _, e2 = np.frexp(magnitude)  # magnitude = m * 2**e2, m in [0.5, 1): exact
     # The decimal exponent of the leading digit: the lower bound, raised by one where the
     # number reaches the next power of ten (an exact comparison).
     e10 = _E10_OF_E2[e2 - _E2_MIN]
     e10 += magnitude >= _pow10(e10 + 1)
+    del magnitude, e2
     decimals = digits - 1 - e10
+    down = decimals < 0  # numbers of more than ``digits`` integer digits
     scale = _pow10(np.abs(decimals))
-    up = decimals >= 0
-    with np.errstate(over="ignore", invalid="ignore"):  # the branch not taken may overflow
-        rounded = np.where(up, np.rint(x * scale) / scale, np.rint(x / scale) * scale)
-    return np.where(special, x, rounded).reshape(shape)
+    out = np.multiply(x, scale, out=np.zeros_like(x), where=~down)
+    np.rint(out, out=out)
+    np.divide(out, scale, out=out)
+    if down.any():
+        out[down] = np.rint(x[down] / scale[down]) * scale[down]
+    if special.any():
+        out[special] = x[special]
+    return out.reshape(shape)
 
 
 def round_float(value: float, digits: int = DIGITS) -> float:
