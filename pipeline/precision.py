@@ -78,6 +78,8 @@ def round_data(data: Any, digits: int = DIGITS) -> Any:
     if isinstance(data, dict):
         return {k: round_data(v, digits) for k, v in data.items()}
     if isinstance(data, (list, tuple)):
+        if data and all(type(v) is float for v in data):  # a column of numbers: at once
+            return round_significant(np.asarray(data, dtype=np.float64), digits).tolist()
         return [round_data(v, digits) for v in data]
     return data
 
