@@ -190,6 +190,7 @@ def test_changing_a_setting_makes_exactly_its_readers_stale(reproduced):
             ("segment", "hmm", False, {"segment", "lda"}),
             ("tfidf", "top_k", 5, {"tfidf"}),
             ("segment", "workers", 1, set()),
+            ("explorer", "random_docs", 10, {"explorer"}),
         ]:
             _set_param(project, original, section, key, value)
             status = json.loads(_dvc(project, env, "status", "--json").stdout)

@@ -28,6 +28,7 @@ PAUSES = {
     "lda_sweep": "sweep.parquet",
     "lda": "lda",  # models/lda, written after the stage's tables and lda_vis.html
     "report": "report",
+    "explorer": "explorer.html",
 }
 
 
@@ -78,6 +79,9 @@ def test_killed_stages_leave_whole_outputs_and_the_next_run_recovers(sample_run:
     shutil.copytree(sample_run.processed, out)
     before = _files(out)
     assert {"documents.parquet", "models/lda/model.json", "report/index.html"} <= set(before)
+    from pipeline.runner import STAGES
+
+    assert set(PAUSES) == set(STAGES)
     # Every stage at once (each reads only outputs the others leave whole), paused, killed.
     procs = {s: _stage(out, cache, s, p, tmp_path / f"{s}.paused") for s, p in PAUSES.items()}
     try:
