@@ -423,9 +423,11 @@ class ReportParams(_Section):
 
 
 @dataclass(frozen=True)
-class ExplorerParams:
+class ExplorerParams(_Section):
     """What the interactive explorer (explorer.html) embeds: every topic and its terms, all
     documents' topic mixes for the filters, and a stated sample of documents with their texts."""
+
+    _key: typing.ClassVar[str] = "explorer"
 
     # Documents columns to filter and compare by; ``date`` becomes years (a range filter).
     filter_columns: tuple[str, ...] = ("date", "source")
