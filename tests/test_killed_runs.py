@@ -28,6 +28,7 @@ PAUSES = {
     "lda_sweep": "sweep.parquet",
     "lda": "lda",  # models/lda, written after the stage's tables and lda_vis.html
     "report": "report",
+    "robustness": "robustness.parquet",  # off by default: writes its empty table
     "explorer": "explorer.html",
 }
 
