@@ -158,7 +158,7 @@ def score_fits(inputs: SweepInputs, fits: list[tuple[int, int]], params: LdaPara
     a fit's score does not depend on the process that computed it.
     """
     workers = min(sweep_workers(params), len(fits))
-    context = multiprocessing.get_context(params.start_method)
+    context = multiprocessing.get_context(params.start_method)  # a bad name fails at once
     # Gibbs sweeps (tomotopy) or fits (gensim) done so far, counted by every process.
     done = context.Value("q", 0)
     total = len(fits) * _work_per_fit(params)

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pipeline import report_compare as compare_sections
 from pipeline import report_tables
 from pipeline.config import Params, ReportParams
 from pipeline.io import Paths, usable_cores, write_folder
@@ -144,7 +145,10 @@ SECTIONS = (
     ("keywords", "Keywords"),
     ("topics", "Topics"),
     ("prevalence", "Prevalence"),
+    ("time", "Topics over time"),
+    ("groups", "What sets groups apart"),
     ("documents", "Representative documents"),
+    ("kwic", "Words in context"),
     ("selection", "Choosing K"),
     ("robustness", "Robustness to segmentation"),
 )
@@ -166,7 +170,10 @@ def report(
         "keywords": _keywords,
         "topics": _topics,
         "prevalence": _prevalence,
+        "time": compare_sections.topics_over_time,
+        "groups": compare_sections.groups_apart,
         "documents": _representative_docs,
+        "kwic": compare_sections.words_in_context,
         "selection": _selection,
         "robustness": _robustness,
     }
@@ -357,17 +364,9 @@ def _prevalence(page: _Page, results: Results, params: ReportParams) -> None:
             )
             continue
         if column not in plots.TIME_COLUMNS:
-            single = pc.less(table.column("n_docs"), 2)
-            n_single = len(set(table.filter(single).column("group").to_pylist()))
-            table = table.filter(pc.invert(single))
-            if len(set(table.column("group").to_pylist())) < 2:
-                page.note(
-                    f"No prevalence chart by {column}: {n_single:,} of its groups hold one "
-                    "document each, fewer than two hold more."
-                )
+            table = compare_sections.groups_of_several(page, table, column, results.documents)
+            if table is None:
                 continue
-            if n_single:
-                page.note(f"Prevalence by {column}: {n_single:,} groups of one document left out.")
             table = _largest_prevalence_groups(page, table, column, params.max_groups)
         fig = plots.plot_prevalence(table, column, results.topics)
         page.figure(f"prevalence-{_slug(column)}", fig, f"prevalence by {column}, with intervals")

@@ -23,8 +23,15 @@ from pipeline.topics.prevalence import topic_prevalence
 from pipeline.topics.representative import representative_docs, snippet
 from pipeline.topics.terms import rank_terms, topic_diversity
 
+# gensim, as before the defaults became the shipped params.yaml (tomotopy).
 PARAMS = LdaParams(
     num_topics=2,
+    engine="gensim",
+    alpha="auto",
+    eta="symmetric",
+    tolerance=None,
+    min_token_updates=0,
+    threads=1,
     passes=20,
     iterations=100,
     random_state=7,
@@ -188,7 +195,7 @@ def test_same_threads_same_tables_whatever_the_workers(two_themes):
         assert other.topics.equals(base.topics)
 
 
-def test_tomotopy_stops_once_converged_but_not_before_min_updates(two_themes):
+def test_tomotopy_stops_once_converged_but_not_before_min_token_updates(two_themes):
     """40 documents x 30 tokens: 1,200 token updates a sweep, a reading every 10 sweeps."""
     fixed = lda(*two_themes, LdaParams(**{**TOMOTOPY.__dict__, "iterations": 500}))
     assert len(fixed.fitted.convergence) == 50
@@ -199,7 +206,7 @@ def test_tomotopy_stops_once_converged_but_not_before_min_updates(two_themes):
     # The same trace until it stops: converging only cuts the chain short.
     n = len(stopped.fitted.convergence)
     assert stopped.fitted.convergence == fixed.fitted.convergence[:n]
-    patient = LdaParams(**{**early.__dict__, "min_updates": 1200 * 400})
+    patient = LdaParams(**{**early.__dict__, "min_token_updates": 1200 * 400})
     assert len(lda(*two_themes, patient).fitted.convergence) >= 40
 
 
@@ -238,7 +245,7 @@ def test_auto_needs_a_k(two_themes):
         ({"date_bucket": "week"}, "lda.date_bucket"),
         ({"tolerance": 0}, "lda.tolerance"),
         ({"tolerance": "small"}, "lda.tolerance"),
-        ({"min_updates": -1}, "lda.min_updates"),
+        ({"min_token_updates": -1}, "lda.min_token_updates"),
         ({"start_method": "thread"}, "lda.start_method"),
     ],
 )
@@ -389,3 +396,22 @@ def test_top_terms_sort_by_score_then_id_like_a_full_sort():
     full = np.stack([np.lexsort((ids, -row)) for row in scores])
     for n in (1, 7, 30, 400, 999):
         np.testing.assert_array_equal(top_terms(scores, n), full[:, :n])
+
+
+def test_prevalence_by_month_puts_year_only_dates_apart_not_in_january(two_themes):
+    result = lda(*two_themes, PARAMS)
+    documents, _ = _meta(result.doc_ids)
+    n = documents.num_rows
+    precision = ["year" if i % 2 else "day" for i in range(n)]
+    documents = documents.append_column("date_precision", pa.array(precision, pa.string()))
+    params = LdaParams(**{**PARAMS.__dict__, "date_bucket": "month", "bootstrap": 20})
+    rows = topic_prevalence(result.doc_ids, result.fitted.theta, documents, params).to_pylist()
+    sizes = {r["group"]: r["n_docs"] for r in rows}
+    dated_year_only = sum(1 for i in range(n) if i % 5 and i % 2)
+    assert sizes["(year only)"] == dated_year_only
+    # Odd i are year-only and are the only ones dated 2021: no 2021 month is left.
+    assert not any(g.startswith("2021-") for g in sizes)
+    params = LdaParams(**{**PARAMS.__dict__, "date_bucket": "quarter", "bootstrap": 20})
+    rows = topic_prevalence(result.doc_ids, result.fitted.theta, documents, params).to_pylist()
+    assert {r["column"] for r in rows} == {"quarter", "source"}
+    assert "2020-Q1" in {r["group"] for r in rows}
