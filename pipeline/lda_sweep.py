@@ -7,7 +7,7 @@ import concurrent.futures
 import hashlib
 import logging
 import multiprocessing
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from itertools import combinations
 
 import numpy as np
@@ -214,7 +214,7 @@ def _score_share(inputs: SweepInputs, fits: list[tuple[int, int]]) -> list[dict]
 def score_fit(inputs: SweepInputs, k: int, seed: int) -> dict:
     """One model of K topics from ``seed`` on the training share, and its scores. A sweep fit
     runs ``lda.sweep.threads`` threads (the final model ``lda.threads``)."""
-    params = replace(inputs.params, threads=inputs.params.sweep.threads)
+    params = inputs.params
     counted = [0]
 
     def advance(amount: int) -> None:
@@ -222,7 +222,13 @@ def score_fit(inputs: SweepInputs, k: int, seed: int) -> dict:
         _count(amount)
 
     fitted = engines.fit(
-        inputs.train, k, params, seed, sequences=inputs.train_sequences, progress=advance
+        inputs.train,
+        k,
+        params,
+        seed,
+        sequences=inputs.train_sequences,
+        progress=advance,
+        threads=params.sweep.threads,
     )
     _count(max(_work_per_fit(params) - counted[0], 0))  # converged early: the rest is done
     top = top_terms(fitted.phi, max(params.coherence_top_n, DIVERSITY_TOP_N, STABILITY_TOP_N))

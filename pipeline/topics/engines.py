@@ -60,6 +60,7 @@ def fit(
     terms: list[str] | None = None,
     sequences: tuple[np.ndarray, np.ndarray] | None = None,
     progress: Callable[[int], None] | None = None,
+    threads: int | None = None,
 ) -> Fitted:
     """Fit LDA with ``params.engine`` on a (documents x terms) count matrix, seeded by ``seed``.
 
@@ -70,10 +71,13 @@ def fit(
     ``sequences`` (starts, term ids) are the same documents' tokens in reading order, document
     ``d`` being ``ids[starts[d]:starts[d + 1]]``: tomotopy samples them in that order. Without
     them it samples each document's tokens grouped by term, which mixes more slowly.
+    ``threads``: tomotopy's threads for this fit (a sweep's ``lda.sweep.threads``); None:
+    ``params.threads``.
     """
     counts = sp.csr_matrix(counts)
     if params.engine == "tomotopy":
-        fitted = _fit_tomotopy(counts, num_topics, params, seed, sequences, progress)
+        threads = params.threads if threads is None else threads
+        fitted = _fit_tomotopy(counts, num_topics, params, seed, sequences, progress, threads)
     else:
         fitted = _fit_gensim(counts, num_topics, params, seed, terms)
         if progress is not None:
@@ -215,6 +219,7 @@ def _fit_tomotopy(
     seed: int,
     sequences: tuple[np.ndarray, np.ndarray] | None,
     progress: Callable[[int], None] | None = None,
+    threads: int = 1,
 ) -> Fitted:
     import tomotopy as tp
 
@@ -246,7 +251,7 @@ def _fit_tomotopy(
         with warnings.catch_warnings():
             # "may differ ... if workers != 1": PARTITION with a fixed thread count does not.
             warnings.simplefilter("ignore", RuntimeWarning)
-            model.train(step, workers=params.threads, parallel=parallel, show_progress=False)
+            model.train(step, workers=threads, parallel=parallel, show_progress=False)
         done += step
         if progress is not None:
             progress(step)
