@@ -163,7 +163,7 @@ def test_sweep_fits_use_the_sweep_threads_not_the_final_models(two_themes, monke
     real = sweep_module.engines.fit
 
     def fit(counts, k, params, seed, **kw):
-        seen.append(params.threads)
+        seen.append(params.threads if kw.get("threads") is None else kw["threads"])
         return real(counts, k, params, seed, **kw)
 
     monkeypatch.setattr(sweep_module.engines, "fit", fit)

@@ -167,12 +167,28 @@ def test_prevalence_charts_need_two_groups_of_more_than_one_document(sample_run)
     ]
     table = pa.table({k: sum((p[k] for p in parts), []) for k in parts[0]})
     table = table.cast(load_results(sample_run).topic_prevalence.schema)
-    results = dataclasses.replace(load_results(sample_run), topic_prevalence=table)
+    # Groups count documents (parent_id), not paragraphs: 13 documents, three sources of one
+    # document each (the rest without a source), folders of 5, 7 and 1 documents.
+    results = load_results(sample_run)
+    docs = results.documents
+    parents = [f"p{i}" for i in range(13)] + ["p0"] * (docs.num_rows - 13)
+    source = {"p0": "a.txt", "p1": "b.txt", "p2": "c.txt"}
+    folder = {f"p{i}": "x" if i < 5 else "y" if i < 12 else "z" for i in range(13)}
+    docs = docs.set_column(
+        docs.schema.get_field_index("parent_id"), "parent_id", pa.array(parents, pa.string())
+    )
+    docs = docs.set_column(
+        docs.schema.get_field_index("source"),
+        "source",
+        pa.array([source.get(p) for p in parents], pa.string()),
+    )
+    docs = docs.append_column("folder", pa.array([folder[p] for p in parents], pa.string()))
+    results = dataclasses.replace(results, topic_prevalence=table, documents=docs)
     files = report(results, ReportParams())
     page = _html(files)
     assert "No prevalence chart by year: every document is in one group ((missing))" in page
-    assert "No prevalence chart by source: 3 of its groups hold one document each" in page
-    assert "Prevalence by folder: 1 groups of one document left out." in page
+    assert "Prevalence by source is not drawn: 4 group(s), 1 of them with two" in page
+    assert "Prevalence by folder: the 2 of 3 groups that hold two documents or more." in page
     names = [n for n in files if "prevalence-" in n]
     assert [n.split("-", 1)[1] for n in names] == ["prevalence-folder.png"]
 
