@@ -183,7 +183,7 @@ def near_scores(
     same = others == signature
     # A band hash may collide: only a band of equal values makes a candidate.
     equal_bands = same[:, : bands * rows].reshape(len(others), bands, -1)
-    scores = np.count_nonzero(same, axis=1) / len(signature)
+    scores = np.count_nonzero(same, axis=1) / signature.shape[-1]
     return equal_bands.all(axis=2).any(axis=1) & (scores >= threshold), scores
 
 
