@@ -22,6 +22,7 @@ BENCHES = {
     "pipeline": "pipeline.bench.pipeline",
     "quality": "pipeline.bench.quality",
     "segment": "pipeline.bench.segment",
+    "spark": "pipeline.bench.spark",
 }
 
 
@@ -81,9 +82,7 @@ def build_parser(benches: bool = True) -> argparse.ArgumentParser:
         help="local: this machine's processes; spark: Apache Spark (pip install "
         "'zhtopics[spark]'; settings in the spark: section of params.yaml)",
     )
-    p.add_argument(
-        "--master", help="Spark master URL for --engine spark (default: spark.master)"
-    )
+    p.add_argument("--master", help="Spark master URL for --engine spark (default: spark.master)")
     p = sub.add_parser(
         "infer", help="give new documents topic mixes under the saved model, without refitting"
     )

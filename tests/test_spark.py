@@ -18,7 +18,7 @@ import pytest
 
 from pipeline import cli
 from pipeline.config import ConfigError, Params, params_from_dict
-from pipeline.io import Paths, read_table
+from pipeline.io import Paths, read_json, read_table
 from pipeline.runner import run_stages
 from pipeline.schemas import ALL
 from pipeline.spark import INSTALL_HINT
@@ -48,11 +48,13 @@ def spark():
 @pytest.fixture(scope="session")
 def spark_run(spark, params, sample_run, tmp_path_factory) -> Path:
     """The whole pipeline on the sample with Spark local[2], every document in the topic
-    model's sample (so the fit is the local engine's)."""
+    model's sample (so the fit is the local engine's), at the K the local sweep chose."""
     from pipeline.spark import stages
 
     out = tmp_path_factory.mktemp("spark_run")
-    stages.run(spark_params(params), str(SAMPLE_RAW), str(out), spark=spark)
+    k = read_json(sample_run.metrics / "sweep.json")["recommended_k"]
+    settings = dataclasses.replace(params, lda=dataclasses.replace(params.lda, num_topics=k))
+    stages.run(spark_params(settings), str(SAMPLE_RAW), str(out), spark=spark)
     return out
 
 
@@ -127,19 +129,28 @@ def test_duplicates_and_near_duplicates_match_the_local_engine(
 ) -> None:
     """Exact copies, near copies, a chain and a copy of a near copy: the same statuses,
     canonical documents and cluster sizes as the local engine."""
-    base = (ROOT / "tests" / "fixtures" / "near_duplicates.txt").read_text("utf-8").split("\n\n")
+    base = (
+        (ROOT / "tests" / "fixtures" / "near_duplicates.txt")
+        .read_text("utf-8")
+        .strip()
+        .split("\n\n")
+    )
     raw = tmp_path / "raw"
     raw.mkdir()
     texts = [base[0], base[1], base[0], base[0][:-6] + "修改一下", base[2], base[1]]
     texts += [base[0][:-6] + "修改一下", base[2][:-4] + "另外两字"]
     for i, text in enumerate(texts):
         (raw / f"{i:02d}.txt").write_text(text, "utf-8")
-    settings = dataclasses.replace(params, ingest=dataclasses.replace(params.ingest, unit="document"))
+    settings = dataclasses.replace(
+        params, ingest=dataclasses.replace(params.ingest, unit="document")
+    )
     local = Paths.under(raw, tmp_path / "local")
     run_stages(settings, local, until="clean")
     from pipeline.spark import stages
 
-    stages.run(spark_params(settings), str(raw), str(tmp_path / "spark"), spark=spark, until="clean")
+    stages.run(
+        spark_params(settings), str(raw), str(tmp_path / "spark"), spark=spark, until="clean"
+    )
     ours = read_table(tmp_path / "spark" / "clean.parquet", ALL["clean"])
     theirs = read_table(local.table("clean"), ALL["clean"])
     assert_same_table("clean", ours, theirs)

@@ -71,14 +71,24 @@ def partitions(spark, params: SparkParams) -> int:
     return params.partitions or spark.sparkContext.defaultParallelism
 
 
-def ship_package(spark, folder: Path) -> None:
-    """Zip the ``pipeline`` package this driver runs and add it to every executor's path."""
+def ship_package(spark) -> None:
+    """Zip the ``pipeline`` package this driver runs and add it to every executor's path
+    (once per Spark application; the zip stays beside it in the temporary folder)."""
+    context = spark.sparkContext
+    if context.applicationId in _SHIPPED:
+        return
     package = Path(__file__).resolve().parents[1]
+    folder = Path(tempfile.gettempdir()) / f"zhtopics-spark-{context.applicationId}"
+    folder.mkdir(parents=True, exist_ok=True)
     target = folder / "zhtopics-pipeline.zip"
     with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:
         for path in sorted(package.rglob("*.py")):
             archive.write(path, path.relative_to(package.parent).as_posix())
-    spark.sparkContext.addPyFile(str(target))
+    context.addPyFile(str(target))
+    _SHIPPED.add(context.applicationId)
+
+
+_SHIPPED: set[str] = set()
 
 
 def ship_files(spark, params: Params) -> Params:
@@ -124,8 +134,3 @@ def local_params(params: Params) -> Params:
             for name, values in sections.items()
         },
     )
-
-
-def staging_folder() -> tempfile.TemporaryDirectory:
-    """A driver-side folder for what is shipped (the package zip)."""
-    return tempfile.TemporaryDirectory(prefix="zhtopics-spark-")

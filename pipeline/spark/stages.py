@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -36,7 +37,7 @@ from pipeline.schemas import (
     VOCABULARY,
 )
 from pipeline.spark import SparkEngineError, workers
-from pipeline.spark.session import partitions, ship_files, ship_package, staging_folder
+from pipeline.spark.session import partitions, ship_files, ship_package
 from pipeline.spark.session import start_session as start_session
 from pipeline.spark.tables import qualified, spark_schema, write_arrow, write_dataset
 from pipeline.spark.workers import ORDER
@@ -61,6 +62,7 @@ class SparkRun:
     out: str
     parts: int
     frames: dict
+    vocabulary: pa.Table | None = None
 
     def table(self, name: str) -> str:
         return f"{self.out.rstrip('/')}/{name}.parquet"
@@ -90,9 +92,9 @@ def run(
     master: str | None = None,
     until: str | None = None,
     spark=None,
-) -> None:
+) -> dict[str, float]:
     """Run the stages on Spark, from raw files at ``raw`` to tables at ``out`` (local paths or
-    any file system Spark reads)."""
+    any file system Spark reads); the wall seconds of each stage."""
     if params.segment.phrases_threshold is not None:
         raise SparkEngineError(
             "params: segment.phrases_threshold is set; the Spark engine does not learn "
@@ -100,19 +102,22 @@ def run(
         )
     until = "lda" if until == "lda_sweep" else until
     spark = spark or start_session(params.spark, master)
-    with staging_folder() as staging:
-        ship_package(spark, Path(staging))
-        shipped = ship_files(spark, params)
-        state = SparkRun(spark, params, shipped, str(out), partitions(spark, params.spark), {})
-        try:
-            for name in SPARK_STAGES:
-                log.info("spark stage %s", name)
-                STAGE_FUNCTIONS[name](state, raw)
-                if name == until:
-                    break
-        finally:
-            for df in state.frames.values():
-                df.unpersist()
+    ship_package(spark)
+    shipped = ship_files(spark, params)
+    state = SparkRun(spark, params, shipped, str(out), partitions(spark, params.spark), {})
+    seconds: dict[str, float] = {}
+    try:
+        for name in SPARK_STAGES:
+            log.info("spark stage %s", name)
+            started = time.perf_counter()
+            STAGE_FUNCTIONS[name](state, raw)
+            seconds[name] = time.perf_counter() - started
+            if name == until:
+                break
+    finally:
+        for df in state.frames.values():
+            df.unpersist()
+    return seconds
 
 
 # --- ingest ---------------------------------------------------------------------------------
@@ -142,7 +147,8 @@ def ingest_stage(state: SparkRun, raw: str) -> None:
         workers.ingest_files(root, state.params.ingest),
         spark_schema(DOCUMENTS, pa.schema(list(workers.INGEST_SCHEMA)[len(DOCUMENTS.schema) :])),
     )
-    docs = state.persist("ingest", docs)
+    # A large file is one task of the reader; its documents are spread over the partitions.
+    docs = state.persist("ingest", docs.repartition(max(state.parts, 1), ORDER))
     counts = {r["status"]: r["count"] for r in docs.groupBy("status").count().collect()}
     meta = _metadata_columns(docs)
     documents = docs.select(
@@ -156,7 +162,6 @@ def ingest_stage(state: SparkRun, raw: str) -> None:
         ORDER,
     )
     write_dataset(documents, state.table("documents"), DOCUMENTS, [ORDER], state.parts)
-    state.frames["documents_meta"] = meta
     if not counts.get(KEPT) and not counts.get(DECODE_ERRORS):
         raise IngestError(
             f"{raw}: no usable documents in the raw files ({dict(sorted(counts.items()))}); "
@@ -462,7 +467,7 @@ def tfidf_stage(state: SparkRun, raw: str) -> None:
         }
     )
     write_arrow(state.spark, vocabulary, state.table("vocabulary"), VOCABULARY)
-    state.frames["vocabulary"] = vocabulary
+    state.vocabulary = vocabulary
     weights = with_tokens.select("doc_id", "tokens", ORDER).mapInArrow(
         workers.weigh_documents(vocab_terms, idf, params.sublinear_tf, params.top_k),
         _struct(workers.WEIGHTS_SCHEMA),

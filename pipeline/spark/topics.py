@@ -142,7 +142,7 @@ def _fit_sample(state, folder: Path, results: Path) -> None:
     clean = state.frames["clean"]
     order_of = clean.select("doc_id", ORDER)
     documents = documents.join(order_of, "doc_id")
-    write_table(state.frames["vocabulary"], sample.table("vocabulary"), VOCABULARY)
+    write_table(state.vocabulary, sample.table("vocabulary"), VOCABULARY)
     write_table(
         _sample_table(state, doc_terms, ids, DOC_TERMS, [ORDER, "pos"]),
         sample.table("doc_terms"),
@@ -198,7 +198,7 @@ def _fit_mllib(state, results: Path) -> None:
             'params: lda.num_topics is "auto", which the mllib mode cannot sweep; '
             "set lda.num_topics or use spark.lda_mode=sample"
         )
-    vocabulary = state.frames["vocabulary"]
+    vocabulary = state.vocabulary
     n_terms = vocabulary.num_rows
     k = params.num_topics
 
