@@ -6,8 +6,6 @@ command line in a subprocess (a process holds one Spark context)."""
 from __future__ import annotations
 
 import dataclasses
-import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -178,25 +176,39 @@ def test_without_pyspark_the_engine_says_how_to_install(monkeypatch, caplog, tmp
     assert not any(tmp_path.iterdir())
 
 
-def test_a_cluster_of_separate_executors_gives_the_same_tables(
+def test_a_cluster_of_separate_executors_survives_a_lost_executor(
     spark_run: Path, tmp_path: Path, venv_env: dict[str, str]
 ) -> None:
     """local-cluster[2,1,1024]: two executor JVMs with their own Python workers, which import
-    the shipped package and read the shipped dictionaries; the same tables as local[2]."""
-    env = {**venv_env, "PYTHONPATH": str(ROOT)}
-    env.pop("SPARK_HOME", None)
+    the shipped package and read the shipped dictionaries. One executor is killed when the
+    segment stage starts; Spark runs its tasks again and the tables are those of local[2]."""
+    import psutil
+
     out = tmp_path / "cluster"
     command = [sys.executable, "-m", "pipeline", "run", "--engine", "spark"]
     command += ["--master", "local-cluster[2,1,1024]", "--raw", str(SAMPLE_RAW)]
     command += ["--out", str(out), "--until", "tfidf", "--params", str(ROOT / "params.yaml")]
     command += ["--set", "spark.partitions=3"]
-    done = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr[-3000:]
+    env = {**venv_env, "PYTHONPATH": str(ROOT)}
+    child = subprocess.Popen(command, env=env, cwd=tmp_path, stderr=subprocess.PIPE, text=True)
+    lines, killed = [], []
+    for line in child.stderr:
+        lines.append(line)
+        if "spark stage segment" in line and not killed:
+            executors = [
+                p
+                for p in psutil.Process(child.pid).children(recursive=True)
+                if "CoarseGrainedExecutorBackend" in " ".join(p.cmdline())
+            ]
+            assert len(executors) == 2, "two executor JVMs"
+            executors[0].kill()
+            killed.append(executors[0].pid)
+    assert child.wait() == 0, "".join(lines)[-3000:]
+    assert killed
+    assert "Lost executor" in "".join(lines) or "ExecutorLost" in "".join(lines)
     for name in TEXT_TABLES:
         assert_same_table(
             name,
             read_table(out / f"{name}.parquet", ALL[name]),
             read_table(spark_run / f"{name}.parquet", ALL[name]),
         )
-    shutil.rmtree(out)
-    assert os.environ.get("SPARK_HOME") == venv_env.get("SPARK_HOME")

@@ -50,7 +50,10 @@ def start_session(params: SparkParams, master: str | None = None, app: str = "zh
         return active
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
-    builder = SparkSession.builder.appName(app).master(master or params.master)
+    builder = SparkSession.builder.appName(app)
+    # Under spark-submit (which starts the gateway) its --master stands unless --master is given.
+    if master or not os.environ.get("PYSPARK_GATEWAY_PORT"):
+        builder = builder.master(master or params.master)
     for key, value in {**BASE_CONF, **params.conf}.items():
         builder = builder.config(key, value)
     if params.partitions:
