@@ -114,6 +114,30 @@ def test_sample_mode_with_every_document_fits_the_local_model(
     assert (spark_run / "report" / "index.html").is_file()
 
 
+def test_mllib_mode_models_every_document(spark, params: Params, tmp_path: Path) -> None:
+    """Spark MLlib's LDA on all counts: a mix for every document with terms, topics described
+    like the local engine's, a saved model that zhtopics infer uses."""
+    from pipeline import infer
+    from pipeline.spark import stages
+
+    settings = spark_params(params, lda_mode="mllib")
+    settings = dataclasses.replace(
+        settings, lda=dataclasses.replace(settings.lda, num_topics=3, passes=5)
+    )
+    out = tmp_path / "mllib"
+    stages.run(settings, str(SAMPLE_RAW), str(out), spark=spark, until="lda")
+    doc_terms = read_table(out / "doc_terms.parquet", ALL["doc_terms"])
+    mixes = read_table(out / "doc_topics.parquet", ALL["doc_topics"])
+    with_terms = list(dict.fromkeys(doc_terms.column("doc_id").to_pylist()))
+    assert mixes.column("doc_id").to_pylist()[::3] == with_terms
+    weights = mixes.column("weight").to_numpy().reshape(-1, 3)
+    np.testing.assert_allclose(weights.sum(axis=1), 1.0, atol=1e-9)
+    assert read_table(out / "topic_terms.parquet", ALL["topic_terms"]).num_rows == 3 * 20
+    assert read_json(out / "metrics" / "lda.json")["mode"] == "mllib"
+    new = infer.run(settings, SAMPLE_RAW, out / "models" / "lda", tmp_path / "new.parquet")
+    assert new.doc_topics.num_rows > 0
+
+
 def test_near_duplicates_resolve_in_document_order() -> None:
     # 1 ~ 2 ~ 3 but 3 is closer to 2; 2 joins 1, so 3 may only join 1 (2 is not canonical).
     pairs = [(1, "d1", 2, 0.9), (1, "d1", 3, 0.82), (2, "d2", 3, 0.95), (4, "d4", 5, 0.9),

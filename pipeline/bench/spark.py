@@ -28,6 +28,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=Path("../shared/corpora/bench"),
         help="a raw folder or one file, read in place (default: ../shared/corpora/bench)",
     )
+    parser.add_argument(
+        "--labels",
+        metavar="COLUMN",
+        help="instead of timing: on a labelled table (e.g. cnews-dev.tsv, column label), "
+        "compare the Spark runs' tables with the local engine's and the NMI of each document's "
+        "dominant topic against COLUMN (local, Spark sample mode, Spark mllib mode)",
+    )
+    parser.add_argument("-k", type=int, default=10, help="topics for --labels (default 10)")
+    parser.add_argument(
+        "--sample-docs", type=int, default=500, help="spark.lda_sample_docs for --labels"
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)  # one measured run (internal)
 
 
@@ -79,6 +90,8 @@ def _doubled(corpus: Path, folder: Path) -> Path:
 def run(args: argparse.Namespace) -> int:
     if args.child:
         return _child(args)
+    if args.labels:
+        return _quality(args)
     corpus = args.corpus
     with tempfile.TemporaryDirectory(prefix="zhtopics-bench-spark-") as tmp:
         tmp = Path(tmp)
@@ -112,3 +125,77 @@ def _size_mb(path: Path) -> float:
     if path.is_file():
         return path.stat().st_size / 1e6
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) / 1e6
+
+
+TEXT_TABLES = ("documents", "clean", "clean_audit", "tokens", "vocabulary", "doc_terms", "keywords")
+
+
+def _quality(args: argparse.Namespace) -> int:
+    """Parity of the text tables and NMI against the labels: local, Spark sample, Spark mllib."""
+    import numpy as np
+    import pyarrow as pa
+    from sklearn.metrics import normalized_mutual_info_score
+
+    from pipeline.io import read_table
+    from pipeline.schemas import ALL, DOC_TOPICS, DOCUMENTS
+
+    corpus = args.corpus
+    settings = ["ingest.unit=document", f"lda.num_topics={args.k}", *args.overrides]
+    runs = {
+        "local": [],
+        "spark sample": ["--engine", "spark", "--master", "local[2]",
+                         "--set", f"spark.lda_sample_docs={args.sample_docs}"],
+        "spark mllib": ["--engine", "spark", "--master", "local[2]",
+                        "--set", "spark.lda_mode=mllib"],
+    }  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="zhtopics-bench-spark-") as tmp:
+        tmp = Path(tmp)
+        raw = tmp / "raw"
+        raw.mkdir()
+        (raw / corpus.name).symlink_to(corpus.resolve())
+        scores, seconds = {}, {}
+        for name, extra in runs.items():
+            out = tmp / name.replace(" ", "-")
+            command = [sys.executable, "-m", "pipeline", "run", "-q", "--raw", str(raw)]
+            command += ["--out", str(out), "--until", "lda", "--params", str(args.params), *extra]
+            for item in settings:
+                command += ["--set", item]
+            started = time.perf_counter()
+            done = subprocess.run(command, capture_output=True, text=True, check=False)
+            seconds[name] = time.perf_counter() - started
+            if done.returncode:
+                raise RuntimeError(f"{name}: the run failed:\n{done.stderr[-3000:]}")
+            documents = read_table(out / "documents.parquet", DOCUMENTS)
+            label = dict(
+                zip(
+                    documents.column("doc_id").to_pylist(),
+                    documents.column(args.labels).to_pylist(),
+                    strict=True,
+                )
+            )
+            topics = read_table(out / "doc_topics.parquet", DOC_TOPICS)
+            k = int(max(topics.column("topic").to_pylist())) + 1
+            ids = topics.column("doc_id").to_pylist()[::k]
+            dominant = topics.column("weight").to_numpy().reshape(-1, k).argmax(axis=1)
+            scores[name] = normalized_mutual_info_score([label[d] for d in ids], dominant)
+        for name in ("spark sample", "spark mllib"):
+            different = []
+            for table in TEXT_TABLES:
+                a = read_table(tmp / "local" / f"{table}.parquet", ALL[table])
+                b = read_table(tmp / name.replace(" ", "-") / f"{table}.parquet", ALL[table])
+                same = a.column_names == b.column_names and a.num_rows == b.num_rows
+                for column in a.column_names if same else ():
+                    x, y = a.column(column), b.column(column)
+                    if pa.types.is_floating(x.type):
+                        same &= bool(np.allclose(x.to_numpy(), y.to_numpy(), rtol=0, atol=1e-12))
+                    else:
+                        same &= x.to_pylist() == y.to_pylist()
+                if not same:
+                    different.append(table)
+            print(f"{name}: text tables {different or 'identical to local'}")
+    print(f"corpus {corpus}, K = {args.k}, sample mode on {args.sample_docs} documents")
+    for name, value in scores.items():
+        print(f"{name:<13} NMI {value:.3f}  ({seconds[name]:.0f} s, start-up included)")
+    gap = abs(scores["spark sample"] - scores["local"])
+    print(f"sample mode vs local: NMI difference {gap:.3f} (goal: within 0.03)")
+    return 0

@@ -212,14 +212,17 @@ def _fit_mllib(state, results: Path) -> None:
         to_vector("term_ids", "counts").alias("features"),
         F.aggregate("counts", F.lit(0).cast("long"), lambda acc, c: acc + c).alias("n"),
     )
-    model = LDA(
-        k=k,
-        maxIter=params.passes,
-        seed=params.random_state,
-        optimizer="online",
-        docConcentration=[float(params.alpha)] * k if isinstance(params.alpha, float) else None,
-        topicConcentration=float(params.eta) if isinstance(params.eta, float) else None,
-    ).fit(data)
+    n_docs = data.count()
+    # Online variational Bayes sees a share of the documents per iteration: lda.chunksize
+    # documents (at least 5%), for lda.passes passes over the corpus.
+    share = min(1.0, max(0.05, params.chunksize / max(n_docs, 1)))
+    settings = {"k": k, "seed": params.random_state, "optimizer": "online"}
+    settings |= {"maxIter": int(np.ceil(params.passes / share)), "subsamplingRate": share}
+    if isinstance(params.alpha, float):
+        settings["docConcentration"] = [float(params.alpha)] * k
+    if isinstance(params.eta, float):
+        settings["topicConcentration"] = float(params.eta)
+    model = LDA(**settings).fit(data)
     topics = model.topicsMatrix().toArray().T  # K x terms, unnormalised
     phi = topics / topics.sum(axis=1, keepdims=True)
     alpha = np.asarray(model.estimatedDocConcentration().toArray(), dtype=np.float64)
@@ -265,7 +268,7 @@ def _fit_mllib(state, results: Path) -> None:
         {
             "mode": "mllib",
             "num_topics": k,
-            "num_documents": data.count(),
+            "num_documents": n_docs,
             "num_terms": n_terms,
             "log_perplexity": round(float(model.logPerplexity(data)), 6),
         },
