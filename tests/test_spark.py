@@ -112,6 +112,7 @@ def test_sample_mode_with_every_document_fits_the_local_model(
     assert agree >= 0.9
     assert (spark_run / "models" / "lda" / "topic_word.npy").is_file()
     assert (spark_run / "report" / "index.html").is_file()
+    assert (spark_run / "explorer.html").is_file()
 
 
 def test_mllib_mode_models_every_document(spark, params: Params, tmp_path: Path) -> None:

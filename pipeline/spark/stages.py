@@ -48,7 +48,7 @@ from pipeline.tfidf import TfidfError, _idf, choose_terms, df_bounds
 log = logging.getLogger(__name__)
 
 # The stages the Spark engine runs, in order (lda_sweep runs inside lda on the sample).
-SPARK_STAGES = ("ingest", "clean", "segment", "tfidf", "lda", "report")
+SPARK_STAGES = ("ingest", "clean", "segment", "tfidf", "lda", "report", "explorer")
 REPORT_DIMENSIONS = ("status", "encoding", "format")
 
 
@@ -521,16 +521,26 @@ def lda_stage(state: SparkRun, raw: str) -> None:
 
 def report_stage(state: SparkRun, raw: str) -> None:
     """The HTML report, from the written tables (a local output folder only)."""
+    _driver_stage(state, raw, "report")
+
+
+def explorer_stage(state: SparkRun, raw: str) -> None:
+    """The offline explorer page, from the written tables (a local output folder only)."""
+    _driver_stage(state, raw, "explorer")
+
+
+def _driver_stage(state: SparkRun, raw: str, name: str) -> None:
+    """A local stage that reads the written tables on the driver (``pipeline.io`` reads the
+    datasets; the report and the explorer bound what they read)."""
     if "://" in state.out and not state.out.startswith("file:"):
-        log.warning(
-            "report: skipped, %s is not a local folder; run zhtopics report on a copy", state.out
-        )
+        log.warning("%s: skipped, %s is not a local folder; run zhtopics %s on a copy",
+                    name, state.out, name)  # fmt: skip
         return
-    from pipeline import report
     from pipeline.io import Paths
+    from pipeline.runner import stage_main
 
     out = Path(state.out.removeprefix("file:"))
-    report.main(state.params, Paths.under(raw, out))
+    stage_main(name)(state.params, Paths.under(raw, out))
 
 
 STAGE_FUNCTIONS = {
@@ -540,4 +550,5 @@ STAGE_FUNCTIONS = {
     "tfidf": tfidf_stage,
     "lda": lda_stage,
     "report": report_stage,
+    "explorer": explorer_stage,
 }
