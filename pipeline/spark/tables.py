@@ -92,7 +92,18 @@ def _tidy(fs, folder, jvm_path) -> None:
         if name.startswith("part-") and name.endswith(".parquet"):
             number = int(name.split("-")[1])
             fs.rename(status.getPath(), jvm_path(folder, f"part-{number:05d}.parquet"))
-    for status in list(fs.listStatus(folder)):
+    # A checksummed file system (the local one) hides its .crc files from listings.
+    raw = fs.getRawFileSystem() if "ChecksumFileSystem" in _classes(fs) else fs
+    for status in list(raw.listStatus(folder)):
         name = status.getPath().getName()
         if not (name.startswith("part-") and name.endswith(".parquet")):
-            fs.delete(status.getPath(), False)
+            raw.delete(status.getPath(), False)
+
+
+def _classes(obj) -> str:
+    """The Java class of ``obj`` and its superclasses, by name."""
+    names, cls = [], obj.getClass()
+    while cls is not None:
+        names.append(cls.getName())
+        cls = cls.getSuperclass()
+    return " ".join(names)
