@@ -192,12 +192,12 @@ def test_spark_settings_are_checked() -> None:
     assert conf == {"spark.executor.cores": "2"}
 
 
-def test_without_pyspark_the_engine_says_how_to_install(monkeypatch, caplog, tmp_path) -> None:
+def test_without_pyspark_the_engine_says_how_to_install(monkeypatch, capfd, tmp_path) -> None:
     monkeypatch.setitem(sys.modules, "pyspark", None)  # import pyspark now fails
     argv = ["run", "--engine", "spark", "--raw", str(SAMPLE_RAW), "--out", str(tmp_path)]
     argv += ["--params", str(ROOT / "params.yaml")]
     assert cli.main(argv) == 2
-    assert INSTALL_HINT in caplog.text
+    assert INSTALL_HINT in capfd.readouterr().err
     assert not any(tmp_path.iterdir())
 
 
