@@ -207,8 +207,6 @@ def test_a_cluster_of_separate_executors_survives_a_lost_executor(
     """local-cluster[2,1,1024]: two executor JVMs with their own Python workers, which import
     the shipped package and read the shipped dictionaries. One executor is killed when the
     segment stage starts; Spark runs its tasks again and the tables are those of local[2]."""
-    import psutil
-
     out = tmp_path / "cluster"
     command = [sys.executable, "-m", "pipeline", "run", "--engine", "spark"]
     command += ["--master", "local-cluster[2,1,1024]", "--raw", str(SAMPLE_RAW)]
@@ -217,18 +215,19 @@ def test_a_cluster_of_separate_executors_survives_a_lost_executor(
     env = {**venv_env, "PYTHONPATH": str(ROOT)}
     child = subprocess.Popen(command, env=env, cwd=tmp_path, stderr=subprocess.PIPE, text=True)
     lines, killed = [], []
-    for line in child.stderr:
-        lines.append(line)
-        if "spark stage segment" in line and not killed:
-            executors = [
-                p
-                for p in psutil.Process(child.pid).children(recursive=True)
-                if "CoarseGrainedExecutorBackend" in " ".join(p.cmdline())
-            ]
-            assert len(executors) == 2, "two executor JVMs"
-            executors[0].kill()
-            killed.append(executors[0].pid)
-    assert child.wait() == 0, "".join(lines)[-3000:]
+    try:
+        for line in child.stderr:
+            lines.append(line)
+            if "spark stage segment" in line and not killed:
+                executors = _executors(child.pid)
+                assert len(executors) == 2, "two executor JVMs"
+                executors[0].kill()
+                killed.append(executors[0].pid)
+        assert child.wait() == 0, "".join(lines)[-3000:]
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
     assert killed
     assert "Lost executor" in "".join(lines) or "ExecutorLost" in "".join(lines)
     for name in TEXT_TABLES:
@@ -237,3 +236,17 @@ def test_a_cluster_of_separate_executors_survives_a_lost_executor(
             read_table(out / f"{name}.parquet", ALL[name]),
             read_table(spark_run / f"{name}.parquet", ALL[name]),
         )
+
+
+def _executors(pid: int) -> list:
+    """The executor JVMs below process ``pid``."""
+    import psutil
+
+    found = []
+    for process in psutil.Process(pid).children(recursive=True):
+        try:
+            if "CoarseGrainedExecutorBackend" in " ".join(process.cmdline()):
+                found.append(process)
+        except psutil.Error:  # gone, or a zombie, since the listing
+            continue
+    return found
