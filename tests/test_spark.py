@@ -164,6 +164,9 @@ def test_duplicates_and_near_duplicates_match_the_local_engine(
     texts += [base[0][:-6] + "修改一下", base[2][:-4] + "另外两字"]
     for i, text in enumerate(texts):
         (raw / f"{i:02d}.txt").write_text(text, "utf-8")
+    # A table with metadata columns (one only in its second row), and a duplicate row.
+    rows = [f"{base[1]}\t体育\t", f"{base[2]}\t财经\t新浪", f"{base[1]}\t体育\t"]
+    (raw / "table.tsv").write_text("text\tlabel\tsite\n" + "\n".join(rows) + "\n", "utf-8")
     settings = dataclasses.replace(
         params, ingest=dataclasses.replace(params.ingest, unit="document")
     )
@@ -174,10 +177,13 @@ def test_duplicates_and_near_duplicates_match_the_local_engine(
     stages.run(
         spark_params(settings), str(raw), str(tmp_path / "spark"), spark=spark, until="clean"
     )
-    ours = read_table(tmp_path / "spark" / "clean.parquet", ALL["clean"])
-    theirs = read_table(local.table("clean"), ALL["clean"])
-    assert_same_table("clean", ours, theirs)
-    statuses = theirs.column("status").to_pylist()
+    for name in ("documents", "clean", "clean_audit"):
+        ours = read_table(tmp_path / "spark" / f"{name}.parquet", ALL[name])
+        theirs = read_table(local.table(name), ALL[name])
+        assert_same_table(name, ours, theirs)
+    documents = read_table(tmp_path / "spark" / "documents.parquet", ALL["documents"])
+    assert documents.column_names[-2:] == ["label", "site"]
+    statuses = read_table(local.table("clean"), ALL["clean"]).column("status").to_pylist()
     assert "duplicate" in statuses and "near_duplicate" in statuses
 
 

@@ -153,12 +153,7 @@ def ingest_stage(state: SparkRun, raw: str) -> None:
     meta = _metadata_columns(docs)
     documents = docs.select(
         *DOCUMENTS.columns,
-        *[
-            F.try_element_at(F.filter("_meta", lambda m, n=name: m["key"] == F.lit(n)), F.lit(1))
-            .getField("value")
-            .alias(name)
-            for name in meta
-        ],
+        *[_metadata_value(name) for name in meta],
         ORDER,
     )
     write_dataset(documents, state.table("documents"), DOCUMENTS, [ORDER], state.parts)
@@ -175,6 +170,15 @@ def ingest_stage(state: SparkRun, raw: str) -> None:
         len(paths),
         state.table("documents"),
     )
+
+
+def _metadata_value(name: str):
+    """The column of metadata ``name``, from each row's (key, value) list (null if absent)."""
+    from pyspark.sql import functions as F
+
+    # A one-argument function: with two, Spark passes the element's index as the second.
+    matches = F.filter("_meta", lambda m: m.getField("key") == F.lit(name))
+    return F.try_element_at(matches, F.lit(1)).getField("value").alias(name)
 
 
 def _metadata_columns(docs) -> list[str]:
