@@ -246,13 +246,62 @@ def clean_stage(state: SparkRun, raw: str) -> None:
         F.coalesce(F.col("member_size"), F.col("size")).alias("cluster_size"),
         ORDER,
     )
-    final = state.persist("clean", final)
+    final = state.persist("clean", _spin(state, docs, cleaned, final))
     write_dataset(final, state.table("clean"), CLEAN, [ORDER], state.parts)
     audit = cleaned.select("doc_id", ORDER, F.posexplode("audit").alias("pos", "a")).select(
         "doc_id", "a.rule", "a.n_matches", "a.chars_removed", ORDER, "pos"
     )
     write_dataset(audit, state.table("clean_audit"), CLEAN_AUDIT, [ORDER, "pos"], state.parts)
     _ingest_report(state, docs, final)
+
+
+def _spin(state: SparkRun, docs, cleaned, final):
+    """``final`` with spin scores as the local clean sets them (``pipeline/text/spin.py``):
+    bigram document frequencies over the units (parent documents) by Spark aggregation, each
+    row's counts on the executors, the corpus' median and MAD of the rare-bigram share by
+    Spark's exact percentile, each unit's score and the flags by the local functions."""
+    from pyspark.sql import functions as F
+
+    from pipeline.text.spin import MIN_BIGRAMS, MIN_DOCUMENTS, MIN_UNITS, dictionary_bigrams
+
+    rows = (
+        final.join(docs.select(ORDER, F.col("parent_id").alias("unit")), ORDER)
+        .join(cleaned.select(ORDER, "swaps"), ORDER)
+        .withColumn("counted", F.col("status") == F.lit(KEPT))
+    )
+    rows = state.persist("spin_rows", rows)
+    codes = (
+        rows.filter("counted")
+        .select("unit", "text")
+        .mapInArrow(workers.spin_bigrams(), _struct(workers.UNIT_BIGRAMS))
+        .distinct()
+    )
+    frequent = codes.groupBy("code").count().filter(F.col("count") >= MIN_DOCUMENTS)
+    found = frequent.select("code").toArrow().column("code").to_numpy()
+    common = np.union1d(dictionary_bigrams(), found.astype(np.int64))
+    counts = rows.select("unit", "text", "swaps", "counted").mapInArrow(
+        workers.spin_counts(common), _struct(workers.UNIT_COUNTS)
+    )
+    names = workers.UNIT_COUNTS.names[1:]
+    totals = state.persist(
+        "spin_totals", counts.groupBy("unit").agg(*[F.sum(n).alias(n) for n in names])
+    )
+    enough = totals.filter(F.col("bigrams") >= MIN_BIGRAMS).select(
+        (F.col("rare") / F.col("bigrams")).alias("share")
+    )
+    spread = None
+    if enough.count() >= MIN_UNITS:
+        median = float(enough.agg(F.percentile("share", 0.5)).first()[0])
+        distance = F.abs(F.col("share") - F.lit(median))
+        spread = (median, float(enough.agg(F.percentile(distance, 0.5)).first()[0]))
+    scores = totals.mapInArrow(workers.spin_unit_scores(spread), _struct(workers.UNIT_SCORES))
+    scored = rows.join(scores, "unit", "left").select(
+        ORDER, "unit", F.coalesce("score", F.lit(0.0)).alias("score"), "status", "reason"
+    )
+    spun = scored.mapInArrow(
+        workers.apply_spin_scores(state.params.clean), _struct(workers.SPUN_SCHEMA)
+    )
+    return final.drop("status", "reason").join(spun, ORDER)
 
 
 def _struct(schema: pa.Schema):

@@ -106,6 +106,7 @@ CLEAN_SCHEMA = pa.schema(
         ("digest", pa.binary()),
         ("signature", pa.binary()),
         ("audit", AUDIT),
+        ("swaps", pa.int64()),
     ]
 )
 
@@ -113,7 +114,7 @@ CLEAN_SCHEMA = pa.schema(
 def clean_documents(params: Params, key: bytes):
     """mapInArrow function: documents rows -> cleaned rows with the text hash and MinHash
     signature of kept documents (``clean.prepare_batch``) and each document's audit rows."""
-    from pipeline.clean import prepare_batch
+    from pipeline.clean import prepare_batch, replacement_counts
     from pipeline.spark.session import local_params
     from pipeline.text.rules import load_rules
 
@@ -135,7 +136,7 @@ def clean_documents(params: Params, key: bytes):
                         if row >= 0:
                             signatures[i] = prepared.signatures[row].tobytes()
             audits: list[list[dict]] = [[] for _ in range(n)]
-            for entry in prepared.audit.to_pylist():
+            for entry in prepared.audit.to_pylist():  # (row, rule, n_matches, chars_removed)
                 audits[entry.pop("row")].append(entry)
             table = pa.table(
                 {
@@ -147,6 +148,7 @@ def clean_documents(params: Params, key: bytes):
                     "digest": pa.array(digests, pa.binary()),
                     "signature": pa.array(signatures, pa.binary()),
                     "audit": pa.array(audits, AUDIT),
+                    "swaps": pa.array(replacement_counts(prepared.audit, n), pa.int64()),
                 }
             )
             yield from _batches(table, CLEAN_SCHEMA)
@@ -204,6 +206,100 @@ def near_pairs(bands: int, rows: int, num_perm: int, threshold: float):
                 }
             ).filter(pa.array(near))
             yield from _batches(table, PAIRS_SCHEMA)
+
+    return run
+
+
+# --- spin scores (pipeline/text/spin.py) ---------------------------------------------------
+
+UNIT_BIGRAMS = pa.schema([("unit", pa.string()), ("code", pa.int64())])
+UNIT_COUNTS = pa.schema(
+    [("unit", pa.string()), ("swaps", pa.int64()), ("ideographs", pa.int64()),
+     ("bigrams", pa.int64()), ("rare", pa.int64())]
+)  # fmt: skip
+UNIT_SCORES = pa.schema([("unit", pa.string()), ("score", pa.float64())])
+
+
+def spin_bigrams():
+    """mapInArrow function: kept (unit, text) rows -> each row's distinct bigram codes."""
+    from pipeline.text.spin import bigram_codes
+
+    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for batch in batches:
+            units, codes = [], []
+            for unit, text in zip(
+                batch.column("unit").to_pylist(), batch.column("text").to_pylist(), strict=True
+            ):
+                unique = np.unique(bigram_codes(text))
+                units.extend([unit] * len(unique))
+                codes.append(unique)
+            code = np.concatenate(codes) if codes else np.zeros(0, np.int64)
+            yield from _batches(pa.table({"unit": units, "code": code}, UNIT_BIGRAMS), UNIT_BIGRAMS)
+
+    return run
+
+
+def spin_counts(common: np.ndarray):
+    """mapInArrow function: (unit, text, swaps, counted) rows -> the counts ``SpinScorer``
+    adds per row (zeros for rows not counted), against the corpus' common bigrams."""
+    from pipeline.text.spin import bigram_codes, ideograph_count, rare_bigrams
+
+    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for batch in batches:
+            counts = np.zeros((batch.num_rows, 4), np.int64)
+            rows = zip(
+                batch.column("text").to_pylist(),
+                batch.column("swaps").to_pylist(),
+                batch.column("counted").to_pylist(),
+                strict=True,
+            )
+            for i, (text, swaps, counted) in enumerate(rows):
+                if counted:
+                    codes = bigram_codes(text)
+                    counts[i] = (swaps, ideograph_count(text), codes.size,
+                                 rare_bigrams(codes, common))  # fmt: skip
+            table = pa.table(
+                {"unit": batch.column("unit"), **{f.name: counts[:, j] for j, f in
+                                                 enumerate(list(UNIT_COUNTS)[1:])}},
+                schema=UNIT_COUNTS,
+            )  # fmt: skip
+            yield from _batches(table, UNIT_COUNTS)
+
+    return run
+
+
+def spin_unit_scores(spread: tuple[float, float] | None):
+    """mapInArrow function: each unit's summed counts -> its spin score (``spin_scores`` with
+    the corpus' spread)."""
+    from pipeline.text.spin import spin_scores
+
+    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for batch in batches:
+            c = {name: batch.column(name).to_numpy() for name in UNIT_COUNTS.names[1:]}
+            scores = spin_scores(c["swaps"], c["ideographs"], c["rare"], c["bigrams"], spread)
+            table = pa.table({"unit": batch.column("unit"), "score": scores}, UNIT_SCORES)
+            yield from _batches(table, UNIT_SCORES)
+
+    return run
+
+
+SPUN_SCHEMA = pa.schema(
+    [(ORDER, pa.int64()), ("status", pa.string()), ("reason", pa.string()),
+     ("spin_score", pa.float64())]
+)  # fmt: skip
+
+
+def apply_spin_scores(params: CleanParams):
+    """mapInArrow function: rows with their unit's score -> status, reason and spin_score as
+    ``clean.apply_spin`` sets them."""
+    from pipeline.clean import apply_spin
+
+    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for batch in batches:
+            units = batch.column("unit").to_pylist()
+            scores = dict(zip(units, batch.column("score").to_pylist(), strict=True))
+            table = pa.Table.from_batches([batch]).select([ORDER, "status", "reason"])
+            yield from _batches(apply_spin(table, units, scores, params), SPUN_SCHEMA)
 
     return run
 
