@@ -40,6 +40,7 @@ BENCHES = {
     "pipeline": "pipeline.bench_pipeline",
     "quality": "pipeline.bench_quality",
     "segment": "pipeline.bench_segment",
+    "words": "pipeline.bench_words",
 }
 
 
@@ -104,6 +105,13 @@ def build_parser(benches: bool = True) -> argparse.ArgumentParser:
     p.add_argument("path", type=Path, help="a raw file or folder of new documents")
     p.add_argument("--out", type=Path, required=True, help="doc_topics parquet file to write")
     p.add_argument("--model", type=Path, default=defaults.models / "lda", help="saved model")
+    p = sub.add_parser(
+        "cut", help="segment standard input line by line with the project's tokenizer"
+    )
+    _common(p)
+    from pipeline import cut
+
+    cut.add_arguments(p)
     p = sub.add_parser("bench", help="benchmarks that print numbers side by side")
     bench = p.add_subparsers(dest="bench", required=True)
     for name in BENCHES if benches else ():
@@ -133,6 +141,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from pipeline import infer
 
             infer.run(params, args.path, args.model, args.out)
+        elif args.command == "cut":
+            from pipeline import cut
+
+            cut.main(params, args)
         elif args.command == "bench":
             return importlib.import_module(BENCHES[args.bench]).run(args)
         else:

@@ -146,6 +146,18 @@ class SegmentParams:
     # Megabytes the cache folder may hold. The file of the current settings is always kept;
     # files of other settings are deleted, least recently used first, to stay within this.
     cache_max_mb: int = 2048
+    # New-word discovery from the corpus (pipeline/text/new_words.py): ``off``; ``suggest``
+    # writes new_words.parquet and changes nothing; ``use`` also adds its accepted words to the
+    # tokenizer (the user dictionary still wins).
+    new_words: Literal["off", "suggest", "use"] = "suggest"
+    # What makes a string a word: occurrences, cohesion (the smallest PMI over its two-way
+    # cuts, nats), the entropy of its left and right neighbours (nats), and its longest length.
+    new_words_min_count: int = 5
+    new_words_min_cohesion: float = 6.0
+    new_words_min_entropy: float = 1.5
+    new_words_max_chars: int = 8
+    # The user's verdicts on single discoveries (TSV: word, keep|reject); null: none.
+    new_words_review: Path | None = Path("data/dict/new_words_review.tsv")
 
     def __post_init__(self) -> None:
         if self.pos is not None and not self.pos_tags:
@@ -166,6 +178,14 @@ class SegmentParams:
             _fail("segment.cache_dir", self.cache_dir, "null or a folder path")
         if self.cache_max_mb < 0:
             _fail("segment.cache_max_mb", self.cache_max_mb, "an integer >= 0 (megabytes)")
+        if self.new_words_min_count < 2:
+            _fail("segment.new_words_min_count", self.new_words_min_count, "an integer >= 2")
+        if self.new_words_min_cohesion < 0:
+            _fail("segment.new_words_min_cohesion", self.new_words_min_cohesion, "a number >= 0")
+        if self.new_words_min_entropy < 0:
+            _fail("segment.new_words_min_entropy", self.new_words_min_entropy, "a number >= 0")
+        if not 2 <= self.new_words_max_chars <= 16:
+            _fail("segment.new_words_max_chars", self.new_words_max_chars, "an integer in 2..16")
 
     @property
     def pos_tags(self) -> frozenset[str]:

@@ -163,6 +163,25 @@ TOKENS = TableSchema(
     ),
 )
 
+# new_words.parquet: strings the corpus uses as words that the tokenizer's dictionary lacks
+# (segment.new_words), accepted ones first by score; reason says why one is not accepted.
+NEW_WORDS = TableSchema(
+    "new_words",
+    pa.schema(
+        [
+            _s("word", pa.string()),
+            _s("frequency", pa.int64()),
+            _s("document_frequency", pa.int64()),
+            _s("cohesion", pa.float64()),
+            _s("left_entropy", pa.float64()),
+            _s("right_entropy", pa.float64()),
+            _s("score", pa.float64()),
+            _s("accepted", pa.bool_()),
+            _s("reason", pa.string()),
+        ]
+    ),
+)
+
 VOCABULARY = TableSchema(
     "vocabulary",
     pa.schema(
@@ -318,6 +337,7 @@ ALL = {
         CLEAN_AUDIT,
         INGEST_REPORT,
         TOKENS,
+        NEW_WORDS,
         VOCABULARY,
         DOC_TERMS,
         KEYWORDS,

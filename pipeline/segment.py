@@ -24,8 +24,9 @@ import pyarrow.compute as pc
 
 from pipeline.cache import TokenCache, key_function, resolve_cache_dir, trim_cache
 from pipeline.config import Params, SegmentParams
-from pipeline.io import Paths, TableWriter, iter_tables, row_spans, usable_cores
-from pipeline.schemas import CLEAN, KEPT, TOKENS, require_columns
+from pipeline.io import Paths, TableWriter, iter_tables, row_spans, usable_cores, write_table
+from pipeline.schemas import CLEAN, KEPT, NEW_WORDS, TOKENS, require_columns
+from pipeline.text.new_words import Checks, Thresholds, accepted_words, discover, read_review
 
 log = logging.getLogger(__name__)
 
@@ -253,13 +254,18 @@ class Lexicon:
         return _string_array(sorted(self.stopwords))
 
 
-def load_lexicon(params: SegmentParams, check: bool = True) -> Lexicon:
-    """A private tokenizer with the user dictionary, and the stopwords segmented by it.
+def load_lexicon(
+    params: SegmentParams, check: bool = True, new_words: Sequence[str] = ()
+) -> Lexicon:
+    """A private tokenizer with the discovered ``new_words`` and the user dictionary (added
+    last, so a user word's frequency and tag win), and the stopwords segmented by it.
 
     With ``check``, a warning lists the user words that the tokenizer does not keep whole.
     """
     backend = BACKENDS[params.backend]()
     words = read_userdict(params.userdict) if params.userdict is not None else []
+    for word in new_words:  # a frequency just high enough to keep each one whole
+        backend.add_word(word, None, None)
     for entry in words:
         backend.add_word(entry.word, entry.freq, entry.tag)
     if check:
@@ -286,13 +292,16 @@ def presegment(stopwords: Iterable[str], backend: Backend, hmm: bool) -> set[str
     return out
 
 
-def fingerprint(params: SegmentParams) -> bytes:
-    """What a document's tokens depend on besides its text: settings, dictionaries, code and
-    tokenizer versions. Part of every cache key."""
+def fingerprint(params: SegmentParams, new_words: Sequence[str] = ()) -> bytes:
+    """What a document's tokens depend on besides its text: settings, dictionaries, the new
+    words added to the tokenizer, code and tokenizer versions. Part of every cache key."""
     settings = asdict(params)
+    settings["new_words_added"] = hashlib.sha256("\n".join(new_words).encode("utf-8")).hexdigest()
     unrelated = ("workers", "start_method", "cache_dir", "cache_max_mb")
     for key in (*unrelated, "phrases_threshold", "phrases_min_count"):
         settings.pop(key)
+    for key in [k for k in settings if k.startswith("new_words") and k != "new_words_added"]:
+        settings.pop(key)  # what discovery finds is in new_words_added
     for key in ("userdict", "stopwords"):
         path = settings.pop(key)
         settings[key] = None if path is None else hashlib.sha256(path.read_bytes()).hexdigest()
@@ -690,16 +699,86 @@ def segment(docs: pa.Table, params: SegmentParams, lexicon: Lexicon) -> pa.Table
     return _tokens_table(docs.column("doc_id"), lists)
 
 
+# --------------------------------------------------------------------------- new words
+
+
+def discovery_thresholds(params: SegmentParams) -> Thresholds:
+    return Thresholds(
+        min_count=params.new_words_min_count,
+        min_cohesion=params.new_words_min_cohesion,
+        min_entropy=params.new_words_min_entropy,
+        max_chars=params.new_words_max_chars,
+    )
+
+
+def discovery_checks(params: SegmentParams, lexicon: Lexicon) -> Checks:
+    """What discovery asks the tokenizer (with the user dictionary, without new words)."""
+    backend = lexicon.backend
+    if isinstance(backend, RjiebaBackend):
+        known = backend._jieba.has_word
+    else:
+        freq = backend._tokenizer.FREQ
+
+        def known(word: str) -> bool:
+            return bool(freq.get(word))
+
+    users = read_userdict(params.userdict) if params.userdict is not None else []
+    review = read_review(params.new_words_review) if params.new_words_review is not None else {}
+    return Checks(
+        known=known,
+        cut=lambda word: backend.cut(word, False),
+        stopwords=lexicon.stopwords,
+        userwords=frozenset(u.word for u in users),
+        review=review,
+    )
+
+
+def find_new_words(clean: Path, params: SegmentParams, lexicon: Lexicon) -> pa.Table:
+    """The new-words table of the kept documents of clean.parquet (streamed once per level)."""
+
+    def batches() -> Iterator[pa.Array]:
+        for docs in iter_tables(clean, CLEAN, BATCH_ROWS, columns=["text", "status"]):
+            kept = pc.equal(docs.column("status"), KEPT)
+            yield docs.column("text").filter(kept).combine_chunks()
+
+    return discover(batches, discovery_thresholds(params), discovery_checks(params, lexicon))
+
+
+def write_new_words(clean: Path, out: Path, params: SegmentParams) -> list[str]:
+    """Write new_words.parquet (empty when segment.new_words is off) and return the words to
+    add to the tokenizer (the accepted ones with ``use``, else none)."""
+    if params.new_words == "off":
+        write_table(NEW_WORDS.schema.empty_table(), out, NEW_WORDS)
+        return []
+    started = time.perf_counter()
+    table = find_new_words(clean, params, load_lexicon(params, check=False))
+    write_table(table, out, NEW_WORDS)
+    words = accepted_words(table)
+    log.info(
+        "segment: %d new words accepted of %d listed -> %s (%s, %.1f s)",
+        len(words),
+        table.num_rows,
+        out,
+        "added to the tokenizer" if params.new_words == "use" else "not used",
+        time.perf_counter() - started,
+    )
+    return words if params.new_words == "use" else []
+
+
 # --------------------------------------------------------------------------- the stage run
 
 _WORKER: tuple[SegmentParams, Lexicon] | None = None
 
 
-def _init_worker(params: SegmentParams, lexicon: Lexicon | None) -> None:
+def _init_worker(
+    params: SegmentParams, lexicon: Lexicon | None, new_words: tuple[str, ...] = ()
+) -> None:
     """Runs once in each worker process: its own private tokenizer, inherited from the parent
     (fork) or loaded here (spawn, forkserver)."""
     global _WORKER
-    _WORKER = (params, lexicon if lexicon is not None else load_lexicon(params, check=False))
+    if lexicon is None:
+        lexicon = load_lexicon(params, check=False, new_words=new_words)
+    _WORKER = (params, lexicon)
     # Arrow's default allocator (mimalloc) returns freed pages to the system after 10 ms, and
     # each task then faults them in again; the system allocator keeps them for the next task
     # (about 5% less CPU in a worker, the same peak memory).
@@ -751,9 +830,12 @@ class Segmenter:
     cache holds: every path runs ``segment_utf8`` on the same texts.
     """
 
-    def __init__(self, params: SegmentParams, cache_dir: Path | None) -> None:
+    def __init__(
+        self, params: SegmentParams, cache_dir: Path | None, new_words: Sequence[str] = ()
+    ) -> None:
         self.params = params
-        settings = fingerprint(params)
+        self.new_words = tuple(new_words)
+        settings = fingerprint(params, self.new_words)
         self._key = key_function(settings)
         self.cache = TokenCache(cache_dir, settings) if cache_dir is not None else None
         self.workers = worker_count(params)
@@ -769,7 +851,9 @@ class Segmenter:
     @property
     def lexicon(self) -> Lexicon:
         if self._lexicon is None:
-            self._lexicon = load_lexicon(self.params, check=not self._checked)
+            self._lexicon = load_lexicon(
+                self.params, check=not self._checked, new_words=self.new_words
+            )
             self._checked = True
         return self._lexicon
 
@@ -846,7 +930,10 @@ class Segmenter:
             self._lexicon = None
             context = multiprocessing.get_context(self.params.start_method)
             self._pool = ProcessPoolExecutor(
-                self.workers, context, initializer=_init_worker, initargs=(self.params, inherited)
+                self.workers,
+                context,
+                initializer=_init_worker,
+                initargs=(self.params, inherited, self.new_words),
             )
             self.stats.workers_started = self.workers
             if not self._checked:
@@ -955,7 +1042,8 @@ def main(params: Params, paths: Paths) -> None:
     first = paths.processed / ".tokens.unphrased.parquet" if phrased else out
     total = 0
     clean = paths.table("clean")
-    segmenter = Segmenter(seg, resolve_cache_dir(seg.cache_dir))
+    added = write_new_words(clean, paths.table("new_words"), seg)
+    segmenter = Segmenter(seg, resolve_cache_dir(seg.cache_dir), added)
     with segmenter, TableWriter(first, TOKENS) as writer:
         if clean.is_file():  # compressed, so less than the text it holds
             segmenter.expect(clean.stat().st_size)
