@@ -25,11 +25,14 @@ from __future__ import annotations
 
 import logging
 import re
+import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 log = logging.getLogger(__name__)
 
@@ -100,49 +103,65 @@ class Candidates:
 @dataclass
 class _Batch:
     """A batch of texts as code points, with a 0 between texts, and for each position the
-    number of word characters from it to the end of its run (0 at a non-word character)."""
+    number of word characters from it to the end of its run (0 at a non-word character; at
+    most 255); ``starts``: where each text starts."""
 
     codes: np.ndarray  # uint32
-    run: np.ndarray  # int64
-    doc: np.ndarray  # int64: the text each position belongs to (batch-local)
+    run: np.ndarray  # uint8
+    starts: np.ndarray  # int64
+
+    def doc(self, positions: np.ndarray) -> np.ndarray:
+        """The (batch-local) text of each position."""
+        return np.searchsorted(self.starts, positions, side="right") - 1
+
+
+class _Spool:
+    """The texts as batches of code points, decoded once and kept in temporary files that
+    the passes over the corpus read back memory-mapped (the corpus is never held at once)."""
+
+    def __init__(self, texts: Callable[[], Iterable[pa.Array]]) -> None:
+        self._texts = texts
+        self._folder: tempfile.TemporaryDirectory | None = None
+        self.count = 0
+
+    def __enter__(self) -> _Spool:
+        self._folder = tempfile.TemporaryDirectory(prefix="zhtopics-new-words-")
+        folder = Path(self._folder.name)
+        for i, texts in enumerate(self._texts()):
+            batch = _batch(texts)
+            for name in ("codes", "run", "starts"):
+                np.save(folder / f"{i}.{name}.npy", getattr(batch, name))
+            self.count = i + 1
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._folder is not None:
+            self._folder.cleanup()
+            self._folder = None
+
+    def __iter__(self) -> Iterator[_Batch]:
+        assert self._folder is not None, "use the spool in a with block"
+        folder = Path(self._folder.name)
+        for i in range(self.count):
+            arrays = [
+                np.load(folder / f"{i}.{n}.npy", mmap_mode="r") for n in _Batch.__annotations__
+            ]
+            yield _Batch(*arrays)
 
 
 def decode_utf8(texts: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     """Code points of all texts end to end (uint32) and where each text starts in them."""
     if isinstance(texts, pa.ChunkedArray):
         texts = texts.combine_chunks()
-    if texts.type == pa.large_string():
-        texts = texts.cast(pa.string())
-    texts = texts.fill_null("")
+    texts = texts.cast(pa.string()).fill_null("")
     _, offsets_buffer, data_buffer = texts.buffers()
     offsets = np.frombuffer(offsets_buffer, np.int32)[texts.offset : texts.offset + len(texts) + 1]
-    offsets = offsets.astype(np.int64)
-    raw = np.frombuffer(data_buffer, np.uint8) if data_buffer is not None else np.zeros(0, np.uint8)
-    data = raw[offsets[0] : offsets[-1]]
-    offsets = offsets - offsets[0]
-    starts = np.flatnonzero((data & 0xC0) != 0x80)
-    b = np.zeros((4, len(starts)), np.uint32)
-    padded = np.concatenate([data, np.zeros(3, np.uint8)]).astype(np.uint32)
-    for k in range(4):
-        b[k] = padded[starts + k]
-    lead = b[0]
-    codes = np.where(
-        lead < 0x80,
-        lead,
-        np.where(
-            lead < 0xE0,
-            ((lead & 0x1F) << 6) | (b[1] & 0x3F),
-            np.where(
-                lead < 0xF0,
-                ((lead & 0x0F) << 12) | ((b[1] & 0x3F) << 6) | (b[2] & 0x3F),
-                ((lead & 0x07) << 18)
-                | ((b[1] & 0x3F) << 12)
-                | ((b[2] & 0x3F) << 6)
-                | (b[3] & 0x3F),
-            ),
-        ),
-    ).astype(np.uint32)
-    return codes, np.searchsorted(starts, offsets[:-1])
+    data = memoryview(data_buffer)[offsets[0] : offsets[-1]] if data_buffer is not None else b""
+    codes = np.frombuffer(str(data, "utf-8").encode("utf-32-le"), np.uint32)
+    lengths = np.asarray(pc.utf8_length(texts).to_numpy(zero_copy_only=False), np.int64)
+    starts = np.zeros(len(texts), np.int64)
+    np.cumsum(lengths[:-1], out=starts[1:])
+    return codes, starts
 
 
 def is_han(codes: np.ndarray) -> np.ndarray:
@@ -178,11 +197,8 @@ def _batch(texts: pa.Array) -> _Batch:
     index = np.arange(size, dtype=np.int64)
     next_break = np.where(_is_word_char(codes), size, index)
     next_break = np.minimum.accumulate(next_break[::-1])[::-1]
-    doc = np.zeros(size, np.int64)
-    if len(starts) > 1:
-        doc[starts[1:]] = 1
-    np.cumsum(doc, out=doc)
-    return _Batch(codes, next_break - index, doc)
+    run = np.minimum(next_break - index, 255).astype(np.uint8)
+    return _Batch(codes, run, starts)
 
 
 def _hashes(batch: _Batch, up_to: int) -> Iterator[np.ndarray]:
@@ -260,20 +276,17 @@ class _Frequent:
     chars: np.ndarray  # (count, n) uint32
 
 
-def _count_level(
-    batches: Callable[[], Iterable[pa.Array]], n: int, frequent: _Frequent | None
-) -> _Level:
+def _count_level(spool: _Spool, n: int, frequent: _Frequent | None) -> _Level:
     """One pass: the n-grams whose prefix or suffix is frequent (all of them for n = 1)."""
     bitset = _BitSet(frequent.keys) if frequent is not None else None
     parts: list[tuple[np.ndarray, ...]] = []
-    for texts in batches():
-        batch = _batch(texts)
+    for batch in spool:
         levels = list(_hashes(batch, n))
         keys = levels[-1]
         keep = batch.run[: len(keys)] >= n
         if bitset is not None:
-            prev = levels[-2]
-            keep &= bitset.test(prev[:-1]) | bitset.test(prev[1:])
+            known = bitset.test(levels[-2])
+            keep &= known[:-1] | known[1:]
         positions = np.flatnonzero(keep)
         unique, index, counts = np.unique(keys[positions], return_index=True, return_counts=True)
         at = positions[index]
@@ -321,8 +334,13 @@ def count_candidates(
     """Every string of 2 to max_chars characters with at least one Han character that passes the
     frequency, cohesion and entropy thresholds, with its statistics.
 
-    ``batches`` is called once per level and yields the texts as arrow string arrays.
+    ``batches`` yields the texts as arrow string arrays (it is read once).
     """
+    with _Spool(batches) as spool:
+        return _count_candidates(spool, thresholds)
+
+
+def _count_candidates(spool: _Spool, thresholds: Thresholds) -> Candidates:
     m = thresholds.min_count
     top = thresholds.max_chars
     base_inv = np.uint64(_BASE_INV)
@@ -333,7 +351,7 @@ def count_candidates(
     previous: _Frequent | None = None
     total = 0
     for n in range(1, top + 2):
-        level = _count_level(batches, n, previous)
+        level = _count_level(spool, n, previous)
         if n == 1:
             total = int(level.counts.sum())
         if n >= 3:  # the neighbours of the level before
@@ -511,9 +529,7 @@ def _mark_fragments(rows: list[dict], share: float) -> None:
                     inner["reason"] = "fragment"
 
 
-def document_frequency(
-    batches: Callable[[], Iterable[pa.Array]], words: list[str], max_chars: int
-) -> np.ndarray:
+def document_frequency(spool: _Spool, words: list[str], max_chars: int) -> np.ndarray:
     """In how many texts each word occurs (one more pass)."""
     if not words:
         return np.zeros(0, np.int64)
@@ -524,8 +540,7 @@ def document_frequency(
     sorted_keys = keys[order]
     bitset = _BitSet(keys)
     top = min(max_chars, int(lengths.max()))
-    for texts in batches():
-        batch = _batch(texts)
+    for batch in spool:
         for n, level in enumerate(_hashes(batch, top), 1):
             if n < 2 or not (lengths == n).any():
                 continue
@@ -536,7 +551,7 @@ def document_frequency(
             found = sorted_keys[at] == level[hits]
             word = order[at[found]]
             ok = lengths[word] == n
-            pairs = np.unique(np.stack([word[ok], batch.doc[hits[found][ok]]]), axis=1)
+            pairs = np.unique(np.stack([word[ok], batch.doc(hits[found][ok])]), axis=1)
             np.add.at(df, pairs[0], 1)
     return df
 
@@ -546,10 +561,11 @@ def discover(
 ) -> pa.Table:
     """The new-words table of a corpus: word, frequency, document frequency, cohesion,
     left_entropy, right_entropy, score, accepted, reason; accepted words first, by score."""
-    candidates = count_candidates(batches, thresholds)
-    rows = judge(candidates, thresholds, checks)
-    words = [r["word"] for r in rows]
-    df = document_frequency(batches, words, thresholds.max_chars)
+    with _Spool(batches) as spool:
+        candidates = _count_candidates(spool, thresholds)
+        rows = judge(candidates, thresholds, checks)
+        words = [r["word"] for r in rows]
+        df = document_frequency(spool, words, thresholds.max_chars)
     log.info(
         "new words: %d candidates, %d listed, %d accepted",
         len(candidates.words),
@@ -585,7 +601,6 @@ def read_review(path) -> dict[str, bool]:
     """The user's verdicts (TSV: word, keep|reject; # comments): word -> keep. A malformed line
     stops the run naming it; a word listed twice takes its last verdict."""
     import unicodedata
-    from pathlib import Path
 
     path = Path(path)
     try:
