@@ -26,6 +26,7 @@ from __future__ import annotations
 import logging
 import re
 import tempfile
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,7 +41,9 @@ log = logging.getLogger(__name__)
 _BASE = 0x9E3779B97F4A7C15
 _BASE_INV = pow(_BASE, -1, 1 << 64)
 _MIX = np.uint64(0xFF51AFD7ED558CCD)
-_BLOOM_BITS = 28  # a bit set of 2**28 bits (32 MB) for "was this (n-1)-gram frequent"
+_BLOOM_BITS = 28
+# Text bytes decoded and counted at a time (about 1.4 million Chinese characters).
+BATCH_BYTES = 4 << 20  # a bit set of 2**28 bits (32 MB) for "was this (n-1)-gram frequent"
 # Characters that may be part of a word: Han, ASCII and full-width letters and digits, and the
 # joiners + and # (互联网+, C#). A candidate holds at least one Han character and does not start
 # with a joiner; any other character (punctuation, space) ends a word.
@@ -127,11 +130,12 @@ class _Spool:
     def __enter__(self) -> _Spool:
         self._folder = tempfile.TemporaryDirectory(prefix="zhtopics-new-words-")
         folder = Path(self._folder.name)
-        for i, texts in enumerate(self._texts()):
-            batch = _batch(texts)
-            for name in ("codes", "run", "starts"):
-                np.save(folder / f"{i}.{name}.npy", getattr(batch, name))
-            self.count = i + 1
+        for texts in self._texts():
+            for piece in _pieces(texts, BATCH_BYTES):
+                batch = _batch(piece)
+                for name in ("codes", "run", "starts"):
+                    np.save(folder / f"{self.count}.{name}.npy", getattr(batch, name))
+                self.count += 1
         return self
 
     def __exit__(self, *exc) -> None:
@@ -147,6 +151,24 @@ class _Spool:
                 np.load(folder / f"{i}.{n}.npy", mmap_mode="r") for n in _Batch.__annotations__
             ]
             yield _Batch(*arrays)
+
+
+def _pieces(texts: pa.Array, size: int) -> Iterator[pa.Array]:
+    """Consecutive slices of ``texts`` of about ``size`` bytes of text each (one text at least):
+    the arrays of a pass are a few times the size of a piece."""
+    if isinstance(texts, pa.ChunkedArray):
+        texts = texts.combine_chunks()
+    texts = texts.cast(pa.string())
+    _, offsets_buffer, _ = texts.buffers()
+    if offsets_buffer is None or len(texts) == 0:
+        return
+    offsets = np.frombuffer(offsets_buffer, np.int32)[texts.offset : texts.offset + len(texts) + 1]
+    start = 0
+    while start < len(texts):
+        stop = int(np.searchsorted(offsets, offsets[start] + size, side="right")) - 1
+        stop = min(max(stop, start + 1), len(texts))
+        yield texts.slice(start, stop - start)
+        start = stop
 
 
 def decode_utf8(texts: pa.Array) -> tuple[np.ndarray, np.ndarray]:
@@ -274,21 +296,32 @@ class _Frequent:
     keys: np.ndarray
     counts: np.ndarray
     chars: np.ndarray  # (count, n) uint32
+    cohesion: np.ndarray | None = None  # float64 (n >= 2)
+    candidate: np.ndarray | None = None  # bool: may be a word (Han, cohesive): its neighbours
 
 
 def _count_level(spool: _Spool, n: int, frequent: _Frequent | None) -> _Level:
-    """One pass: the n-grams whose prefix or suffix is frequent (all of them for n = 1)."""
+    """One pass: the n-grams that may be frequent (prefix and suffix are) and those that are
+    neighbours of a candidate (prefix or suffix is one); all of them for n = 1."""
     bitset = _BitSet(frequent.keys) if frequent is not None else None
+    candidates = None
+    if frequent is not None and frequent.candidate is not None:
+        candidates = _BitSet(frequent.keys[frequent.candidate])
     parts: list[tuple[np.ndarray, ...]] = []
     for batch in spool:
-        levels = list(_hashes(batch, n))
+        levels = deque(_hashes(batch, n), maxlen=2)
         keys = levels[-1]
         keep = batch.run[: len(keys)] >= n
         if bitset is not None:
             known = bitset.test(levels[-2])
-            keep &= known[:-1] | known[1:]
+            wanted = known[:-1] & known[1:]
+            if candidates is not None:
+                near = candidates.test(levels[-2])
+                wanted |= near[:-1] | near[1:]
+            keep &= wanted
         positions = np.flatnonzero(keep)
         unique, index, counts = np.unique(keys[positions], return_index=True, return_counts=True)
+        counts = counts.astype(np.uint32)
         at = positions[index]
         parts.append((unique, counts, batch.codes[at], batch.codes[at + n - 1]))
     if not parts:
@@ -360,8 +393,13 @@ def _count_candidates(spool: _Spool, thresholds: Thresholds) -> Candidates:
                 power = np.uint64(pow(_BASE, n - 1, 1 << 64))
                 suffix = level.keys - (level.first.astype(np.uint64) + ones) * power
             prev = frequent[n - 1]
-            right[n - 1] = _entropy(prefix, level.counts, prev.keys, prev.counts)
-            left[n - 1] = _entropy(suffix, level.counts, prev.keys, prev.counts)
+            # Only a candidate's neighbours were all counted.
+            right[n - 1] = np.where(
+                prev.candidate, _entropy(prefix, level.counts, prev.keys, prev.counts), 0.0
+            )
+            left[n - 1] = np.where(
+                prev.candidate, _entropy(suffix, level.counts, prev.keys, prev.counts), 0.0
+            )
         if n > top:
             break
         keep = level.counts >= m
@@ -376,6 +414,13 @@ def _count_candidates(spool: _Spool, thresholds: Thresholds) -> Candidates:
             chars = np.hstack([previous.chars[at], level.last[keep][:, None]])
         previous = _Frequent(level.keys[keep], level.counts[keep], chars)
         frequent[n] = previous
+        if n >= 2:
+            previous.cohesion = _cohesion(frequent, n, total)
+            previous.candidate = (
+                is_han(chars).any(axis=1)
+                & ~np.isin(chars[:, 0], _JOINERS)
+                & (previous.cohesion >= thresholds.min_cohesion)
+            )
         log.debug("new words: %d frequent %d-grams of %d counted", keep.sum(), n, len(level.keys))
         if not keep.any():
             break
@@ -396,16 +441,9 @@ def _score(
             continue
         level = frequent[n]
         chars = level.chars
-        han = is_han(chars).any(axis=1) & ~np.isin(chars[:, 0], _JOINERS)
-        cohesion = np.full(len(level.keys), np.inf)
-        for k in range(1, n):
-            a = _lookup(frequent[k], _hash_rows(chars[:, :k]))
-            b = _lookup(frequent[n - k], _hash_rows(chars[:, k:]))
-            pmi = np.log(level.counts * float(total)) - np.log(a.astype(np.float64) * b)
-            cohesion = np.minimum(cohesion, pmi)
+        cohesion = level.cohesion
         ok = (
-            han
-            & (cohesion >= thresholds.min_cohesion)
+            level.candidate
             & (left[n] >= thresholds.min_entropy)
             & (right[n] >= thresholds.min_entropy)
         )
@@ -421,6 +459,19 @@ def _score(
         empty = np.zeros(0)
         return Candidates([], empty.astype(np.int64), empty, empty, empty, empty.astype(np.uint64))
     return Candidates(words, *(np.concatenate(c) for c in columns), total_chars=total)
+
+
+def _cohesion(frequent: dict[int, _Frequent], n: int, total: int) -> np.ndarray:
+    """The smallest PMI (nats) over the two-way cuts of each frequent n-gram."""
+    level = frequent[n]
+    chars = level.chars
+    cohesion = np.full(len(level.keys), np.inf)
+    joint = np.log(level.counts.astype(np.float64) * float(total))
+    for k in range(1, n):
+        a = _lookup(frequent[k], _hash_rows(chars[:, :k])).astype(np.float64)
+        b = _lookup(frequent[n - k], _hash_rows(chars[:, k:])).astype(np.float64)
+        cohesion = np.minimum(cohesion, joint - np.log(a * b))
+    return cohesion
 
 
 def _lookup(frequent: _Frequent, keys: np.ndarray) -> np.ndarray:
