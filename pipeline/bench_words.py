@@ -90,8 +90,9 @@ def read_lines(path: Path) -> list[str]:
 def discover_lines(lines: Sequence[str], seg) -> pa.Table:
     """The new-words table of some lines of text, each line a document (no user dictionary
     when ``seg.userdict`` is None)."""
-    from pipeline.segment import discovery_checks, discovery_thresholds, load_lexicon
+    from pipeline.segment import discovery_checks, discovery_thresholds
     from pipeline.text.new_words import discover
+    from pipeline.text.tokenizers import load_lexicon
 
     texts = pa.array(list(lines), pa.string())
 
@@ -133,7 +134,8 @@ def _discover_file(clean: str, params_file: str, out: str) -> None:
     from pipeline.config import load_params
     from pipeline.io import write_table
     from pipeline.schemas import NEW_WORDS
-    from pipeline.segment import find_new_words, load_lexicon
+    from pipeline.segment import find_new_words
+    from pipeline.text.tokenizers import load_lexicon
 
     seg = load_params(params_file).segment
     table = find_new_words(Path(clean), seg, load_lexicon(seg, check=False))

@@ -64,7 +64,7 @@ def cut_lines(
     lines: Iterable[str], params: SegmentParams, words: Iterable[str] = ()
 ) -> Iterator[str]:
     """Each line segmented by the project's tokenizer, tokens joined by single spaces."""
-    from pipeline.segment import load_lexicon
+    from pipeline.text.tokenizers import load_lexicon
 
     backend = load_lexicon(params, check=False, new_words=list(words)).backend
     for line in lines:
