@@ -150,10 +150,11 @@ class SegmentParams:
     # writes new_words.parquet and changes nothing; ``use`` also adds its accepted words to the
     # tokenizer (the user dictionary still wins).
     new_words: Literal["off", "suggest", "use"] = "suggest"
-    # What makes a string a word: occurrences, cohesion (the smallest PMI over its two-way
-    # cuts, nats), the entropy of its left and right neighbours (nats), and its longest length.
+    # What makes a string a word: occurrences, cohesion (the smallest normalised PMI over its
+    # two-way cuts, in [-1, 1]), the entropy of its left and right neighbours (nats), and its
+    # longest length.
     new_words_min_count: int = 5
-    new_words_min_cohesion: float = 6.0
+    new_words_min_cohesion: float = 0.7
     new_words_min_entropy: float = 1.5
     new_words_max_chars: int = 8
     # The user's verdicts on single discoveries (TSV: word, keep|reject); null: none.
@@ -180,8 +181,8 @@ class SegmentParams:
             _fail("segment.cache_max_mb", self.cache_max_mb, "an integer >= 0 (megabytes)")
         if self.new_words_min_count < 2:
             _fail("segment.new_words_min_count", self.new_words_min_count, "an integer >= 2")
-        if self.new_words_min_cohesion < 0:
-            _fail("segment.new_words_min_cohesion", self.new_words_min_cohesion, "a number >= 0")
+        if not 0 < self.new_words_min_cohesion <= 1:
+            _fail("segment.new_words_min_cohesion", self.new_words_min_cohesion, "in (0, 1]")
         if self.new_words_min_entropy < 0:
             _fail("segment.new_words_min_entropy", self.new_words_min_entropy, "a number >= 0")
         if not 2 <= self.new_words_max_chars <= 16:

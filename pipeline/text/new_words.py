@@ -5,9 +5,9 @@ The classic method (Sproat & Shih's mutual information, Feng et al.'s accessor v
 entropy form): a string of 2 to ``max_chars`` characters is a word when it
 
 - recurs: at least ``min_count`` occurrences;
-- holds together: its *cohesion*, the smallest pointwise mutual information over the ways of
-  cutting it in two, ``min_k ln(n(w) L / (n(w[:k]) n(w[k:])))`` (L: characters of the corpus),
-  is at least ``min_cohesion``;
+- holds together: its *cohesion*, the smallest normalised pointwise mutual information over
+  the ways of cutting it in two, ``min_k ln(p(w) / (p(w[:k]) p(w[k:]))) / -ln p(w)``, is at
+  least ``min_cohesion`` (1: the parts never occur apart; 0: they meet by chance);
 - is free at both edges: the entropy of the character before it (*left entropy*) and after it
   (*right entropy*) are both at least ``min_entropy`` (nats). The start or end of a text and
   punctuation count as a different neighbour each time.
@@ -48,6 +48,8 @@ BATCH_BYTES = 4 << 20  # a bit set of 2**28 bits (32 MB) for "was this (n-1)-gra
 # joiners + and # (互联网+, C#). A candidate holds at least one Han character and does not start
 # with a joiner; any other character (punctuation, space) ends a word.
 _JOINERS = (0x2B, 0x23, 0xFF0B, 0xFF03)
+# Grammatical particles: a string with one inside is a phrase (讲了话, 发展的道路).
+_PARTICLES = frozenset("的了着过地得之所吗呢吧啊")
 # Numbers, dates, counted units (2025年, 三个, 第一): filtered out of the tokens anyway.
 _NUMERIC = re.compile(
     r"[\d０-９.,%‰+\-/:~xX×*—]*[\d０-９][\d０-９.,%‰+\-/:~xX×*—]*[年月日号时分秒%]?"
@@ -62,7 +64,7 @@ class Thresholds:
     """What makes a string a word (see the module docstring)."""
 
     min_count: int = 5
-    min_cohesion: float = 6.0
+    min_cohesion: float = 0.7
     min_entropy: float = 1.5
     max_chars: int = 8
     # A compound (it starts or ends with a dictionary word of 2 or more characters, as in
@@ -471,7 +473,9 @@ def _cohesion(frequent: dict[int, _Frequent], n: int, total: int) -> np.ndarray:
         a = _lookup(frequent[k], _hash_rows(chars[:, :k])).astype(np.float64)
         b = _lookup(frequent[n - k], _hash_rows(chars[:, k:])).astype(np.float64)
         cohesion = np.minimum(cohesion, joint - np.log(a * b))
-    return cohesion
+    # Normalised by -ln p(w), the PMI of a string whose parts never occur apart: 1 for such a
+    # string, 0 for parts that meet by chance, whatever the size of the corpus.
+    return cohesion / (np.log(float(total)) - np.log(level.counts.astype(np.float64)))
 
 
 def _lookup(frequent: _Frequent, keys: np.ndarray) -> np.ndarray:
@@ -546,11 +550,16 @@ def _reason(word: str, checks: Checks) -> str:
     if _NUMERIC.fullmatch(word):
         return "numeric"
     tokens = [t for t in checks.cut(word) if t.strip()]
-    if tokens and (tokens[0] in checks.stopwords or tokens[-1] in checks.stopwords):
-        return "stopword"  # at an edge: 的发展, 发展了
-    if any(len(t) == 1 and t in checks.stopwords for t in tokens):
+    edges = [t for t in (tokens[:1] + tokens[-1:]) if not _is_joiner(t)]
+    if any(t in checks.stopwords for t in edges):
+        return "stopword"  # at an edge: 的发展, 发展了 (a joiner may end a word: 互联网+)
+    if any(t in _PARTICLES for t in tokens[1:-1]):
         return "stopword"  # a particle inside: 讲了话
     return ""
+
+
+def _is_joiner(token: str) -> bool:
+    return all(ord(c) in _JOINERS for c in token)
 
 
 def _is_compound(word: str, checks: Checks) -> bool:
