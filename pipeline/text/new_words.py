@@ -636,18 +636,23 @@ def discover(
 
 
 def new_words_table(rows: list[dict], df: np.ndarray) -> pa.Table:
-    return pa.table(
-        {
-            "word": pa.array([r["word"] for r in rows], pa.string()),
-            "frequency": pa.array([r["frequency"] for r in rows], pa.int64()),
-            "document_frequency": pa.array(np.asarray(df, np.int64), pa.int64()),
-            "cohesion": pa.array([r["cohesion"] for r in rows], pa.float64()),
-            "left_entropy": pa.array([r["left_entropy"] for r in rows], pa.float64()),
-            "right_entropy": pa.array([r["right_entropy"] for r in rows], pa.float64()),
-            "score": pa.array([r["score"] for r in rows], pa.float64()),
-            "accepted": pa.array([r["accepted"] for r in rows], pa.bool_()),
-            "reason": pa.array([r["reason"] for r in rows], pa.string()),
-        }
+    """The rows as a table of the declared new_words schema."""
+    from pipeline.schemas import NEW_WORDS
+
+    return NEW_WORDS.conform(
+        pa.table(
+            {
+                "word": pa.array([r["word"] for r in rows], pa.string()),
+                "frequency": pa.array([r["frequency"] for r in rows], pa.int64()),
+                "document_frequency": pa.array(np.asarray(df, np.int64), pa.int64()),
+                "cohesion": pa.array([r["cohesion"] for r in rows], pa.float64()),
+                "left_entropy": pa.array([r["left_entropy"] for r in rows], pa.float64()),
+                "right_entropy": pa.array([r["right_entropy"] for r in rows], pa.float64()),
+                "score": pa.array([r["score"] for r in rows], pa.float64()),
+                "accepted": pa.array([r["accepted"] for r in rows], pa.bool_()),
+                "reason": pa.array([r["reason"] for r in rows], pa.string()),
+            }
+        )
     )
 
 

@@ -236,8 +236,10 @@ def load_lexicon(
     """
     backend = BACKENDS[params.backend]()
     words = read_userdict(params.userdict) if params.userdict is not None else []
+    users = {e.word for e in words}
     for word in new_words:  # with the frequency jieba suggests: just enough to stay whole
-        backend.add_word(word, None, None)
+        if not _holds_any(word, users):  # a user word is never absorbed into a longer one
+            backend.add_word(word, None, None)
     for entry in words:
         backend.add_word(entry.word, entry.freq, entry.tag)
     if check:
@@ -245,6 +247,11 @@ def load_lexicon(
             params, [e.word for e in words if backend.cut(e.word, params.hmm) != [e.word]]
         )
     return Lexicon(backend, frozenset(presegment(load_stopwords(params), backend, params.hmm)))
+
+
+def _holds_any(word: str, words: set[str]) -> bool:
+    """Whether ``word`` is or contains one of ``words`` (of two or more characters)."""
+    return any(word[i:j] in words for i in range(len(word)) for j in range(i + 2, len(word) + 1))
 
 
 def warn_split_words(params: SegmentParams, split: list[str]) -> None:
