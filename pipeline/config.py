@@ -149,7 +149,7 @@ class SegmentParams:
     # New-word discovery from the corpus (pipeline/text/new_words.py): ``off``; ``suggest``
     # writes new_words.parquet and changes nothing; ``use`` also adds its accepted words to the
     # tokenizer (the user dictionary still wins).
-    new_words: Literal["off", "suggest", "use"] = "suggest"
+    new_words: Literal["off", "suggest", "use"] = "use"
     # What makes a string a word: occurrences, cohesion (the smallest normalised PMI over its
     # two-way cuts, in [-1, 1]), the entropy of its left and right neighbours (nats), and its
     # longest length.

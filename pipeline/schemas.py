@@ -164,7 +164,8 @@ TOKENS = TableSchema(
 )
 
 # new_words.parquet: strings the corpus uses as words that the tokenizer's dictionary lacks
-# (segment.new_words), accepted ones first by score; reason says why one is not accepted.
+# (segment.new_words), accepted ones first by score; reason says why one is not accepted
+# (fragment, stopword, compound, numeric, userdict, rejected; empty when accepted).
 NEW_WORDS = TableSchema(
     "new_words",
     pa.schema(
@@ -178,6 +179,13 @@ NEW_WORDS = TableSchema(
             _s("score", pa.float64()),
             _s("accepted", pa.bool_()),
             _s("reason", pa.string()),
+            # What the tokenizer makes of the word without it, space-separated.
+            _s("pieces", pa.string()),
+            # Its first occurrence in context, the word in 【】.
+            _s("example", pa.string()),
+            # Times it is a token of tokens.parquet (0 unless segment.new_words is use and
+            # the word is accepted, or the tokenizer finds it on its own).
+            _s("token_count", pa.int64()),
         ]
     ),
 )

@@ -178,6 +178,7 @@ def discovery_checks(params: SegmentParams, lexicon: Lexicon) -> Checks:
     return Checks(
         known=backend.has_word,
         cut=lambda word: backend.cut(word, False),
+        pieces=lambda word: backend.cut(word, params.hmm),
         stopwords=lexicon.stopwords,
         userwords=frozenset(u.word for u in users),
         review=review,
@@ -195,25 +196,37 @@ def find_new_words(clean: Path, params: SegmentParams, lexicon: Lexicon) -> pa.T
     return discover(batches, discovery_thresholds(params), discovery_checks(params, lexicon))
 
 
-def write_new_words(clean: Path, out: Path, params: SegmentParams) -> list[str]:
-    """Write new_words.parquet (empty when segment.new_words is off) and return the words to
-    add to the tokenizer: the accepted ones with ``use``, else none."""
+def new_words_of_run(clean: Path, params: SegmentParams) -> pa.Table:
+    """The new-words table of a run (empty when segment.new_words is off)."""
     if params.new_words == "off":
-        write_table(NEW_WORDS.schema.empty_table(), out, NEW_WORDS)
-        return []
+        return NEW_WORDS.schema.empty_table()
     started = time.perf_counter()
     table = find_new_words(clean, params, load_lexicon(params, check=False))
-    write_table(table, out, NEW_WORDS)
-    words = accepted_words(table)
     log.info(
-        "segment: %d new words accepted of %d listed -> %s (%s, %.1f s)",
-        len(words),
+        "segment: %d new words accepted of %d listed (%s, %.1f s)",
+        len(accepted_words(table)),
         table.num_rows,
-        out,
         "added to the tokenizer" if params.new_words == "use" else "not used",
         time.perf_counter() - started,
     )
-    return words if params.new_words == "use" else []
+    return table
+
+
+class _WordCounter:
+    """How often each word of a list is a token (of token lists seen batch by batch)."""
+
+    def __init__(self, words: list[str]) -> None:
+        self.words = pa.array(words, pa.string())
+        self.counts = np.zeros(len(words), np.int64)
+
+    def add(self, lists: pa.ListArray) -> None:
+        if len(self.words):
+            index = pc.index_in(lists.flatten(), value_set=self.words).drop_null()
+            self.counts += np.bincount(to_numpy(index), minlength=len(self.words))
+
+    def table(self, new_words: pa.Table) -> pa.Table:
+        column = new_words.schema.get_field_index("token_count")
+        return new_words.set_column(column, "token_count", pa.array(self.counts, pa.int64()))
 
 
 # --------------------------------------------------------------------------- the stage run
@@ -457,7 +470,9 @@ def main(params: Params, paths: Paths) -> None:
     first = paths.processed / ".tokens.unphrased.parquet" if phrased else out
     total = 0
     clean = paths.table("clean")
-    added = write_new_words(clean, paths.table("new_words"), seg)
+    new_words = new_words_of_run(clean, seg)
+    added = accepted_words(new_words) if seg.new_words == "use" else []
+    counter = _WordCounter(new_words.column("word").to_pylist())
     segmenter = Segmenter(seg, resolve_cache_dir(seg.cache_dir), added)
     with segmenter, TableWriter(first, TOKENS) as writer:
         if clean.is_file():  # compressed, so less than the text it holds
@@ -465,7 +480,9 @@ def main(params: Params, paths: Paths) -> None:
         for docs, lists in segmenter.run(iter_tables(clean, CLEAN, BATCH_ROWS)):
             table = _tokens_table(docs.column("doc_id"), lists)
             writer.write(table)
+            counter.add(lists)
             total += pc.sum(table.column("n_tokens")).as_py() or 0
+    write_table(counter.table(new_words), paths.table("new_words"), NEW_WORDS)
     stats = segmenter.stats
     if phrased:
         _write_phrased(first, out, seg)

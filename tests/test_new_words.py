@@ -310,7 +310,13 @@ def test_stage_use_suggest_off_and_the_review_file(tmp_path, params, monkeypatch
     suggest = _run(tmp_path / "suggest", params, new_words="suggest", cache_dir=cache)
     off = _run(tmp_path / "off", params, new_words="off", cache_dir=cache)
     assert suggest.table("tokens").read_bytes() == off.table("tokens").read_bytes()
-    assert read_table(suggest.table("new_words"), NEW_WORDS).equals(table_used)
+    table_suggested = read_table(suggest.table("new_words"), NEW_WORDS)
+    assert table_suggested.drop(["token_count"]).equals(table_used.drop(["token_count"]))
+    # token_count: how often each listed word is a token of tokens.parquet.
+    used_counts = dict(zip(columns["word"], table_used["token_count"].to_pylist(), strict=True))
+    assert all(used_counts[t] == tokens[t] for t in TERMS)
+    suggested = Counter(_tokens(suggest))
+    assert table_suggested["token_count"].to_pylist() == [suggested[w] for w in columns["word"]]
     assert read_table(off.table("new_words"), NEW_WORDS).num_rows == 0
     # jieba's HMM guesses some (放管服 between punctuation), most are cut into pieces.
     assert sum(t in TERMS for t in _tokens(off)) < sum(tokens[t] for t in TERMS) / 3

@@ -84,6 +84,7 @@ class Checks:
 
     known: Callable[[str], bool]
     cut: Callable[[str], list[str]]  # by the dictionary alone (no HMM)
+    pieces: Callable[[str], list[str]]  # what the tokenizer (with its HMM setting) makes of it
     stopwords: frozenset[str] = frozenset()
     userwords: frozenset[str] = frozenset()
     review: dict[str, bool] = field(default_factory=dict)
@@ -589,10 +590,14 @@ def _mark_fragments(rows: list[dict], share: float) -> None:
                     inner["reason"] = "fragment"
 
 
-def document_frequency(spool: _Spool, words: list[str], max_chars: int) -> np.ndarray:
-    """In how many texts each word occurs (one more pass)."""
+def document_frequency(
+    spool: _Spool, words: list[str], max_chars: int, context: int = 12
+) -> tuple[np.ndarray, list[str]]:
+    """In how many texts each word occurs, and its first occurrence with up to ``context``
+    characters of its text on either side (one more pass)."""
+    examples = [""] * len(words)
     if not words:
-        return np.zeros(0, np.int64)
+        return np.zeros(0, np.int64), examples
     keys = hash_words(words)
     lengths = np.array([len(w) for w in words])
     df = np.zeros(len(words), np.int64)
@@ -611,9 +616,27 @@ def document_frequency(spool: _Spool, words: list[str], max_chars: int) -> np.nd
             found = sorted_keys[at] == level[hits]
             word = order[at[found]]
             ok = lengths[word] == n
-            pairs = np.unique(np.stack([word[ok], batch.doc(hits[found][ok])]), axis=1)
+            word, where = word[ok], hits[found][ok]
+            pairs = np.unique(np.stack([word, batch.doc(where)]), axis=1)
             np.add.at(df, pairs[0], 1)
-    return df
+            firsts, index = np.unique(word, return_index=True)
+            for w, position in zip(firsts.tolist(), where[index].tolist(), strict=True):
+                if not examples[w]:
+                    examples[w] = _example(batch, position, n, context)
+    return df, examples
+
+
+def _example(batch: _Batch, position: int, n: int, context: int) -> str:
+    """The text around an occurrence, within its own text, the word in 【】."""
+    doc = int(batch.doc(np.array([position]))[0])
+    start = int(batch.starts[doc])
+    stop = int(batch.starts[doc + 1]) - 1 if doc + 1 < len(batch.starts) else len(batch.codes)
+    lo, hi = max(start, position - context), min(stop, position + n + context)
+    text = _strings(np.asarray(batch.codes[lo:hi])[None, :])[0]
+    cut = position - lo
+    left, word, right = text[:cut], text[cut : cut + n], text[cut + n :]
+    left, right = " ".join(left.split()), " ".join(right.split())
+    return f"{'…' if lo > start else ''}{left}【{word}】{right}{'…' if hi < stop else ''}"
 
 
 def discover(
@@ -625,7 +648,10 @@ def discover(
         candidates = _count_candidates(spool, thresholds)
         rows = judge(candidates, thresholds, checks)
         words = [r["word"] for r in rows]
-        df = document_frequency(spool, words, thresholds.max_chars)
+        df, examples = document_frequency(spool, words, thresholds.max_chars)
+    for row, example in zip(rows, examples, strict=True):
+        row["example"] = example
+        row["pieces"] = " ".join(t for t in checks.pieces(row["word"]) if t.strip())
     log.info(
         "new words: %d candidates, %d listed, %d accepted",
         len(candidates.words),
@@ -651,6 +677,9 @@ def new_words_table(rows: list[dict], df: np.ndarray) -> pa.Table:
                 "score": pa.array([r["score"] for r in rows], pa.float64()),
                 "accepted": pa.array([r["accepted"] for r in rows], pa.bool_()),
                 "reason": pa.array([r["reason"] for r in rows], pa.string()),
+                "pieces": pa.array([r["pieces"] for r in rows], pa.string()),
+                "example": pa.array([r["example"] for r in rows], pa.string()),
+                "token_count": pa.array([0] * len(rows), pa.int64()),
             }
         )
     )
