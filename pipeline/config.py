@@ -355,6 +355,8 @@ class ReportParams:
     heatmap_docs: int = 80
     # Representative documents listed per topic.
     docs_per_topic: int = 3
+    # Discovered words (new_words.parquet) listed, each with an example in context.
+    new_words: int = 20
     # Resolution of the pictures.
     dpi: int = 100
 
@@ -372,6 +374,8 @@ class ReportParams:
                 _fail(f"report.{key}", getattr(self, key), "an integer >= 1")
         if self.docs_per_topic < 0:
             _fail("report.docs_per_topic", self.docs_per_topic, "an integer >= 0")
+        if self.new_words < 0:
+            _fail("report.new_words", self.new_words, "an integer >= 0")
         if not 30 <= self.dpi <= 600:
             _fail("report.dpi", self.dpi, "an integer from 30 to 600")
 
