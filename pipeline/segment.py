@@ -22,7 +22,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.arrays import int32_array, list_array, running_offsets, string_array, to_numpy
+from pipeline.arrays import (
+    int32_array,
+    list_array,
+    running_offsets,
+    string_array,
+    to_arrow,
+    to_numpy,
+)
 from pipeline.config import Params, SegmentParams
 from pipeline.io import Paths, TableWriter, iter_tables, row_spans, usable_cores, write_table
 from pipeline.schemas import CLEAN, KEPT, NEW_WORDS, TOKENS, require_columns
@@ -190,7 +197,8 @@ def find_new_words(clean: Path, params: SegmentParams, lexicon: Lexicon) -> pa.T
 
     def batches() -> Iterator[pa.Array]:
         for docs in iter_tables(clean, CLEAN, BATCH_ROWS, columns=["text", "status"]):
-            kept = pc.equal(docs.column("status"), KEPT)
+            # is_in, not equal: a Python scalar would make arrow import pandas.
+            kept = pc.is_in(docs.column("status"), value_set=string_array([KEPT]))
             yield docs.column("text").filter(kept).combine_chunks()
 
     return discover(batches, discovery_thresholds(params), discovery_checks(params, lexicon))
@@ -216,7 +224,7 @@ class _WordCounter:
     """How often each word of a list is a token (of token lists seen batch by batch)."""
 
     def __init__(self, words: list[str]) -> None:
-        self.words = pa.array(words, pa.string())
+        self.words = string_array(words)
         self.counts = np.zeros(len(words), np.int64)
 
     def add(self, lists: pa.ListArray) -> None:
@@ -226,7 +234,7 @@ class _WordCounter:
 
     def table(self, new_words: pa.Table) -> pa.Table:
         column = new_words.schema.get_field_index("token_count")
-        return new_words.set_column(column, "token_count", pa.array(self.counts, pa.int64()))
+        return new_words.set_column(column, "token_count", to_arrow(self.counts))
 
 
 # --------------------------------------------------------------------------- the stage run

@@ -35,6 +35,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pipeline.arrays import string_array, to_arrow, to_numpy
+
 log = logging.getLogger(__name__)
 
 # An odd multiplier is invertible modulo 2**64: a hash minus its last character gives its prefix.
@@ -178,12 +180,12 @@ def decode_utf8(texts: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     """Code points of all texts end to end (uint32) and where each text starts in them."""
     if isinstance(texts, pa.ChunkedArray):
         texts = texts.combine_chunks()
-    texts = texts.cast(pa.string()).fill_null("")
+    texts = texts.cast(pa.string())  # a null (not in clean.parquet) reads as empty
     _, offsets_buffer, data_buffer = texts.buffers()
     offsets = np.frombuffer(offsets_buffer, np.int32)[texts.offset : texts.offset + len(texts) + 1]
     data = memoryview(data_buffer)[offsets[0] : offsets[-1]] if data_buffer is not None else b""
     codes = np.frombuffer(str(data, "utf-8").encode("utf-32-le"), np.uint32)
-    lengths = np.asarray(pc.utf8_length(texts).to_numpy(zero_copy_only=False), np.int64)
+    lengths = to_numpy(pc.utf8_length(texts)).astype(np.int64)
     starts = np.zeros(len(texts), np.int64)
     np.cumsum(lengths[:-1], out=starts[1:])
     return codes, starts
@@ -327,10 +329,10 @@ def _count_level(spool: _Spool, n: int, frequent: _Frequent | None) -> _Level:
         counts = counts.astype(np.uint32)
         at = positions[index]
         parts.append((unique, counts, batch.codes[at], batch.codes[at + n - 1]))
-    if not parts:
-        empty = np.zeros(0, np.uint64)
-        return _Level(n, empty, np.zeros(0, np.int64), empty.astype(np.uint32), empty)
-    keys = np.concatenate([p[0] for p in parts])
+    keys = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, np.uint64)
+    if not len(keys):
+        empty = np.zeros(0, np.uint32)
+        return _Level(n, keys, np.zeros(0, np.int64), empty, empty)
     counts = np.concatenate([p[1] for p in parts]).astype(np.int64)
     first = np.concatenate([p[2] for p in parts])
     last = np.concatenate([p[3] for p in parts])
@@ -665,21 +667,27 @@ def new_words_table(rows: list[dict], df: np.ndarray) -> pa.Table:
     """The rows as a table of the declared new_words schema."""
     from pipeline.schemas import NEW_WORDS
 
+    def numbers(key: str, dtype) -> pa.Array:
+        return to_arrow(np.array([r[key] for r in rows], dtype))
+
+    def strings(key: str) -> pa.Array:
+        return string_array([r[key] for r in rows])
+
     return NEW_WORDS.conform(
         pa.table(
             {
-                "word": pa.array([r["word"] for r in rows], pa.string()),
-                "frequency": pa.array([r["frequency"] for r in rows], pa.int64()),
-                "document_frequency": pa.array(np.asarray(df, np.int64), pa.int64()),
-                "cohesion": pa.array([r["cohesion"] for r in rows], pa.float64()),
-                "left_entropy": pa.array([r["left_entropy"] for r in rows], pa.float64()),
-                "right_entropy": pa.array([r["right_entropy"] for r in rows], pa.float64()),
-                "score": pa.array([r["score"] for r in rows], pa.float64()),
-                "accepted": pa.array([r["accepted"] for r in rows], pa.bool_()),
-                "reason": pa.array([r["reason"] for r in rows], pa.string()),
-                "pieces": pa.array([r["pieces"] for r in rows], pa.string()),
-                "example": pa.array([r["example"] for r in rows], pa.string()),
-                "token_count": pa.array([0] * len(rows), pa.int64()),
+                "word": strings("word"),
+                "frequency": numbers("frequency", np.int64),
+                "document_frequency": to_arrow(np.asarray(df, np.int64)),
+                "cohesion": numbers("cohesion", np.float64),
+                "left_entropy": numbers("left_entropy", np.float64),
+                "right_entropy": numbers("right_entropy", np.float64),
+                "score": numbers("score", np.float64),
+                "accepted": numbers("accepted", np.uint8).cast(pa.bool_()),
+                "reason": strings("reason"),
+                "pieces": strings("pieces"),
+                "example": strings("example"),
+                "token_count": to_arrow(np.zeros(len(rows), np.int64)),
             }
         )
     )
