@@ -11,7 +11,7 @@ import pyarrow as pa
 import pytest
 
 import pipeline.segment as segment_module
-from pipeline.bench_words import discover_lines, span_f1
+from pipeline.bench.words import discover_lines, span_f1
 from pipeline.config import ConfigError, params_from_dict
 from pipeline.cut import cut_lines
 from pipeline.io import Paths, read_table, write_table

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from pipeline.bench_common import run_measured
+from pipeline.bench.common import run_measured
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +144,7 @@ def _discover_file(clean: str, params_file: str, out: str) -> None:
 
 
 def _corpus(args: argparse.Namespace) -> None:
-    from pipeline.bench_segment import _megabytes, read_corpus
+    from pipeline.bench.segment import _megabytes, read_corpus
     from pipeline.io import write_table
     from pipeline.schemas import CLEAN
 
@@ -156,7 +156,7 @@ def _corpus(args: argparse.Namespace) -> None:
         del corpus
         out = Path(tmp) / "new_words.parquet"
         code = (
-            "import sys; from pipeline.bench_words import _discover_file; "
+            "import sys; from pipeline.bench.words import _discover_file; "
             "_discover_file(*sys.argv[1:])"
         )
         command = [sys.executable, "-c", code, str(clean), str(args.params.resolve()), str(out)]
