@@ -83,7 +83,7 @@ def build_parser(benches: bool = True) -> argparse.ArgumentParser:
     p = sub.add_parser(
         "cut", help="segment standard input line by line with the project's tokenizer"
     )
-    _common(p)
+    _add_settings_options(p)
     from pipeline import cut
 
     cut.add_arguments(p)

@@ -171,22 +171,22 @@ NEW_WORDS = TableSchema(
     "new_words",
     pa.schema(
         [
-            _s("word", pa.string()),
-            _s("frequency", pa.int64()),
-            _s("document_frequency", pa.int64()),
-            _s("cohesion", pa.float64()),
-            _s("left_entropy", pa.float64()),
-            _s("right_entropy", pa.float64()),
-            _s("score", pa.float64()),
-            _s("accepted", pa.bool_()),
-            _s("reason", pa.string()),
+            _field("word", pa.string()),
+            _field("frequency", pa.int64()),
+            _field("document_frequency", pa.int64()),
+            _field("cohesion", pa.float64()),
+            _field("left_entropy", pa.float64()),
+            _field("right_entropy", pa.float64()),
+            _field("score", pa.float64()),
+            _field("accepted", pa.bool_()),
+            _field("reason", pa.string()),
             # What the tokenizer makes of the word without it, space-separated.
-            _s("pieces", pa.string()),
+            _field("pieces", pa.string()),
             # Its first occurrence in context, the word in 【】.
-            _s("example", pa.string()),
+            _field("example", pa.string()),
             # Times it is a token of tokens.parquet (0 unless segment.new_words is use and
             # the word is accepted, or the tokenizer finds it on its own).
-            _s("token_count", pa.int64()),
+            _field("token_count", pa.int64()),
         ]
     ),
 )
