@@ -470,7 +470,9 @@ def _text_buffers(column: pa.ChunkedArray) -> tuple[memoryview, list[int]]:
     return memoryview(data if data is not None else b""), bounds.tolist()
 
 
-def main(params: Params, paths: Paths) -> None:
+def main(params: Params, paths: Paths, added_words: Sequence[str] | None = None) -> None:
+    """The stage. With ``added_words`` (``zhtopics infer``: the words the model's training run
+    added), those are added to the tokenizer instead of discovering new words here."""
     seg = params.segment
     out = paths.table("tokens")
     started = time.perf_counter()
@@ -478,8 +480,11 @@ def main(params: Params, paths: Paths) -> None:
     first = paths.processed / ".tokens.unphrased.parquet" if phrased else out
     total = 0
     clean = paths.table("clean")
-    new_words = new_words_of_run(clean, seg)
-    added = accepted_words(new_words) if seg.new_words == "use" else []
+    if added_words is not None:
+        new_words, added = NEW_WORDS.schema.empty_table(), list(added_words)
+    else:
+        new_words = new_words_of_run(clean, seg)
+        added = accepted_words(new_words) if seg.new_words == "use" else []
     counter = _WordCounter(new_words.column("word").to_pylist())
     segmenter = Segmenter(seg, resolve_cache_dir(seg.cache_dir), added)
     with segmenter, TableWriter(first, TOKENS) as writer:

@@ -377,3 +377,19 @@ def test_user_dictionary_wins_over_a_discovered_word(params, tmp_path):
 def test_bad_settings_name_the_key(key, value):
     with pytest.raises(ConfigError, match=f"segment.{key}"):
         params_from_dict({"segment": {key: value}})
+
+
+def test_infer_segments_with_the_words_of_the_training_run(tmp_path, params, sample_run):
+    """segment with a given word list (what infer passes: the words the model's training run
+    added, saved with the model) adds those and discovers nothing in the new documents."""
+    from pipeline.topics.model_store import load_model
+
+    assert load_model(sample_run.models / "lda").meta["settings"]["new_words"] == []
+    paths = Paths.under(tmp_path, tmp_path)
+    write_table(_clean_table(RAW[:30]), paths.table("clean"), CLEAN)
+    seg = dataclasses.replace(params.segment, workers=1, cache_dir=None)
+    seg_main(dataclasses.replace(params, segment=seg), paths, added_words=["放管服", "营改增"])
+    assert read_table(paths.table("new_words"), NEW_WORDS).num_rows == 0
+    tokens = Counter(_tokens(paths))
+    assert tokens["营改增"] == sum(line.count("营改增") for line in RAW[:29])
+    assert tokens["精准扶贫"] == 0  # not given, not discovered
