@@ -129,7 +129,7 @@ def msr_scores(folder: Path, seg) -> list[tuple[str, SpanScore, int]]:
 # --------------------------------------------------------------------------- corpus
 
 
-def _discover_file(clean: str, params_file: str, out: str) -> None:
+def _discover_file(clean: str, params_file: str, out: str, *overrides: str) -> None:
     """Runs in the measured process: discovery on a clean.parquet as the segment stage does."""
     from pipeline.config import load_params
     from pipeline.io import write_table
@@ -137,7 +137,7 @@ def _discover_file(clean: str, params_file: str, out: str) -> None:
     from pipeline.segment import find_new_words
     from pipeline.text.tokenizers import load_lexicon
 
-    seg = load_params(params_file).segment
+    seg = load_params(params_file, overrides).segment
     table = find_new_words(Path(clean), seg, load_lexicon(seg, check=False))
     write_table(table, Path(out), NEW_WORDS)
     print(json.dumps({"rows": table.num_rows, "accepted": sum(table["accepted"].to_pylist())}))
@@ -159,7 +159,8 @@ def _corpus(args: argparse.Namespace) -> None:
             "import sys; from pipeline.bench.words import _discover_file; "
             "_discover_file(*sys.argv[1:])"
         )
-        command = [sys.executable, "-c", code, str(clean), str(args.params.resolve()), str(out)]
+        params = str(args.params.resolve())
+        command = [sys.executable, "-c", code, str(clean), params, str(out), *args.overrides]
         measured = run_measured(command)
         found = json.loads(measured.stdout.strip().splitlines()[-1])
         from pipeline.io import read_table
