@@ -12,13 +12,21 @@ entropy form): a string of 2 to ``max_chars`` characters is a word when it
   (*right entropy*) are both at least ``min_entropy`` (nats). The start or end of a text and
   punctuation count as a different neighbour each time.
 
-Counting is level by level (2-grams, 3-grams, ... ``max_chars + 1``), one streamed pass over the
-texts per level. Every n-gram is a 64-bit polynomial hash of its characters computed in numpy
-from the texts' code points; an n-gram can only be frequent when its (n-1)-character prefix and
-suffix are, so a pass keeps only positions whose prefix or suffix was frequent at the level
-before (tested against a bit set), and counts them per batch with ``np.unique``. The (n+1)-grams
-kept give the neighbour counts of the n-grams. Nothing is held per character in Python objects;
-the largest arrays are a level's distinct n-grams. The result does not depend on batch sizes.
+Counting is level by level (1-grams, 2-grams, ... ``max_chars + 1``), one pass per level over
+the texts, decoded once into a spool of code points on disk and read back memory-mapped in
+batches of about BATCH_BYTES of text. Every n-gram is a 64-bit polynomial hash of its characters
+computed in numpy (two distinct strings of the same length share a hash with a probability of
+about 1e-5 among ten million; a string's prefix and suffix hashes follow from its own and its
+end characters). An n-gram can only be frequent when its (n-1)-character prefix and suffix are,
+and its neighbours only matter when its prefix or suffix is a cohesive candidate, so a pass
+counts only those positions (tested against bit sets) per batch with ``np.unique``; the
+(n+1)-grams counted give the neighbour counts of the n-grams. Nothing is held per character in
+Python objects; the largest arrays are a level's distinct n-grams. The result does not depend
+on batch sizes.
+
+Then ``judge`` applies what statistics cannot see (the dictionary, stopwords, fragments of
+longer words, compounds of dictionary words, the user dictionary, the user's review), and
+``document_frequency`` makes one more pass for document counts and an example of each word.
 """
 
 from __future__ import annotations
