@@ -6,6 +6,7 @@ streaming ``Segmenter`` (cache and worker pool), the cache key and ``main``."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import importlib.metadata
 import importlib.util
@@ -31,7 +32,15 @@ from pipeline.arrays import (
     to_numpy,
 )
 from pipeline.config import Params, SegmentParams
-from pipeline.io import Paths, TableWriter, iter_tables, row_spans, usable_cores, write_table
+from pipeline.io import (
+    Paths,
+    TableWriter,
+    iter_tables,
+    read_table,
+    row_spans,
+    usable_cores,
+    write_table,
+)
 from pipeline.schemas import CLEAN, KEPT, NEW_WORDS, TOKENS, require_columns
 from pipeline.text.new_words import Checks, Thresholds, accepted_words, discover, read_review
 from pipeline.text.segmentation import Utf8Texts, segment_utf8, segment_values
@@ -204,20 +213,76 @@ def find_new_words(clean: Path, params: SegmentParams, lexicon: Lexicon) -> pa.T
     return discover(batches, discovery_thresholds(params), discovery_checks(params, lexicon))
 
 
-def new_words_of_run(clean: Path, params: SegmentParams) -> pa.Table:
-    """The new-words table of a run (empty when segment.new_words is off)."""
+def new_words_of_run(clean: Path, params: SegmentParams, cache_dir: Path | None = None) -> pa.Table:
+    """The new-words table of a run (empty when segment.new_words is off).
+
+    With a ``cache_dir``, the table is kept there under a key of everything it depends on (the
+    kept texts, the discovery settings, the review file, the dictionaries and the code): a
+    re-run of segment on the same texts (another stopword list, say) does not discover again.
+    """
     if params.new_words == "off":
         return NEW_WORDS.schema.empty_table()
     started = time.perf_counter()
-    table = find_new_words(clean, params, load_lexicon(params, check=False))
+    cached = cache_dir / f"new_words-{_discovery_key(clean, params)}.parquet" if cache_dir else None
+    table = None
+    if cached is not None and cached.is_file():
+        try:
+            table = read_table(cached, NEW_WORDS)
+            cached.touch()  # recently used
+        except (OSError, ValueError, pa.ArrowException) as exc:
+            log.warning("segment: %s is unreadable (%s); discovering again", cached, exc)
+    source = "from the cache" if table is not None else "discovered"
+    if table is None:
+        table = find_new_words(clean, params, load_lexicon(params, check=False))
+        if cached is not None:
+            write_table(table, cached, NEW_WORDS)
+            _trim_discoveries(cached)
     log.info(
-        "segment: %d new words accepted of %d listed (%s, %.1f s)",
+        "segment: %d new words accepted of %d listed (%s, %s, %.1f s)",
         len(accepted_words(table)),
         table.num_rows,
+        source,
         "added to the tokenizer" if params.new_words == "use" else "not used",
         time.perf_counter() - started,
     )
     return table
+
+
+# Segment settings that only filter the tokens a segmentation makes.
+_TOKEN_FILTER_SETTINGS = ("allow_single_char", "keep_numbers", "keep_latin", "pos")
+# Discovery tables kept in the cache folder (the most recently used; each is small).
+DISCOVERIES_KEPT = 8
+
+
+def _discovery_key(clean: Path, params: SegmentParams) -> str:
+    """A hash of what discovery depends on: the kept texts, in order, and the settings."""
+    # The filters applied to the tokens after segmentation do not matter to discovery.
+    defaults = SegmentParams.__dataclass_fields__
+    unfiltered = dataclasses.replace(
+        params, **{k: defaults[k].default for k in _TOKEN_FILTER_SETTINGS}
+    )
+    digest = hashlib.blake2b(fingerprint(unfiltered), digest_size=20)
+    settings = {k: str(v) for k, v in asdict(params).items() if k.startswith("new_words_")}
+    settings.pop("new_words_review")
+    digest.update(json.dumps(settings, sort_keys=True).encode("utf-8"))
+    review = params.new_words_review
+    digest.update(review.read_bytes() if review is not None else b"\0no review")
+    digest.update(_module_source("pipeline.text.new_words"))
+    for docs in iter_tables(clean, CLEAN, BATCH_ROWS, columns=["text", "status"]):
+        kept = pc.is_in(docs.column("status"), value_set=string_array([KEPT]))
+        texts = docs.column("text").filter(kept)
+        if len(texts) == 0:
+            continue
+        data, bounds = _text_buffers(texts)
+        digest.update(np.diff(np.asarray(bounds, np.int64)).tobytes())
+        digest.update(data[bounds[0] : bounds[-1]] if bounds else b"")
+    return digest.hexdigest()
+
+
+def _trim_discoveries(keep: Path) -> None:
+    tables = sorted(keep.parent.glob("new_words-*.parquet"), key=lambda p: -p.stat().st_mtime)
+    for old in [p for p in tables if p != keep][DISCOVERIES_KEPT - 1 :]:
+        old.unlink(missing_ok=True)
 
 
 class _WordCounter:
@@ -483,7 +548,7 @@ def main(params: Params, paths: Paths, added_words: Sequence[str] | None = None)
     if added_words is not None:
         new_words, added = NEW_WORDS.schema.empty_table(), list(added_words)
     else:
-        new_words = new_words_of_run(clean, seg)
+        new_words = new_words_of_run(clean, seg, resolve_cache_dir(seg.cache_dir))
         added = accepted_words(new_words) if seg.new_words == "use" else []
     counter = _WordCounter(new_words.column("word").to_pylist())
     segmenter = Segmenter(seg, resolve_cache_dir(seg.cache_dir), added)

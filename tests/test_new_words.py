@@ -393,3 +393,28 @@ def test_infer_segments_with_the_words_of_the_training_run(tmp_path, params, sam
     tokens = Counter(_tokens(paths))
     assert tokens["营改增"] == sum(line.count("营改增") for line in RAW[:29])
     assert tokens["精准扶贫"] == 0  # not given, not discovered
+
+
+def test_a_rerun_on_the_same_texts_takes_the_discovery_from_the_cache(
+    tmp_path, params, monkeypatch
+):
+    cache = tmp_path / "cache"
+    calls = []
+    real = segment_module.find_new_words
+
+    def counting(*args):
+        calls.append(1)
+        return real(*args)
+
+    monkeypatch.setattr(segment_module, "find_new_words", counting)
+    first = _run(tmp_path / "a", params, cache_dir=str(cache))
+    # Another stopword setting re-runs segment, not discovery.
+    second = _run(tmp_path / "b", params, cache_dir=str(cache), keep_numbers=True)
+    assert len(calls) == 1
+    assert first.table("new_words").read_bytes() == second.table("new_words").read_bytes()
+    review = tmp_path / "review.tsv"
+    review.write_text("营改增\treject\n", encoding="utf-8")
+    _run(tmp_path / "c", params, cache_dir=str(cache), new_words_review=review)
+    _run(tmp_path / "d", params, cache_dir=str(cache), new_words_min_count=6)
+    assert len(calls) == 3
+    assert len(list(cache.glob("new_words-*.parquet"))) == 3
