@@ -222,12 +222,14 @@ def _new_words(page: _Page, results: Results, params: ReportParams) -> None:
         "(0 unless segment.new_words is use). Overrule a word in "
         "data/dict/new_words_review.tsv (keep or reject)."
     )
-    shown = accepted[: params.new_words]
+    # The accepted words; when there are none, the best candidates with why they were not.
+    shown = (accepted or rows)[: params.new_words]
     page.table(
-        ["word", "occurrences", "documents", "tokens", "without it", "example"],
+        ["word", "verdict", "occurrences", "documents", "tokens", "without it", "example"],
         [
             (
                 w["word"],
+                "accepted" if w["accepted"] else w["reason"],
                 w["frequency"],
                 w["document_frequency"],
                 w["token_count"],
@@ -236,7 +238,7 @@ def _new_words(page: _Page, results: Results, params: ReportParams) -> None:
             )
             for w in shown
         ],
-        numeric=[1, 2, 3],
+        numeric=[2, 3, 4],
     )
 
 

@@ -211,3 +211,8 @@ def test_new_words_section_lists_accepted_words_with_an_example(sample_run, tmp_
     assert "are 68 tokens" in section and "into 166 tokens" in section
     assert "要坚持【精准扶贫】，" in section and "深化【放管服】改革" not in section
     assert section.count("<tr>") == 2  # the header and report.new_words = 1 word
+    # No word accepted: the best candidates are listed with why they were not.
+    write_table(table.slice(2), paths.table("new_words"), NEW_WORDS)
+    section = _html(_build(paths))
+    section = section[section.index('id="new-words"') : section.index('id="keywords"')]
+    assert "0 accepted of 1 listed" in section and "<td>fragment</td>" in section
