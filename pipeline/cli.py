@@ -51,7 +51,7 @@ def build_parser(benches: bool = True) -> argparse.ArgumentParser:
         prog="zhtopics",
         description=(
             "Topic modelling of Chinese text: "
-            "ingest, clean, segment, tfidf, lda_sweep, lda, report, explorer."
+            "ingest, clean, segment, tfidf, lda_sweep, lda, robustness, report, explorer."
         ),
     )
     sub = parser.add_subparsers(dest="command", required=True)
@@ -88,6 +88,12 @@ def build_parser(benches: bool = True) -> argparse.ArgumentParser:
 
     cut.add_arguments(p)
     p = sub.add_parser(
+        "validate", help="human validation: word and topic intrusion tasks for coders, and scores"
+    )
+    from pipeline import validate
+
+    validate.add_arguments(p, _add_settings_options)
+    p = sub.add_parser(
         "bench", help="benchmarks: speed, memory and topic quality against plain scripts"
     )
     bench = p.add_subparsers(dest="bench", required=True)
@@ -122,6 +128,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from pipeline import cut
 
             cut.main(params, args)
+        elif args.command == "validate":
+            from pipeline import validate
+
+            return validate.run(args)
         elif args.command == "bench":
             return importlib.import_module(BENCHES[args.bench]).run(args)
         else:

@@ -38,6 +38,7 @@ OPTIONAL = (
     "representative_docs",
     "topic_prevalence",
     "new_words",
+    "robustness",
 )
 
 
@@ -61,6 +62,7 @@ class Results:
     representative_docs: pa.Table | None = None
     topic_prevalence: pa.Table | None = None
     new_words: pa.Table | None = None
+    robustness: pa.Table | None = None
     sweep_metrics: dict[str, Any] | None = None
     ingest_metrics: dict[str, Any] | None = None
     lda_vis: Path | None = None

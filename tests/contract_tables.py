@@ -20,6 +20,7 @@ OPTIONAL_TABLES = (
     "representative_docs",
     "topic_prevalence",
     "new_words",
+    "robustness",
 )
 OPTIONAL_FILES = ("lda_vis.html",)
 OPTIONAL_METRICS = ("sweep.json", "ingest.json")
