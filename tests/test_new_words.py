@@ -278,6 +278,7 @@ def _clean_table(lines: list[str]) -> pa.Table:
         reason=[None if s == "kept" else "short" for s in status],
         cluster_id=[None] * n,
         cluster_size=[None] * n,
+        spin_score=[0.0] * n,
     )
 
 
