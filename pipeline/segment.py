@@ -16,7 +16,7 @@ import multiprocessing
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +31,7 @@ from pipeline.arrays import (
     to_arrow,
     to_numpy,
 )
-from pipeline.config import Params, SegmentParams
+from pipeline.config import RUN_ONLY, Params, SegmentParams
 from pipeline.io import (
     Paths,
     TableWriter,
@@ -87,6 +87,7 @@ TOKEN_NEUTRAL_MODULES = (
     "pipeline.text.new_words",
     "pipeline.config",
     "pipeline.io",
+    "pipeline.precision",
     "pipeline.schemas",
     "pipeline.text.worker_pool",
 )
@@ -95,9 +96,8 @@ TOKEN_NEUTRAL_MODULES = (
 def fingerprint(params: SegmentParams, new_words: Sequence[str] = ()) -> bytes:
     """What a document's tokens depend on besides its text: settings, dictionaries, the new
     words added to the tokenizer, code and tokenizer versions. Part of every cache key."""
-    settings = asdict(params)
-    unrelated = ("workers", "start_method", "cache_dir", "cache_max_mb")
-    for key in (*unrelated, "phrases_threshold", "phrases_min_count"):
+    settings = {f.name: getattr(params, f.name) for f in fields(params) if f.name not in RUN_ONLY}
+    for key in ("phrases_threshold", "phrases_min_count"):
         settings.pop(key)
     # What discovery's settings and the review file do to tokens is the list of words added.
     for key in [k for k in settings if k.startswith("new_words")]:
@@ -262,7 +262,8 @@ def _discovery_key(clean: Path, params: SegmentParams) -> str:
         params, **{k: defaults[k].default for k in _TOKEN_FILTER_SETTINGS}
     )
     digest = hashlib.blake2b(fingerprint(unfiltered), digest_size=20)
-    settings = {k: str(v) for k, v in asdict(params).items() if k.startswith("new_words_")}
+    settings = {f.name: str(getattr(params, f.name)) for f in fields(params)}
+    settings = {k: v for k, v in settings.items() if k.startswith("new_words_")}
     settings.pop("new_words_review")
     digest.update(json.dumps(settings, sort_keys=True).encode("utf-8"))
     review = params.new_words_review
