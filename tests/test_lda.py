@@ -396,3 +396,22 @@ def test_top_terms_sort_by_score_then_id_like_a_full_sort():
     full = np.stack([np.lexsort((ids, -row)) for row in scores])
     for n in (1, 7, 30, 400, 999):
         np.testing.assert_array_equal(top_terms(scores, n), full[:, :n])
+
+
+def test_prevalence_by_month_puts_year_only_dates_apart_not_in_january(two_themes):
+    result = lda(*two_themes, PARAMS)
+    documents, _ = _meta(result.doc_ids)
+    n = documents.num_rows
+    precision = ["year" if i % 2 else "day" for i in range(n)]
+    documents = documents.append_column("date_precision", pa.array(precision, pa.string()))
+    params = LdaParams(**{**PARAMS.__dict__, "date_bucket": "month", "bootstrap": 20})
+    rows = topic_prevalence(result.doc_ids, result.fitted.theta, documents, params).to_pylist()
+    sizes = {r["group"]: r["n_docs"] for r in rows}
+    dated_year_only = sum(1 for i in range(n) if i % 5 and i % 2)
+    assert sizes["(year only)"] == dated_year_only
+    # Odd i are year-only and are the only ones dated 2021: no 2021 month is left.
+    assert not any(g.startswith("2021-") for g in sizes)
+    params = LdaParams(**{**PARAMS.__dict__, "date_bucket": "quarter", "bootstrap": 20})
+    rows = topic_prevalence(result.doc_ids, result.fitted.theta, documents, params).to_pylist()
+    assert {r["column"] for r in rows} == {"quarter", "source"}
+    assert "2020-Q1" in {r["group"] for r in rows}
