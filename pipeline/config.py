@@ -252,6 +252,19 @@ class SegmentParams(_Section):
     # Megabytes the cache folder may hold. The file of the current settings is always kept;
     # files of other settings are deleted, least recently used first, to stay within this.
     cache_max_mb: int = 2048
+    # New-word discovery from the corpus (pipeline/text/new_words.py): ``off``; ``suggest``
+    # writes new_words.parquet and changes nothing; ``use`` also adds its accepted words to the
+    # tokenizer (the user dictionary still wins).
+    new_words: Literal["off", "suggest", "use"] = "use"
+    # What makes a string a word: occurrences, cohesion (the smallest normalised PMI over its
+    # two-way cuts, in [-1, 1]), the entropy of its left and right neighbours (nats), and its
+    # longest length.
+    new_words_min_count: int = 5
+    new_words_min_cohesion: float = 0.7
+    new_words_min_entropy: float = 1.5
+    new_words_max_chars: int = 8
+    # The user's verdicts on single discoveries (TSV: word, keep|reject); null: none.
+    new_words_review: Path | None = Path("data/dict/new_words_review.tsv")
 
     def __post_init__(self) -> None:
         if self.pos is not None and not self.pos_tags:
@@ -272,6 +285,14 @@ class SegmentParams(_Section):
             _fail("segment.cache_dir", self.cache_dir, "null or a folder path")
         if self.cache_max_mb < 0:
             _fail("segment.cache_max_mb", self.cache_max_mb, "an integer >= 0 (megabytes)")
+        if self.new_words_min_count < 2:
+            _fail("segment.new_words_min_count", self.new_words_min_count, "an integer >= 2")
+        if not 0 < self.new_words_min_cohesion <= 1:
+            _fail("segment.new_words_min_cohesion", self.new_words_min_cohesion, "in (0, 1]")
+        if self.new_words_min_entropy < 0:
+            _fail("segment.new_words_min_entropy", self.new_words_min_entropy, "a number >= 0")
+        if not 2 <= self.new_words_max_chars <= 16:
+            _fail("segment.new_words_max_chars", self.new_words_max_chars, "an integer in 2..16")
 
     @property
     def pos_tags(self) -> frozenset[str]:
@@ -503,6 +524,8 @@ class ReportParams(_Section):
     heatmap_docs: int = 80
     # Representative documents listed per topic.
     docs_per_topic: int = 3
+    # Discovered words (new_words.parquet) listed, each with an example in context.
+    new_words: int = 20
     # Resolution of the pictures.
     dpi: int = 100
 
@@ -520,6 +543,8 @@ class ReportParams(_Section):
                 _fail(f"report.{key}", getattr(self, key), "an integer >= 1")
         if self.docs_per_topic < 0:
             _fail("report.docs_per_topic", self.docs_per_topic, "an integer >= 0")
+        if self.new_words < 0:
+            _fail("report.new_words", self.new_words, "an integer >= 0")
         if not 30 <= self.dpi <= 600:
             _fail("report.dpi", self.dpi, "an integer from 30 to 600")
 

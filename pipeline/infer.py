@@ -111,7 +111,15 @@ def run(params: Params, source: Path, model_dir: Path, out: Path) -> InferResult
             raw.mkdir()
             (raw / source.name).symlink_to(source.resolve())
         paths = Paths.under(raw, tmp / "out")
-        run_stages(params, paths, until="segment")
+        words = (model.meta.get("settings") or {}).get("new_words")
+        if params.segment.new_words == "use" and words is not None:
+            # The words discovered in the training corpus, not in these few documents.
+            from pipeline import segment
+
+            run_stages(params, paths, until="clean")
+            segment.main(params, paths, added_words=words)
+        else:
+            run_stages(params, paths, until="segment")
         result = infer(
             read_table(paths.table("tokens"), TOKENS),
             model,

@@ -20,6 +20,7 @@ from pipeline.io import (
     Paths,
     iter_tables,
     read_json,
+    read_optional,
     read_table,
     release_arrow_memory,
     write_json,
@@ -30,6 +31,7 @@ from pipeline.schemas import (
     DOC_TERMS,
     DOC_TOPICS,
     DOCUMENTS,
+    NEW_WORDS,
     REPRESENTATIVE_DOCS,
     TOKENS,
     TOPIC_PREVALENCE,
@@ -188,6 +190,15 @@ def _read_columns(
     return out
 
 
+def _added_words(paths: Paths, params: Params) -> list[str]:
+    """The discovered words segment added to the tokenizer (segment.new_words = use), saved
+    with the model so that ``zhtopics infer`` segments new documents with the same words."""
+    table = read_optional(paths.table("new_words"), NEW_WORDS)
+    if params.segment.new_words != "use" or table is None:
+        return []
+    return table.filter(table.column("accepted")).column("word").to_pylist()
+
+
 def main(params: Params, paths: Paths) -> None:
     vocabulary = read_table(paths.table("vocabulary"), VOCABULARY)
     # doc_terms and tokens are streamed: memory holds the model's data, not the tables.
@@ -227,7 +238,9 @@ def main(params: Params, paths: Paths) -> None:
         ldavis.render(result.fitted.phi, theta, result.counts, result.terms, result.topics),
         paths.processed / "lda_vis.html",
     )
-    save_model(result.fitted, result.terms, paths.models / "lda", settings_snapshot(params))
+    settings = settings_snapshot(params)
+    settings["new_words"] = _added_words(paths, params)
+    save_model(result.fitted, result.terms, paths.models / "lda", settings)
     write_json(result.metrics, paths.metrics / "lda.json")
     for row in result.topics.to_pylist():
         log.info(

@@ -119,6 +119,7 @@ def _fmt(value) -> str:
 
 SECTIONS = (
     ("corpus", "Corpus"),
+    ("new-words", "New words"),
     ("keywords", "Keywords"),
     ("topics", "Topics"),
     ("prevalence", "Prevalence"),
@@ -137,6 +138,7 @@ def report(results: Results, params: ReportParams) -> dict[str, bytes]:
     page = _Page(dpi=params.dpi)
     builders: dict[str, Callable[[_Page, Results, ReportParams], None]] = {
         "corpus": _corpus,
+        "new-words": _new_words,
         "keywords": _keywords,
         "topics": _topics,
         "prevalence": _prevalence,
@@ -199,6 +201,54 @@ def _corpus(page: _Page, results: Results, params: ReportParams) -> None:
         )
     else:
         page.note("No cleaning audit (clean_audit.parquet) in this run.")
+
+
+def _new_words(page: _Page, results: Results, params: ReportParams) -> None:
+    table = results.new_words
+    if table is None:
+        page.note("No new-word discovery (new_words.parquet) in this run.")
+        return
+    if table.num_rows == 0:
+        page.note("New-word discovery is off (segment.new_words), or found no candidate.")
+        return
+    rows = table.to_pylist()
+    accepted = [w for w in rows if w["accepted"]]
+    whole = sum(w["token_count"] for w in accepted)
+    cut = [w for w in accepted if len(w["pieces"].split()) > 1]
+    split = sum(w["token_count"] for w in cut)
+    pieces = sum(w["token_count"] * len(w["pieces"].split()) for w in cut)
+    reasons: dict[str, int] = {}
+    for w in rows:
+        if not w["accepted"]:
+            reasons[w["reason"]] = reasons.get(w["reason"], 0) + 1
+    rejected = ", ".join(f"{n} {reason}" for reason, n in sorted(reasons.items()))
+    page.text(
+        f"Strings the corpus uses as words that the tokenizer's dictionary lacks: "
+        f"{len(accepted)} accepted of {table.num_rows} listed"
+        + (f" (not accepted: {rejected})" if rejected else "")
+        + f". Accepted words are {whole:,} tokens of the corpus; {split:,} of them are "
+        f"occurrences the tokenizer alone would cut into {pieces:,} tokens "
+        "(0 unless segment.new_words is use). Overrule a word in "
+        "data/dict/new_words_review.tsv (keep or reject)."
+    )
+    # The accepted words; when there are none, the best candidates with why they were not.
+    shown = (accepted or rows)[: params.new_words]
+    page.table(
+        ["word", "verdict", "occurrences", "documents", "tokens", "without it", "example"],
+        [
+            (
+                w["word"],
+                "accepted" if w["accepted"] else w["reason"],
+                w["frequency"],
+                w["document_frequency"],
+                w["token_count"],
+                w["pieces"],
+                w["example"],
+            )
+            for w in shown
+        ],
+        numeric=[2, 3, 4],
+    )
 
 
 def _keywords(page: _Page, results: Results, params: ReportParams) -> None:

@@ -173,6 +173,33 @@ TOKENS = TableSchema(
     ),
 )
 
+# new_words.parquet: strings the corpus uses as words that the tokenizer's dictionary lacks
+# (segment.new_words), accepted ones first by score; reason says why one is not accepted
+# (fragment, stopword, compound, numeric, userdict, rejected; empty when accepted).
+NEW_WORDS = TableSchema(
+    "new_words",
+    pa.schema(
+        [
+            _field("word", pa.string()),
+            _field("frequency", pa.int64()),
+            _field("document_frequency", pa.int64()),
+            _field("cohesion", pa.float64()),
+            _field("left_entropy", pa.float64()),
+            _field("right_entropy", pa.float64()),
+            _field("score", pa.float64()),
+            _field("accepted", pa.bool_()),
+            _field("reason", pa.string()),
+            # What the tokenizer makes of the word without it, space-separated.
+            _field("pieces", pa.string()),
+            # Its first occurrence in context, the word in 【】.
+            _field("example", pa.string()),
+            # Times it is a token of tokens.parquet (0 unless segment.new_words is use and
+            # the word is accepted, or the tokenizer finds it on its own).
+            _field("token_count", pa.int64()),
+        ]
+    ),
+)
+
 VOCABULARY = TableSchema(
     "vocabulary",
     pa.schema(
@@ -453,6 +480,7 @@ ALL = {
         CLEAN_AUDIT,
         INGEST_REPORT,
         TOKENS,
+        NEW_WORDS,
         VOCABULARY,
         DOC_TERMS,
         KEYWORDS,

@@ -90,7 +90,13 @@ def test_optional_tables_are_drawn_when_present(plain, sample_run):
 
 def test_absent_tables_get_a_note_instead_of_a_picture(bare):
     page = _html(bare)
-    for table in ("ingest_report", "clean_audit", "topic_prevalence", "representative_docs"):
+    for table in (
+        "ingest_report",
+        "clean_audit",
+        "topic_prevalence",
+        "representative_docs",
+        "new_words",
+    ):
         assert f"({table}.parquet) in this run" in page
     for table in ("topic_trends", "topic_kwic"):
         assert f"({table}.parquet) in this run" in page
@@ -190,3 +196,49 @@ def test_the_command_needs_the_lda_tables(tmp_path, capsys):
     code = main(["report", "--processed", str(tmp_path), "--params", str(ROOT / "params.yaml")])
     assert code == 2
     assert "table is missing" in capsys.readouterr().err
+
+
+def test_new_words_section_lists_accepted_words_with_an_example(sample_run, tmp_path):
+    """Discovered words, each with its example in context, and the tokens they changed."""
+    import pyarrow as pa
+
+    from pipeline.io import write_table
+    from pipeline.schemas import NEW_WORDS
+    from tests.contract_tables import write_bare_run
+
+    paths = write_bare_run(sample_run, tmp_path)
+    rows = [
+        ("精准扶贫", 40, 12, True, "", "精准 扶贫", "要坚持【精准扶贫】，", 38),
+        ("放管服", 30, 9, True, "", "放 管 服", "深化【放管服】改革", 30),
+        ("供给侧结构性", 41, 12, False, "fragment", "供给 侧 结构性", "…【供给侧结构性】改革", 0),
+    ]
+    columns = list(zip(*rows, strict=True))
+    table = pa.table(
+        {
+            "word": columns[0],
+            "frequency": pa.array(columns[1], pa.int64()),
+            "document_frequency": pa.array(columns[2], pa.int64()),
+            "cohesion": [0.9] * 3,
+            "left_entropy": [3.0] * 3,
+            "right_entropy": [3.0] * 3,
+            "score": [9.0, 8.0, 7.0],
+            "accepted": columns[3],
+            "reason": columns[4],
+            "pieces": columns[5],
+            "example": columns[6],
+            "token_count": pa.array(columns[7], pa.int64()),
+        }
+    )
+    write_table(table, paths.table("new_words"), NEW_WORDS)
+    page = _html(_build(paths, new_words=1))
+    section = page[page.index('id="new-words"') : page.index('id="keywords"')]
+    assert "2 accepted of 3 listed (not accepted: 1 fragment)" in section
+    # 68 tokens; without them, 38 x 2 + 30 x 3 = 166 tokens.
+    assert "are 68 tokens" in section and "into 166 tokens" in section
+    assert "要坚持【精准扶贫】，" in section and "深化【放管服】改革" not in section
+    assert section.count("<tr>") == 2  # the header and report.new_words = 1 word
+    # No word accepted: the best candidates are listed with why they were not.
+    write_table(table.slice(2), paths.table("new_words"), NEW_WORDS)
+    section = _html(_build(paths))
+    section = section[section.index('id="new-words"') : section.index('id="keywords"')]
+    assert "0 accepted of 1 listed" in section and "<td>fragment</td>" in section
