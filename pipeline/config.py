@@ -184,6 +184,14 @@ class TfidfParams:
     sublinear_tf: bool = False
     # Keywords kept per document in keywords.parquet.
     top_k: int = 10
+    # Background (corpus boilerplate) terms, scored in vocabulary.parquet: a term in at least
+    # this share of the documents whose evenness (df against the df its occurrences would reach
+    # by chance; see README) is at least background_min_evenness. lda.background says what
+    # the model does with them.
+    background_min_df: float = 0.05
+    background_min_evenness: float = 0.8
+    # Words never flagged as background, one a line (null: none).
+    keep_terms: Path | None = Path("data/dict/keep_terms.txt")
 
     def __post_init__(self) -> None:
         for key in ("min_df", "max_df"):
@@ -198,6 +206,13 @@ class TfidfParams:
             _fail("tfidf.max_features", self.max_features, "null or an integer >= 1")
         if self.top_k < 1:
             _fail("tfidf.top_k", self.top_k, "an integer >= 1")
+        if not 0.0 < self.background_min_df <= 1.0:
+            _fail("tfidf.background_min_df", self.background_min_df, "a share in (0, 1]")
+        if not self.background_min_evenness > 0.0:
+            _fail("tfidf.background_min_evenness", self.background_min_evenness, "a number > 0")
+
+
+TERM_WEIGHTS = ("one", "idf", "pmi")
 
 
 @dataclass(frozen=True)
@@ -249,6 +264,12 @@ class LdaParams:
     alpha: str | float = "auto"
     # "symmetric", "auto" (learned; gensim only) or a number.
     eta: str | float = "symmetric"
+    # Terms flagged background in vocabulary.parquet: "drop" leaves them out of the model (they
+    # stay in the vocabulary and in the coherence reference), "include" models them like others.
+    background: Literal["drop", "include"] = "drop"
+    # Weight of a token in the fit: "one" (counts), "idf" (log N/df of its term), "pmi"
+    # (max(0, log P(term|doc)/P(term))). tomotopy's TermWeight; gensim fits weighted counts.
+    term_weight: Literal["one", "idf", "pmi"] = "one"
     chunksize: int = 2000
     random_state: int = 42
     # tomotopy: threads of its PARTITION scheme. Part of the model like the seed: the same
@@ -311,6 +332,9 @@ class LdaParams:
                 _fail(f"lda.{key}", value, f"one of {list(names)} or a positive number")
             if isinstance(value, float) and value <= 0:
                 _fail(f"lda.{key}", value, f"one of {list(names)} or a positive number")
+        for key, allowed in (("background", ("drop", "include")), ("term_weight", TERM_WEIGHTS)):
+            if getattr(self, key) not in allowed:
+                _fail(f"lda.{key}", getattr(self, key), f"one of {list(allowed)}")
         if self.engine == "tomotopy" and self.eta == "auto":
             _fail("lda.eta", self.eta, '"symmetric" or a number with lda.engine = tomotopy')
 

@@ -41,6 +41,7 @@ from pipeline.schemas import (
     VOCABULARY,
     require_columns,
 )
+from pipeline.topics import background
 
 log = logging.getLogger(__name__)
 
@@ -157,7 +158,11 @@ def lda(
     terms = np.asarray(vocabulary.column("term").to_pylist(), dtype=object)
     # Before the fit, so that the token pieces it reads are freed before the engine's data.
     ref = reference(tokens, doc_ids, terms.tolist(), counts)
-    sequences = (ref.starts, ref.term_ids)  # reading order mixes faster than grouped counts
+    # Ranking by relevance and lift needs each term's share of the whole corpus.
+    term_freq = np.asarray(counts.sum(axis=0), dtype=np.float64).ravel()
+    # Reading order mixes faster than grouped counts; background terms may be left out.
+    drop = background.left_out(vocabulary, params, "lda")
+    counts, sequences = background.drop_terms(counts, (ref.starts, ref.term_ids), drop)
     fitted = engines.fit(counts, k, params, params.random_state, terms.tolist(), sequences)
     phi, theta = fitted.phi, fitted.theta
     lengths = np.asarray(counts.sum(axis=1), dtype=np.float64).ravel()
@@ -167,12 +172,12 @@ def lda(
     coherence = coherence_scores([row[: params.coherence_top_n] for row in top], ref)
     del ref, sequences
     engines.trim_heap()  # the coherence counts' freed pages
-    term_freq = np.asarray(counts.sum(axis=0), dtype=np.float64).ravel()
     rankings = rank_terms(phi, term_freq, params)
     metrics = {
         "num_topics": k,
         "num_documents": counts.shape[0],
         "num_terms": len(terms),
+        "background_terms_left_out": 0 if drop is None else int(drop.sum()),
         "coherence_c_npmi": coherence["c_npmi"],
         "coherence_c_v": coherence["c_v"],
         "coherence_u_mass": coherence["u_mass"],

@@ -39,6 +39,7 @@ from pipeline.lda import (
     topic_diversity,
 )
 from pipeline.schemas import DOC_TERMS, SWEEP, TOKENS, VOCABULARY
+from pipeline.topics import background
 
 log = logging.getLogger(__name__)
 
@@ -134,13 +135,17 @@ def lda_sweep(
         tokens, heldout_ids, {t: i for i, t in enumerate(terms.tolist())}
     )
     ref = reference(tokens, doc_ids, terms.tolist(), counts)
+    drop = background.left_out(vocabulary, params, "lda_sweep")
+    model_counts, (starts, ids) = background.drop_terms(counts, (ref.starts, ref.term_ids), drop)
+    if drop is not None:  # held-out perplexity over the terms the model describes
+        fit_half, eval_half = (background.drop_columns(m, drop) for m in (fit_half, eval_half))
     _DATA = _Data(
-        train=counts[~mask],
+        train=model_counts[~mask],
         heldout_fit=fit_half,
         heldout_eval=eval_half,
         reference=ref,
         params=params,
-        train_sequences=take_sequences(ref.starts, ref.term_ids, np.flatnonzero(~mask)),
+        train_sequences=take_sequences(starts, ids, np.flatnonzero(~mask)),
     )
     release_arrow_memory()
     log.info(
@@ -160,7 +165,7 @@ def lda_sweep(
             results = [_score(task) for task in tasks]
     finally:
         _DATA = None
-    return _summarise(results, params)
+    return _summarise(results, params, 0 if drop is None else int(drop.sum()))
 
 
 def _score(task: tuple[int, int]) -> dict:
@@ -195,7 +200,7 @@ def stability(a: list[set], b: list[set]) -> float:
     return float(np.mean([max(len(x & y) / len(x | y) for y in b) for x in a]))
 
 
-def _summarise(results: list[dict], params: LdaParams) -> SweepResult:
+def _summarise(results: list[dict], params: LdaParams, n_left_out: int = 0) -> SweepResult:
     by_k: dict[int, list[dict]] = {}
     for r in results:
         by_k.setdefault(r["k"], []).append(r)
@@ -225,6 +230,9 @@ def _summarise(results: list[dict], params: LdaParams) -> SweepResult:
         "k": [m["k"] for m in means],
         "seeds": list(params.sweep.seeds),
         "engine": params.engine,
+        "term_weight": params.term_weight,
+        "background": params.background,
+        "background_terms_left_out": n_left_out,
     }
     return SweepResult(table=table, summary=summary, by_k=means)
 

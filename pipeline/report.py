@@ -119,6 +119,7 @@ SECTIONS = (
     ("corpus", "Corpus"),
     ("keywords", "Keywords"),
     ("topics", "Topics"),
+    ("background", "Background terms"),
     ("prevalence", "Prevalence"),
     ("documents", "Representative documents"),
     ("selection", "Choosing K"),
@@ -133,6 +134,7 @@ def report(results: Results, params: ReportParams) -> dict[str, bytes]:
         "corpus": _corpus,
         "keywords": _keywords,
         "topics": _topics,
+        "background": _background,
         "prevalence": _prevalence,
         "documents": _representative_docs,
         "selection": _selection,
@@ -263,6 +265,41 @@ def _topics(page: _Page, r: Results, params: ReportParams) -> None:
     labels = plots.document_labels(r.documents)
     fig = plots.plot_doc_topic_heatmap(r.doc_topics, r.topics, labels, params.heatmap_docs)
     page.figure("heatmap", fig, "each document's topic mix")
+
+
+def _background(page: _Page, r: Results, params: ReportParams) -> None:
+    """The terms the tfidf stage found to be corpus boilerplate, and what the model did."""
+    vocabulary = r.vocabulary
+    if "is_background" not in vocabulary.column_names:
+        page.note("The vocabulary has no background scores (made by an earlier version).")
+        return
+    flagged = vocabulary.filter(vocabulary.column("is_background")).sort_by(
+        [("df", "descending"), ("term_id", "ascending")]
+    )
+    left_out = r.lda_metrics.get("background_terms_left_out", 0)
+    if not flagged.num_rows:
+        page.text(
+            "No term was found to be corpus boilerplate (tfidf.background_min_df, "
+            "tfidf.background_min_evenness)."
+        )
+        return
+    what = (
+        "left out of the topic model (lda.background: drop)"
+        if left_out
+        else "modelled like any other term (lda.background: include)"
+    )
+    page.text(
+        f"{flagged.num_rows} terms are in many documents and spread over them as evenly as "
+        f"chance allows (the corpus' boilerplate); they were {what}. A word listed in "
+        "tfidf.keep_terms (data/dict/keep_terms.txt) is never flagged."
+    )
+    # The share is of the documents the tfidf stage counted: those with tokens.
+    n_docs = max(pc.sum(pc.greater(r.tokens.column("n_tokens"), 0)).as_py() or 0, 1)
+    rows = [
+        (row["term"], row["df"], f"{100 * row['df'] / n_docs:.1f}%", row["background"])
+        for row in flagged.to_pylist()
+    ]
+    page.table(["term", "documents", "share", "evenness"], rows, numeric=[1, 2, 3])
 
 
 def _prevalence(page: _Page, r: Results, params: ReportParams) -> None:

@@ -171,6 +171,10 @@ VOCABULARY = TableSchema(
             _s("term", pa.string()),
             _s("df", pa.int32()),
             _s("idf", pa.float64()),
+            # Corpus boilerplate: evenness of the term over documents (see topics/background.py)
+            # and whether it is flagged (lda.background: drop leaves flagged terms out).
+            _s("background", pa.float64()),
+            _s("is_background", pa.bool_()),
         ]
     ),
 )

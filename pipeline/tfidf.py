@@ -23,6 +23,7 @@ import pyarrow.compute as pc
 from pipeline.config import Params, TfidfParams
 from pipeline.io import Paths, iter_tables, row_spans, write_table
 from pipeline.schemas import DOC_TERMS, KEYWORDS, TOKENS, VOCABULARY, require_columns
+from pipeline.topics import background
 
 log = logging.getLogger(__name__)
 
@@ -80,8 +81,13 @@ class _Piece:
     data: np.ndarray
 
 
-def tfidf(tokens: pa.Table | Iterable[pa.Table], params: TfidfParams) -> TfidfResult:
-    """Count terms over documents with tokens, prune by document frequency, weight by TF-IDF.
+def tfidf(
+    tokens: pa.Table | Iterable[pa.Table],
+    params: TfidfParams,
+    keep_terms: frozenset[str] = frozenset(),
+) -> TfidfResult:
+    """Count terms over documents with tokens, prune by document frequency, weight by TF-IDF,
+    and score each term as corpus boilerplate (``background``; ``keep_terms`` never flagged).
 
     ``tokens`` is a tokens table or an iterable of its consecutive pieces, which are streamed:
     only the counts are kept from one piece to the next.
@@ -99,12 +105,25 @@ def tfidf(tokens: pa.Table | Iterable[pa.Table], params: TfidfParams) -> TfidfRe
     idf = _idf(df, n_rows)
     weights = _weigh(data, indices, rows, idf, params.sublinear_tf)
     keywords = _keywords(weights, indices, rows, indptr, doc_ids, terms, params.top_k)
+    cf = np.bincount(indices, weights=data, minlength=len(terms))
+    score = background.evenness(df, cf, n_rows)
+    flags = background.flag_background(
+        terms.to_pylist(),
+        df,
+        score,
+        n_rows,
+        params.background_min_df,
+        params.background_min_evenness,
+        keep_terms,
+    )
     vocabulary = pa.table(
         {
             "term_id": _arrow(np.arange(len(terms), dtype=np.int32)),
             "term": terms,
             "df": _arrow(df.astype(np.int32)),
             "idf": _arrow(idf),
+            "background": _arrow(score),
+            "is_background": pa.array(flags, pa.bool_()),
         }
     )
     doc_terms = pa.table(
@@ -361,7 +380,7 @@ def _arrow(values: np.ndarray) -> pa.Array:
 
 def main(params: Params, paths: Paths) -> None:
     tokens = iter_tables(paths.table("tokens"), TOKENS, BATCH_ROWS)
-    result = tfidf(tokens, params.tfidf)
+    result = tfidf(tokens, params.tfidf, background.read_keep_terms(params.tfidf.keep_terms))
     write_table(result.vocabulary, paths.table("vocabulary"), VOCABULARY)
     write_table(result.doc_terms, paths.table("doc_terms"), DOC_TERMS)
     write_table(result.keywords, paths.table("keywords"), KEYWORDS)
@@ -371,6 +390,12 @@ def main(params: Params, paths: Paths) -> None:
         result.n_with_terms,
         result.n_docs,
         paths.processed,
+    )
+    flagged = result.vocabulary.filter(result.vocabulary.column("is_background"))
+    log.info(
+        "tfidf: %d background term(s) (tfidf.background_min_df, background_min_evenness): %s",
+        flagged.num_rows,
+        " ".join(flagged.column("term").to_pylist()[:50]),
     )
     if result.n_with_terms < result.n_with_tokens:
         log.warning(

@@ -1,0 +1,1 @@
+"""Topic-model internals shared by the lda and lda_sweep stages."""
