@@ -188,10 +188,11 @@ class TfidfParams:
     # this share of the documents whose evenness (df against the df its occurrences would reach
     # by chance; see README) is at least background_min_evenness. lda.background says what
     # the model does with them.
-    background_min_df: float = 0.05
-    background_min_evenness: float = 0.8
-    # Words never flagged as background, one a line (null: none).
-    keep_terms: Path | None = Path("data/dict/keep_terms.txt")
+    background_min_df: float = 0.15
+    background_min_evenness: float = 0.5
+    # Words never flagged as background, one a line (null: none; the project's file is
+    # data/dict/keep_terms.txt).
+    keep_terms: Path | None = None
 
     def __post_init__(self) -> None:
         for key in ("min_df", "max_df"):
