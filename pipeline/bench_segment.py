@@ -235,14 +235,14 @@ def _measure(target, *args) -> dict:
 
 def _parity(folder: Path, params_file: Path, sets: list[str]) -> tuple[float, int, int]:
     """Token agreement of the two backends on raw segmentation (same user dictionary)."""
-    from pipeline import segment
     from pipeline.config import load_params
+    from pipeline.text.tokenizers import load_lexicon
 
     params = load_params(params_file, sets).segment
     texts = read_table(Paths.under(folder, folder).table("clean"), CLEAN).column("text").to_pylist()
     cuts = {}
     for name in ("jieba", "rjieba"):
-        backend = segment.load_lexicon(dataclasses.replace(params, backend=name)).backend
+        backend = load_lexicon(dataclasses.replace(params, backend=name)).backend
         cuts[name] = [backend.cut(t, params.hmm) for t in texts]
     return token_agreement(cuts["jieba"], cuts["rjieba"])
 
@@ -252,9 +252,11 @@ def _userdict_effect(folder: Path, params_file: Path, sets: list[str]) -> list[t
     dictionary, on the corpus normalised as the clean stage does (NFKC, replacements)."""
     from collections import Counter
 
-    from pipeline import segment
-    from pipeline.clean import load_replacements, normalize_text
     from pipeline.config import load_params
+    from pipeline.text.normalize import normalize_text
+    from pipeline.text.rules import load_replacements
+    from pipeline.text.segmentation import segment_texts
+    from pipeline.text.tokenizers import load_lexicon, read_userdict
 
     everything = load_params(params_file, sets)
     params = everything.segment
@@ -264,9 +266,9 @@ def _userdict_effect(folder: Path, params_file: Path, sets: list[str]) -> list[t
     counts = {}
     for name, userdict in (("with", params.userdict), ("without", None)):
         settings = dataclasses.replace(params, userdict=userdict)
-        lists = segment.segment_texts(texts, settings, segment.load_lexicon(settings, check=False))
+        lists = segment_texts(texts, settings, load_lexicon(settings, check=False))
         counts[name] = Counter(lists.flatten().to_pylist())
-    words = [e.word for e in segment.read_userdict(params.userdict)] if params.userdict else []
+    words = [e.word for e in read_userdict(params.userdict)] if params.userdict else []
     return [(w, counts["with"][w], counts["without"][w]) for w in words]
 
 

@@ -23,6 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import scipy.sparse as sp
 
+from pipeline.arrays import concat_ranges, running_offsets
 from pipeline.io import release_arrow_memory, tables
 
 EPSILON = 1e-12  # gensim's topic_coherence EPSILON
@@ -84,10 +85,7 @@ def take_sequences(
     """Documents ``rows`` (in that order) of the flat sequences ``ids``, document ``d`` being
     ``ids[starts[d]:starts[d + 1]]``: their own (starts, ids)."""
     lengths = np.diff(starts)[rows]
-    new = np.zeros(len(rows) + 1, dtype=np.int64)
-    np.cumsum(lengths, out=new[1:])
-    index = np.repeat(starts[:-1][rows] - new[:-1], lengths) + np.arange(new[-1])
-    return new, ids[index]
+    return running_offsets(lengths), ids[concat_ranges(starts[:-1][rows], lengths)]
 
 
 @dataclass(frozen=True)

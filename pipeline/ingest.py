@@ -1,25 +1,20 @@
 """Stage ingest: every file under the raw folder becomes documents (or paragraphs), each with a
-format, an encoding and a status; a file that cannot be used gets one row that says why."""
+format, an encoding and a status; a file that cannot be used gets one row that says why.
+
+Decoding is in ``pipeline/text/decode.py``, the file-format parsers in
+``pipeline/text/formats.py``; this module walks the raw folder, cuts units and builds the table."""
 
 from __future__ import annotations
 
-import codecs
-import csv
-import datetime as dt
 import hashlib
-import io
-import json
 import logging
 import os
 import re
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from pipeline.config import IngestParams, Params
@@ -29,74 +24,19 @@ from pipeline.schemas import (
     DOCUMENTS,
     EMPTY,
     KEPT,
-    UNREADABLE,
-    UNSUPPORTED,
 )
+from pipeline.text.formats import RESERVED, ParsedDoc, RawFile, parse_file
 
 log = logging.getLogger(__name__)
-
-TEXT_SUFFIXES = {".txt", ".md"}
-TABULAR_SUFFIXES = {".csv", ".tsv", ".jsonl", ".json", ".parquet"}
-DOCUMENT_SUFFIXES = {".docx", ".html", ".htm", ".pdf"}
-SUPPORTED = TEXT_SUFFIXES | TABULAR_SUFFIXES | DOCUMENT_SUFFIXES
-RESERVED = set(DOCUMENTS.columns)
 # A batch of rows is written once it holds this many rows or characters of text. The
 # batches are the row groups of documents.parquet, which clean reads one at a time: small
 # enough that memory does not grow with the corpus (4M characters is about 12 MB of UTF-8).
 BATCH_ROWS = 20_000
 BATCH_CHARS = 4 * 1024 * 1024
 
-_DATE = r"^\s*(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*日?"
-# A date value; anything after a space or T (a time) is ignored.
-_DATE_RE = re.compile(_DATE + r"(?:[ T].*)?$")
-_COMPACT_DATE_RE = re.compile(r"^\s*(\d{4})(\d{2})(\d{2})\s*$")
-# A line that holds a date and nothing else (a weekday or a time may follow).
-_DATE_LINE_RE = re.compile(
-    _DATE + r"\s*(?:(?:星期|周)[一二三四五六日天]|\d{1,2}:\d{2}(?::\d{2})?)?\s*$"
-)
-_SENTENCE_END = tuple("。！？!?；;，,:：")
-_TITLE_MAX_CHARS = 60
-
 
 class IngestError(ValueError):
     """The raw folder cannot be used at all; the message says why."""
-
-
-class _Unusable(Exception):
-    """A file (or the rest of it) cannot be used: it becomes one row with this reason."""
-
-    def __init__(self, status: str, reason: str) -> None:
-        super().__init__(reason)
-        self.status = status
-        self.reason = reason
-
-
-@dataclass(frozen=True)
-class RawFile:
-    """A file's bytes and its path relative to the raw folder (POSIX style).
-
-    ``error`` is set instead of ``data`` when the file could not be read (permissions, a
-    symlink loop); it becomes an ``unreadable`` row.
-    """
-
-    source: str
-    data: bytes = b""
-    error: str | None = None
-
-
-@dataclass
-class _Doc:
-    source: str
-    record: int
-    text: str
-    format: str
-    encoding: str | None = None
-    title: str | None = None
-    date: dt.date | None = None
-    part: str | None = None
-    status: str | None = None
-    reason: str | None = None
-    metadata: dict[str, str | None] = field(default_factory=dict)
 
 
 def ingest(files: Iterable[RawFile], params: IngestParams) -> pa.Table:
@@ -122,556 +62,16 @@ def iter_ingest(
         yield _to_table(rows)
 
 
-def parse_file(raw: RawFile, params: IngestParams, split_re: re.Pattern[str]) -> list[_Doc]:
-    """One file's documents; a file that cannot be used gives one row saying why."""
-    suffix = Path(raw.source).suffix.lower()
-    fmt = suffix.lstrip(".") or "(none)"
-    if raw.error is not None:
-        return [_Doc(raw.source, 0, "", fmt, status=UNREADABLE, reason=raw.error)]
-    if suffix not in SUPPORTED:
-        reason = f"unsupported file type {suffix or '(none)'}; supported: {sorted(SUPPORTED)}"
-        return [_Doc(raw.source, 0, "", fmt, status=UNSUPPORTED, reason=reason)]
-    if not raw.data:
-        return [_Doc(raw.source, 0, "", fmt, status=EMPTY, reason="0-byte file")]
-    try:
-        if suffix in TEXT_SUFFIXES:
-            docs = _parse_text(raw, fmt, params, split_re)
-        elif suffix in TABULAR_SUFFIXES:
-            docs = list(_parse_tabular(raw, fmt, params))
-        elif suffix == ".docx":
-            docs = _parse_docx(raw)
-        elif suffix == ".pdf":
-            docs = _parse_pdf(raw)
-        else:
-            docs = _parse_html(raw, fmt, params)
-    except _Unusable as exc:
-        return [_Doc(raw.source, 0, "", fmt, status=exc.status, reason=exc.reason)]
-    except Exception as exc:  # a library failing on a malformed file must not stop the run
-        reason = f"cannot parse {suffix} file: {type(exc).__name__}: {exc}"
-        return [_Doc(raw.source, 0, "", fmt, status=UNREADABLE, reason=reason)]
-    if not docs:
-        return [_Doc(raw.source, 0, "", fmt, status=EMPTY, reason="the file holds no records")]
-    return docs
-
-
 def doc_id(source: str, record: int, paragraph: int | None = None) -> str:
     """A stable id from where the text came from: same input, same id on every machine."""
     key = f"{source}\x1f{record}\x1f{'' if paragraph is None else paragraph}"
     return hashlib.sha1(key.encode("utf-8")).hexdigest()[:16]
 
 
-def parse_date(value: str | None) -> dt.date | None:
-    """Parse 2022-09-16, 2022/9/16, 2022年9月16日 or 20220916 (a time after it is ignored)."""
-    if not value:
-        return None
-    match = _DATE_RE.match(value) or _COMPACT_DATE_RE.match(value)
-    if not match:
-        return None
-    try:
-        return dt.date(*(int(g) for g in match.groups()))
-    except ValueError:
-        return None
-
-
-# --- encodings --------------------------------------------------------------------------------
-
-_BOMS = (
-    (codecs.BOM_UTF8, "utf-8-sig", 3),
-    (codecs.BOM_UTF16_LE, "utf-16-le", 2),
-    (codecs.BOM_UTF16_BE, "utf-16-be", 2),
-)
-# Legacy Chinese encodings tried when the bytes are not UTF-8, and the name recorded for each.
-_LEGACY = ("gb18030", "big5")
-# Bytes scored to choose an encoding; long enough for any real text, cheap for big files.
-_SNIFF_BYTES = 64 * 1024
-_MAGIC = {
-    b"%PDF": "a PDF",
-    b"PK\x03\x04": "a ZIP archive (docx, xlsx, ...)",
-    b"\x89PNG": "a PNG image",
-    b"\xff\xd8\xff": "a JPEG image",
-    b"GIF8": "a GIF image",
-    b"\x7fELF": "an executable",
-    b"\xd0\xcf\x11\xe0": "an old Office document",
-    b"\x1f\x8b": "a gzip archive",
-    b"PAR1": "a parquet file",
-}
-# Punctuation of Chinese text (the CJK block and full-width forms).
-_GOOD_SYMBOLS = frozenset(
-    [chr(c) for c in range(0x3000, 0x3040)]
-    + [chr(c) for c in range(0xFF01, 0xFF5F)]
-    + list("“”‘’—…·")
-)
-_BINARY_CHARS = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f\ufffd]")
-_BAD_CHARS = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f-\x9f\ufffd\ue000-\uf8ff]")
-
-
-@dataclass(frozen=True)
-class Decoded:
-    text: str
-    encoding: str
-    errors: int
-
-
-@lru_cache(maxsize=1)
-def common_hanzi() -> frozenset[str]:
-    """The common characters of both scripts: GB2312 level 1 (3,755 Simplified) and Big5
-    level 1 (5,401 Traditional), enumerated from the codecs themselves."""
-    chars = set()
-    for lead in range(0xB0, 0xD8):
-        for trail in range(0xA1, 0xFF):
-            chars.add(bytes([lead, trail]).decode("gb2312", errors="ignore"))
-    for lead in range(0xA4, 0xC7):
-        for trail in [*range(0x40, 0x7F), *range(0xA1, 0xFF)]:
-            chars.add(bytes([lead, trail]).decode("big5", errors="ignore"))
-    return frozenset(chars - {""})
-
-
-def plausibility(text: str) -> float:
-    """How much ``text`` reads like real (Chinese or Latin) text: the share of common
-    characters, ASCII and CJK punctuation among the non-space characters, less twice the share
-    of replacement, control and private-use characters (what a wrong codec leaves)."""
-    common = common_hanzi()
-    good = bad = total = 0
-    for char in text:
-        if char.isspace():
-            continue
-        total += 1
-        if char in common or char in _GOOD_SYMBOLS or " " <= char <= "~":
-            good += 1
-        elif _BAD_CHARS.match(char):
-            bad += 1
-    return (good - 2 * bad) / total if total else 0.0
-
-
-def decode(data: bytes, forced: str | None = None) -> Decoded:
-    """Decode bytes: a BOM decides; then UTF-8 if valid; else the most plausible of UTF-8,
-    GB18030 and Big5 (both legacy codecs accept most byte strings, so the first codec that
-    succeeds is often wrong). Invalid sequences become U+FFFD and are counted."""
-    if forced:
-        return _decode_as(data, forced)
-    for bom, encoding, size in _BOMS:
-        if data.startswith(bom):
-            return _decode_as(data[size:], encoding)
-    try:
-        return Decoded(data.decode("utf-8"), "utf-8", 0)
-    except UnicodeDecodeError:
-        pass
-    return _decode_as(data, detect_encoding(data))
-
-
-def detect_encoding(data: bytes) -> str:
-    """The most plausible of UTF-8, GB18030 and Big5 for bytes that are not valid UTF-8."""
-    sample = data[:_SNIFF_BYTES]
-    scores = {}
-    for encoding in ("utf-8", *_LEGACY):
-        text = _decode_as(sample, encoding).text
-        # The sample may end inside a character: do not count that against the codec.
-        scores[encoding] = plausibility(text[:-1] if len(sample) < len(data) else text)
-    return max(scores, key=lambda e: scores[e])  # ties go to the first listed
-
-
-def _decode_as(data: bytes, encoding: str) -> Decoded:
-    codecs_to_try = ("cp950", "big5hkscs") if encoding == "big5" else (encoding,)
-    for codec in codecs_to_try:
-        try:
-            return Decoded(data.decode(codec), encoding, 0)
-        except UnicodeDecodeError:
-            continue
-    text = data.decode(codecs_to_try[-1], errors="replace")
-    return Decoded(text, encoding, text.count("\ufffd"))
-
-
-def binary_kind(data: bytes, text: str) -> str | None:
-    """Why bytes are not text (a known file signature, or mostly control characters), or None."""
-    for magic, kind in _MAGIC.items():
-        if data.startswith(magic):
-            return kind
-    sample = text[:4096]
-    if sample and len(_BINARY_CHARS.findall(sample)) > 0.3 * len(sample):
-        return "binary data (mostly control or invalid characters)"
-    return None
-
-
-def _decode_file(raw: RawFile, params: IngestParams) -> Decoded:
-    decoded = decode(raw.data, params.encoding)
-    kind = binary_kind(raw.data, decoded.text)
-    if kind is not None:
-        suffix = Path(raw.source).suffix or "(no suffix)"
-        raise _Unusable(UNSUPPORTED, f"{kind}, not text, in a {suffix} file")
-    if decoded.errors:
-        log.warning(
-            "%s: %d invalid byte sequence(s) as %s replaced with U+FFFD",
-            raw.source,
-            decoded.errors,
-            decoded.encoding,
-        )
-    return decoded
-
-
-def _newlines(text: str) -> str:
-    return text.replace("\r\n", "\n").replace("\r", "\n")
-
-
-# --- text files -------------------------------------------------------------------------------
-
-
-def _parse_text(
-    raw: RawFile, fmt: str, params: IngestParams, split_re: re.Pattern[str]
-) -> list[_Doc]:
-    decoded = _decode_file(raw, params)
-    text = _newlines(decoded.text)
-    headings = list(split_re.finditer(text))
-    doc = lambda record, body, **kw: _Doc(  # noqa: E731
-        raw.source, record, body, fmt, decoded.encoding, **kw
-    )
-    if not headings:
-        date, body = _take_date(text)
-        return [doc(0, body, title=_guess_title(body, raw.source), date=date)]
-    docs = []
-    preamble_date, preamble = _take_date(text[: headings[0].start()])
-    preamble = _drop_line(preamble, headings[0].group("title").strip())
-    if preamble.strip():
-        docs.append(doc(0, preamble, title=_guess_title(preamble, raw.source), date=preamble_date))
-    has_part = "part" in split_re.groupindex
-    for i, match in enumerate(headings):
-        end = headings[i + 1].start() if i + 1 < len(headings) else len(text)
-        date, body = _take_date(text[match.end() : end])
-        part = match.group("part") if has_part else None
-        title = match.group("title").strip()
-        docs.append(doc(i + 1, body, title=title, date=date or preamble_date, part=part))
-    return docs
-
-
-def _take_date(text: str, lines_to_search: int = 5) -> tuple[dt.date | None, str]:
-    """Find a date-only line among the first non-empty lines; return it and the text without it."""
-    lines = text.split("\n")
-    seen = 0
-    for i, line in enumerate(lines):
-        if not line.strip():
-            continue
-        date = parse_date(line) if _DATE_LINE_RE.match(line) else None
-        if date:
-            return date, "\n".join(lines[:i] + lines[i + 1 :])
-        seen += 1
-        if seen >= lines_to_search:
-            break
-    return None, text
-
-
-def _drop_line(text: str, line_text: str) -> str:
-    """Remove the lines equal to ``line_text`` (a compilation's title repeated in its preamble)."""
-    return "\n".join(line for line in text.split("\n") if line.strip() != line_text)
-
-
-def _guess_title(text: str, source: str) -> str:
-    """The first line when it reads like a heading, else the file name without its suffix."""
-    for line in text[:4096].split("\n"):
-        line = line.strip()
-        if line:
-            if len(line) <= _TITLE_MAX_CHARS and not line.endswith(_SENTENCE_END):
-                return line
-            break
-    return Path(source).stem
-
-
-# --- tabular files ----------------------------------------------------------------------------
-
-# A record as parsed: its fields, or the reason it cannot be used.
-_Record = tuple[dict[str, str | None] | None, str | None]
-
-
-def _parse_tabular(raw: RawFile, fmt: str, params: IngestParams) -> Iterator[_Doc]:
-    encoding = None
-    if fmt == "parquet":
-        records = _parquet_records(raw)
-    else:
-        decoded = _decode_file(raw, params)
-        encoding = decoded.encoding
-        if fmt == "jsonl":
-            records = _jsonl_records(raw, decoded.text)
-        elif fmt == "json":
-            records = _json_records(raw, decoded.text)
-        else:
-            records = _csv_records(raw, decoded.text, fmt)
-    text_column = params.text_column
-    for index, (row, error) in enumerate(records):
-        if row is None:
-            yield _Doc(raw.source, index, "", fmt, encoding, status=UNREADABLE, reason=error)
-            continue
-        if text_column not in row:
-            reason = (
-                f"{raw.source}: record {index}: no text column {text_column!r} "
-                f"(set ingest.text_column); its columns are {list(row)}"
-            )
-            if fmt not in ("json", "jsonl"):  # a table's columns are those of every row
-                raise _Unusable(UNREADABLE, reason)
-            yield _Doc(raw.source, index, "", fmt, encoding, status=UNREADABLE, reason=reason)
-            continue
-        text = row[text_column]
-        yield _Doc(
-            raw.source,
-            index,
-            "" if text is None else _newlines(text),
-            fmt,
-            encoding,
-            title=row.get("title") or None,
-            date=parse_date(row.get("date")),
-            metadata={_meta_name(k): v for k, v in row.items() if k != text_column},
-        )
-
-
-def _meta_name(column: str) -> str:
-    """Metadata keeps its column name, unless that name is one of the table's own columns."""
-    return f"meta_{column}" if column in RESERVED else column
-
-
-def sniff_delimiter(text: str, default: str) -> str:
-    """The delimiter of a CSV/TSV text (comma, tab, semicolon or bar), else ``default``."""
-    sample = text[:16384]
-    try:
-        return csv.Sniffer().sniff(sample, delimiters=",\t;|").delimiter
-    except csv.Error:
-        return default
-
-
-def _csv_records(raw: RawFile, text: str, fmt: str) -> Iterator[_Record]:
-    csv.field_size_limit(2**31 - 1)  # the default (128 KiB) is shorter than many articles
-    delimiter = sniff_delimiter(text, "\t" if fmt == "tsv" else ",")
-    # NUL bytes stop the csv module; they are noise and go anyway (clean removes controls).
-    reader = csv.reader(io.StringIO(text.replace("\x00", ""), newline=""), delimiter=delimiter)
-    try:
-        header = next(reader, None)
-    except csv.Error as exc:
-        raise _Unusable(UNREADABLE, f"{raw.source}: line 1: not valid CSV ({exc})") from exc
-    if header is None:
-        return
-    columns = [c.strip() for c in header]
-    while True:
-        try:
-            row = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as exc:
-            yield None, f"{raw.source}: line {reader.line_num}: not valid CSV ({exc}); rest skipped"
-            return
-        if not row:
-            continue
-        if len(row) != len(columns):
-            yield (
-                None,
-                f"{raw.source}: line {reader.line_num} has {len(row)} field(s), "
-                f"the header has {len(columns)}",
-            )
-            continue
-        yield dict(zip(columns, row, strict=True)), None
-
-
-def _jsonl_records(raw: RawFile, text: str) -> Iterator[_Record]:
-    for line_no, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            yield None, f"{raw.source}: line {line_no} is not valid JSON ({exc})"
-            continue
-        if not isinstance(obj, dict):
-            yield None, f"{raw.source}: line {line_no} is not a JSON object"
-            continue
-        yield {k: _to_str(v) for k, v in obj.items()}, None
-
-
-def _json_records(raw: RawFile, text: str) -> Iterator[_Record]:
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise _Unusable(UNREADABLE, f"{raw.source}: not valid JSON ({exc})") from exc
-    if isinstance(data, dict):
-        data = [data]
-    if not isinstance(data, list):
-        raise _Unusable(UNREADABLE, f"{raw.source}: expected a list of JSON objects")
-    for index, obj in enumerate(data):
-        if isinstance(obj, dict):
-            yield {k: _to_str(v) for k, v in obj.items()}, None
-        else:
-            yield None, f"{raw.source}: item {index} is not a JSON object"
-
-
-def _parquet_records(raw: RawFile) -> Iterator[_Record]:
-    parquet = pq.ParquetFile(pa.BufferReader(raw.data))
-    for batch in parquet.iter_batches(batch_size=10_000):
-        for row in batch.to_pylist():
-            yield {k: _to_str(v) for k, v in row.items()}, None
-
-
-def _to_str(value: object) -> str | None:
-    if value is None or isinstance(value, str):
-        return value
-    if isinstance(value, (dict, list)):
-        return json.dumps(value, ensure_ascii=False, sort_keys=True)
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (dt.date, dt.datetime)):
-        return value.isoformat()
-    return str(value)
-
-
-# --- documents: docx, html, pdf ---------------------------------------------------------------
-
-
-def _parse_docx(raw: RawFile) -> list[_Doc]:
-    import docx  # python-docx; imported here so that other formats do not pay for it
-
-    document = docx.Document(io.BytesIO(raw.data))
-    text = "\n".join(p.text for p in document.paragraphs)
-    title = (document.core_properties.title or "").strip() or _guess_title(text, raw.source)
-    return [_Doc(raw.source, 0, text, "docx", title=title)]
-
-
-def _parse_pdf(raw: RawFile) -> list[_Doc]:
-    import pypdf
-
-    reader = pypdf.PdfReader(io.BytesIO(raw.data))
-    if reader.is_encrypted and not reader.decrypt(""):
-        raise _Unusable(UNREADABLE, f"{raw.source}: the PDF is encrypted")
-    pages = [page.extract_text() or "" for page in reader.pages]
-    text = "\n\n".join(p.strip("\n") for p in pages)
-    if not text.strip():
-        raise _Unusable(EMPTY, f"{raw.source}: the PDF has no text layer (a scan?)")
-    title = (reader.metadata.title if reader.metadata else None) or _guess_title(text, raw.source)
-    return [_Doc(raw.source, 0, text, "pdf", title=str(title).strip())]
-
-
-# Elements that are not the page's main text.
-_HTML_DROP = tuple(
-    [
-        "script",
-        "style",
-        "noscript",
-        "template",
-        "iframe",
-        "svg",
-        "canvas",
-        "object",
-        "embed",
-        "form",
-        "button",
-        "select",
-        "textarea",
-        "nav",
-        "header",
-        "footer",
-        "aside",
-        "menu",
-        "head",
-    ]
-)
-_HTML_BOILERPLATE = re.compile(
-    r"(?:^|[\s_-])(?:nav|navbar|menu|breadcrumbs?|sidebar|footer|header|comments?|share|"
-    r"copyright|advert|ads?|related|toolbar|pagination)(?:$|[\s_-])",
-    re.IGNORECASE,
-)
-_HTML_BLOCKS = set(
-    [
-        "p",
-        "div",
-        "br",
-        "li",
-        "ul",
-        "ol",
-        "tr",
-        "td",
-        "th",
-        "h1",
-        "h2",
-        "h3",
-        "h4",
-        "h5",
-        "h6",
-        "section",
-        "article",
-        "main",
-        "blockquote",
-        "pre",
-        "table",
-        "dd",
-        "dt",
-        "dl",
-        "figcaption",
-    ]
-)
-_HTML_MAIN = (".//article", ".//main", ".//body")
-_META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?([A-Za-z0-9_\-]+)""", re.IGNORECASE)
-
-
-def _html_encoding(data: bytes) -> str | None:
-    match = _META_CHARSET.search(data[:4096])
-    if not match:
-        return None
-    name = match.group(1).decode("ascii").lower()
-    if name in ("gb2312", "gbk", "gb18030", "x-gbk"):
-        return "gb18030"
-    if name in ("big5", "big5-hkscs", "cp950"):
-        return "big5"
-    try:
-        return codecs.lookup(name).name
-    except LookupError:
-        return None
-
-
-def html_main_text(markup: str) -> tuple[str, str | None]:
-    """The main text of a web page and its title: scripts, styles, navigation, headers,
-    footers and elements whose class or id says they are boilerplate are dropped; the
-    ``<article>`` or ``<main>`` element is used when there is one."""
-    import lxml.html
-
-    markup = re.sub(r"^\s*<\?xml[^>]*\?>", "", markup)
-    root = lxml.html.document_fromstring(markup or "<html></html>")
-    title_el = root.find(".//title")
-    title = title_el.text_content().strip() if title_el is not None else None
-    for element in list(root.iter(*_HTML_DROP)):
-        _drop(element)
-    for element in list(root.iter()):
-        if not isinstance(element.tag, str):
-            _drop(element)  # comments and processing instructions
-            continue
-        marker = f"{element.get('class', '')} {element.get('id', '')}"
-        if element.tag not in ("html", "body") and _HTML_BOILERPLATE.search(marker):
-            _drop(element)
-    main = next((e for e in map(root.find, _HTML_MAIN) if e is not None), root)
-    for element in main.iter():
-        if isinstance(element.tag, str) and element.tag in _HTML_BLOCKS:
-            element.tail = "\n" + (element.tail or "")
-    lines = (re.sub(r"[ \t\u00a0]+", " ", line).strip() for line in main.text_content().split("\n"))
-    return "\n".join(line for line in lines if line), title or None
-
-
-def _drop(element) -> None:
-    parent = element.getparent()
-    if parent is None:
-        return
-    tail = element.tail
-    previous = element.getprevious()
-    parent.remove(element)
-    if tail:  # keep the text that follows the dropped element
-        if previous is not None:
-            previous.tail = (previous.tail or "") + tail
-        else:
-            parent.text = (parent.text or "") + tail
-
-
-def _parse_html(raw: RawFile, fmt: str, params: IngestParams) -> list[_Doc]:
-    declared = None if params.encoding else _html_encoding(raw.data)
-    decoded = _decode_as(raw.data, declared) if declared else _decode_file(raw, params)
-    text, title = html_main_text(decoded.text)
-    title = title or _guess_title(text, raw.source)
-    return [_Doc(raw.source, 0, text, fmt, decoded.encoding, title=title)]
-
-
 # --- units and the table ----------------------------------------------------------------------
 
 
-def _units(docs: list[_Doc], params: IngestParams) -> Iterator[dict]:
+def _units(docs: list[ParsedDoc], params: IngestParams) -> Iterator[dict]:
     for doc in docs:
         parent = doc_id(doc.source, doc.record)
         base = {
@@ -692,7 +92,7 @@ def _units(docs: list[_Doc], params: IngestParams) -> Iterator[dict]:
                 "paragraph": paragraph,
                 "text": doc.text,
                 **base,
-                **_status(doc, doc.text),
+                **unit_status(doc, doc.text),
             }
             continue
         paragraphs = split_paragraphs(doc.text, params.paragraph_min_chars) or [doc.text]
@@ -702,11 +102,11 @@ def _units(docs: list[_Doc], params: IngestParams) -> Iterator[dict]:
                 "paragraph": n,
                 "text": paragraph,
                 **base,
-                **_status(doc, paragraph),
+                **unit_status(doc, paragraph),
             }
 
 
-def _status(doc: _Doc, text: str) -> dict:
+def unit_status(doc: ParsedDoc, text: str) -> dict:
     """Status, reason and decode_errors of one unit (a document or a paragraph)."""
     errors = text.count("\ufffd")
     if doc.status is not None:

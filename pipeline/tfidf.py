@@ -20,6 +20,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pipeline.arrays import to_arrow, to_numpy
 from pipeline.config import Params, TfidfParams
 from pipeline.io import Paths, iter_tables, row_spans, write_table
 from pipeline.schemas import DOC_TERMS, KEYWORDS, TOKENS, VOCABULARY, require_columns
@@ -96,7 +97,7 @@ def tfidf(
     if counts.n_rows == 0:
         raise TfidfError("tfidf: no document has any token; check the clean and segment results")
     kept = _kept_terms(counts, params)
-    terms = counts.terms.take(_arrow(kept))
+    terms = counts.terms.take(to_arrow(kept))
     doc_ids, n_docs, n_rows = counts.doc_ids, counts.n_docs, counts.n_rows
     indptr, indices, data = _prune(counts, kept)
     del counts
@@ -118,20 +119,20 @@ def tfidf(
     )
     vocabulary = pa.table(
         {
-            "term_id": _arrow(np.arange(len(terms), dtype=np.int32)),
+            "term_id": to_arrow(np.arange(len(terms), dtype=np.int32)),
             "term": terms,
-            "df": _arrow(df.astype(np.int32)),
-            "idf": _arrow(idf),
-            "background": _arrow(score),
+            "df": to_arrow(df.astype(np.int32)),
+            "idf": to_arrow(idf),
+            "background": to_arrow(score),
             "is_background": pa.array(flags, pa.bool_()),
         }
     )
     doc_terms = pa.table(
         {
-            "doc_id": doc_ids.take(_arrow(rows)),
-            "term_id": _arrow(indices),
-            "count": _arrow(data),
-            "tfidf": _arrow(weights),
+            "doc_id": doc_ids.take(to_arrow(rows)),
+            "term_id": to_arrow(indices),
+            "count": to_arrow(data),
+            "tfidf": to_arrow(weights),
         }
     )
     n_with_terms = int(np.count_nonzero(np.diff(indptr)))
@@ -150,7 +151,7 @@ def _count_terms(tables: Iterable[pa.Table]) -> _Counts:
                     "the tokens table is damaged, run the segment stage again"
                 )
         n_docs += table.num_rows
-        for part in _slices(table, SLICE_TOKENS):
+        for part in token_slices(table, SLICE_TOKENS):
             pieces.append(_count_slice(part))
             unmerged.append(pieces[-1])
             n_unmerged += len(pieces[-1].terms)
@@ -170,10 +171,10 @@ def _count_terms(tables: Iterable[pa.Table]) -> _Counts:
     )
 
 
-def _slices(table: pa.Table, max_tokens: int) -> list[pa.Table]:
+def token_slices(table: pa.Table, max_tokens: int) -> list[pa.Table]:
     """Consecutive row slices of about ``max_tokens`` tokens (more for a longer document)."""
     offsets = np.zeros(table.num_rows + 1, np.int64)
-    np.cumsum(_numpy(pc.list_value_length(_array(table.column("tokens")))), out=offsets[1:])
+    np.cumsum(to_numpy(pc.list_value_length(_array(table.column("tokens")))), out=offsets[1:])
     return [table.slice(start, stop - start) for start, stop in row_spans(offsets, max_tokens)]
 
 
@@ -190,9 +191,9 @@ def _count_slice(table: pa.Table) -> _Piece:
     n_terms = max(len(encoded.dictionary), 1)
     # A key per token, row * n_terms + term: equal keys are repeats of a term in a document.
     keys = np.repeat(
-        np.arange(len(lists), dtype=np.int64) * n_terms, _numpy(pc.list_value_length(lists))
+        np.arange(len(lists), dtype=np.int64) * n_terms, to_numpy(pc.list_value_length(lists))
     )
-    keys += _numpy(encoded.indices)
+    keys += to_numpy(encoded.indices)
     keys.sort()
     first = np.ones(len(keys), dtype=bool)
     np.not_equal(keys[1:], keys[:-1], out=first[1:])
@@ -201,10 +202,10 @@ def _count_slice(table: pa.Table) -> _Piece:
     counts = np.diff(starts, append=len(keys)).astype(np.int32)
     keys = keys[starts]
     rows = keys // n_terms
-    with_tokens = _numpy(_array(table.column("n_tokens"))) > 0
+    with_tokens = to_numpy(_array(table.column("n_tokens"))) > 0
     entry_kept = with_tokens[rows]
     return _Piece(
-        doc_ids=_array(table.column("doc_id")).take(_arrow(np.flatnonzero(with_tokens))),
+        doc_ids=_array(table.column("doc_id")).take(to_arrow(np.flatnonzero(with_tokens))),
         terms=encoded.dictionary,
         row_lengths=np.bincount(rows, minlength=len(lists))[with_tokens],
         indices=(keys[entry_kept] % n_terms).astype(np.int32),
@@ -226,7 +227,7 @@ def _merge_terms(terms: pa.Array | None, pieces: list[_Piece]) -> pa.Array:
         pieces[0].terms = None  # one piece, numbered already
         return parts[0]
     encoded = pc.dictionary_encode(pa.concat_arrays(parts))
-    positions = _numpy(encoded.indices)
+    positions = to_numpy(encoded.indices)
     start = 0 if terms is None else len(terms)
     for piece in pieces:
         piece.indices = positions[start : start + len(piece.terms)][piece.indices]
@@ -260,7 +261,7 @@ def _kept_terms(counts: _Counts, params: TfidfParams) -> np.ndarray:
             f"tfidf: no term is left with tfidf.min_df={min_df} and "
             f"tfidf.max_df={max_df} over {n_rows} documents; lower min_df or raise max_df"
         )
-    kept = kept[_numpy(pc.array_sort_indices(counts.terms.take(_arrow(kept))))]
+    kept = kept[to_numpy(pc.array_sort_indices(counts.terms.take(to_arrow(kept))))]
     limit = params.max_features
     if limit is not None and len(kept) > limit:
         # As scikit-learn: the most frequent terms, ties broken by the same (unstable) default
@@ -334,8 +335,8 @@ def _keywords(
     (row, -weight) keeps equal weights in term order. Rows are ascending already, so the
     sorted entries of row ``r`` take the same places ``indptr[r]:indptr[r + 1]`` as before.
     """
-    by = pa.table({"row": _arrow(rows), "weight": _arrow(weights)})
-    order = _numpy(pc.sort_indices(by, [("row", "ascending"), ("weight", "descending")]))
+    by = pa.table({"row": to_arrow(rows), "weight": to_arrow(weights)})
+    order = to_numpy(pc.sort_indices(by, [("row", "ascending"), ("weight", "descending")]))
     del by
     rank = np.arange(len(rows), dtype=np.int64)
     rank -= indptr[rows]
@@ -343,10 +344,10 @@ def _keywords(
     order, top_rows, rank = order[top], rows[top], rank[top]
     return pa.table(
         {
-            "doc_id": doc_ids.take(_arrow(top_rows)),
-            "rank": _arrow((rank + 1).astype(np.int32)),
-            "term": terms.take(_arrow(indices[order])),
-            "weight": _arrow(weights[order]),
+            "doc_id": doc_ids.take(to_arrow(top_rows)),
+            "rank": to_arrow((rank + 1).astype(np.int32)),
+            "term": terms.take(to_arrow(indices[order])),
+            "weight": to_arrow(weights[order]),
         }
     )
 
@@ -354,28 +355,6 @@ def _keywords(
 def _array(column: pa.ChunkedArray) -> pa.Array:
     """The column as one array; without a copy when it has one chunk (combine_chunks copies)."""
     return column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
-
-
-# Between arrow and numpy through the buffers: pa.array(ndarray) and Array.to_numpy() import
-# pandas, which costs this stage more time and memory than it spends counting.
-def _numpy(array: pa.Array) -> np.ndarray:
-    """A numeric arrow array without nulls as a read-only numpy view of its buffer."""
-    dtype = np.dtype(array.type.to_pandas_dtype())
-    if array.null_count or not np.issubdtype(dtype, np.number):
-        raise TypeError(f"tfidf: cannot view {array.type} with nulls or non-numbers as numpy")
-    if len(array) == 0:
-        return np.empty(0, dtype)
-    return np.frombuffer(
-        array.buffers()[1], dtype, count=len(array), offset=array.offset * dtype.itemsize
-    )
-
-
-def _arrow(values: np.ndarray) -> pa.Array:
-    """A numeric numpy array as an arrow array sharing its buffer."""
-    values = np.ascontiguousarray(values)
-    return pa.Array.from_buffers(
-        pa.from_numpy_dtype(values.dtype), len(values), [None, pa.py_buffer(values)]
-    )
 
 
 def main(params: Params, paths: Paths) -> None:

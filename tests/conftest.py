@@ -12,7 +12,7 @@ import pytest
 from pipeline.cli import run_stages
 from pipeline.config import Params, load_params
 from pipeline.io import Paths
-from pipeline.segment import Lexicon, load_lexicon
+from pipeline.text.tokenizers import Lexicon, load_lexicon
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"

@@ -10,28 +10,12 @@ import pytest
 
 import pipeline.clean as clean_module
 from pipeline.clean import (
-    CleanError,
-    Deduplicator,
     IngestReport,
-    Replacements,
-    Rules,
-    char_counts,
-    cjk_share,
     clean,
     clean_batch,
-    clean_text,
     fill_cluster_sizes,
-    load_boilerplate,
-    load_replacements,
-    load_rules,
-    lsh_bands,
-    minhash_permutations,
-    minhash_signatures,
-    normalize_text,
-    required_clauses,
-    row_ranges,
     sized_batches,
-    visible_chars,
+    text_spans,
 )
 from pipeline.config import CleanParams, ConfigError, params_from_dict
 from pipeline.ingest import main as ingest_main
@@ -48,6 +32,31 @@ from pipeline.schemas import (
     NOT_CHINESE,
     TOO_SHORT,
     SchemaError,
+)
+from pipeline.text import dedup as dedup_module
+from pipeline.text import normalize as normalize_module
+from pipeline.text.dedup import (
+    Deduplicator,
+    SortedIndex,
+    lsh_bands,
+    minhash_permutations,
+    minhash_signatures,
+)
+from pipeline.text.normalize import (
+    char_counts,
+    cjk_share,
+    clean_text,
+    normalize_text,
+    visible_chars,
+)
+from pipeline.text.rules import (
+    CleanError,
+    Replacements,
+    Rules,
+    load_boilerplate,
+    load_replacements,
+    load_rules,
+    required_clauses,
 )
 from tests.conftest import ROOT, SAMPLE_FILE, table
 
@@ -124,15 +133,15 @@ def test_nfkc_in_bulk_is_unicodedata_nfkc(monkeypatch):
         "第一行\n\n第二行…\n\uff01",
     ]
     expected = [unicodedata.normalize("NFKC", t) for t in texts]
-    assert list(clean_module._nfkc(texts)) == expected
-    monkeypatch.setattr(clean_module, "_WINDOW", 16)  # small groups; a long text alone
-    assert list(clean_module._nfkc(texts * 3)) == expected * 3
+    assert list(normalize_module._nfkc(texts)) == expected
+    monkeypatch.setattr(normalize_module, "WINDOW_CHARS", 16)  # small groups; a long text alone
+    assert list(normalize_module._nfkc(texts * 3)) == expected * 3
 
 
 def _fold_line_by_line(text: str) -> str:
     """The definition: each line's spaces folded and stripped, then blank lines dropped."""
     lines = (
-        clean_module._SPACE_NEAR_CJK.sub("", clean_module._SPACES.sub(" ", line)).strip()
+        normalize_module._SPACE_NEAR_CJK.sub("", normalize_module._SPACES.sub(" ", line)).strip()
         for line in text.split("\n")
     )
     return re.sub(r"\n{2,}", "\n", "\n".join(lines)).strip()
@@ -157,7 +166,7 @@ def test_spaces_fold_on_the_whole_text_as_line_by_line():
     ]
     for _ in range(3000):
         text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 20)))
-        assert clean_module._fold_spaces(text) == _fold_line_by_line(text), repr(text)
+        assert normalize_module._fold_spaces(text) == _fold_line_by_line(text), repr(text)
 
 
 def test_character_counts_in_bulk_match_the_single_text_functions(monkeypatch):
@@ -166,7 +175,7 @@ def test_character_counts_in_bulk_match_the_single_text_functions(monkeypatch):
     for text, (spaces, letters, ideographs) in zip(texts, counts.tolist(), strict=True):
         assert len(text) - spaces == visible_chars(text)
         assert (ideographs / letters if letters else 1.0) == cjk_share(text)
-    monkeypatch.setattr(clean_module, "_WINDOW", 8)  # a long text a window at a time
+    monkeypatch.setattr(normalize_module, "WINDOW_CHARS", 8)  # a long text a window at a time
     assert (char_counts(texts) == counts).all()
 
 
@@ -417,13 +426,17 @@ def test_near_duplicate_threshold_and_switch():
     assert clean(same, off, Rules()).clean.column("status").to_pylist() == [KEPT, KEPT]
 
 
-def test_signatures_are_deterministic_and_shingle_size_matters():
+def test_signatures_are_deterministic_and_shingle_size_matters(monkeypatch):
     first = Deduplicator(PARAMS).signature(LONG)
     assert (first == Deduplicator(PARAMS).signature(LONG)).all()
     other = Deduplicator(dataclasses.replace(PARAMS, shingle_size=2)).signature(LONG)
     assert not (first == other).all()
     # A long text is hashed a window at a time with the same result as at once.
-    assert Deduplicator(PARAMS).signature("短") is not None
+    monkeypatch.setattr(dedup_module, "WINDOW_CHARS", 7)
+    assert len(LONG) > 7 and (Deduplicator(PARAMS).signature(LONG) == first).all()
+    # A text shorter than a shingle is one shingle of its own.
+    short = Deduplicator(PARAMS).signature("短")
+    assert short.shape == first.shape and not (short == Deduplicator(PARAMS).signature("长")).all()
 
 
 def test_batches_give_the_same_result_as_one_table():
@@ -490,7 +503,7 @@ def test_bulk_signatures_are_plain_minhash(monkeypatch):
     expected = np.array([_plain_signature(t, PARAMS) for t in texts])
     assert (minhash_signatures(texts, PARAMS) == expected).all()
     # Small groups, and long texts a window at a time (windows overlap by shingle_size - 1).
-    monkeypatch.setattr(clean_module, "_WINDOW", 7)
+    monkeypatch.setattr(dedup_module, "WINDOW_CHARS", 7)
     assert (minhash_signatures(texts, PARAMS) == expected).all()
 
 
@@ -533,7 +546,7 @@ def test_colliding_band_hashes_do_not_make_candidates(monkeypatch):
 
 def test_sorted_index_finds_every_entry_of_a_key():
     rng = np.random.default_rng(5)
-    index, stored = clean_module._SortedIndex(np.int32), []
+    index, stored = SortedIndex(np.int32), []
     for first in range(0, 400, 20):  # runs of twenty, merged as they grow
         keys = rng.integers(0, 30, 20).astype(np.uint64)
         index.add(keys, np.arange(first, first + 20, dtype=np.int32))
@@ -547,8 +560,8 @@ def test_sorted_index_finds_every_entry_of_a_key():
 
 def test_batches_are_cut_by_characters():
     docs = table(doc_id=list("abcde"), text=["12345", "1", "123", "123456789", ""])
-    assert row_ranges(docs, 6) == [(0, 2), (2, 3), (3, 4), (4, 5)]
-    assert row_ranges(docs, 100) == [(0, 5)]
+    assert text_spans(docs, 6) == [(0, 2), (2, 3), (3, 4), (4, 5)]
+    assert text_spans(docs, 100) == [(0, 5)]
     pieces = list(sized_batches([docs, docs.slice(0, 1)], 6))
     assert [p.column("doc_id").to_pylist() for p in pieces] == [
         ["a", "b"],

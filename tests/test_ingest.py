@@ -10,24 +10,22 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.clean import clean, load_rules
+from pipeline.clean import clean
 from pipeline.config import IngestParams, Params, load_params
 from pipeline.ingest import (
     IngestError,
-    RawFile,
-    decode,
     doc_id,
-    html_main_text,
     ingest,
     list_raw_files,
     main,
-    parse_date,
-    plausibility,
     read_raw_files,
     split_paragraphs,
 )
 from pipeline.io import Paths, read_table
 from pipeline.schemas import DOCUMENTS
+from pipeline.text.decode import decode, plausibility
+from pipeline.text.formats import RawFile, html_main_text, parse_date
+from pipeline.text.rules import load_rules
 from tests.conftest import ROOT, SAMPLE_FILE
 
 DOCUMENT = IngestParams(unit="document")

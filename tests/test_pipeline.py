@@ -11,7 +11,7 @@ import pytest
 from pipeline.io import Paths, read_json, read_table
 from pipeline.lda import QUALITY_METRICS
 from pipeline.schemas import ALL, STATUSES
-from pipeline.segment import _NUMERIC
+from pipeline.text.token_filters import _NUMERIC
 from tests.conftest import ROOT, SAMPLE_RAW
 
 TABLES = list(ALL)

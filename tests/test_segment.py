@@ -2,11 +2,10 @@ import dataclasses
 import itertools
 import json
 import logging
-import os
 import sqlite3
 import subprocess
 import sys
-from pathlib import Path
+import time
 
 import jieba
 import pyarrow as pa
@@ -15,26 +14,18 @@ import pytest
 
 import pipeline.segment as segment_module
 from pipeline.bench_segment import FLOOR_STEPS, _floor, read_corpus, token_agreement
-from pipeline.cache import key_function, resolve_cache_dir, trim_cache
-from pipeline.clean import load_replacements, normalize_text
 from pipeline.cli import main as cli_main
 from pipeline.config import ConfigError, SegmentParams, params_from_dict
 from pipeline.io import Paths, read_table, write_table
 from pipeline.schemas import CLEAN, TOKENS, SchemaError
-from pipeline.segment import (
-    Lexicon,
-    content_mask,
-    fingerprint,
-    is_content_token,
-    load_lexicon,
-    pack_lists,
-    read_userdict,
-    segment,
-    segment_texts,
-    tokenize,
-    unpack_lists,
-)
+from pipeline.segment import Segmenter, fingerprint, segment
 from pipeline.segment import main as seg_main
+from pipeline.text import segmentation as segmentation_module
+from pipeline.text.normalize import normalize_text
+from pipeline.text.rules import load_replacements
+from pipeline.text.segmentation import segment_texts, tokenize
+from pipeline.text.token_filters import content_mask, is_content_token
+from pipeline.text.tokenizers import Lexicon, load_lexicon, read_userdict
 from tests.conftest import FIXTURES, ROOT, SAMPLE_FILE, table
 
 GOLDEN = json.loads((FIXTURES / "golden_segment.json").read_text(encoding="utf-8"))
@@ -55,7 +46,9 @@ def test_user_dictionary_keeps_policy_terms_whole(params, lexicon):
 def test_tokenizer_is_private(tmp_path):
     userdict = tmp_path / "u.txt"
     userdict.write_text("甲乙丙丁戊 100 n\n", encoding="utf-8")
-    load_lexicon(SegmentParams(userdict=userdict, stopwords=None))
+    # The jieba backend: it is the one that could touch jieba's global dictionary (jieba.dt).
+    lexicon = load_lexicon(SegmentParams(backend="jieba", userdict=userdict, stopwords=None))
+    assert lexicon.backend.cut("甲乙丙丁戊", False) == ["甲乙丙丁戊"]  # the private one has it
     assert "甲乙丙丁戊" not in jieba.dt.FREQ
 
 
@@ -252,7 +245,26 @@ def test_bench_floor_runs_each_step_for_each_backend(backend):
     # A step whose code fails (a renamed module, say) raises rather than timing an error.
     steps = _floor(backend, repeats=1)
     assert list(steps) == list(FLOOR_STEPS)
-    assert all(seconds >= 0 for seconds in steps.values())
+
+
+def test_bench_floor_steps_are_differences_of_the_fastest_runs(monkeypatch):
+    # Each run's seconds, by the code it runs (the steps so far), for two repeats each.
+    seconds = {
+        "pass": [0.05, 0.02],
+        "pass; import pyarrow.parquet": [0.12, 0.15],
+        "pass; import pyarrow.parquet; import rjieba": [0.30, 0.11],  # noise: faster than before
+    }
+    clock = [0.0]
+
+    def fake_run(args, check):
+        assert check
+        clock[0] += seconds[args[-1]].pop(0)
+
+    monkeypatch.setattr(subprocess, "run", fake_run)
+    monkeypatch.setattr(time, "perf_counter", lambda: clock[0])
+    steps = _floor("rjieba", repeats=2)
+    expected = {"interpreter": 0.02, "pyarrow.parquet": 0.10, "dictionary": 0.0}
+    assert steps == pytest.approx(expected)
 
 
 def test_token_agreement_counts_spans():
@@ -367,9 +379,9 @@ def test_small_jobs_several_in_flight_give_the_same_rows(tmp_path, params, monke
 def test_slices_hold_about_the_given_text_bytes():
     texts = ["一" * 10, "二" * 400, "", "三" * 5, "四" * 5, "五" * 5]  # 3 bytes a character
     docs = table(doc_id=[str(i) for i in range(len(texts))], text=texts)
-    parts = list(segment_module._slices(docs, 40))
+    parts = list(segment_module.text_slices(docs, 40))
     assert [p.column("doc_id").to_pylist() for p in parts] == [["0"], ["1"], ["2", "3", "4"], ["5"]]
-    assert list(segment_module._slices(docs.slice(0, 0), 40))[0].num_rows == 0
+    assert list(segment_module.text_slices(docs.slice(0, 0), 40))[0].num_rows == 0
 
 
 def test_rows_in_order_and_rows_not_kept_come_out_right(tmp_path, params):
@@ -433,32 +445,6 @@ def test_user_words_are_checked_once_when_workers_segment(tmp_path, params, monk
     userdict.write_text("巾帼建功 30 nz\n我们的 1\n", encoding="utf-8")
     _run_stage(tmp_path / "run", params, _corpus(40), workers=2, userdict=userdict, cache_dir=None)
     assert caplog.text.count("one token") == 1 and "我们的" in caplog.text
-
-
-@pytest.mark.parametrize(
-    "lists", [[], [[]], [["中国", "a"], [], ["x" * 70_000, "é"]], [["甲"], ["乙", "丙"], ["丁"]]]
-)
-def test_cache_values_round_trip(lists):
-    array = pa.array(lists, pa.list_(pa.string()))
-    for part in (array, array[1:], array[1:2]):
-        assert unpack_lists(pack_lists(part)).equals(part)
-    assert unpack_lists([b"", b""]).to_pylist() == [[], []]
-
-
-def test_cache_values_that_do_not_unpack_raise():
-    (value,) = pack_lists(pa.array([["中国", "人民"]], pa.list_(pa.string())))
-    with pytest.raises(ValueError, match="malformed"):  # sizes beyond the data
-        unpack_lists([value[:-1]])
-    broken = value[:-3] + b"\xff" + value[-2:]  # 民 with its lead byte gone: not UTF-8
-    with pytest.raises(ValueError, match="malformed"):
-        unpack_lists([value, broken])
-
-
-def test_document_keys_depend_on_the_text_and_the_fingerprint():
-    key = key_function(b"settings A")
-    assert key(b"text") == key_function(b"settings A")(b"text")
-    assert len(key(b"text")) == 16
-    assert len({key(b"text"), key(b"text2"), key_function(b"settings B")(b"text")}) == 3
 
 
 def test_cache_rerun_segments_only_new_documents(tmp_path, params, monkeypatch):
@@ -525,38 +511,10 @@ def test_each_setting_has_its_cache_file_and_old_ones_go_over_budget(tmp_path, p
     _run_stage(tmp_path / "b", params, docs, workers=1, cache_dir=str(cache), userdict=userdict)
     assert len(list(cache.glob("tokens-*.sqlite"))) == 2  # well within the default budget
     # a budget of 0 keeps only the file of the settings in use
-    caplog.set_level(logging.INFO, logger="pipeline.cache")
+    caplog.set_level(logging.INFO, logger="pipeline.text.token_cache")
     _run_stage(tmp_path / "c", params, docs, workers=1, cache_dir=str(cache), cache_max_mb=0)
     assert list(cache.glob("tokens-*.sqlite")) == [first]
     assert "deleted 1 file(s) of other settings" in caplog.text
-
-
-def test_trim_cache_deletes_least_recently_used_files_beyond_the_budget(tmp_path):
-    def cache_file(name: str, size: int, used: int) -> Path:
-        path = tmp_path / name
-        path.write_bytes(b"x" * size)
-        os.utime(path, (used, used))
-        return path
-
-    keep = cache_file("tokens-keep.sqlite", 500, 100)
-    old = cache_file("tokens.sqlite", 300, 1)  # the single file of earlier versions
-    older = cache_file("tokens-b.sqlite", 300, 2)
-    recent = cache_file("tokens-c.sqlite", 300, 50)
-    journal = cache_file("tokens-b.sqlite-journal", 10, 2)
-    unrelated = cache_file("notes.txt", 10_000, 1)
-    assert trim_cache(keep, 900) == [older, old]  # 500 + 300 fit; the two oldest do not
-    assert keep.exists() and recent.exists() and unrelated.exists()
-    assert not old.exists() and not older.exists() and not journal.exists()
-    assert trim_cache(keep, 0) == [recent] and keep.exists()  # kept whatever its size
-
-
-def test_cache_folder_comes_from_the_environment(monkeypatch, tmp_path):
-    monkeypatch.setenv("ZHTOPICS_SEGMENT_CACHE", str(tmp_path))
-    assert resolve_cache_dir(".cache/x") == tmp_path
-    monkeypatch.setenv("ZHTOPICS_SEGMENT_CACHE", "")
-    assert resolve_cache_dir(".cache/x") is None
-    monkeypatch.delenv("ZHTOPICS_SEGMENT_CACHE")
-    assert resolve_cache_dir(".cache/x") == Path(".cache/x")
 
 
 def test_fingerprint_follows_settings_and_files(params, tmp_path):
@@ -567,6 +525,34 @@ def test_fingerprint_follows_settings_and_files(params, tmp_path):
     copy = tmp_path / "stop.txt"
     copy.write_bytes(params.segment.stopwords.read_bytes() + "新词\n".encode())
     assert fingerprint(dataclasses.replace(params.segment, stopwords=copy)) != base
+
+
+@pytest.mark.parametrize("module", segment_module.TOKEN_SHAPING_MODULES)
+def test_editing_a_token_shaping_module_makes_the_cache_miss(tmp_path, params, monkeypatch, module):
+    docs = _corpus(40)
+    cache = tmp_path / "cache"
+    _run_stage(tmp_path / "a", params, docs, workers=1, cache_dir=str(cache))
+    with Segmenter(params.segment, cache) as warm:
+        list(warm.run([docs]))
+    assert warm.stats.segmented == 0 and warm.stats.cached > 0  # all from the cache
+    real = segment_module._module_source
+    edited = lambda name: real(name) + (b"\n# edited\n" if name == module else b"")  # noqa: E731
+    monkeypatch.setattr(segment_module, "_module_source", edited)
+    with Segmenter(params.segment, cache) as cold:
+        list(cold.run([docs]))
+    assert cold.stats.cached == 0 and cold.stats.segmented == warm.stats.cached
+
+
+def test_modules_the_stage_imports_are_token_shaping_or_declared_neutral():
+    """A new module under the segment stage must be put in one list: in the cache key (it may
+    change tokens) or declared neutral."""
+    code = "import sys, pipeline.segment; print(' '.join(sorted(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    imported = {m for m in out.stdout.split() if m.startswith("pipeline.")}
+    shaping = set(segment_module.TOKEN_SHAPING_MODULES)
+    neutral = set(segment_module.TOKEN_NEUTRAL_MODULES)
+    assert imported - {"pipeline.text"} == shaping | neutral
+    assert not shaping & neutral
 
 
 # --------------------------------------------------------------------------- benchmark
@@ -625,5 +611,5 @@ def test_long_texts_are_segmented_line_by_line_to_the_same_tokens(params, monkey
     lexicon = load_lexicon(seg)
     text = SAMPLE_FILE.read_text(encoding="utf-8").replace("\n", "\r\n")
     whole = segment_texts([text], seg, lexicon)
-    monkeypatch.setattr(segment_module, "LONG_TEXT", 100)
+    monkeypatch.setattr(segmentation_module, "LONG_TEXT", 100)
     assert segment_texts([text], seg, lexicon).equals(whole)
