@@ -28,7 +28,8 @@ def two_themes():
     ids = [f"d{n:02d}" for n in range(40)]
     docs = [rng.choice(themes[n % 2], size=30).tolist() for n in range(40)]
     tokens = pa.table({"doc_id": ids, "tokens": docs, "n_tokens": [len(d) for d in docs]})
-    result = tfidf(tokens, TfidfParams(min_df=1, max_df=1.0))
+    # No word is in every document: none is background (see tests/test_lda.py, two_themes).
+    result = tfidf(tokens, TfidfParams(min_df=1, max_df=1.0, background_min_df=1.0))
     return result.vocabulary, result.doc_terms, tokens
 
 

@@ -32,6 +32,11 @@ from pipeline.config import LdaParams
 
 log = logging.getLogger(__name__)
 
+TOO_MUCH = (
+    "{where}: the {n} background term(s) are nearly all the corpus' tokens: fewer than 2 "
+    "documents keep a term. Raise tfidf.background_min_df or tfidf.background_min_evenness, list "
+    "the subject's words in tfidf.keep_terms, or set lda.background: include"
+)
 # Scores are published rounded, so that the same counts give the same bytes on any CPU.
 SCORE_DECIMALS = 6
 
