@@ -127,6 +127,7 @@ def pipeline_side(corpus: Path, params, k: int, seeds: list[int], text_column: s
             counts,
             (ref.starts, ref.term_ids),
             background.left_out(vocabulary, params.lda, "bench quality"),
+            "bench quality",
         )
         for seed in seeds:
             start = time.perf_counter()
@@ -198,10 +199,16 @@ def summarise(runs: list[dict], texts: list[str], labels: np.ndarray) -> dict:
     from sklearn.metrics import normalized_mutual_info_score
 
     nmi = [normalized_mutual_info_score(labels[r["kept"]], r["dominant"]) for r in runs]
+    npmis = [npmi(r["top"], texts) for r in runs]
+    diversities = [diversity(r["top"]) for r in runs]
     return {
         "nmi": float(np.mean(nmi)),
-        "npmi": float(np.mean([npmi(r["top"], texts) for r in runs])),
-        "diversity": float(np.mean([diversity(r["top"]) for r in runs])),
+        "npmi": float(np.mean(npmis)),
+        "diversity": float(np.mean(diversities)),
+        # The spread over seeds: population standard deviation (0 with one seed).
+        "nmi_sd": float(np.std(nmi)),
+        "npmi_sd": float(np.std(npmis)),
+        "diversity_sd": float(np.std(diversities)),
         "stability": stability(runs),
         "seconds": float(np.mean([r["seconds"] for r in runs])),
         "prep_seconds": float(np.mean([r["prep_seconds"] for r in runs])),
@@ -247,8 +254,11 @@ def _print(results: dict, args: argparse.Namespace) -> None:
     rows = [
         ("documents", "docs", "{:d}"),
         ("NMI", "nmi", "{:.3f}"),
+        ("  sd over seeds", "nmi_sd", "{:.3f}"),
         ("NPMI top 10", "npmi", "{:.3f}"),
+        ("  sd over seeds", "npmi_sd", "{:.3f}"),
         ("diversity", "diversity", "{:.3f}"),
+        ("  sd over seeds", "diversity_sd", "{:.3f}"),
         ("stability", "stability", "{:.3f}"),
         ("model seconds", "seconds", "{:.2f}"),
         ("prep seconds", "prep_seconds", "{:.2f}"),

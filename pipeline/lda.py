@@ -163,8 +163,6 @@ def lda(
     # Reading order mixes faster than grouped counts; background terms may be left out.
     drop = background.left_out(vocabulary, params, "lda")
     counts, sequences = background.drop_terms(counts, (ref.starts, ref.term_ids), drop)
-    if drop is not None and np.count_nonzero(np.diff(counts.indptr)) < 2:
-        raise LdaError(background.TOO_MUCH.format(where="lda", n=int(drop.sum())))
     fitted = engines.fit(counts, k, params, params.random_state, terms.tolist(), sequences)
     phi, theta = fitted.phi, fitted.theta
     lengths = np.asarray(counts.sum(axis=1), dtype=np.float64).ravel()

@@ -32,6 +32,7 @@ from pipeline.schemas import (
     SchemaError,
 )
 from pipeline.tfidf import tfidf
+from pipeline.topics.background import BackgroundError
 from tests.conftest import FIXTURES
 
 PARAMS = LdaParams(
@@ -579,5 +580,5 @@ def test_background_that_leaves_nothing_is_a_clear_error(two_themes):
     # Every word in half the documents, spread as chance spreads it: all background.
     result = tfidf(tokens, TfidfParams(min_df=1, max_df=1.0))
     assert all(result.vocabulary.column("is_background").to_pylist())
-    with pytest.raises(LdaError, match="tfidf.background_min_df"):
+    with pytest.raises(BackgroundError, match="tfidf.background_min_df"):
         lda(result.vocabulary, result.doc_terms, tokens, PARAMS)

@@ -32,11 +32,12 @@ from pipeline.config import LdaParams
 
 log = logging.getLogger(__name__)
 
-TOO_MUCH = (
-    "{where}: the {n} background term(s) are nearly all the corpus' tokens: fewer than 2 "
-    "documents keep a term. Raise tfidf.background_min_df or tfidf.background_min_evenness, list "
-    "the subject's words in tfidf.keep_terms, or set lda.background: include"
-)
+
+class BackgroundError(ValueError):
+    """Leaving the background terms out would leave nothing to model; the message says what
+    to change."""
+
+
 # Scores are published rounded, so that the same counts give the same bytes on any CPU.
 SCORE_DECIMALS = 6
 
@@ -119,19 +120,31 @@ def drop_columns(matrix: sp.csr_matrix, drop: np.ndarray) -> sp.csr_matrix:
 
 
 def drop_terms(
-    counts: sp.csr_matrix, sequences: tuple[np.ndarray, np.ndarray], drop: np.ndarray | None
+    counts: sp.csr_matrix,
+    sequences: tuple[np.ndarray, np.ndarray],
+    drop: np.ndarray | None,
+    where: str = "lda",
 ) -> tuple[sp.csr_matrix, tuple[np.ndarray, np.ndarray]]:
     """The counts and token sequences (starts, term ids) without the terms flagged in
-    ``drop``. The columns stay, empty; a document may be left with no tokens."""
+    ``drop``. The columns stay, empty; a document may be left with no tokens, but at least two
+    must keep some (else a BackgroundError says which settings to change)."""
     if drop is None or not np.any(drop):
         return counts, sequences
+    counts = drop_columns(counts, np.asarray(drop, dtype=bool))
+    if np.count_nonzero(np.diff(counts.indptr)) < 2:
+        raise BackgroundError(
+            f"{where}: the {int(np.sum(drop))} background term(s) are nearly all the corpus' "
+            "tokens: fewer than 2 documents keep a term. Raise tfidf.background_min_df or "
+            "tfidf.background_min_evenness, list the subject's words in tfidf.keep_terms, or "
+            "set lda.background: include"
+        )
     drop = np.asarray(drop, dtype=bool)
     starts, ids = sequences
     keep = ~drop[ids]
     rows = np.repeat(np.arange(len(starts) - 1), np.diff(starts))
     new_starts = np.zeros_like(starts)
     np.cumsum(np.bincount(rows[keep], minlength=len(starts) - 1), out=new_starts[1:])
-    return drop_columns(counts, drop), (new_starts, ids[keep])
+    return counts, (new_starts, ids[keep])
 
 
 def term_weights(counts: sp.csr_matrix, scheme: str) -> sp.csr_matrix:
