@@ -77,6 +77,7 @@ class LdaResult:
     topics: pa.Table
     metrics: dict[str, float | int]
     counts: sp.csr_matrix  # (documents x terms), rows in doc_ids order
+    left_out: tuple[str, ...] = ()  # background terms the model left out (lda.background)
 
     @property
     def model(self):
@@ -207,6 +208,7 @@ def lda(
         topics=topics,
         metrics=metrics,
         counts=counts,
+        left_out=() if drop is None else tuple(terms[drop].tolist()),
     )
 
 
@@ -472,6 +474,8 @@ def save_model(result: LdaResult, directory: Path, settings: dict | None = None)
             "files": {"topic_word": "topic_word.npy", "terms": "terms.json"},
             "settings": settings or {},
             "convergence": fitted.convergence,
+            # Terms of terms.json the model left out as background: infer ignores them too.
+            "left_out_terms": list(result.left_out),
         }
         (tmp / "model.json").write_text(
             json.dumps(meta, ensure_ascii=False, indent=2, sort_keys=True) + "\n", "utf-8"

@@ -521,10 +521,12 @@ def two_themes_in_a_genre() -> tuple[pa.Table, pa.Table, pa.Table]:
 
 
 @pytest.mark.parametrize("engine", ["gensim", "tomotopy"])
-def test_background_terms_are_left_out_of_the_model(two_themes_in_a_genre, engine):
+def test_background_terms_are_left_out_of_the_model(two_themes_in_a_genre, engine, tmp_path):
     params = LdaParams(**{**PARAMS.__dict__, "engine": engine})
     dropped = lda(*two_themes_in_a_genre, params)
     assert dropped.metrics["background_terms_left_out"] == 2
+    save_model(dropped, tmp_path / "model")  # infer leaves them out too
+    assert sorted(load_model(tmp_path / "model").meta["left_out_terms"]) == ["依法", "本院"]
     tops = set(dropped.topic_terms.column("term").to_pylist())
     assert not tops & {"本院", "依法"}
     ranked = dropped.term_rankings.column("term").to_pylist()
