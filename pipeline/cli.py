@@ -6,53 +6,26 @@ import argparse
 import importlib
 import logging
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
-from pipeline.config import ConfigError, Params, load_params
+from pipeline.config import ConfigError, load_params
 from pipeline.io import Paths
+from pipeline.runner import STAGE_HELP, STAGES, run_stages, stage_main
 
 log = logging.getLogger("zhtopics")
 
-# Stage name -> "module:function", imported only when the stage runs: `zhtopics segment` (and
-# its worker processes) then load what segmentation needs, not gensim, scikit-learn or plotting.
-STAGES: dict[str, str] = {
-    "ingest": "pipeline.ingest:main",
-    "clean": "pipeline.clean:main",
-    "segment": "pipeline.segment:main",
-    "tfidf": "pipeline.tfidf:main",
-    "lda_sweep": "pipeline.lda_sweep:main",
-    "lda": "pipeline.lda:main",
-    "report": "pipeline.report:main",
-}
-
-
-def stage_main(name: str) -> Callable[[Params, Paths], None]:
-    """The ``main(params, paths)`` of a stage, importing its module."""
-    module, function = STAGES[name].split(":")
-    return getattr(importlib.import_module(module), function)
-
-
 # Benchmarks: `zhtopics bench <name>`; each module has add_arguments(parser) and run(args) -> int.
-# Imported only for `zhtopics bench` (bench_ingest alone pulls in pandas through ingest).
+# Imported only for `zhtopics bench` (bench.ingest alone pulls in pandas through ingest).
 BENCHES = {
-    "ingest": "pipeline.bench_ingest",
-    "pipeline": "pipeline.bench_pipeline",
-    "quality": "pipeline.bench_quality",
-    "segment": "pipeline.bench_segment",
+    "ingest": "pipeline.bench.ingest",
+    "pipeline": "pipeline.bench.pipeline",
+    "quality": "pipeline.bench.quality",
+    "segment": "pipeline.bench.segment",
 }
 
 
-def run_stages(params: Params, paths: Paths, until: str | None = None) -> None:
-    """Run the stages in order, stopping after ``until``."""
-    for name in STAGES:
-        log.info("stage %s", name)
-        stage_main(name)(params, paths)
-        if name == until:
-            break
-
-
-def _common(parser: argparse.ArgumentParser) -> None:
+def _add_settings_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--params",
         type=Path,
@@ -83,14 +56,14 @@ def build_parser(benches: bool = True) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     defaults = Paths()
     for name in STAGES:
-        p = sub.add_parser(name, help=f"Stage {name}")
-        _common(p)
+        p = sub.add_parser(name, help=STAGE_HELP[name], description=STAGE_HELP[name])
+        _add_settings_options(p)
         p.add_argument("--raw", type=Path, default=defaults.raw)
         p.add_argument("--processed", type=Path, default=defaults.processed)
         p.add_argument("--models", type=Path, default=defaults.models)
         p.add_argument("--metrics", type=Path, default=defaults.metrics)
     p = sub.add_parser("run", help="run the stages in order on any folder, without DVC")
-    _common(p)
+    _add_settings_options(p)
     p.add_argument("--raw", type=Path, required=True, help="folder of raw documents")
     p.add_argument(
         "--out",
@@ -99,17 +72,21 @@ def build_parser(benches: bool = True) -> argparse.ArgumentParser:
         help="output folder (tables; models/ and metrics/ below it)",
     )
     p.add_argument("--until", choices=list(STAGES), help="stop after this stage")
-    p = sub.add_parser("infer", help="topic mixes of new documents under the saved model")
-    _common(p)
+    p = sub.add_parser(
+        "infer", help="give new documents topic mixes under the saved model, without refitting"
+    )
+    _add_settings_options(p)
     p.add_argument("path", type=Path, help="a raw file or folder of new documents")
     p.add_argument("--out", type=Path, required=True, help="doc_topics parquet file to write")
     p.add_argument("--model", type=Path, default=defaults.models / "lda", help="saved model")
-    p = sub.add_parser("bench", help="benchmarks that print numbers side by side")
+    p = sub.add_parser(
+        "bench", help="benchmarks: speed, memory and topic quality against plain scripts"
+    )
     bench = p.add_subparsers(dest="bench", required=True)
     for name in BENCHES if benches else ():
         module = importlib.import_module(BENCHES[name])
         b = bench.add_parser(name, help=(module.__doc__ or "").split("\n")[0])
-        _common(b)
+        _add_settings_options(b)
         module.add_arguments(b)
     return parser
 

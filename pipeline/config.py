@@ -278,6 +278,9 @@ class LdaParams:
     threads: int = 1
     # Processes for independent fits (the sweep's K x seeds); never changes a result.
     workers: int = 1
+    # multiprocessing start method for those processes (spawn, fork, forkserver); null: the
+    # default, as clean.start_method and segment.start_method.
+    start_method: str | None = None
     # Terms per topic in topic_terms.parquet, in the label, and scored for coherence.
     top_n: int = 20
     label_terms: int = 3
@@ -315,6 +318,9 @@ class LdaParams:
         ):
             if getattr(self, key) < 1:
                 _fail(f"lda.{key}", getattr(self, key), "an integer >= 1")
+        methods = ("spawn", "fork", "forkserver")
+        if self.start_method is not None and self.start_method not in methods:
+            _fail("lda.start_method", self.start_method, f"null or one of {list(methods)}")
         if self.tolerance is not None and not 0 < self.tolerance < 1:
             _fail("lda.tolerance", self.tolerance, "a number between 0 and 1, or null")
         if self.min_updates < 0:

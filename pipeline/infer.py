@@ -3,7 +3,7 @@
 The new files go through the project's own ingest, clean and segment stages (the same code and
 settings as training, into a temporary folder); their tokens are mapped to the model's
 vocabulary, unknown words are ignored and counted, and each mix is folded in under the saved
-topics (:func:`pipeline.engines.fold_in`).
+topics (:func:`pipeline.topics.engines.fold_in`).
 """
 
 from __future__ import annotations
@@ -15,13 +15,19 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import scipy.sparse as sp
 
-from pipeline import engines
 from pipeline.config import Params
 from pipeline.io import Paths, read_table, write_table
-from pipeline.lda import SavedModel, doc_topics_table, settings_snapshot
+from pipeline.runner import run_stages
 from pipeline.schemas import DOC_TOPICS, DOCUMENTS, INFERRED_DOCS, TOKENS, require_columns
+from pipeline.topics import engines
+from pipeline.topics.counts import id_counts
+from pipeline.topics.model_store import (
+    SavedModel,
+    doc_topics_table,
+    load_model,
+    settings_snapshot,
+)
 
 log = logging.getLogger(__name__)
 
@@ -38,18 +44,12 @@ def infer(tokens: pa.Table, model: SavedModel, documents: pa.Table | None = None
     left_out = set(model.meta.get("left_out_terms", []))  # background, as in the fit
     index = {t: i for i, t in enumerate(model.terms) if t not in left_out}
     doc_ids = tokens.column("doc_id").to_pylist()
-    rows, cols, known, unknown, n_tokens = [], [], [], [], []
-    for row, toks in enumerate(tokens.column("tokens").to_pylist()):
-        ids = [index[t] for t in toks if t in index]
-        cols.extend(ids)
-        rows.extend([row] * len(ids))
-        known.append(len(ids))
-        unknown.append(len(toks) - len(ids))
-        n_tokens.append(len(toks))
-    counts = sp.csr_matrix(
-        (np.ones(len(cols)), (rows, cols)), shape=(len(doc_ids), len(model.terms))
-    )
-    counts.sum_duplicates()
+    token_lists = tokens.column("tokens").to_pylist()
+    id_lists = [[index[t] for t in toks if t in index] for toks in token_lists]
+    counts = id_counts(id_lists, len(model.terms))
+    n_tokens = [len(toks) for toks in token_lists]
+    known = [len(ids) for ids in id_lists]
+    unknown = [n - k for n, k in zip(n_tokens, known, strict=True)]
     has_terms = np.asarray(known) > 0
     theta = engines.fold_in(model.phi, model.alpha, counts[has_terms])
     kept_ids = [d for d, h in zip(doc_ids, has_terms, strict=True) if h]
@@ -99,9 +99,6 @@ def _check_settings(params: Params, model: SavedModel) -> None:
 
 def run(params: Params, source: Path, model_dir: Path, out: Path) -> InferResult:
     """Prepare ``source`` (a file or folder) with the pipeline's stages, then infer."""
-    from pipeline.cli import run_stages
-    from pipeline.lda import load_model
-
     model = load_model(model_dir)
     _check_settings(params, model)
     source = Path(source)

@@ -128,7 +128,7 @@ def release_arrow_memory() -> None:
     pa.default_memory_pool().release_unused()
 
 
-def tables(source: pa.Table | Iterable[pa.Table]) -> Iterable[pa.Table]:
+def table_pieces(source: pa.Table | Iterable[pa.Table]) -> Iterable[pa.Table]:
     """A table as the one piece of itself; pieces (e.g. from ``iter_tables``) as they are."""
     return [source] if isinstance(source, pa.Table) else source
 

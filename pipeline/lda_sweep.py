@@ -7,7 +7,6 @@ import concurrent.futures
 import hashlib
 import logging
 import multiprocessing
-from collections.abc import Iterable
 from dataclasses import dataclass
 from itertools import combinations
 
@@ -16,34 +15,38 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import scipy.sparse as sp
 
-from pipeline import engines
-from pipeline.coherence import Reference, coherence_scores, reference, take_sequences
 from pipeline.config import LdaParams, Params
 from pipeline.io import (
     Paths,
     TableFile,
     read_table,
     release_arrow_memory,
-    tables,
+    table_pieces,
     write_json,
     write_table,
 )
-from pipeline.lda import (
+from pipeline.schemas import DOC_TERMS, SWEEP, TOKENS, VOCABULARY
+from pipeline.topics import background, engines
+from pipeline.topics.coherence import Reference, coherence_scores, reference, take_sequences
+from pipeline.topics.counts import (
     BATCH_ROWS,
     COUNT_COLUMNS,
-    DIVERSITY_TOP_N,
     LdaError,
+    TableOrPieces,
     build_counts,
     check_inputs,
+    id_counts,
+)
+from pipeline.topics.terms import (
+    DIVERSITY_TOP_N,
+    STABILITY_TOP_N,
+    stability,
     top_terms,
     topic_diversity,
 )
-from pipeline.schemas import DOC_TERMS, SWEEP, TOKENS, VOCABULARY
-from pipeline.topics import background
 
 log = logging.getLogger(__name__)
 
-STABILITY_TOP_N = 20
 RULE = (
     "the K with the highest mean c_npmi over seeds among those whose mean stability (best-match "
     "Jaccard of top-{n} terms between seeds) is at least lda.sweep.min_stability = {m}; "
@@ -59,8 +62,8 @@ class SweepResult:
 
 
 @dataclass(frozen=True)
-class _Data:
-    """What every fit of the sweep needs; built once, shared by the worker processes."""
+class SweepInputs:
+    """What every fit of the sweep needs; built once, sent once to each worker process."""
 
     train: sp.csr_matrix
     heldout_fit: sp.csr_matrix
@@ -68,9 +71,6 @@ class _Data:
     reference: Reference
     params: LdaParams
     train_sequences: tuple[np.ndarray, np.ndarray]  # the training documents in reading order
-
-
-_DATA: _Data | None = None
 
 
 def split_heldout(doc_ids: list[str], share: float) -> np.ndarray:
@@ -87,7 +87,7 @@ def split_heldout(doc_ids: list[str], share: float) -> np.ndarray:
 
 
 def completion_halves(
-    tokens: pa.Table | Iterable[pa.Table], doc_ids: list[str], term_ids: dict[str, int]
+    tokens: TableOrPieces, doc_ids: list[str], term_ids: dict[str, int]
 ) -> tuple[sp.csr_matrix, sp.csr_matrix]:
     """Document completion: each document's tokens alternately into a fit half and an eval half.
 
@@ -95,27 +95,19 @@ def completion_halves(
     """
     wanted = pa.array(doc_ids, pa.string())
     by_doc: dict[str, list[str]] = {}
-    for table in tables(tokens):
+    for table in table_pieces(tokens):
         table = table.filter(pc.is_in(table.column("doc_id"), wanted))
         docs, lists = table.column("doc_id").to_pylist(), table.column("tokens").to_pylist()
         by_doc.update(zip(docs, lists, strict=True))
-    halves = []
-    for start in (0, 1):
-        rows, cols = [], []
-        for row, doc in enumerate(doc_ids):
-            ids = [term_ids[t] for t in by_doc.get(doc) or [] if t in term_ids]
-            cols.extend(ids[start::2])
-            rows.extend([row] * len(ids[start::2]))
-        m = sp.csr_matrix((np.ones(len(cols)), (rows, cols)), shape=(len(doc_ids), len(term_ids)))
-        m.sum_duplicates()
-        halves.append(m)
+    id_lists = [[term_ids[t] for t in by_doc.get(doc) or [] if t in term_ids] for doc in doc_ids]
+    halves = [id_counts([ids[start::2] for ids in id_lists], len(term_ids)) for start in (0, 1)]
     return halves[0], halves[1]
 
 
 def lda_sweep(
     vocabulary: pa.Table,
-    doc_terms: pa.Table | Iterable[pa.Table],
-    tokens: pa.Table | Iterable[pa.Table],
+    doc_terms: TableOrPieces,
+    tokens: TableOrPieces,
     params: LdaParams,
 ) -> SweepResult:
     """Fit every K x seed of ``params.sweep`` on the training share and score each model.
@@ -123,7 +115,6 @@ def lda_sweep(
     ``doc_terms`` and ``tokens`` may be tables or re-iterable pieces (``io.TableFile``):
     ``tokens`` is read twice, for the held-out halves and for the coherence windows.
     """
-    global _DATA
     check_inputs(vocabulary, doc_terms, tokens, "lda_sweep")
     doc_ids, counts = build_counts(doc_terms, vocabulary.num_rows)
     if counts.shape[0] < 3:
@@ -141,7 +132,7 @@ def lda_sweep(
     )
     if drop is not None:  # held-out perplexity over the terms the model describes
         fit_half, eval_half = (background.drop_columns(m, drop) for m in (fit_half, eval_half))
-    _DATA = _Data(
+    inputs = SweepInputs(
         train=model_counts[~mask],
         heldout_fit=fit_half,
         heldout_eval=eval_half,
@@ -149,6 +140,7 @@ def lda_sweep(
         params=params,
         train_sequences=take_sequences(starts, ids, np.flatnonzero(~mask)),
     )
+    del counts, model_counts, starts, ids, ref, fit_half, eval_half
     release_arrow_memory()
     log.info(
         "lda_sweep: %d training and %d held-out documents; K %s x seeds %s",
@@ -157,30 +149,43 @@ def lda_sweep(
         list(params.sweep.k),
         list(params.sweep.seeds),
     )
-    tasks = [(k, seed) for k in params.sweep.k for seed in params.sweep.seeds]
-    try:
-        if params.workers > 1 and len(tasks) > 1:
-            ctx = multiprocessing.get_context("fork")
-            with concurrent.futures.ProcessPoolExecutor(params.workers, mp_context=ctx) as pool:
-                results = list(pool.map(_score, tasks))
-        else:
-            results = [_score(task) for task in tasks]
-    finally:
-        _DATA = None
+    fits = [(k, seed) for k in params.sweep.k for seed in params.sweep.seeds]
+    results = score_fits(inputs, fits, params)
     return _summarise(results, params, 0 if drop is None else int(drop.sum()))
 
 
-def _score(task: tuple[int, int]) -> dict:
-    k, seed = task
-    data = _DATA
-    params = data.params
-    fitted = engines.fit(data.train, k, params, seed, sequences=data.train_sequences)
+def score_fits(inputs: SweepInputs, fits: list[tuple[int, int]], params: LdaParams) -> list[dict]:
+    """Fit and score each (K, seed) of ``fits``, in that order.
+
+    With ``lda.workers`` > 1 the fits are dealt round-robin to that many processes (started by
+    ``lda.start_method``), each receiving ``inputs`` once with its share: no module state, and
+    a fit's score does not depend on the process that computed it.
+    """
+    workers = min(params.workers, len(fits))
+    if workers <= 1:
+        return [score_fit(inputs, k, seed) for k, seed in fits]
+    context = multiprocessing.get_context(params.start_method)
+    shares = [fits[i::workers] for i in range(workers)]
+    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
+        done = list(pool.map(_score_share, [inputs] * workers, shares))
+    by_fit = {(r["k"], r["seed"]): r for share in done for r in share}
+    return [by_fit[fit] for fit in fits]
+
+
+def _score_share(inputs: SweepInputs, fits: list[tuple[int, int]]) -> list[dict]:
+    return [score_fit(inputs, k, seed) for k, seed in fits]
+
+
+def score_fit(inputs: SweepInputs, k: int, seed: int) -> dict:
+    """One model of K topics from ``seed`` on the training share, and its scores."""
+    params = inputs.params
+    fitted = engines.fit(inputs.train, k, params, seed, sequences=inputs.train_sequences)
     top = top_terms(fitted.phi, max(params.coherence_top_n, DIVERSITY_TOP_N, STABILITY_TOP_N))
-    coherence = coherence_scores([row[: params.coherence_top_n] for row in top], data.reference)
-    theta = engines.fold_in(fitted.phi, fitted.alpha, data.heldout_fit)
-    n_eval = data.heldout_eval.sum()
+    coherence = coherence_scores([row[: params.coherence_top_n] for row in top], inputs.reference)
+    theta = engines.fold_in(fitted.phi, fitted.alpha, inputs.heldout_fit)
+    n_eval = inputs.heldout_eval.sum()
     perplexity = (
-        float(np.exp(-engines.log_likelihood(fitted.phi, theta, data.heldout_eval) / n_eval))
+        float(np.exp(-engines.log_likelihood(fitted.phi, theta, inputs.heldout_eval) / n_eval))
         if n_eval
         else float("nan")
     )
@@ -197,32 +202,27 @@ def _score(task: tuple[int, int]) -> dict:
     }
 
 
-def stability(a: list[set], b: list[set]) -> float:
-    """Mean over the topics of ``a`` of the best Jaccard similarity with a topic of ``b``."""
-    return float(np.mean([max(len(x & y) / len(x | y) for y in b) for x in a]))
-
-
 def _summarise(results: list[dict], params: LdaParams, n_left_out: int = 0) -> SweepResult:
     by_k: dict[int, list[dict]] = {}
-    for r in results:
-        by_k.setdefault(r["k"], []).append(r)
+    for fit in results:
+        by_k.setdefault(fit["k"], []).append(fit)
     for runs in by_k.values():
-        for r in runs:
-            others = [stability(r["top"], o["top"]) for o in runs if o is not r]
-            r["stability"] = float(np.mean(others)) if others else None
+        for fit in runs:
+            others = [stability(fit["top"], o["top"]) for o in runs if o is not fit]
+            fit["stability"] = float(np.mean(others)) if others else None
         if len(runs) > 1:
             pairs = [stability(a["top"], b["top"]) for a, b in combinations(runs, 2)]
             log.debug("lda_sweep: K=%d pairwise stability %s", runs[0]["k"], pairs)
     columns = [c for c in SWEEP.columns]
     table = SWEEP.conform(
-        pa.table({c: [r[c] for r in results] for c in columns}), where="lda_sweep"
+        pa.table({c: [fit[c] for fit in results] for c in columns}), where="lda_sweep"
     )
     means = []
     for k in sorted(by_k):
         runs = by_k[k]
         row = {"k": k}
         for c in ("c_npmi", "c_v", "u_mass", "diversity", "perplexity", "stability"):
-            values = [r[c] for r in runs if r[c] is not None]
+            values = [fit[c] for fit in runs if fit[c] is not None]
             row[c] = round(float(np.mean(values)), 6) if values else None
         means.append(row)
     recommended = recommend(means, params.sweep.min_stability)

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pipeline import report_tables
 from pipeline.config import Params, ReportParams
 from pipeline.io import Paths, write_folder
 from pipeline.results import Results, load_results
@@ -154,44 +155,54 @@ def report(results: Results, params: ReportParams) -> dict[str, bytes]:
     return {"index.html": document.encode("utf-8"), **page.images}
 
 
-def _corpus(page: _Page, r: Results, params: ReportParams) -> None:
-    kept = pc.sum(pc.equal(r.clean.column("status"), "kept")).as_py() or 0
-    modelled = len(pc.unique(r.doc_topics.column("doc_id")))
-    dates = r.documents.column("date").drop_null()
+def _corpus(page: _Page, results: Results, params: ReportParams) -> None:
+    kept = pc.sum(pc.equal(results.clean.column("status"), "kept")).as_py() or 0
+    modelled = len(pc.unique(results.doc_topics.column("doc_id")))
+    dates = results.documents.column("date").drop_null()
     span = f"{pc.min(dates).as_py()} – {pc.max(dates).as_py()}" if len(dates) else "no dates"
     rows = [
-        ("documents", r.documents.num_rows),
+        ("documents", results.documents.num_rows),
         ("kept after cleaning", kept),
         ("with a topic mix", modelled),
-        ("source files", len(pc.unique(r.documents.column("source")))),
-        ("content tokens", pc.sum(r.tokens.column("n_tokens")).as_py() or 0),
-        ("vocabulary (terms)", r.vocabulary.num_rows),
+        ("source files", len(pc.unique(results.documents.column("source")))),
+        ("content tokens", pc.sum(results.tokens.column("n_tokens")).as_py() or 0),
+        ("vocabulary (terms)", results.vocabulary.num_rows),
         ("dates", span),
     ]
     page.table(["", "count"], rows, numeric=[1])
-    page.figure("status", plots.plot_counts(r.clean, "status", "documents by status"), "status")
-    page.figure("sources", plots.plot_counts(r.documents, "source"), "documents by source file")
-    page.figure("dates", plots.plot_documents_by_date(r.documents, "year"), "documents by year")
-    page.figure("lengths", plots.plot_lengths(r.clean, r.tokens), "length distributions")
-    if r.ingest_report is not None:
-        page.figure("ingest", plots.plot_ingest_report(r.ingest_report), "the ingest report")
+    page.figure(
+        "status", plots.plot_counts(results.clean, "status", "documents by status"), "status"
+    )
+    page.figure(
+        "sources", plots.plot_counts(results.documents, "source"), "documents by source file"
+    )
+    page.figure(
+        "dates", plots.plot_documents_by_date(results.documents, "year"), "documents by year"
+    )
+    page.figure(
+        "lengths", plots.plot_lengths(results.clean, results.tokens), "length distributions"
+    )
+    if results.ingest_report is not None:
+        page.figure("ingest", plots.plot_ingest_report(results.ingest_report), "the ingest report")
     else:
         page.note("No ingest report (ingest_report.parquet) in this run.")
-    if r.clean_audit is not None:
-        page.figure("cleaning", plots.plot_clean_audit(r.clean_audit), "what cleaning changed")
+    if results.clean_audit is not None:
+        page.figure(
+            "cleaning", plots.plot_clean_audit(results.clean_audit), "what cleaning changed"
+        )
     else:
         page.note("No cleaning audit (clean_audit.parquet) in this run.")
 
 
-def _keywords(page: _Page, r: Results, params: ReportParams) -> None:
+def _keywords(page: _Page, results: Results, params: ReportParams) -> None:
     page.text(
         "TF-IDF keywords: the terms that are among the most distinctive of the most "
         f"documents, then the top terms of each group of documents by {params.keyword_groups} "
         "(mean TF-IDF over the group)."
     )
-    fig = plots.plot_corpus_keywords(r.keywords, params.top_keywords)
+    fig = plots.plot_corpus_keywords(results.keywords, params.top_keywords)
     page.figure("keywords", fig, "documents that have each term among their keywords")
-    every = _keyword_groups(r, params)
+    every = _keyword_groups(results, params)
     groups = largest_groups(every, params.max_groups)
     n_groups, n_shown = len(set(every.values())), len(set(groups.values()))
     if n_shown < n_groups:
@@ -200,12 +211,14 @@ def _keywords(page: _Page, r: Results, params: ReportParams) -> None:
             f"{params.keyword_groups} (report.max_groups)."
         )
         log.info("report: keywords of the %d largest of %d groups", n_shown, n_groups)
-    doc_terms = r.doc_terms
+    doc_terms = results.doc_terms
     if n_shown < n_groups:
         doc_terms = doc_terms.filter(
             pc.is_in(doc_terms.column("doc_id"), pa.array(list(groups), pa.string()))
         )
-    table = plots.group_keywords_table(doc_terms, r.vocabulary, groups, params.top_terms)
+    table = report_tables.group_keywords_table(
+        doc_terms, results.vocabulary, groups, params.top_terms
+    )
     fig = plots.plot_term_bars(
         table, "group", top_n=params.top_terms, title=f"keywords by {params.keyword_groups}"
     )
@@ -229,21 +242,23 @@ def _largest(sizes: dict[str, int], limit: int) -> list[str]:
     return sorted(sizes, key=lambda g: (-sizes[g], g))[:limit]
 
 
-def _keyword_groups(r: Results, params: ReportParams) -> dict[str, str]:
+def _keyword_groups(results: Results, params: ReportParams) -> dict[str, str]:
     try:
-        return plots.group_labels(r.documents, params.keyword_groups)
+        return report_tables.group_labels(results.documents, params.keyword_groups)
     except ValueError as exc:
         raise ValueError(f"report.keyword_groups: {exc}") from exc
 
 
-def _topics(page: _Page, r: Results, params: ReportParams) -> None:
-    m = r.lda_metrics
+def _topics(page: _Page, results: Results, params: ReportParams) -> None:
+    m = results.lda_metrics
     page.text(
-        f"{r.topics.num_rows} topics. Coherence c_npmi {m.get('coherence_c_npmi')}, "
+        f"{results.topics.num_rows} topics. Coherence c_npmi {m.get('coherence_c_npmi')}, "
         f"c_v {m.get('coherence_c_v')}, topic diversity {m.get('topic_diversity')}."
     )
     terms: dict[int, list[str]] = {}
-    for row in r.topic_terms.sort_by([("topic", "ascending"), ("rank", "ascending")]).to_pylist():
+    for row in results.topic_terms.sort_by(
+        [("topic", "ascending"), ("rank", "ascending")]
+    ).to_pylist():
         if row["rank"] <= params.top_terms:
             terms.setdefault(row["topic"], []).append(row["term"])
     rows = [
@@ -254,29 +269,33 @@ def _topics(page: _Page, r: Results, params: ReportParams) -> None:
             t["coherence"],
             " ".join(terms.get(t["topic"], [])),
         )
-        for t in r.topics.to_pylist()
+        for t in results.topics.to_pylist()
     ]
     page.table(["topic", "label", "prevalence", "c_npmi", "top terms"], rows, numeric=[0, 2, 3])
-    names = plots.topic_names(r.topics)
-    fig = plots.plot_term_bars(r.topic_terms, "topic", names, params.top_terms, title="topic terms")
+    names = report_tables.topic_names(results.topics)
+    fig = plots.plot_term_bars(
+        results.topic_terms, "topic", names, params.top_terms, title="topic terms"
+    )
     page.figure("topic-terms", fig, "the most probable terms of each topic")
-    fig = plots.plot_wordclouds(r.topic_terms, "topic", names, params.wordcloud_words)
+    fig = plots.plot_wordclouds(results.topic_terms, "topic", names, params.wordcloud_words)
     page.figure("wordclouds", fig, "a word cloud per topic")
-    labels = plots.document_labels(r.documents)
-    fig = plots.plot_doc_topic_heatmap(r.doc_topics, r.topics, labels, params.heatmap_docs)
+    labels = report_tables.document_labels(results.documents)
+    fig = plots.plot_doc_topic_heatmap(
+        results.doc_topics, results.topics, labels, params.heatmap_docs
+    )
     page.figure("heatmap", fig, "each document's topic mix")
 
 
-def _background(page: _Page, r: Results, params: ReportParams) -> None:
+def _background(page: _Page, results: Results, params: ReportParams) -> None:
     """The terms the tfidf stage found to be corpus boilerplate, and what the model did."""
-    vocabulary = r.vocabulary
+    vocabulary = results.vocabulary
     if "is_background" not in vocabulary.column_names:
         page.note("The vocabulary has no background scores (made by an earlier version).")
         return
     flagged = vocabulary.filter(vocabulary.column("is_background")).sort_by(
         [("df", "descending"), ("term_id", "ascending")]
     )
-    left_out = r.lda_metrics.get("background_terms_left_out", 0)
+    left_out = results.lda_metrics.get("background_terms_left_out", 0)
     if not flagged.num_rows:
         page.text(
             "No term was found to be corpus boilerplate (tfidf.background_min_df, "
@@ -294,7 +313,7 @@ def _background(page: _Page, r: Results, params: ReportParams) -> None:
         "tfidf.keep_terms (data/dict/keep_terms.txt) is never flagged."
     )
     # The share is of the documents the tfidf stage counted: those with tokens.
-    n_docs = max(pc.sum(pc.greater(r.tokens.column("n_tokens"), 0)).as_py() or 0, 1)
+    n_docs = max(pc.sum(pc.greater(results.tokens.column("n_tokens"), 0)).as_py() or 0, 1)
     rows = [
         (row["term"], row["df"], f"{100 * row['df'] / n_docs:.1f}%", row["background"])
         for row in flagged.to_pylist()
@@ -302,17 +321,19 @@ def _background(page: _Page, r: Results, params: ReportParams) -> None:
     page.table(["term", "documents", "share", "evenness"], rows, numeric=[1, 2, 3])
 
 
-def _prevalence(page: _Page, r: Results, params: ReportParams) -> None:
-    page.figure("prevalence", plots.plot_topic_prevalence(r.topics), "share of the corpus")
-    if r.topic_prevalence is None:
+def _prevalence(page: _Page, results: Results, params: ReportParams) -> None:
+    page.figure("prevalence", plots.plot_topic_prevalence(results.topics), "share of the corpus")
+    if results.topic_prevalence is None:
         page.note("No prevalence by group (topic_prevalence.parquet) in this run.")
         return
-    columns = sorted(set(r.topic_prevalence.column("column").to_pylist()))
+    columns = sorted(set(results.topic_prevalence.column("column").to_pylist()))
     for column in columns:
-        table = r.topic_prevalence.filter(pc.equal(r.topic_prevalence.column("column"), column))
+        table = results.topic_prevalence.filter(
+            pc.equal(results.topic_prevalence.column("column"), column)
+        )
         if column not in plots.TIME_COLUMNS:
             table = _largest_prevalence_groups(page, table, column, params.max_groups)
-        fig = plots.plot_prevalence(table, column, r.topics)
+        fig = plots.plot_prevalence(table, column, results.topics)
         page.figure(f"prevalence-{_slug(column)}", fig, f"prevalence by {column}, with intervals")
 
 
@@ -330,12 +351,14 @@ def _largest_prevalence_groups(page: _Page, table: pa.Table, column: str, limit:
     return table.filter(pc.is_in(table.column("group"), pa.array(kept, pa.string())))
 
 
-def _representative_docs(page: _Page, r: Results, params: ReportParams) -> None:
-    if r.representative_docs is None:
+def _representative_docs(page: _Page, results: Results, params: ReportParams) -> None:
+    if results.representative_docs is None:
         page.note("No representative documents (representative_docs.parquet) in this run.")
         return
-    names = plots.topic_names(r.topics, width=40)
-    rows = sorted(r.representative_docs.to_pylist(), key=lambda row: (row["topic"], row["rank"]))
+    names = report_tables.topic_names(results.topics, width=40)
+    rows = sorted(
+        results.representative_docs.to_pylist(), key=lambda row: (row["topic"], row["rank"])
+    )
     table = [
         (
             names.get(row["topic"], row["topic"]),
@@ -350,15 +373,15 @@ def _representative_docs(page: _Page, r: Results, params: ReportParams) -> None:
     page.table(["topic", "rank", "weight", "title", "snippet"], table, numeric=[1, 2])
 
 
-def _selection(page: _Page, r: Results, params: ReportParams) -> None:
-    if r.sweep is None:
+def _selection(page: _Page, results: Results, params: ReportParams) -> None:
+    if results.sweep is None:
         page.note("No K sweep (sweep.parquet) in this run.")
         return
-    metrics = r.sweep_metrics or {}
+    metrics = results.sweep_metrics or {}
     k = metrics.get("recommended_k")
     if k is not None:
         page.text(f"Recommended K = {k} ({metrics.get('rule', 'rule not recorded')}).")
-    page.figure("sweep", plots.plot_sweep(r.sweep, k), "quality measures against K")
+    page.figure("sweep", plots.plot_sweep(results.sweep, k), "quality measures against K")
 
 
 def _slug(text: str) -> str:

@@ -86,7 +86,8 @@ STATUSES = (
 )
 
 
-def _s(name: str, type_: pa.DataType, nullable: bool = False) -> pa.Field:
+def _field(name: str, type_: pa.DataType, nullable: bool = False) -> pa.Field:
+    """A column of a schema: required (non-null) unless ``nullable``."""
     return pa.field(name, type_, nullable=nullable)
 
 
@@ -94,20 +95,20 @@ DOCUMENTS = TableSchema(
     "documents",
     pa.schema(
         [
-            _s("doc_id", pa.string()),
-            _s("parent_id", pa.string()),
-            _s("source", pa.string()),
-            _s("record", pa.int64()),
-            _s("part", pa.string(), nullable=True),
-            _s("paragraph", pa.int32(), nullable=True),
-            _s("title", pa.string(), nullable=True),
-            _s("date", pa.date32(), nullable=True),
-            _s("text", pa.string()),
-            _s("format", pa.string()),
-            _s("encoding", pa.string(), nullable=True),
-            _s("decode_errors", pa.int64()),
-            _s("status", pa.string()),
-            _s("reason", pa.string(), nullable=True),
+            _field("doc_id", pa.string()),
+            _field("parent_id", pa.string()),
+            _field("source", pa.string()),
+            _field("record", pa.int64()),
+            _field("part", pa.string(), nullable=True),
+            _field("paragraph", pa.int32(), nullable=True),
+            _field("title", pa.string(), nullable=True),
+            _field("date", pa.date32(), nullable=True),
+            _field("text", pa.string()),
+            _field("format", pa.string()),
+            _field("encoding", pa.string(), nullable=True),
+            _field("decode_errors", pa.int64()),
+            _field("status", pa.string()),
+            _field("reason", pa.string(), nullable=True),
         ]
     ),
     open_columns=True,
@@ -117,13 +118,13 @@ CLEAN = TableSchema(
     "clean",
     pa.schema(
         [
-            _s("doc_id", pa.string()),
-            _s("text", pa.string()),
-            _s("n_chars", pa.int64()),
-            _s("status", pa.string()),
-            _s("reason", pa.string(), nullable=True),
-            _s("cluster_id", pa.string(), nullable=True),
-            _s("cluster_size", pa.int64(), nullable=True),
+            _field("doc_id", pa.string()),
+            _field("text", pa.string()),
+            _field("n_chars", pa.int64()),
+            _field("status", pa.string()),
+            _field("reason", pa.string(), nullable=True),
+            _field("cluster_id", pa.string(), nullable=True),
+            _field("cluster_size", pa.int64(), nullable=True),
         ]
     ),
 )
@@ -132,10 +133,10 @@ CLEAN_AUDIT = TableSchema(
     "clean_audit",
     pa.schema(
         [
-            _s("doc_id", pa.string()),
-            _s("rule", pa.string()),
-            _s("n_matches", pa.int64()),
-            _s("chars_removed", pa.int64()),
+            _field("doc_id", pa.string()),
+            _field("rule", pa.string()),
+            _field("n_matches", pa.int64()),
+            _field("chars_removed", pa.int64()),
         ]
     ),
 )
@@ -144,10 +145,10 @@ INGEST_REPORT = TableSchema(
     "ingest_report",
     pa.schema(
         [
-            _s("dimension", pa.string()),
-            _s("value", pa.string()),
-            _s("count", pa.int64()),
-            _s("files", pa.int64()),
+            _field("dimension", pa.string()),
+            _field("value", pa.string()),
+            _field("count", pa.int64()),
+            _field("files", pa.int64()),
         ]
     ),
 )
@@ -156,9 +157,9 @@ TOKENS = TableSchema(
     "tokens",
     pa.schema(
         [
-            _s("doc_id", pa.string()),
-            _s("tokens", pa.list_(pa.string())),
-            _s("n_tokens", pa.int32()),
+            _field("doc_id", pa.string()),
+            _field("tokens", pa.list_(pa.string())),
+            _field("n_tokens", pa.int32()),
         ]
     ),
 )
@@ -167,14 +168,14 @@ VOCABULARY = TableSchema(
     "vocabulary",
     pa.schema(
         [
-            _s("term_id", pa.int32()),
-            _s("term", pa.string()),
-            _s("df", pa.int32()),
-            _s("idf", pa.float64()),
+            _field("term_id", pa.int32()),
+            _field("term", pa.string()),
+            _field("df", pa.int32()),
+            _field("idf", pa.float64()),
             # Corpus boilerplate: evenness of the term over documents (see topics/background.py)
             # and whether it is flagged (lda.background: drop leaves flagged terms out).
-            _s("background", pa.float64()),
-            _s("is_background", pa.bool_()),
+            _field("background", pa.float64()),
+            _field("is_background", pa.bool_()),
         ]
     ),
 )
@@ -183,10 +184,10 @@ DOC_TERMS = TableSchema(
     "doc_terms",
     pa.schema(
         [
-            _s("doc_id", pa.string()),
-            _s("term_id", pa.int32()),
-            _s("count", pa.int32()),
-            _s("tfidf", pa.float64()),
+            _field("doc_id", pa.string()),
+            _field("term_id", pa.int32()),
+            _field("count", pa.int32()),
+            _field("tfidf", pa.float64()),
         ]
     ),
 )
@@ -195,10 +196,10 @@ KEYWORDS = TableSchema(
     "keywords",
     pa.schema(
         [
-            _s("doc_id", pa.string()),
-            _s("rank", pa.int32()),
-            _s("term", pa.string()),
-            _s("weight", pa.float64()),
+            _field("doc_id", pa.string()),
+            _field("rank", pa.int32()),
+            _field("term", pa.string()),
+            _field("weight", pa.float64()),
         ]
     ),
 )
@@ -207,10 +208,10 @@ TOPIC_TERMS = TableSchema(
     "topic_terms",
     pa.schema(
         [
-            _s("topic", pa.int32()),
-            _s("rank", pa.int32()),
-            _s("term", pa.string()),
-            _s("weight", pa.float64()),
+            _field("topic", pa.int32()),
+            _field("rank", pa.int32()),
+            _field("term", pa.string()),
+            _field("weight", pa.float64()),
         ]
     ),
 )
@@ -219,9 +220,9 @@ DOC_TOPICS = TableSchema(
     "doc_topics",
     pa.schema(
         [
-            _s("doc_id", pa.string()),
-            _s("topic", pa.int32()),
-            _s("weight", pa.float64()),
+            _field("doc_id", pa.string()),
+            _field("topic", pa.int32()),
+            _field("weight", pa.float64()),
         ]
     ),
 )
@@ -230,10 +231,10 @@ TOPICS = TableSchema(
     "topics",
     pa.schema(
         [
-            _s("topic", pa.int32()),
-            _s("label", pa.string()),
-            _s("prevalence", pa.float64()),
-            _s("coherence", pa.float64()),
+            _field("topic", pa.int32()),
+            _field("label", pa.string()),
+            _field("prevalence", pa.float64()),
+            _field("coherence", pa.float64()),
         ]
     ),
 )
@@ -243,11 +244,11 @@ TOPIC_TERM_RANKINGS = TableSchema(
     "topic_term_rankings",
     pa.schema(
         [
-            _s("topic", pa.int32()),
-            _s("measure", pa.string()),
-            _s("rank", pa.int32()),
-            _s("term", pa.string()),
-            _s("score", pa.float64()),
+            _field("topic", pa.int32()),
+            _field("measure", pa.string()),
+            _field("rank", pa.int32()),
+            _field("term", pa.string()),
+            _field("score", pa.float64()),
         ]
     ),
 )
@@ -256,12 +257,12 @@ REPRESENTATIVE_DOCS = TableSchema(
     "representative_docs",
     pa.schema(
         [
-            _s("topic", pa.int32()),
-            _s("rank", pa.int32()),
-            _s("doc_id", pa.string()),
-            _s("weight", pa.float64()),
-            _s("title", pa.string(), nullable=True),
-            _s("snippet", pa.string()),
+            _field("topic", pa.int32()),
+            _field("rank", pa.int32()),
+            _field("doc_id", pa.string()),
+            _field("weight", pa.float64()),
+            _field("title", pa.string(), nullable=True),
+            _field("snippet", pa.string()),
         ]
     ),
 )
@@ -270,13 +271,13 @@ TOPIC_PREVALENCE = TableSchema(
     "topic_prevalence",
     pa.schema(
         [
-            _s("column", pa.string()),
-            _s("group", pa.string()),
-            _s("topic", pa.int32()),
-            _s("mean", pa.float64()),
-            _s("ci_low", pa.float64()),
-            _s("ci_high", pa.float64()),
-            _s("n_docs", pa.int64()),
+            _field("column", pa.string()),
+            _field("group", pa.string()),
+            _field("topic", pa.int32()),
+            _field("mean", pa.float64()),
+            _field("ci_low", pa.float64()),
+            _field("ci_high", pa.float64()),
+            _field("n_docs", pa.int64()),
         ]
     ),
 )
@@ -286,14 +287,14 @@ SWEEP = TableSchema(
     "sweep",
     pa.schema(
         [
-            _s("k", pa.int32()),
-            _s("seed", pa.int64()),
-            _s("c_npmi", pa.float64()),
-            _s("c_v", pa.float64()),
-            _s("u_mass", pa.float64()),
-            _s("diversity", pa.float64()),
-            _s("perplexity", pa.float64()),
-            _s("stability", pa.float64(), nullable=True),
+            _field("k", pa.int32()),
+            _field("seed", pa.int64()),
+            _field("c_npmi", pa.float64()),
+            _field("c_v", pa.float64()),
+            _field("u_mass", pa.float64()),
+            _field("diversity", pa.float64()),
+            _field("perplexity", pa.float64()),
+            _field("stability", pa.float64(), nullable=True),
         ]
     ),
 )
@@ -303,13 +304,13 @@ INFERRED_DOCS = TableSchema(
     "inferred_docs",
     pa.schema(
         [
-            _s("doc_id", pa.string()),
-            _s("source", pa.string()),
-            _s("title", pa.string(), nullable=True),
-            _s("status", pa.string()),
-            _s("n_tokens", pa.int64()),
-            _s("n_known", pa.int64()),
-            _s("n_unknown", pa.int64()),
+            _field("doc_id", pa.string()),
+            _field("source", pa.string()),
+            _field("title", pa.string(), nullable=True),
+            _field("status", pa.string()),
+            _field("n_tokens", pa.int64()),
+            _field("n_known", pa.int64()),
+            _field("n_unknown", pa.int64()),
         ]
     ),
 )

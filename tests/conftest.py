@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pytest
 
-from pipeline.cli import run_stages
-from pipeline.config import Params, load_params
+from pipeline.config import Params, TfidfParams, load_params
 from pipeline.io import Paths
+from pipeline.runner import run_stages
 from pipeline.text.tokenizers import Lexicon, load_lexicon
+from pipeline.tfidf import tfidf
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -59,3 +62,18 @@ def bare_run(sample_run: Paths, tmp_path_factory: pytest.TempPathFactory) -> Pat
     from tests.contract_tables import write_bare_run
 
     return write_bare_run(sample_run, tmp_path_factory.mktemp("bare_run"))
+
+
+@pytest.fixture(scope="session")
+def two_themes() -> tuple[pa.Table, pa.Table, pa.Table]:
+    """Vocabulary, doc_terms and tokens of 40 documents of 30 tokens drawn alternately from two
+    disjoint word sets (sport, finance): a model of two topics must split them."""
+    themes = json.loads((FIXTURES / "two_themes.json").read_text(encoding="utf-8"))
+    rng = np.random.default_rng(0)
+    ids = [f"d{n:02d}" for n in range(40)]
+    docs = [rng.choice(themes[n % 2], size=30).tolist() for n in range(40)]
+    tokens = pa.table({"doc_id": ids, "tokens": docs, "n_tokens": [len(d) for d in docs]})
+    # Ten words a theme drawn thirty times: each word is in half the documents, about as evenly
+    # as chance spreads it, which the background score would flag; no word is in all of them.
+    result = tfidf(tokens, TfidfParams(min_df=1, max_df=1.0, background_min_df=1.0))
+    return result.vocabulary, result.doc_terms, tokens

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from pipeline import plots
+from pipeline import report_tables
 from pipeline.io import Paths
 
 OPTIONAL_TABLES = (
@@ -110,7 +110,7 @@ def representative_docs(documents, clean, doc_topics, per_topic: int = 3) -> pa.
 def topic_prevalence(documents: pa.Table, doc_topics: pa.Table) -> pa.Table:
     """Mean topic weight per speech (column ``speech``) and per made-up month of each speech."""
     mixes = _mixes(doc_topics)
-    speech = plots.group_labels(documents, "parent_id")
+    speech = report_tables.group_labels(documents, "parent_id")
     names = sorted(set(speech.values()))
     month = {name: f"2022-{i + 1:02d}" for i, name in enumerate(names)}
     rows = []

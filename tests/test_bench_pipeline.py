@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import yaml
 
-from pipeline.bench_common import Measured
-from pipeline.bench_pipeline import (
+from pipeline.bench.common import Measured
+from pipeline.bench.pipeline import (
     COPIES,
     STAGES,
     double_corpus,

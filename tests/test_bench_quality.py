@@ -2,7 +2,7 @@ import json
 
 import numpy as np
 
-from pipeline.bench_quality import diversity, npmi, stability
+from pipeline.bench.quality import diversity, npmi, seed_stability
 from pipeline.cli import main
 from tests.conftest import FIXTURES, ROOT
 
@@ -13,7 +13,11 @@ def test_npmi_diversity_stability():
     assert npmi([["足球", "股票"]], texts, n=2) == -1.0
     assert diversity([["a", "b"], ["a", "c"]]) == 0.75
     runs = [{"top": [["a", "b"], ["c", "d"]]}, {"top": [["c", "d"], ["a", "b"]]}]
-    assert stability(runs) == 1.0
+    assert seed_stability(runs) == 1.0
+    # One topic of the second seed matches half of a first-seed topic: both directions count.
+    runs = [{"top": [["a", "b"], ["c", "d"]]}, {"top": [["a", "x"], ["c", "d"]]}]
+    assert seed_stability(runs) == (1 / 3 + 1) / 2
+    assert np.isnan(seed_stability(runs[:1]))
 
 
 def test_bench_prints_both_sides(tmp_path, capsys):

@@ -1,8 +1,13 @@
+import ast
 import subprocess
 import sys
+from pathlib import Path
+
+import pytest
 
 from pipeline.cli import main
 from pipeline.io import read_json
+from pipeline.runner import STAGE_HELP, STAGES
 from tests.conftest import ROOT, SAMPLE_RAW
 
 
@@ -74,3 +79,27 @@ def test_stage_reads_the_previous_stage_output(tmp_path, capsys):
     code = main(["segment", "--processed", str(tmp_path), "--params", str(ROOT / "params.yaml")])
     assert code == 2
     assert "clean table is missing" in capsys.readouterr().err
+
+
+def test_help_says_what_each_command_does(capsys, monkeypatch):
+    """One line per command in a researcher's words, never a bare "Stage <name>"."""
+    assert set(STAGE_HELP) == set(STAGES)
+    monkeypatch.setenv("COLUMNS", "300")  # one line per command: argparse wraps at hyphens
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    shown = " ".join(capsys.readouterr().out.split())
+    assert "Stage " not in shown
+    for name in STAGES:
+        assert " ".join(f"{name} {STAGE_HELP[name]}".split()) in shown, name
+    for command in ("run", "infer", "bench"):
+        assert f" {command} " in shown
+
+
+def test_infer_and_the_benchmarks_import_the_runner_not_the_cli():
+    """No backward imports: the command line sits on top, nothing below imports it."""
+    for path in sorted((ROOT / "pipeline").rglob("*.py")):
+        if path.name in ("cli.py", "__main__.py"):
+            continue
+        tree = ast.parse(Path(path).read_text(encoding="utf-8"))
+        modules = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+        assert "pipeline.cli" not in modules, path.name

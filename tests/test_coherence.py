@@ -11,8 +11,8 @@ import scipy.sparse as sp
 from gensim.corpora import Dictionary
 from gensim.models import CoherenceModel
 
-from pipeline import coherence
-from pipeline.coherence import Reference, coherence_scores, reference, take_sequences
+from pipeline.topics import coherence
+from pipeline.topics.coherence import Reference, coherence_scores, reference, take_sequences
 
 
 def _reference(texts: list[list[int]], n_terms: int) -> Reference:

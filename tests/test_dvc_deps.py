@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline.cli import STAGES
+from pipeline.runner import STAGES
 from tests.conftest import ROOT
 
 

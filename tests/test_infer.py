@@ -6,8 +6,8 @@ import pytest
 from pipeline.cli import main
 from pipeline.infer import docs_path, infer
 from pipeline.io import Paths, read_table
-from pipeline.lda import SavedModel, load_model
 from pipeline.schemas import DOC_TOPICS, INFERRED_DOCS
+from pipeline.topics.model_store import SavedModel, load_model
 from tests.conftest import ROOT, SAMPLE_FILE
 
 MODEL = SavedModel(
@@ -107,7 +107,7 @@ def test_other_settings_than_training_are_named(params, caplog):
     import dataclasses
 
     from pipeline.infer import _check_settings
-    from pipeline.lda import settings_snapshot
+    from pipeline.topics.model_store import settings_snapshot
 
     trained = settings_snapshot(params)
     trained["segment"]["hmm"] = not trained["segment"]["hmm"]

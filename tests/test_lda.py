@@ -6,22 +6,8 @@ import pyarrow as pa
 import pytest
 import scipy.sparse as sp
 
-from pipeline.coherence import reference
 from pipeline.config import ConfigError, LdaParams, TfidfParams, params_from_dict
-from pipeline.engines import CONVERGENCE_WINDOW, converged, fit, token_sequences
-from pipeline.lda import (
-    QUALITY_METRICS,
-    LdaError,
-    build_counts,
-    lda,
-    load_model,
-    rank_terms,
-    representative_docs,
-    save_model,
-    snippet,
-    topic_diversity,
-    topic_prevalence,
-)
+from pipeline.lda import QUALITY_METRICS, lda
 from pipeline.schemas import (
     DOC_TOPICS,
     REPRESENTATIVE_DOCS,
@@ -32,7 +18,13 @@ from pipeline.schemas import (
     SchemaError,
 )
 from pipeline.tfidf import tfidf
+from pipeline.topics import prevalence as prevalence_module
 from pipeline.topics.background import BackgroundError
+from pipeline.topics.counts import LdaError
+from pipeline.topics.model_store import load_model, save_model
+from pipeline.topics.prevalence import topic_prevalence
+from pipeline.topics.representative import representative_docs, snippet
+from pipeline.topics.terms import rank_terms, topic_diversity
 from tests.conftest import FIXTURES
 
 PARAMS = LdaParams(
@@ -44,23 +36,6 @@ PARAMS = LdaParams(
     label_terms=2,
     coherence_top_n=3,
 )
-
-
-@pytest.fixture(scope="module")
-def two_themes() -> tuple[pa.Table, pa.Table, pa.Table]:
-    """Documents drawn from two disjoint word sets (sport, finance)."""
-    themes = json.loads((FIXTURES / "two_themes.json").read_text(encoding="utf-8"))
-    rng = np.random.default_rng(0)
-    ids, docs = [], []
-    for n in range(40):
-        words = themes[n % 2]
-        ids.append(f"d{n:02d}")
-        docs.append(rng.choice(words, size=30).tolist())
-    tokens = pa.table({"doc_id": ids, "tokens": docs, "n_tokens": [len(d) for d in docs]})
-    # Ten words a theme drawn thirty times: each word is in half the documents, about as evenly
-    # as chance spreads it, which the background score would flag; no word is in all of them.
-    result = tfidf(tokens, TfidfParams(min_df=1, max_df=1.0, background_min_df=1.0))
-    return result.vocabulary, result.doc_terms, tokens
 
 
 def _assert_two_themes_split(result) -> None:
@@ -131,7 +106,7 @@ def test_metrics_are_finite(two_themes):
 @pytest.mark.parametrize("engine", ["gensim", "tomotopy"])
 def test_saved_model_loads(two_themes, tmp_path, engine):
     result = lda(*two_themes, LdaParams(**{**PARAMS.__dict__, "engine": engine}))
-    save_model(result, tmp_path / "lda", {"segment": {"hmm": True}})
+    save_model(result.fitted, result.terms, tmp_path / "lda", {"segment": {"hmm": True}})
     loaded = load_model(tmp_path / "lda")
     np.testing.assert_array_equal(loaded.phi, result.fitted.phi)
     assert loaded.terms == result.terms
@@ -146,13 +121,14 @@ def test_gensim_model_file_still_loads_with_gensim(two_themes, tmp_path):
     from gensim.models import LdaModel
 
     result = lda(*two_themes, PARAMS)
-    save_model(result, tmp_path / "lda")
+    save_model(result.fitted, result.terms, tmp_path / "lda")
     loaded = LdaModel.load(str(tmp_path / "lda" / "lda.model"))
     np.testing.assert_allclose(loaded.get_topics(), result.fitted.phi)
 
 
 def test_unknown_model_format_is_refused(two_themes, tmp_path):
-    save_model(lda(*two_themes, PARAMS), tmp_path / "lda")
+    result = lda(*two_themes, PARAMS)
+    save_model(result.fitted, result.terms, tmp_path / "lda")
     meta = json.loads((tmp_path / "lda" / "model.json").read_text(encoding="utf-8"))
     meta["format_version"] = 99
     (tmp_path / "lda" / "model.json").write_text(json.dumps(meta), encoding="utf-8")
@@ -239,40 +215,6 @@ def test_tomotopy_keeps_the_trained_topics_not_the_sampler_state(two_themes):
         assert np.allclose(fitted.native.get_topic_word_dist(topic), fitted.phi[topic, used])
 
 
-def test_converged_compares_the_last_reading_with_the_one_a_window_before():
-    params = LdaParams(tolerance=0.001, min_updates=100)
-    trace = [
-        {"iteration": 10.0 * i, "ll_per_word": ll}
-        for i, ll in enumerate([-11.0, -10.0, -9.999, -9.998, -9.997, -9.996, -9.995], 1)
-    ]
-    assert CONVERGENCE_WINDOW == 50
-    assert converged(trace, 100, params)  # 20 -> 70 sweeps: +0.05%
-    assert not converged(trace, 99, params)  # too few updates yet
-    assert not converged(trace[:6], 100, params)  # 10 -> 60: +9%
-    assert not converged(trace[:5], 100, params)  # no reading 50 sweeps before
-    assert not converged(trace, 100, LdaParams(tolerance=None))
-
-
-def test_tomotopy_samples_the_given_reading_order(two_themes):
-    """The reading order is checked against the counts, and changes the chain."""
-    vocabulary, doc_terms, tokens = two_themes
-    doc_ids, counts = build_counts(doc_terms, vocabulary.num_rows)
-    grouped = token_sequences(counts, None)
-    assert np.array_equal(np.diff(grouped[0]), np.asarray(counts.sum(axis=1)).ravel())
-    ref = reference(tokens, doc_ids, vocabulary.column("term").to_pylist(), counts)
-    assert token_sequences(counts, (ref.starts, ref.term_ids))[1] is ref.term_ids
-    shifted = (ref.starts, np.roll(ref.term_ids, 1))  # same lengths, other terms per row
-    with pytest.raises(ValueError, match="row for row"):
-        token_sequences(counts, shifted)
-    with pytest.raises(ValueError, match="row for row"):
-        token_sequences(counts[1:], (ref.starts, ref.term_ids))
-    short = LdaParams(**{**TOMOTOPY.__dict__, "iterations": 2})  # before both settle
-    by_order = fit(counts, 2, short, 1, sequences=(ref.starts, ref.term_ids))
-    assert not np.array_equal(by_order.phi, fit(counts, 2, short, 1).phi)
-    again = fit(counts, 2, short, 1, sequences=(ref.starts, ref.term_ids))
-    assert np.array_equal(by_order.phi, again.phi)
-
-
 def test_auto_needs_a_k(two_themes):
     with pytest.raises(LdaError, match="lda_sweep"):
         lda(*two_themes, LdaParams(**{**PARAMS.__dict__, "num_topics": "auto"}))
@@ -304,6 +246,7 @@ def test_auto_needs_a_k(two_themes):
         ({"term_weight": "bm25"}, "lda.term_weight"),
         ({"term_weight": "IDF"}, "lda.term_weight"),
         ({"background": "remove"}, "lda.background"),
+        ({"start_method": "thread"}, "lda.start_method"),
     ],
 )
 def test_bad_lda_settings_name_the_key(values, needle):
@@ -400,13 +343,11 @@ def test_topic_prevalence_by_date_and_source(two_themes, bucket):
 def test_prevalence_resamples_in_blocks_for_large_groups(two_themes, monkeypatch):
     """Groups too large for one draw of all resamples are resampled a block at a time:
     deterministic, and the intervals stay intervals around the mean, close to one draw's."""
-    import pipeline.lda as lda_module
-
     result = lda(*two_themes, PARAMS)
     documents, _ = _meta(result.doc_ids)
     params = LdaParams(**{**PARAMS.__dict__, "bootstrap": 400})
     whole = topic_prevalence(result.doc_ids, result.fitted.theta, documents, params)
-    monkeypatch.setattr(lda_module, "BOOTSTRAP_BLOCK", 50)  # a few resamples per block
+    monkeypatch.setattr(prevalence_module, "BOOTSTRAP_BLOCK", 50)  # a few resamples per block
     blocks = topic_prevalence(result.doc_ids, result.fitted.theta, documents, params)
     assert blocks.equals(topic_prevalence(result.doc_ids, result.fitted.theta, documents, params))
     assert blocks.column("mean").equals(whole.column("mean"))
@@ -440,7 +381,7 @@ def test_prevalence_by_a_label_column_of_tabular_input(two_themes):
 def test_max_ranks_equal_scipy_rankdata_max_with_ties():
     from scipy.stats import rankdata
 
-    from pipeline.lda import _max_ranks
+    from pipeline.topics.terms import _max_ranks
 
     scores = np.round(np.random.default_rng(1).random((4, 500)), 2)  # many ties
     ours = np.stack([_max_ranks(row) for row in scores])
@@ -448,57 +389,13 @@ def test_max_ranks_equal_scipy_rankdata_max_with_ties():
 
 
 def test_top_terms_sort_by_score_then_id_like_a_full_sort():
-    from pipeline.lda import top_terms
+    from pipeline.topics.terms import top_terms
 
     scores = np.round(np.random.default_rng(2).random((5, 400)), 2)  # ties at every cut
     ids = np.arange(400)
     full = np.stack([np.lexsort((ids, -row)) for row in scores])
     for n in (1, 7, 30, 400, 999):
         np.testing.assert_array_equal(top_terms(scores, n), full[:, :n])
-
-
-def test_log_likelihood_sums_log_theta_dot_phi_over_tokens():
-    from pipeline import engines
-
-    rng = np.random.default_rng(4)
-    counts = sp.random(5000, 60, density=0.05, format="csr", random_state=4)
-    counts.data = rng.integers(1, 4, counts.nnz).astype(np.float64)
-    theta = rng.dirichlet(np.ones(3), size=5000)
-    phi = rng.dirichlet(np.ones(60), size=3)
-    dense = counts.toarray()
-    expected = (dense * np.log(theta @ phi)).sum()
-    assert engines.log_likelihood(phi, theta, counts) == pytest.approx(expected, rel=1e-12)
-    # In blocks of rows (a row larger than a block is a block of its own): the same sum.
-    for block in (1, 7, 1000):
-        blocked = engines.log_likelihood(phi, theta, counts, block=block)
-        assert blocked == pytest.approx(expected, rel=1e-12)
-
-
-def test_counts_from_pieces_equal_counts_from_the_whole_table():
-    from pipeline.lda import build_counts
-
-    rng = np.random.default_rng(6)
-    docs = [f"d{i}" for i in rng.integers(0, 40, 500)]  # repeats, in no order
-    table = pa.table(
-        {
-            "doc_id": docs,
-            "term_id": pa.array(rng.integers(0, 30, 500), pa.int32()),
-            "count": pa.array(rng.integers(1, 5, 500), pa.int32()),
-        }
-    )
-    ids, whole = build_counts(table, 30)
-    assert ids == list(dict.fromkeys(docs))  # first-seen order
-    pieces = [table.slice(a, 37) for a in range(0, 500, 37)]
-    ids_p, streamed = build_counts(iter(pieces), 30)
-    assert ids_p == ids
-    assert (whole != streamed).nnz == 0 and whole.dtype == streamed.dtype
-    dense = np.zeros((len(ids), 30), dtype=np.int64)
-    np.add.at(
-        dense,
-        ([ids.index(d) for d in docs], table.column("term_id").to_numpy()),
-        table.column("count").to_numpy(),
-    )
-    np.testing.assert_array_equal(whole.toarray(), dense)
 
 
 @pytest.fixture(scope="module")
@@ -525,7 +422,7 @@ def test_background_terms_are_left_out_of_the_model(two_themes_in_a_genre, engin
     params = LdaParams(**{**PARAMS.__dict__, "engine": engine})
     dropped = lda(*two_themes_in_a_genre, params)
     assert dropped.metrics["background_terms_left_out"] == 2
-    save_model(dropped, tmp_path / "model")  # infer leaves them out too
+    save_model(dropped.fitted, dropped.terms, tmp_path / "model", left_out=dropped.left_out)
     assert sorted(load_model(tmp_path / "model").meta["left_out_terms"]) == ["依法", "本院"]
     tops = set(dropped.topic_terms.column("term").to_pylist())
     assert not tops & {"本院", "依法"}

@@ -1,15 +1,11 @@
-import json
-
 import numpy as np
-import pyarrow as pa
 import pytest
 
-from pipeline.config import LdaParams, SweepParams, TfidfParams
-from pipeline.lda import LdaError
-from pipeline.lda_sweep import lda_sweep, recommend, split_heldout, stability
+from pipeline.config import LdaParams, SweepParams
+from pipeline.lda_sweep import lda_sweep, recommend, split_heldout
 from pipeline.schemas import SWEEP
-from pipeline.tfidf import tfidf
-from tests.conftest import FIXTURES
+from pipeline.topics.counts import LdaError
+from pipeline.topics.terms import stability
 
 PARAMS = LdaParams(
     passes=5,
@@ -19,18 +15,6 @@ PARAMS = LdaParams(
     coherence_top_n=3,
     sweep=SweepParams(k=(2, 3), seeds=(1, 2), min_stability=0.5, holdout=0.25),
 )
-
-
-@pytest.fixture(scope="module")
-def two_themes():
-    themes = json.loads((FIXTURES / "two_themes.json").read_text(encoding="utf-8"))
-    rng = np.random.default_rng(1)
-    ids = [f"d{n:02d}" for n in range(40)]
-    docs = [rng.choice(themes[n % 2], size=30).tolist() for n in range(40)]
-    tokens = pa.table({"doc_id": ids, "tokens": docs, "n_tokens": [len(d) for d in docs]})
-    # No word is in every document: none is background (see tests/test_lda.py, two_themes).
-    result = tfidf(tokens, TfidfParams(min_df=1, max_df=1.0, background_min_df=1.0))
-    return result.vocabulary, result.doc_terms, tokens
 
 
 @pytest.mark.parametrize("engine", ["gensim", "tomotopy"])
@@ -56,11 +40,27 @@ def test_one_row_per_k_and_seed(two_themes, engine):
     assert [row["k"] for row in result.by_k] == [2, 3]
 
 
-def test_workers_do_not_change_the_table(two_themes):
+@pytest.mark.parametrize("start_method", [None, "spawn"])
+def test_workers_do_not_change_the_table(two_themes, start_method):
+    """Fits dealt to two processes (started as lda.start_method says) score as in one."""
     one = lda_sweep(*two_themes, PARAMS)
-    two = lda_sweep(*two_themes, LdaParams(**{**PARAMS.__dict__, "workers": 2}))
+    settings = {**PARAMS.__dict__, "workers": 2, "start_method": start_method}
+    two = lda_sweep(*two_themes, LdaParams(**settings))
     assert one.table.equals(two.table)
     assert one.summary == two.summary
+
+
+def test_score_fits_keeps_the_order_of_the_fits(two_themes, monkeypatch):
+    """Round-robin shares come back in the order asked, whatever process scored them."""
+    import pipeline.lda_sweep as sweep_module
+
+    def fake(inputs, k, seed):
+        return {"k": k, "seed": seed}
+
+    monkeypatch.setattr(sweep_module, "score_fit", fake)  # forked workers see it too
+    fits = [(k, seed) for k in (2, 3, 4) for seed in (1, 2)]
+    params = LdaParams(**{**PARAMS.__dict__, "workers": 2, "start_method": "fork"})
+    assert [(r["k"], r["seed"]) for r in sweep_module.score_fits(None, fits, params)] == fits
 
 
 def test_tables_read_in_pieces_give_the_same_sweep(two_themes, tmp_path):

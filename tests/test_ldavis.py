@@ -7,7 +7,8 @@ import pytest
 import scipy.sparse as sp
 
 from pipeline.io import Paths, read_table
-from pipeline.ldavis import (
+from pipeline.schemas import TOPICS
+from pipeline.topics.ldavis import (
     ONE_TOPIC_PAGE,
     VIS_ID,
     _asset_paths,
@@ -16,7 +17,6 @@ from pipeline.ldavis import (
     relevance_tops,
     render,
 )
-from pipeline.schemas import TOPICS
 
 
 def test_view_is_offline_utf8_and_numbered_like_the_tables(sample_run: Paths):

@@ -1,6 +1,5 @@
-"""Pictures: the bundled CJK font (no tofu), the table helpers and every plot on tiny tables."""
+"""Pictures: the bundled CJK font (no tofu) and every plot on tiny tables."""
 
-import datetime as dt
 import os
 import warnings
 
@@ -14,10 +13,11 @@ from matplotlib.figure import Figure
 from matplotlib.font_manager import FontProperties, findfont
 from wordcloud import WordCloud
 
-from pipeline import plots
+from pipeline import plots, report_tables
 from pipeline.schemas import SchemaError
 from tests import contract_tables
 from tests.conftest import table
+from tests.test_report_tables import _clean, _doc_terms, _documents
 
 
 def _render(text: str, family: str | None = None) -> np.ndarray:
@@ -77,36 +77,6 @@ def test_png_bytes_repeat_and_carry_no_software_or_date():
 # --- tiny tables ----------------------------------------------------------------------------
 
 
-def _documents() -> pa.Table:
-    return table(
-        doc_id=["a", "b", "c", "d"],
-        parent_id=["p", "p", "q", "r"],
-        source=["报告.txt", "报告.txt", "讲话.txt", "讲话.txt"],
-        part=["1", "1", None, None],
-        paragraph=pa.array([0, 1, None, None], pa.int32()),
-        title=["妇联工作报告", "妇联工作报告", None, "乡村振兴"],
-        date=pa.array([dt.date(2021, 3, 1), dt.date(2022, 9, 16), dt.date(2022, 9, 1), None]),
-    )
-
-
-def _clean() -> pa.Table:
-    return table(
-        doc_id=["a", "b", "c", "d"],
-        n_chars=[120, 80, 5, 0],
-        status=["kept", "kept", "too_short", "empty"],
-    )
-
-
-def _doc_terms() -> tuple[pa.Table, pa.Table]:
-    vocabulary = table(term_id=pa.array([0, 1, 2], pa.int32()), term=["妇女", "儿童", "乡村"])
-    doc_terms = table(
-        doc_id=["a", "a", "b", "d"],
-        term_id=pa.array([0, 1, 1, 2], pa.int32()),
-        tfidf=[0.8, 0.6, 1.0, 1.0],
-    )
-    return doc_terms, vocabulary
-
-
 def _topics() -> tuple[pa.Table, pa.Table, pa.Table]:
     topics = table(
         topic=pa.array([0, 1], pa.int32()),
@@ -126,50 +96,6 @@ def _topics() -> tuple[pa.Table, pa.Table, pa.Table]:
         weight=[0.9, 0.1, 0.2, 0.8],
     )
     return topics, terms, doc_topics
-
-
-def test_count_and_period_tables():
-    counts = plots.count_table(_clean(), "status")
-    assert counts.to_pylist()[0] == {"value": "kept", "count": 2}
-    years = plots.period_table(_documents(), "year")
-    assert years.to_pylist() == [{"period": "2021", "count": 1}, {"period": "2022", "count": 2}]
-    months = plots.period_table(_documents(), "month").column("period").to_pylist()
-    assert months == ["2021-03", "2022-09"]
-    with pytest.raises(ValueError, match="freq"):
-        plots.period_table(_documents(), "week")
-
-
-def test_document_and_group_labels():
-    labels = plots.document_labels(_documents())
-    assert labels["a"] == "妇联工作报告 篇1 ¶1"
-    assert labels["c"] == "讲话.txt"
-    by_parent = plots.group_labels(_documents(), "parent_id")
-    assert by_parent["a"] == by_parent["b"] == "妇联工作报告 篇1"
-    assert plots.group_labels(_documents(), "year")["d"] == "(no date)"
-    with pytest.raises(ValueError, match="no documents column 'region'"):
-        plots.group_labels(_documents(), "region")
-
-
-def test_shorten_keeps_the_end_where_similar_names_differ():
-    assert plots.shorten("妇联领导工作会议讲话 篇2", 10).endswith("篇2")
-    assert len(plots.shorten("妇联领导工作会议讲话 篇2", 10)) == 10
-    assert plots.shorten(" 短\n标题 ", 10) == "短 标题"
-
-
-def test_group_keywords_are_mean_tfidf_over_the_group():
-    doc_terms, vocabulary = _doc_terms()
-    groups = plots.group_labels(_documents(), "source")
-    result = plots.group_keywords_table(doc_terms, vocabulary, groups, top_n=5).to_pylist()
-    report = [(r["term"], r["weight"]) for r in result if r["group"] == "报告.txt"]
-    assert report == [("儿童", pytest.approx(0.8)), ("妇女", pytest.approx(0.4))]
-    speech = [(r["term"], r["weight"]) for r in result if r["group"] == "讲话.txt"]
-    assert speech == [("乡村", pytest.approx(0.5))]  # c has no terms but counts in the group
-
-
-def test_corpus_keywords_count_documents():
-    keywords = table(doc_id=["a", "b", "b"], term=["妇女", "妇女", "儿童"], weight=[0.5, 0.2, 0.9])
-    rows = plots.corpus_keywords_table(keywords).to_pylist()
-    assert [(r["term"], r["n_docs"]) for r in rows] == [("妇女", 2), ("儿童", 1)]
 
 
 def _no_tofu(figure: Figure) -> Figure:
@@ -200,18 +126,22 @@ def test_corpus_plots_draw_chinese_labels():
 def test_keyword_and_topic_plots():
     doc_terms, vocabulary = _doc_terms()
     topics, terms, doc_topics = _topics()
-    groups = plots.group_labels(_documents(), "parent_id")
+    groups = report_tables.group_labels(_documents(), "parent_id")
     keywords = table(doc_id=["a", "b"], term=["妇女", "儿童"], weight=[0.5, 0.2])
-    names = plots.topic_names(topics)
+    names = report_tables.topic_names(topics)
     assert names == {0: "T0 妇女·儿童", 1: "T1 乡村·振兴"}
     figs = [
         plots.plot_corpus_keywords(keywords),
         plots.plot_term_bars(
-            plots.group_keywords_table(doc_terms, vocabulary, groups), "group", title="关键词"
+            report_tables.group_keywords_table(doc_terms, vocabulary, groups),
+            "group",
+            title="关键词",
         ),
         plots.plot_term_bars(terms, "topic", names),
         plots.plot_wordclouds(terms, "topic", names),
-        plots.plot_doc_topic_heatmap(doc_topics, topics, plots.document_labels(_documents())),
+        plots.plot_doc_topic_heatmap(
+            doc_topics, topics, report_tables.document_labels(_documents())
+        ),
         plots.plot_topic_prevalence(topics),
     ]
     for fig in figs:
@@ -239,25 +169,26 @@ def test_contract_tables_draw(sample_run):
     """The tables of the ingest and topic-model issues, in their contract shapes."""
     from pipeline.results import load_results
 
-    r = load_results(sample_run)
-    prevalence = contract_tables.topic_prevalence(r.documents, r.doc_topics)
+    results = load_results(sample_run)
+    prevalence = contract_tables.topic_prevalence(results.documents, results.doc_topics)
     figs = [
-        plots.plot_ingest_report(contract_tables.ingest_report(r.documents)),
-        plots.plot_clean_audit(contract_tables.clean_audit(r.documents)),
+        plots.plot_ingest_report(contract_tables.ingest_report(results.documents)),
+        plots.plot_clean_audit(contract_tables.clean_audit(results.documents)),
         plots.plot_sweep(contract_tables.sweep(), recommended_k=6),
-        plots.plot_prevalence(prevalence, "month", r.topics),
-        plots.plot_prevalence(prevalence, "speech", r.topics),
+        plots.plot_prevalence(prevalence, "month", results.topics),
+        plots.plot_prevalence(prevalence, "speech", results.topics),
     ]
     for fig in figs:
         _no_tofu(fig)
     sweep_titles = [ax.get_title() for ax in figs[2].axes]
     assert len(sweep_titles) == 6 and "perplexity" in " ".join(sweep_titles)
     panels = [ax for ax in figs[3].axes if ax.get_title()]  # a grid's spare cells stay blank
-    assert len(panels) == r.topics.num_rows
+    assert len(panels) == results.topics.num_rows
 
 
 def test_empty_inputs_give_a_figure_that_says_so():
     empty_docs = _documents().slice(0, 0)
+    shown = []
     for fig in (
         plots.plot_counts(empty_docs, "source"),
         plots.plot_documents_by_date(_documents().filter(pa.array([False, False, False, True]))),
@@ -265,8 +196,14 @@ def test_empty_inputs_give_a_figure_that_says_so():
         plots.plot_clean_audit(contract_tables.clean_audit(empty_docs)),
         plots.plot_prevalence(contract_tables.topic_prevalence(_documents(), _topics()[2]), "x"),
     ):
-        texts = [t.get_text() for ax in fig.axes for t in ax.texts]
-        assert texts and texts[0]
+        shown.append([t.get_text() for ax in fig.axes for t in ax.texts])
+    assert shown == [
+        ["no documents"],
+        ["no document has a date"],
+        ["no sweep results"],
+        ["no rule changed any document"],
+        ["no prevalence rows for column 'x'"],
+    ]
 
 
 def test_a_missing_column_is_named():

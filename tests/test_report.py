@@ -59,10 +59,10 @@ def test_every_section_and_picture_is_in_one_offline_page(plain):
 
 def test_the_page_shows_the_run(plain, sample_run):
     page = _html(plain)
-    r = load_results(sample_run)
-    for label in r.topics.column("label").to_pylist():
+    results = load_results(sample_run)
+    for label in results.topics.column("label").to_pylist():
         assert label in page
-    assert f'<td class="num">{r.documents.num_rows}</td>' in page
+    assert f'<td class="num">{results.documents.num_rows}</td>' in page
     for table in ("ingest_report", "clean_audit", "topic_prevalence", "representative_docs"):
         absent = not sample_run.table(table).is_file()
         assert (f"({table}.parquet) in this run" in page) == absent

@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import pipeline.segment as segment_module
-from pipeline.bench_segment import FLOOR_STEPS, _floor, read_corpus, token_agreement
+from pipeline.bench.segment import FLOOR_STEPS, _floor, read_corpus, token_agreement
 from pipeline.cli import main as cli_main
 from pipeline.config import ConfigError, SegmentParams, params_from_dict
 from pipeline.io import Paths, read_table, write_table

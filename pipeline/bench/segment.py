@@ -1,4 +1,6 @@
-"""Benchmark of the segment stage: `zhtopics bench segment --corpus PATH`.
+"""Segmentation speed: the segment stage against plain jieba, cold, doubled and re-run.
+
+`zhtopics bench segment --corpus PATH`.
 
 Side by side in one run, each measurement in a fresh process: plain single-process
 ``jieba.lcut`` (the baseline), then the stage as a user runs it (``zhtopics segment`` in a new
@@ -25,7 +27,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from pipeline.bench_common import PeakRss
+from pipeline.bench.common import PeakRss
 from pipeline.io import Paths, read_table, write_table
 from pipeline.schemas import CLEAN, TOKENS
 

@@ -24,7 +24,7 @@ import pyarrow.compute as pc
 import scipy.sparse as sp
 
 from pipeline.arrays import concat_ranges, running_offsets
-from pipeline.io import release_arrow_memory, tables
+from pipeline.io import release_arrow_memory, table_pieces
 
 EPSILON = 1e-12  # gensim's topic_coherence EPSILON
 WINDOW = {"c_npmi": 10, "c_v": 110}
@@ -56,7 +56,7 @@ def reference(
     wanted = pa.array(doc_ids, pa.string())
     vocabulary = pa.array(terms, pa.string())
     ids_parts, length_parts, position_parts = [], [], []
-    for table in tables(tokens):
+    for table in table_pieces(tokens):
         table = table.filter(pc.is_in(table.column("doc_id"), wanted))
         position_parts.append(pc.index_in(table.column("doc_id"), value_set=wanted).to_numpy())
         lists = table.column("tokens").combine_chunks()

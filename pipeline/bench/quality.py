@@ -19,16 +19,17 @@ import logging
 import sys
 import tempfile
 import time
-from itertools import combinations
+from itertools import combinations, permutations
 from pathlib import Path
 
 import numpy as np
 
 from pipeline.config import load_params
+from pipeline.topics.terms import DIVERSITY_TOP_N, STABILITY_TOP_N, stability, topic_diversity
 
 log = logging.getLogger(__name__)
 
-TOP_NPMI, TOP_DIVERSITY, TOP_STABILITY = 10, 25, 20
+TOP_NPMI = 10  # the diversity and stability cuts are the pipeline's own (topics.terms)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -43,14 +44,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def read_corpus(path: Path, text_column: str, label_column: str) -> tuple[list[str], list[str]]:
+def read_labelled_corpus(
+    path: Path, text_column: str, label_column: str
+) -> tuple[list[str], list[str]]:
+    """The texts and labels of a TSV corpus, in row order."""
     csv.field_size_limit(sys.maxsize)
     with open(path, encoding="utf-8", newline="") as f:
         rows = list(csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
     for column in (text_column, label_column):
         if rows and column not in rows[0]:
             raise ValueError(f"{path}: no column {column!r}; it has {list(rows[0])}")
-    return [r[text_column] for r in rows], [r[label_column] for r in rows]
+    return [row[text_column] for row in rows], [row[label_column] for row in rows]
 
 
 def plain_script(texts: list[str], k: int, seed: int, passes: int) -> dict:
@@ -88,13 +92,12 @@ def plain_script(texts: list[str], k: int, seed: int, passes: int) -> dict:
 
 def pipeline_side(corpus: Path, params, k: int, seeds: list[int], text_column: str) -> list[dict]:
     """The real stages (ingest with unit=document, clean, segment, tfidf), then the engine."""
-    from pipeline import engines
-    from pipeline.cli import run_stages
-    from pipeline.coherence import reference
     from pipeline.io import Paths, read_table
-    from pipeline.lda import build_counts
+    from pipeline.runner import run_stages
     from pipeline.schemas import DOC_TERMS, DOCUMENTS, TOKENS, VOCABULARY
-    from pipeline.topics import background
+    from pipeline.topics import background, engines
+    from pipeline.topics.coherence import reference
+    from pipeline.topics.counts import build_counts
 
     params = dataclasses.replace(
         params,
@@ -147,7 +150,7 @@ def pipeline_side(corpus: Path, params, k: int, seeds: list[int], text_column: s
 
 def _top_words(phi: np.ndarray, terms: list[str]) -> list[list[str]]:
     ids = np.arange(phi.shape[1])
-    return [[terms[i] for i in np.lexsort((ids, -row))[:TOP_DIVERSITY]] for row in phi]
+    return [[terms[i] for i in np.lexsort((ids, -row))[:DIVERSITY_TOP_N]] for row in phi]
 
 
 def npmi(top: list[list[str]], texts: list[str], n: int = TOP_NPMI) -> float:
@@ -173,34 +176,24 @@ def npmi(top: list[list[str]], texts: list[str], n: int = TOP_NPMI) -> float:
 
 
 def diversity(top: list[list[str]]) -> float:
-    words = [w for t in top for w in t[:TOP_DIVERSITY]]
-    return len(set(words)) / len(words)
+    """The pipeline's topic diversity of the top words (unique share of the top 25)."""
+    return topic_diversity(np.asarray([t[:DIVERSITY_TOP_N] for t in top], dtype=object))
 
 
-def stability(runs: list[dict]) -> float:
-    def one_way(a, b):
-        sets_b = [set(t[:TOP_STABILITY]) for t in b]
-        return np.mean(
-            [
-                max(
-                    len(set(x[:TOP_STABILITY]) & y) / len(set(x[:TOP_STABILITY]) | y)
-                    for y in sets_b
-                )
-                for x in a
-            ]
-        )
-
-    values = [one_way(a["top"], b["top"]) for a, b in combinations(runs, 2)]
-    values += [one_way(b["top"], a["top"]) for a, b in combinations(runs, 2)]
+def seed_stability(runs: list[dict]) -> float:
+    """The pipeline's stability (best-match Jaccard of the top 20), averaged over every ordered
+    pair of seeds; nan with one seed."""
+    tops = [[set(t[:STABILITY_TOP_N]) for t in run["top"]] for run in runs]
+    values = [stability(a, b) for a, b in permutations(tops, 2)]
     return float(np.mean(values)) if values else float("nan")
 
 
 def summarise(runs: list[dict], texts: list[str], labels: np.ndarray) -> dict:
     from sklearn.metrics import normalized_mutual_info_score
 
-    nmi = [normalized_mutual_info_score(labels[r["kept"]], r["dominant"]) for r in runs]
-    npmis = [npmi(r["top"], texts) for r in runs]
-    diversities = [diversity(r["top"]) for r in runs]
+    nmi = [normalized_mutual_info_score(labels[run["kept"]], run["dominant"]) for run in runs]
+    npmis = [npmi(run["top"], texts) for run in runs]
+    diversities = [diversity(run["top"]) for run in runs]
     return {
         "nmi": float(np.mean(nmi)),
         "npmi": float(np.mean(npmis)),
@@ -209,16 +202,16 @@ def summarise(runs: list[dict], texts: list[str], labels: np.ndarray) -> dict:
         "nmi_sd": float(np.std(nmi)),
         "npmi_sd": float(np.std(npmis)),
         "diversity_sd": float(np.std(diversities)),
-        "stability": stability(runs),
-        "seconds": float(np.mean([r["seconds"] for r in runs])),
-        "prep_seconds": float(np.mean([r["prep_seconds"] for r in runs])),
-        "docs": int(np.mean([len(r["kept"]) for r in runs])),
+        "stability": seed_stability(runs),
+        "seconds": float(np.mean([run["seconds"] for run in runs])),
+        "prep_seconds": float(np.mean([run["prep_seconds"] for run in runs])),
+        "docs": int(np.mean([len(run["kept"]) for run in runs])),
     }
 
 
 def run(args: argparse.Namespace) -> int:
     params = load_params(args.params, args.overrides)
-    texts, labels = read_corpus(args.corpus, args.text_column, args.label_column)
+    texts, labels = read_labelled_corpus(args.corpus, args.text_column, args.label_column)
     labels = np.asarray(labels, dtype=object)
     results = {}
     if "plain" in args.sides:

@@ -32,13 +32,13 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pipeline.bench_common import Measured, run_measured
+from pipeline.bench.common import Measured, run_measured
 from pipeline.io import usable_cores
 
 if TYPE_CHECKING:
     from pipeline.config import Params
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 STAGES = ("ingest", "clean", "segment", "tfidf", "lda")
 PHASES = ("read", "segment", "dictionary", "lda", "write")
 COPIES = ("copy-1", "copy-2")
@@ -169,7 +169,7 @@ def run_plain(
     args: argparse.Namespace, raw: Path, out: Path, text_column: str, stopwords: Path
 ) -> tuple[Measured, dict]:
     """The plain script in a new process; its measurement and its own report (phases, counts)."""
-    command = [sys.executable, "-m", "pipeline.bench_pipeline", str(raw), str(out)]
+    command = [sys.executable, "-m", "pipeline.bench.pipeline", str(raw), str(out)]
     command += ["-k", str(args.k), "--seed", str(args.seed)]
     command += [f"--text-column={text_column}", f"--stopwords={stopwords}"]
     measured = run_measured(command, env=_environment())
@@ -238,7 +238,7 @@ def plain_script(
 
 
 def _plain_main(argv: list[str] | None = None) -> int:
-    """``python -m pipeline.bench_pipeline RAW OUT ...``: the plain script, its report as JSON."""
+    """``python -m pipeline.bench.pipeline RAW OUT ...``: the plain script, its report as JSON."""
     parser = argparse.ArgumentParser(description="the plain script of zhtopics bench pipeline")
     parser.add_argument("raw", type=Path)
     parser.add_argument("out", type=Path)
