@@ -50,7 +50,7 @@ def build_parser(benches: bool = True) -> argparse.ArgumentParser:
         prog="zhtopics",
         description=(
             "Topic modelling of Chinese text: "
-            "ingest, clean, segment, tfidf, lda_sweep, lda, report."
+            "ingest, clean, segment, tfidf, lda_sweep, lda, report, explorer."
         ),
     )
     sub = parser.add_subparsers(dest="command", required=True)

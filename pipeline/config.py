@@ -387,6 +387,54 @@ class ReportParams:
 
 
 @dataclass(frozen=True)
+class ExplorerParams:
+    """What the interactive explorer (explorer.html) embeds: every topic and its terms, all
+    documents' topic mixes for the filters, and a stated sample of documents with their texts."""
+
+    # Documents columns to filter and compare by; ``date`` becomes years (a range filter).
+    filter_columns: tuple[str, ...] = ("date", "source")
+    # At most this many groups per filter column (the ones with the most documents).
+    max_groups: int = 50
+    # Sampled documents with texts: the best of each topic, a few of each group, a random rest.
+    docs_per_topic: int = 20
+    docs_per_group: int = 3
+    random_docs: int = 300
+    # Characters of each sampled text kept (longer texts are cut and marked as cut).
+    text_chars: int = 2000
+    # Terms per topic embedded by probability (word search ranks), and per relevance step.
+    topic_terms: int = 200
+    relevance_terms: int = 30
+    # Key terms per group shown from keyness.parquet (when the run has group comparisons).
+    keyness_terms: int = 15
+    # At most this many topic shares (documents x topics) embedded for the filters; beyond it
+    # the sampled documents and a seeded random choice of the others carry the numbers.
+    max_shares: int = 4_000_000
+    # Seed of the random part of the sample.
+    random_state: int = 0
+    # Embed a subset of the CJK font (only the glyphs the page uses) as a web font.
+    embed_font: bool = True
+
+    def __post_init__(self) -> None:
+        for key in (
+            "max_groups",
+            "text_chars",
+            "topic_terms",
+            "relevance_terms",
+            "keyness_terms",
+            "max_shares",
+        ):
+            if getattr(self, key) < 1:
+                _fail(f"explorer.{key}", getattr(self, key), "an integer >= 1")
+        for key in ("docs_per_topic", "docs_per_group", "random_docs", "random_state"):
+            if getattr(self, key) < 0:
+                _fail(f"explorer.{key}", getattr(self, key), "an integer >= 0")
+        if len(set(self.filter_columns)) != len(self.filter_columns) or not all(
+            self.filter_columns
+        ):
+            _fail("explorer.filter_columns", list(self.filter_columns), "distinct column names")
+
+
+@dataclass(frozen=True)
 class Params:
     """All settings, one section per stage."""
 
@@ -396,6 +444,7 @@ class Params:
     tfidf: TfidfParams = field(default_factory=TfidfParams)
     lda: LdaParams = field(default_factory=LdaParams)
     report: ReportParams = field(default_factory=ReportParams)
+    explorer: ExplorerParams = field(default_factory=ExplorerParams)
 
 
 _SECTION_TYPES = typing.get_type_hints(Params)

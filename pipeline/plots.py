@@ -16,8 +16,6 @@ from __future__ import annotations
 import io
 import math
 from collections.abc import Mapping
-from importlib import resources
-from pathlib import Path
 
 import matplotlib
 import numpy as np
@@ -25,6 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from matplotlib.figure import Figure
 
+from pipeline.fonts import FONT_FAMILY, font_path
 from pipeline.report_tables import (
     corpus_keywords_table,
     count_table,
@@ -36,24 +35,9 @@ from pipeline.report_tables import (
 )
 from pipeline.schemas import require_columns
 
-FONT_PACKAGE = "mplfonts"
-FONT_FILE = "NotoSansCJKsc-Regular.otf"
-FONT_FAMILY = "Noto Sans CJK SC"
 # Categorical colours that stay apart in print and for common colour blindness.
 PALETTE = matplotlib.colormaps["tab10"].colors
 TIME_COLUMNS = ("year", "month", "date")
-
-
-class FontError(RuntimeError):
-    """The bundled CJK font cannot be found; reinstalling the environment fixes it."""
-
-
-def font_path() -> Path:
-    """The CJK font file inside the installed ``mplfonts`` package (also for word clouds)."""
-    path = Path(str(resources.files(FONT_PACKAGE) / "fonts" / FONT_FILE))
-    if not path.is_file():
-        raise FontError(f"{path}: CJK font missing; reinstall the environment (make install)")
-    return path
 
 
 def use_cjk_font() -> str:

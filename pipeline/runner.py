@@ -23,6 +23,7 @@ STAGES: dict[str, str] = {
     "lda_sweep": "pipeline.lda_sweep:main",
     "lda": "pipeline.lda:main",
     "report": "pipeline.report:main",
+    "explorer": "pipeline.explorer:main",
 }
 
 # One line per stage for `zhtopics --help`, in a researcher's words.
@@ -34,6 +35,7 @@ STAGE_HELP: dict[str, str] = {
     "lda_sweep": "fit and score models for several numbers of topics K; recommend a K",
     "lda": "fit the topic model: topics, their terms, documents' topic mixes, prevalence",
     "report": "write the HTML report (report/index.html): corpus, keywords, topics, K",
+    "explorer": "write explorer.html: browse topics, documents and words offline, by group",
 }
 
 

@@ -77,3 +77,16 @@ def two_themes() -> tuple[pa.Table, pa.Table, pa.Table]:
     # as chance spreads it, which the background score would flag; no word is in all of them.
     result = tfidf(tokens, TfidfParams(min_df=1, max_df=1.0, background_min_df=1.0))
     return result.vocabulary, result.doc_terms, tokens
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    """One headless Chromium (Debian's, via /usr/bin/chromedriver) for the session's browser
+    tests; each test reads its own network and console logs (tests/browser.py)."""
+    from tests.browser import start_chromium
+
+    driver = start_chromium()
+    try:
+        yield driver
+    finally:
+        driver.quit()

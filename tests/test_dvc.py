@@ -101,6 +101,7 @@ def test_changing_one_setting_invalidates_only_its_stage(reproduced):
             ("tfidf", "top_k", 5),
             ("lda", "num_topics", 4),
             ("report", "top_terms", 5),
+            ("explorer", "random_docs", 10),
         ]:
             _set_param(project, original, section, key, value)
             status = json.loads(_dvc(project, env, "status", "--json").stdout)
