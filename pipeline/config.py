@@ -190,6 +190,12 @@ class TfidfParams:
     # the model does with them.
     background_min_df: float = 0.15
     background_min_evenness: float = 0.5
+    # Paragraph units (grouped under parent documents): a background term must also be in at
+    # least this share of the parents, spread over them as evenly (1 - DP >= min_evenness).
+    background_min_parent_share: float = 0.8
+    # A frequent, even term with a partner outside the formula (document co-occurrence NPMI at
+    # least this) carries a subject and is not flagged (above 1: the check is off).
+    background_min_partner_npmi: float = 0.5
     # Words never flagged as background, one a line (null: none; the project's file is
     # data/dict/keep_terms.txt).
     keep_terms: Path | None = None
@@ -211,6 +217,18 @@ class TfidfParams:
             _fail("tfidf.background_min_df", self.background_min_df, "a share in (0, 1]")
         if not self.background_min_evenness > 0.0:
             _fail("tfidf.background_min_evenness", self.background_min_evenness, "a number > 0")
+        if not self.background_min_partner_npmi >= -1.0:
+            _fail(
+                "tfidf.background_min_partner_npmi",
+                self.background_min_partner_npmi,
+                "a number >= -1 (above 1: off)",
+            )
+        if not 0.0 <= self.background_min_parent_share <= 1.0:
+            _fail(
+                "tfidf.background_min_parent_share",
+                self.background_min_parent_share,
+                "a share in [0, 1]",
+            )
 
 
 TERM_WEIGHTS = ("one", "idf", "pmi")
