@@ -310,15 +310,29 @@ def _background(page: _Page, results: Results, params: ReportParams) -> None:
     page.text(
         f"{flagged.num_rows} terms are in many documents and spread over them as evenly as "
         f"chance allows (the corpus' boilerplate); they were {what}. A word listed in "
-        "tfidf.keep_terms (data/dict/keep_terms.txt) is never flagged."
+        "tfidf.keep_terms (data/dict/keep_terms.txt) is never flagged. For paragraphs, "
+        '"parents" is the share of their parent documents with the term (a flagged term is '
+        'in nearly all of them); "partner" is its strongest document co-occurrence (NPMI) '
+        "with a word outside the boilerplate (a subject word has a strong one)."
     )
     # The share is of the documents the tfidf stage counted: those with tokens.
     n_docs = max(pc.sum(pc.greater(results.tokens.column("n_tokens"), 0)).as_py() or 0, 1)
     rows = [
-        (row["term"], row["df"], f"{100 * row['df'] / n_docs:.1f}%", row["background"])
+        (
+            row["term"],
+            row["df"],
+            f"{100 * row['df'] / n_docs:.1f}%",
+            row["background"],
+            f"{100 * row.get('parent_share', 0.0):.0f}%",
+            f"{row.get('partner_npmi', -1.0):.2f}",
+        )
         for row in flagged.to_pylist()
     ]
-    page.table(["term", "documents", "share", "evenness"], rows, numeric=[1, 2, 3])
+    page.table(
+        ["term", "documents", "share", "evenness", "parents", "partner"],
+        rows,
+        numeric=[1, 2, 3, 4, 5],
+    )
 
 
 def _prevalence(page: _Page, results: Results, params: ReportParams) -> None:
