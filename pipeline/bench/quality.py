@@ -233,6 +233,8 @@ def settings_line(params) -> str:
         f"pipeline settings: lda.engine={lda.engine} lda.term_weight={lda.term_weight} "
         f"lda.background={lda.background} tfidf.background_min_df={tfidf.background_min_df} "
         f"tfidf.background_min_evenness={tfidf.background_min_evenness} "
+        f"tfidf.background_min_parent_share={tfidf.background_min_parent_share} "
+        f"tfidf.background_min_partner_npmi={tfidf.background_min_partner_npmi} "
         f"tfidf.min_df={tfidf.min_df} tfidf.max_df={tfidf.max_df} lda.alpha={lda.alpha} "
         f"lda.eta={lda.eta} lda.iterations={lda.iterations} lda.threads={lda.threads}"
     )
