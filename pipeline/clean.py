@@ -42,12 +42,14 @@ from pipeline.schemas import (
     INGEST_REPORT,
     KEPT,
     NOT_CHINESE,
+    SPUN,
     TOO_SHORT,
     require_columns,
 )
 from pipeline.text.dedup import Deduplicator, minhash_signatures
 from pipeline.text.normalize import char_counts, clean_texts
-from pipeline.text.rules import Rules, load_rules
+from pipeline.text.rules import REPLACEMENTS_RULE, Rules, load_rules
+from pipeline.text.spin import SpinScorer, spin_reason
 from pipeline.text.worker_pool import WorkerPool, done, run_ahead
 
 log = logging.getLogger(__name__)
@@ -77,13 +79,67 @@ class Prepared:
     signatures: np.ndarray
 
 
-def clean(docs: pa.Table, params: CleanParams, rules: Rules) -> CleanResult:
-    """Clean a whole (small) table: statuses, clusters and the audit of every rule."""
+def clean(
+    docs: pa.Table, params: CleanParams, rules: Rules, spin: SpinScorer | None = None
+) -> CleanResult:
+    """Clean a whole (small) table: statuses, clusters, spin scores and the audit of every
+    rule. ``spin`` defaults to a scorer with jieba's dictionary as its reference."""
     dedup = Deduplicator(params) if params.deduplicate else None
     with dedup or contextlib.nullcontext():
-        table, audit = clean_batch(docs, params, rules, dedup)
+        prepared = prepare_batch(docs, params, rules)
+        table, audit = finish_batch(docs, prepared, dedup)
     sizes = dedup.sizes if dedup is not None else Counter()
-    return CleanResult(fill_cluster_sizes(table, sizes), audit)
+    spin = spin or SpinScorer()
+    units, swaps = spin_units(docs), replacement_counts(prepared.audit, docs.num_rows)
+    counted = [s == KEPT for s in table.column("status").to_pylist()]
+    texts = table.column("text").to_pylist()
+    spin.gather(units, texts, counted)
+    spin.count(units, texts, swaps, counted)
+    table = apply_spin(fill_cluster_sizes(table, sizes), units, spin.scores(), params)
+    return CleanResult(table, audit)
+
+
+def spin_units(docs: pa.Table) -> list[str]:
+    """The document each row is scored as part of: its parent (the whole text a paragraph
+    comes from) when the table has one, else the row itself."""
+    column = "parent_id" if "parent_id" in docs.column_names else "doc_id"
+    require_columns(docs, [column], "clean")
+    return docs.column(column).to_pylist()
+
+
+def replacement_counts(audit: pa.Table, n: int) -> np.ndarray:
+    """Replacements that changed each of ``n`` rows, from a prepared audit (row, rule, ...)."""
+    counts = np.zeros(n, dtype=np.int64)
+    rule = np.asarray(audit.column("rule").to_pylist(), dtype=object)
+    mine = rule == REPLACEMENTS_RULE
+    if mine.any():
+        rows = audit.column("row").to_numpy()[mine]
+        np.add.at(counts, rows, audit.column("n_matches").to_numpy()[mine])
+    return counts
+
+
+def apply_spin(
+    table: pa.Table, units: list[str], scores: dict[str, float], params: CleanParams
+) -> pa.Table:
+    """``spin_score`` on every row (its unit's); a kept row at or above
+    ``clean.spin_threshold`` gets ``spun`` in its reason, and status spun with
+    ``clean.drop_spun``."""
+    values = [scores.get(unit, 0.0) for unit in units]
+    status = table.column("status").to_pylist()
+    reason = table.column("reason").to_pylist()
+    for i, score in enumerate(values):
+        if status[i] == KEPT and score >= params.spin_threshold:
+            flag = spin_reason(score, params.spin_threshold)
+            reason[i] = flag if reason[i] is None else f"{reason[i]}; {flag}"
+            if params.drop_spun:
+                status[i] = SPUN
+    table = table.set_column(
+        table.schema.get_field_index("status"), "status", pa.array(status, pa.string())
+    )
+    table = table.set_column(
+        table.schema.get_field_index("reason"), "reason", pa.array(reason, pa.string())
+    )
+    return table.append_column("spin_score", pa.array(values, pa.float64()))
 
 
 def clean_batch(
@@ -381,6 +437,8 @@ BATCH_ROWS = 10_000
 BATCH_CHARS = 1 << 22
 
 REPORT_DIMENSIONS = ("status", "encoding", "format")
+# Columns of documents.parquet the ingest report reads, carried through the spool.
+_REPORTED = ("source", "encoding", "format")
 
 
 @dataclass
@@ -453,23 +511,58 @@ def main(params: Params, paths: Paths) -> None:
     # The spool holds the cleaned text until the cluster sizes are known: plain, it is written
     # and read back in a fraction of the time.
     spool = Spool(paths.table("clean"), compression="none", use_dictionary=False)
+    spin = SpinScorer()
     with spool, progress, dedup or contextlib.nullcontext():
         audit_writer = TableWriter(paths.table("clean_audit"), CLEAN_AUDIT)
         with Cleaner(params.clean, rules) as cleaner, audit_writer:
             for docs, prepared in cleaner.run(documents):
                 table, audit = finish_batch(docs, prepared, dedup)
+                units = spin_units(docs)
+                counted = [s == KEPT for s in table.column("status").to_pylist()]
+                spin.gather(units, table.column("text").to_pylist(), counted)
+                extra = {
+                    "_unit": pa.array(units, pa.string()),
+                    "_swaps": pa.array(replacement_counts(prepared.audit, docs.num_rows)),
+                    **{f"_{c}": docs.column(c) for c in _REPORTED if c in docs.column_names},
+                }
+                for name, column in extra.items():
+                    table = table.append_column(name, column)
                 spool.write(table)
                 audit_writer.write(audit)
-                report.add(docs, table)
                 progress.update(docs.num_rows)
+        # The spin scores need the whole corpus' bigrams (pass one), then each unit's counts.
+        for table in spool.read():
+            counted = [s == KEPT for s in table.column("status").to_pylist()]
+            spin.count(
+                table.column("_unit").to_pylist(),
+                table.column("text").to_pylist(),
+                table.column("_swaps").to_pylist(),
+                counted,
+            )
+        scores = spin.scores()
         sizes = dedup.sizes if dedup is not None else Counter()
+        spun = 0
         with TableWriter(paths.table("clean"), CLEAN) as writer:
             for table in spool.read():
-                writer.write(fill_cluster_sizes(table, sizes))
+                units = table.column("_unit").to_pylist()
+                meta = pa.table(
+                    {c: table.column(f"_{c}") for c in _REPORTED if f"_{c}" in table.column_names}
+                )
+                table = table.drop_columns([c for c in table.column_names if c.startswith("_")])
+                table = apply_spin(fill_cluster_sizes(table, sizes), units, scores, params.clean)
+                spun += sum(1 for r in table.column("reason").to_pylist() if r and "spun:" in r)
+                writer.write(table)
+                report.add(meta, table)
     write_table(report.table(), paths.table("ingest_report"), INGEST_REPORT)
     write_json(report.metrics(), paths.metrics / "ingest.json")
     for line in report.lines():
         log.info("ingest report: %s", line)
+    log.info(
+        "clean: %d document(s) flagged as spun (clean.spin_threshold=%s, clean.drop_spun=%s)",
+        spun,
+        params.clean.spin_threshold,
+        params.clean.drop_spun,
+    )
     log.info(
         "clean: %d documents -> %s (%d rule match row(s) in %s; %d worker process(es))",
         writer.num_rows,

@@ -50,7 +50,7 @@ def build_parser(benches: bool = True) -> argparse.ArgumentParser:
         prog="zhtopics",
         description=(
             "Topic modelling of Chinese text: "
-            "ingest, clean, segment, tfidf, lda_sweep, lda, report, explorer."
+            "ingest, clean, segment, tfidf, lda_sweep, lda, robustness, report, explorer."
         ),
     )
     sub = parser.add_subparsers(dest="command", required=True)
@@ -79,6 +79,12 @@ def build_parser(benches: bool = True) -> argparse.ArgumentParser:
     p.add_argument("path", type=Path, help="a raw file or folder of new documents")
     p.add_argument("--out", type=Path, required=True, help="doc_topics parquet file to write")
     p.add_argument("--model", type=Path, default=defaults.models / "lda", help="saved model")
+    p = sub.add_parser(
+        "validate", help="human validation: word and topic intrusion tasks for coders, and scores"
+    )
+    from pipeline import validate
+
+    validate.add_arguments(p, _add_settings_options)
     p = sub.add_parser(
         "bench", help="benchmarks: speed, memory and topic quality against plain scripts"
     )
@@ -110,6 +116,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from pipeline import infer
 
             infer.run(params, args.path, args.model, args.out)
+        elif args.command == "validate":
+            from pipeline import validate
+
+            return validate.run(args)
         elif args.command == "bench":
             return importlib.import_module(BENCHES[args.bench]).run(args)
         else:

@@ -93,8 +93,14 @@ class CleanParams:
     workers: int = 0
     # multiprocessing start method for the workers (spawn, fork, forkserver); null: the default.
     start_method: str | None = None
+    # Documents whose spin_score (machine rewriting, see README) reaches this are flagged
+    # ``spun`` in their reason; with drop_spun their status becomes spun and they are not modelled.
+    spin_threshold: float = 1.0
+    drop_spun: bool = False
 
     def __post_init__(self) -> None:
+        if self.spin_threshold <= 0:
+            _fail("clean.spin_threshold", self.spin_threshold, "a number > 0")
         if self.min_chars < 0:
             _fail("clean.min_chars", self.min_chars, "an integer >= 0")
         for key in ("min_cjk_share", "max_decode_errors"):
@@ -404,6 +410,49 @@ class ReportParams:
             _fail("report.dpi", self.dpi, "an integer from 30 to 600")
 
 
+ROBUSTNESS_VARIANTS = ("no_hmm", "no_userdict", "nouns_verbs", "phrases", "seeds")
+
+
+@dataclass(frozen=True)
+class RobustnessParams:
+    """The robustness stage: refits under other segmentations and seeds (off by default)."""
+
+    enabled: bool = False
+    # Which refits: no_hmm, no_userdict, nouns_verbs (segment.pos = ``pos``), phrases
+    # (segment.phrases_threshold = ``phrases_threshold``) and seeds (lda.random_state = each
+    # of ``seeds`` other than the main one).
+    variants: tuple[str, ...] = ROBUSTNESS_VARIANTS
+    seeds: tuple[int, ...] = (1, 2)
+    pos: str = "n,nr,ns,nt,nz,nw,vn,v"
+    phrases_threshold: float = 0.5
+    # Topics are matched on the overlap of their top_n terms; a topic "survives" a variant when
+    # its match shares at least min_similarity of them.
+    top_n: int = 20
+    min_similarity: float = 0.5
+
+    def __post_init__(self) -> None:
+        unknown = [v for v in self.variants if v not in ROBUSTNESS_VARIANTS]
+        if unknown or len(set(self.variants)) != len(self.variants):
+            _fail(
+                "robustness.variants",
+                list(self.variants),
+                f"distinct of {list(ROBUSTNESS_VARIANTS)}",
+            )
+        if any(s < 0 for s in self.seeds) or len(set(self.seeds)) != len(self.seeds):
+            _fail("robustness.seeds", list(self.seeds), "distinct integers >= 0")
+        tags = [t for t in re.split(r"[\s,]+", self.pos) if t]
+        if not tags or not all(re.fullmatch("[a-zA-Z]+", t) for t in tags):
+            _fail("robustness.pos", self.pos, 'comma-separated jieba tags, e.g. "n,vn,v"')
+        if not -1.0 < self.phrases_threshold < 1.0:
+            _fail(
+                "robustness.phrases_threshold", self.phrases_threshold, "an npmi score in (-1, 1)"
+            )
+        if self.top_n < 1:
+            _fail("robustness.top_n", self.top_n, "an integer >= 1")
+        if not 0.0 <= self.min_similarity <= 1.0:
+            _fail("robustness.min_similarity", self.min_similarity, "a share in [0, 1]")
+
+
 @dataclass(frozen=True)
 class ExplorerParams:
     """What the interactive explorer (explorer.html) embeds: every topic and its terms, all
@@ -462,6 +511,7 @@ class Params:
     tfidf: TfidfParams = field(default_factory=TfidfParams)
     lda: LdaParams = field(default_factory=LdaParams)
     report: ReportParams = field(default_factory=ReportParams)
+    robustness: RobustnessParams = field(default_factory=RobustnessParams)
     explorer: ExplorerParams = field(default_factory=ExplorerParams)
 
 

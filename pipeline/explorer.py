@@ -15,14 +15,10 @@ and the document's mix from ``doc_topics`` — the same rule for both engines, d
 from __future__ import annotations
 
 import base64
-import hashlib
-import io
 import json
 import logging
-import re
 import string
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +26,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline.config import ExplorerParams, Params
+from pipeline.fonts import subset_font
 from pipeline.io import Paths, atomic_path, iter_tables, read_optional, read_table
+from pipeline.offline_page import content_security_policy, embed_json, fill, template
 from pipeline.schemas import (
     ALL,
     CLEAN,
@@ -48,7 +46,6 @@ from pipeline.schemas import (
 log = logging.getLogger(__name__)
 
 FILENAME = "explorer.html"
-TEMPLATES = "pipeline.templates"
 PAGE_TITLE = "zhtopics explorer"
 TIME_COLUMN = "year"  # ``date`` is shown and filtered as years
 MISSING = "(missing)"
@@ -521,63 +518,14 @@ def used_characters(data: dict) -> str:
     chars = set(json.dumps(text, ensure_ascii=False))
     chars.update(string.ascii_letters + string.digits + string.punctuation)
     for name in ("explorer.html", "explorer.js", "explorer.css"):
-        chars.update(_template(name))
+        chars.update(template(name))
     return "".join(sorted(c for c in chars if c >= " "))
-
-
-def subset_font(text: str) -> bytes:
-    """The bundled CJK font cut down to the glyphs of ``text``, as WOFF (zlib; no brotli)."""
-    from fontTools import subset
-    from fontTools.ttLib import TTFont
-
-    from pipeline.fonts import font_path
-
-    logging.getLogger("fontTools").setLevel(logging.WARNING)  # it logs every glyph name
-    options = subset.Options()
-    options.layout_features = []
-    options.notdef_outline = True
-    options.recalc_bounds = False
-    options.drop_tables += ["GSUB", "GPOS", "VORG", "vhea", "vmtx", "BASE", "DSIG"]
-    font = TTFont(font_path(), lazy=True, recalcBBoxes=False, recalcTimestamp=False)
-    subsetter = subset.Subsetter(options)
-    subsetter.populate(text=text)
-    subsetter.subset(font)
-    font.flavor = "woff"
-    out = io.BytesIO()
-    font.save(out)
-    return out.getvalue()
-
-
-def _template(name: str) -> str:
-    return (resources.files(TEMPLATES) / name).read_text(encoding="utf-8")
-
-
-def embed_json(data: dict) -> str:
-    """JSON safe inside ``<script type="application/json">``: ``<``, ``>``, ``&`` and the
-    line separators U+2028/2029 escaped, so no text can close the element or start markup."""
-    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
-    for char, escaped in (
-        ("&", "\\u0026"),
-        ("<", "\\u003c"),
-        (">", "\\u003e"),
-        ("\u2028", "\\u2028"),
-        ("\u2029", "\\u2029"),
-    ):
-        text = text.replace(char, escaped)
-    return text
 
 
 def render(data: dict, font: bytes | None) -> str:
     """The page: template, styles, the data and the script, with a CSP that allows only the
     script's own hash, inline styles and data: fonts (no request anywhere)."""
-    script = _template("explorer.js")
-    digest = base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode("ascii")
-    csp = (
-        "default-src 'none'; "
-        f"script-src 'sha256-{digest}'; "
-        "style-src 'unsafe-inline'; font-src data:; img-src data:; "
-        "connect-src 'none'; form-action 'none'; base-uri 'none'"
-    )
+    script = template("explorer.js")
     face = ""
     if font is not None:
         encoded = base64.b64encode(font).decode("ascii")
@@ -586,14 +534,13 @@ def render(data: dict, font: bytes | None) -> str:
             f'src: url(data:font/woff;base64,{encoded}) format("woff"); }}\n'
         )
     values = {
-        "CSP": csp,
+        "CSP": content_security_policy(script),
         "TITLE": PAGE_TITLE,
-        "STYLE": face + _template("explorer.css"),
+        "STYLE": face + template("explorer.css"),
         "DATA": embed_json(data),
         "SCRIPT": script,
     }
-    # One pass over the template: a text holding "{{SCRIPT}}" stays text.
-    return re.sub(r"\{\{([A-Z]+)\}\}", lambda m: values[m.group(1)], _template("explorer.html"))
+    return fill(template("explorer.html"), values)
 
 
 def explorer(

@@ -461,3 +461,35 @@ def plot_sweep(sweep: pa.Table, recommended_k: int | None = None) -> Figure:
         ax.set_xlabel("K")
         ax.set_xticks(grid)
     return fig
+
+
+def plot_robustness(robustness: pa.Table) -> Figure:
+    """Main topics (rows) by variants (columns), shaded by the similarity of each topic's
+    match; the value in each cell, and the topics that survive every variant marked with *."""
+    columns = ["variant", "topic", "label", "similarity", "survives"]
+    require_columns(robustness, columns, "plot_robustness")
+    if robustness.num_rows == 0:
+        return _empty("segmentation robustness", "the robustness stage did not run")
+    rows = robustness.to_pylist()
+    variants = list(dict.fromkeys(r["variant"] for r in rows))
+    topics = sorted({r["topic"] for r in rows})
+    labels = {r["topic"]: r["label"] for r in rows}
+    grid = np.zeros((len(topics), len(variants)))
+    survives = dict.fromkeys(topics, True)
+    for r in rows:
+        grid[topics.index(r["topic"]), variants.index(r["variant"])] = r["similarity"]
+        survives[r["topic"]] = survives[r["topic"]] and r["survives"]
+    fig = _figure(2.6 + 0.9 * len(variants), 1.4 + 0.38 * len(topics))
+    ax = fig.add_subplot()
+    image = ax.imshow(grid, aspect="auto", cmap="Greens", vmin=0, vmax=1)
+    names = [f"{t}: {shorten(labels[t], 16)}{' *' if survives[t] else ''}" for t in topics]
+    ax.set_xticks(range(len(variants)), variants, rotation=30, ha="right")
+    ax.set_yticks(range(len(topics)), names, fontsize=8)
+    for i in range(len(topics)):
+        for j in range(len(variants)):
+            colour = "white" if grid[i, j] > 0.6 else "black"
+            ax.text(j, i, f"{grid[i, j]:.2f}", ha="center", va="center", fontsize=7, color=colour)
+    title = "share of top terms shared with the matched topic; * = survives every variant"
+    ax.set_title(title, fontsize=9)
+    fig.colorbar(image, ax=ax, shrink=0.6, label="similarity")
+    return fig

@@ -124,6 +124,7 @@ SECTIONS = (
     ("prevalence", "Prevalence"),
     ("documents", "Representative documents"),
     ("selection", "Choosing K"),
+    ("robustness", "Robustness to segmentation"),
 )
 
 
@@ -139,6 +140,7 @@ def report(results: Results, params: ReportParams) -> dict[str, bytes]:
         "prevalence": _prevalence,
         "documents": _representative_docs,
         "selection": _selection,
+        "robustness": _robustness,
     }
     for anchor, title in SECTIONS:
         page.heading(anchor, title)
@@ -396,6 +398,29 @@ def _selection(page: _Page, results: Results, params: ReportParams) -> None:
     if k is not None:
         page.text(f"Recommended K = {k} ({metrics.get('rule', 'rule not recorded')}).")
     page.figure("sweep", plots.plot_sweep(results.sweep, k), "quality measures against K")
+
+
+def _robustness(page: _Page, r: Results, params: ReportParams) -> None:
+    if r.robustness is None:
+        page.note("No robustness table (robustness.parquet) in this run.")
+        return
+    if r.robustness.num_rows == 0:
+        page.note(
+            "Robustness refits are off (robustness.enabled: false); "
+            "`zhtopics robustness --set robustness.enabled=true` runs them."
+        )
+        return
+    rows = r.robustness.to_pylist()
+    topics = sorted({row["topic"] for row in rows})
+    kept = [t for t in topics if all(x["survives"] for x in rows if x["topic"] == t)]
+    variants = ", ".join(dict.fromkeys(row["variant"] for row in rows))
+    page.text(
+        f"The model refitted under other segmentations and seeds ({variants}); each variant's "
+        f"topics matched one to one to these by their shared top terms. {len(kept)} of "
+        f"{len(topics)} topics survive every variant."
+    )
+    fig = plots.plot_robustness(r.robustness)
+    page.figure("robustness", fig, "similarity of each topic's match under each variant")
 
 
 def _slug(text: str) -> str:

@@ -31,7 +31,14 @@ REQUIRED = (
     "doc_topics",
     "topics",
 )
-OPTIONAL = ("ingest_report", "clean_audit", "sweep", "representative_docs", "topic_prevalence")
+OPTIONAL = (
+    "ingest_report",
+    "clean_audit",
+    "sweep",
+    "representative_docs",
+    "topic_prevalence",
+    "robustness",
+)
 
 
 @dataclass(frozen=True)
@@ -53,6 +60,7 @@ class Results:
     sweep: pa.Table | None = None
     representative_docs: pa.Table | None = None
     topic_prevalence: pa.Table | None = None
+    robustness: pa.Table | None = None
     sweep_metrics: dict[str, Any] | None = None
     ingest_metrics: dict[str, Any] | None = None
     lda_vis: Path | None = None

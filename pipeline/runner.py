@@ -22,6 +22,7 @@ STAGES: dict[str, str] = {
     "tfidf": "pipeline.tfidf:main",
     "lda_sweep": "pipeline.lda_sweep:main",
     "lda": "pipeline.lda:main",
+    "robustness": "pipeline.robustness:main",
     "report": "pipeline.report:main",
     "explorer": "pipeline.explorer:main",
 }
@@ -34,6 +35,7 @@ STAGE_HELP: dict[str, str] = {
     "tfidf": "build the vocabulary, per-document term counts and TF-IDF keywords",
     "lda_sweep": "fit and score models for several numbers of topics K; recommend a K",
     "lda": "fit the topic model: topics, their terms, documents' topic mixes, prevalence",
+    "robustness": "refit under other segmentations and seeds: which topics survive (off: params)",
     "report": "write the HTML report (report/index.html): corpus, keywords, topics, K",
     "explorer": "write explorer.html: browse topics, documents and words offline, by group",
 }

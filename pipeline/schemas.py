@@ -73,6 +73,8 @@ KEPT, EMPTY, DECODE_ERRORS = "kept", "empty", "decode_errors"
 UNSUPPORTED, UNREADABLE = "unsupported", "unreadable"
 TOO_SHORT, NOT_CHINESE = "too_short", "not_chinese"
 DUPLICATE, NEAR_DUPLICATE = "duplicate", "near_duplicate"
+# Only with clean.drop_spun: otherwise a spun document stays kept, flagged in its reason.
+SPUN = "spun"
 STATUSES = (
     KEPT,
     EMPTY,
@@ -80,6 +82,7 @@ STATUSES = (
     DUPLICATE,
     NEAR_DUPLICATE,
     NOT_CHINESE,
+    SPUN,
     DECODE_ERRORS,
     UNSUPPORTED,
     UNREADABLE,
@@ -125,6 +128,8 @@ CLEAN = TableSchema(
             _field("reason", pa.string(), nullable=True),
             _field("cluster_id", pa.string(), nullable=True),
             _field("cluster_size", pa.int64(), nullable=True),
+            # Machine rewriting (pipeline/text/spin.py); 0 is ordinary text.
+            _field("spin_score", pa.float64()),
         ]
     ),
 )
@@ -321,6 +326,43 @@ INFERRED_DOCS = TableSchema(
     ),
 )
 
+# `zhtopics validate score`: model precision and topic log odds per topic (topic null: all
+# topics), Krippendorff's alpha per kind of task; chance is the score of a random coder.
+VALIDATION_SCORES = TableSchema(
+    "validation_scores",
+    pa.schema(
+        [
+            _field("measure", pa.string()),
+            _field("kind", pa.string()),
+            _field("topic", pa.int32(), nullable=True),
+            _field("label", pa.string(), nullable=True),
+            _field("estimate", pa.float64(), nullable=True),
+            _field("ci_low", pa.float64(), nullable=True),
+            _field("ci_high", pa.float64(), nullable=True),
+            _field("n", pa.int64()),
+            _field("chance", pa.float64(), nullable=True),
+        ]
+    ),
+)
+
+# The robustness stage: for every main topic and variant, its one-to-one match and the share
+# of top terms they share (match null when the variant has fewer topics).
+ROBUSTNESS = TableSchema(
+    "robustness",
+    pa.schema(
+        [
+            _field("variant", pa.string()),
+            _field("topic", pa.int32()),
+            _field("label", pa.string()),
+            _field("match", pa.int32(), nullable=True),
+            _field("match_label", pa.string(), nullable=True),
+            _field("similarity", pa.float64()),
+            # similarity >= robustness.min_similarity
+            _field("survives", pa.bool_()),
+        ]
+    ),
+)
+
 ALL = {
     s.name: s
     for s in (
@@ -339,6 +381,7 @@ ALL = {
         REPRESENTATIVE_DOCS,
         TOPIC_PREVALENCE,
         SWEEP,
+        ROBUSTNESS,
     )
 }
 

@@ -19,6 +19,7 @@ OPTIONAL_TABLES = (
     "sweep",
     "representative_docs",
     "topic_prevalence",
+    "robustness",
 )
 OPTIONAL_FILES = ("lda_vis.html",)
 OPTIONAL_METRICS = ("sweep.json", "ingest.json")

@@ -446,7 +446,7 @@ def test_batches_give_the_same_result_as_one_table():
     dedup = Deduplicator(PARAMS)
     parts = [clean_batch(docs.slice(i, 2), PARAMS, Rules(), dedup)[0] for i in (0, 2)]
     streamed = pa.concat_tables([fill_cluster_sizes(p, dedup.sizes) for p in parts])
-    assert streamed.equals(whole)
+    assert streamed.equals(whole.drop_columns(["spin_score"]))  # scored per corpus, after
 
 
 def test_minhash_permutations_and_bands_are_datasketchs():

@@ -58,7 +58,8 @@ def test_repro_writes_every_table(reproduced):
         project / "data/raw", project / "data/processed", project / "models", project / "metrics"
     )
     for name, schema in ALL.items():
-        assert read_table(paths.table(name), schema).num_rows > 0
+        rows = read_table(paths.table(name), schema).num_rows
+        assert rows == 0 if name == "robustness" else rows > 0, name  # robustness is off
     assert (project / "metrics" / "lda.json").is_file()
 
 

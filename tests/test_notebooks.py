@@ -21,7 +21,7 @@ OPTIONAL = {
     "1.0-corpus-overview": ["ingest_report.parquet", "clean_audit.parquet"],
     "2.0-keywords": [],
     "3.0-topics": ["topic_prevalence.parquet", "representative_docs.parquet", "lda_vis.html"],
-    "4.0-model-selection": ["sweep.parquet"],
+    "4.0-model-selection": ["sweep.parquet", "robustness.parquet"],
 }
 
 
