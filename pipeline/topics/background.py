@@ -107,14 +107,14 @@ def parent_spread(
     size = np.asarray(by_parent.sum(axis=1), dtype=np.float64).ravel()
     expected = size / max(size.sum(), 1.0)  # each parent's share of all tokens
     # DP = 0.5 * sum_p |observed_p - expected_p|; over the parents without the term the
-    # difference is expected_p, so only the parents with it need visiting.
+    # difference is expected_p (summing to 1 - the expected of those with it), so only the
+    # parents with the term need visiting.
     observed = by_parent.tocsc()
-    dp = np.ones(n_terms)
-    for term in np.flatnonzero(cf > 0):
-        lo, hi = observed.indptr[term], observed.indptr[term + 1]
-        where = observed.indices[lo:hi]
-        diff = np.abs(observed.data[lo:hi] / cf[term] - expected[where]).sum()
-        dp[term] = 0.5 * (diff + 1.0 - expected[where].sum())
+    column = np.repeat(np.arange(n_terms), np.diff(observed.indptr))
+    where = expected[observed.indices]
+    per_entry = np.abs(observed.data / np.maximum(cf, 1.0)[column] - where) - where
+    summed = np.bincount(column, weights=per_entry, minlength=n_terms)
+    dp = np.where(cf > 0, 0.5 * (summed + 1.0), 1.0)
     grouped = bool(np.bincount(parent_of_row, minlength=n_parents).max() >= 2) and n_parents >= 2
     return ParentSpread(
         np.round(share, SCORE_DECIMALS), np.round(1.0 - dp, SCORE_DECIMALS), grouped
