@@ -7,6 +7,8 @@ import dataclasses
 import re
 import types
 import typing
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Union
@@ -22,9 +24,54 @@ def _fail(key: str, value: Any, allowed: str) -> typing.NoReturn:
     raise ConfigError(f"params: {key} = {value!r} is not allowed; expected {allowed}")
 
 
+# Keys renamed in a release: the old name gets an error that gives the new one.
+RENAMED = {
+    "lda.min_updates": "lda.min_token_updates (the same number: sweeps x corpus tokens)",
+}
+# Settings that say where and how fast a stage runs, never what it writes (tested: the same
+# outputs with other values). Left out of the settings stored with the model.
+RUN_ONLY = frozenset({"workers", "start_method", "cache_dir", "cache_max_mb"})
+
+
+class _Section:
+    """Base of every settings section. While :func:`recording_reads` is active, each setting a
+    stage reads is noted as ``section.key``: tests compare those with dvc.yaml's ``params:``."""
+
+    _key: typing.ClassVar[str] = ""
+
+
+_reads: set[str] | None = None
+
+
+def _recording_getattribute(self: _Section, name: str) -> Any:
+    value = object.__getattribute__(self, name)
+    fields = {f.name for f in dataclasses.fields(type(self))}
+    if _reads is not None and name in fields and not isinstance(value, _Section):
+        _reads.add(f"{type(self)._key}.{name}")
+    return value
+
+
+@contextmanager
+def recording_reads() -> Iterator[set[str]]:
+    """Note every setting read (``lda.sweep.k``) in this process until exit: for tests. Settings
+    read only in worker processes are not seen; run with one worker when that matters."""
+    global _reads
+    if _reads is not None:
+        raise RuntimeError("recording_reads is already active")
+    _reads = set()
+    _Section.__getattribute__ = _recording_getattribute  # costs nothing outside recording
+    try:
+        yield _reads
+    finally:
+        del _Section.__getattribute__
+        _reads = None
+
+
 @dataclass(frozen=True)
-class IngestParams:
+class IngestParams(_Section):
     """How raw files become documents."""
+
+    _key: typing.ClassVar[str] = "ingest"
 
     # A heading line that starts a new document inside one text file (a compilation).
     # Named groups: ``title`` (required) and ``part`` (optional).
@@ -60,8 +107,10 @@ class IngestParams:
 
 
 @dataclass(frozen=True)
-class CleanParams:
+class CleanParams(_Section):
     """Text normalisation and the minimum length of a usable document."""
+
+    _key: typing.ClassVar[str] = "clean"
 
     # Documents with fewer non-space characters after cleaning get status ``too_short``.
     min_chars: int = 20
@@ -76,7 +125,8 @@ class CleanParams:
     convert: Literal["none", "t2s", "tw2sp", "hk2s"] = "none"
     # ``mask`` replaces every number with ``#`` (dropped by segment); ``keep`` leaves them.
     numbers: Literal["keep", "mask"] = "keep"
-    # A document whose letters are less than this share CJK characters is ``not_chinese``.
+    # A document in which CJK characters are less than this share is ``not_chinese``; a word of
+    # another script (a run of letters, e.g. an English word) counts as one character.
     min_cjk_share: float = 0.3
     # A document with more invalid byte sequences than this share of its characters is not
     # modelled (status decode_errors); below it the document is kept and flagged.
@@ -122,8 +172,10 @@ class CleanParams:
 
 
 @dataclass(frozen=True)
-class SegmentParams:
+class SegmentParams(_Section):
     """Word segmentation with jieba and the filter that keeps content tokens."""
+
+    _key: typing.ClassVar[str] = "segment"
 
     userdict: Path | None = Path("data/dict/userdict.txt")
     stopwords: Path | None = Path("data/dict/stopwords.txt")
@@ -180,8 +232,10 @@ class SegmentParams:
 
 
 @dataclass(frozen=True)
-class TfidfParams:
+class TfidfParams(_Section):
     """Vocabulary pruning and TF-IDF weighting (scikit-learn)."""
+
+    _key: typing.ClassVar[str] = "tfidf"
 
     # An int is a number of documents, a float a share of documents (as in scikit-learn).
     min_df: int | float = 2
@@ -204,7 +258,7 @@ class TfidfParams:
     background_min_partner_npmi: float = 0.5
     # Words never flagged as background, one a line (null: none; the project's file is
     # data/dict/keep_terms.txt).
-    keep_terms: Path | None = None
+    keep_terms: Path | None = Path("data/dict/keep_terms.txt")
 
     def __post_init__(self) -> None:
         for key in ("min_df", "max_df"):
@@ -241,8 +295,10 @@ TERM_WEIGHTS = ("one", "idf", "pmi")
 
 
 @dataclass(frozen=True)
-class SweepParams:
+class SweepParams(_Section):
     """The lda_sweep stage: one model per K and seed, scored to recommend K."""
+
+    _key: typing.ClassVar[str] = "lda.sweep"
 
     k: tuple[int, ...] = (4, 6, 8)
     seeds: tuple[int, ...] = (1, 2)
@@ -269,26 +325,29 @@ class SweepParams:
 
 
 @dataclass(frozen=True)
-class LdaParams:
+class LdaParams(_Section):
     """The topic model (gensim or tomotopy) and how its topics are reported."""
 
+    _key: typing.ClassVar[str] = "lda"
+
     # An integer K, or "auto": the K that lda_sweep recommends (metrics/sweep.json).
-    num_topics: int | str = 6
+    num_topics: int | str = "auto"
     # "gensim" (online variational Bayes) or "tomotopy" (collapsed Gibbs sampling).
-    engine: Literal["gensim", "tomotopy"] = "gensim"
+    engine: Literal["gensim", "tomotopy"] = "tomotopy"
     # gensim: passes over the corpus. tomotopy: not used.
     passes: int = 30
     # gensim: variational iterations per document. tomotopy: Gibbs sweeps over the corpus.
-    iterations: int = 400
+    iterations: int = 600
     # tomotopy: stop before ``iterations`` once a block of 50 sweeps raises the log-likelihood
-    # per word by less than this share, but not before ``min_updates`` token updates (sweeps x
-    # tokens): small corpora are cheap and keep sampling. null: always ``iterations`` sweeps.
-    tolerance: float | None = None
-    min_updates: int = 0
+    # per word by less than this share, but not before ``min_token_updates`` token updates
+    # (sweeps x tokens of the corpus, e.g. 600 sweeps over 300,000 tokens = 180,000,000): small
+    # corpora are cheap and keep sampling. null: always ``iterations`` sweeps.
+    tolerance: float | None = 0.0015
+    min_token_updates: int = 200_000_000
     # "symmetric", "asymmetric", "auto" (learned) or a number.
-    alpha: str | float = "auto"
+    alpha: str | float = 0.1
     # "symmetric", "auto" (learned; gensim only) or a number.
-    eta: str | float = "symmetric"
+    eta: str | float = 0.05
     # Terms flagged background in vocabulary.parquet: "drop" leaves them out of the model (they
     # stay in the vocabulary and in the coherence reference), "include" models them like others.
     background: Literal["drop", "include"] = "drop"
@@ -299,7 +358,7 @@ class LdaParams:
     random_state: int = 42
     # tomotopy: threads of its PARTITION scheme. Part of the model like the seed: the same
     # value gives the same model on any machine; another value another (equally valid) one.
-    threads: int = 1
+    threads: int = 2
     # Processes for independent fits (the sweep's K x seeds); never changes a result.
     workers: int = 1
     # multiprocessing start method for those processes (spawn, fork, forkserver); null: the
@@ -347,8 +406,8 @@ class LdaParams:
             _fail("lda.start_method", self.start_method, f"null or one of {list(methods)}")
         if self.tolerance is not None and not 0 < self.tolerance < 1:
             _fail("lda.tolerance", self.tolerance, "a number between 0 and 1, or null")
-        if self.min_updates < 0:
-            _fail("lda.min_updates", self.min_updates, "an integer >= 0")
+        if self.min_token_updates < 0:
+            _fail("lda.min_token_updates", self.min_token_updates, "an integer >= 0")
         if self.coherence_top_n < 2:
             _fail("lda.coherence_top_n", self.coherence_top_n, "an integer >= 2")
         if self.random_state < 0:
@@ -371,8 +430,10 @@ class LdaParams:
 
 
 @dataclass(frozen=True)
-class ReportParams:
+class ReportParams(_Section):
     """What the HTML report (data/processed/report/) shows."""
+
+    _key: typing.ClassVar[str] = "report"
 
     # Documents column whose groups get their own keywords: parent_id (each whole document
     # when paragraphs are the unit), source, title, year, month or a metadata column.
@@ -414,8 +475,10 @@ ROBUSTNESS_VARIANTS = ("no_hmm", "no_userdict", "nouns_verbs", "phrases", "seeds
 
 
 @dataclass(frozen=True)
-class RobustnessParams:
+class RobustnessParams(_Section):
     """The robustness stage: refits under other segmentations and seeds (off by default)."""
+
+    _key: typing.ClassVar[str] = "robustness"
 
     enabled: bool = False
     # Which refits: no_hmm, no_userdict, nouns_verbs (segment.pos = ``pos``), phrases
@@ -454,9 +517,11 @@ class RobustnessParams:
 
 
 @dataclass(frozen=True)
-class ExplorerParams:
+class ExplorerParams(_Section):
     """What the interactive explorer (explorer.html) embeds: every topic and its terms, all
     documents' topic mixes for the filters, and a stated sample of documents with their texts."""
+
+    _key: typing.ClassVar[str] = "explorer"
 
     # Documents columns to filter and compare by; ``date`` becomes years (a range filter).
     filter_columns: tuple[str, ...] = ("date", "source")
@@ -559,7 +624,13 @@ def params_from_dict(raw: dict[str, Any], base_dir: Path | None = None) -> Param
 
 
 def _build_section(section: str, cls: type, values: dict[str, Any], base_dir: Path | None):
-    hints = typing.get_type_hints(cls)
+    hints = {k: v for k, v in typing.get_type_hints(cls).items() if not k.startswith("_")}
+    for key in values:
+        if f"{section}.{key}" in RENAMED:
+            raise ConfigError(
+                f"params: {section}.{key} was renamed {RENAMED[f'{section}.{key}']}; "
+                "rename it in your params file"
+            )
     unknown = sorted(set(values) - set(hints))
     if unknown:
         keys = ", ".join(f"{section}.{k}" for k in unknown)

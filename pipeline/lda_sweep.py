@@ -162,9 +162,9 @@ def score_fits(inputs: SweepInputs, fits: list[tuple[int, int]], params: LdaPara
     a fit's score does not depend on the process that computed it.
     """
     workers = min(params.workers, len(fits))
+    context = multiprocessing.get_context(params.start_method)  # a bad name fails at once
     if workers <= 1:
         return [score_fit(inputs, k, seed) for k, seed in fits]
-    context = multiprocessing.get_context(params.start_method)
     shares = [fits[i::workers] for i in range(workers)]
     with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
         done = list(pool.map(_score_share, [inputs] * workers, shares))

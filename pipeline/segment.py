@@ -15,7 +15,7 @@ import multiprocessing
 import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline.arrays import int32_array, list_array, running_offsets, string_array, to_numpy
-from pipeline.config import Params, SegmentParams
+from pipeline.config import RUN_ONLY, Params, SegmentParams
 from pipeline.io import Paths, TableWriter, iter_tables, row_spans, usable_cores
 from pipeline.schemas import CLEAN, KEPT, TOKENS, require_columns
 from pipeline.text.segmentation import Utf8Texts, segment_utf8, segment_values
@@ -68,6 +68,7 @@ TOKEN_SHAPING_MODULES = (
 TOKEN_NEUTRAL_MODULES = (
     "pipeline.config",
     "pipeline.io",
+    "pipeline.precision",
     "pipeline.schemas",
     "pipeline.text.worker_pool",
 )
@@ -76,9 +77,8 @@ TOKEN_NEUTRAL_MODULES = (
 def fingerprint(params: SegmentParams) -> bytes:
     """What a document's tokens depend on besides its text: settings, dictionaries, code and
     tokenizer versions. Part of every cache key."""
-    settings = asdict(params)
-    unrelated = ("workers", "start_method", "cache_dir", "cache_max_mb")
-    for key in (*unrelated, "phrases_threshold", "phrases_min_count"):
+    settings = {f.name: getattr(params, f.name) for f in fields(params) if f.name not in RUN_ONLY}
+    for key in ("phrases_threshold", "phrases_min_count"):
         settings.pop(key)
     for key in ("userdict", "stopwords"):
         path = settings.pop(key)

@@ -11,9 +11,9 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from pipeline.config import Params, TfidfParams, load_params
+from pipeline.config import Params, TfidfParams, load_params, recording_reads
 from pipeline.io import Paths
-from pipeline.runner import run_stages
+from pipeline.runner import STAGES, stage_main
 from pipeline.text.tokenizers import Lexicon, load_lexicon
 from pipeline.tfidf import tfidf
 
@@ -34,11 +34,26 @@ def lexicon(params: Params) -> Lexicon:
     return load_lexicon(params.segment)
 
 
+# The settings each stage of the sample run read (section.key), filled by ``sample_run``.
+SAMPLE_READS: dict[str, set[str]] = {}
+
+
+def run_recording_reads(params: Params, paths: Paths, stages=tuple(STAGES)) -> dict[str, set[str]]:
+    """Run ``stages`` in order in this process; the settings each one read."""
+    reads = {}
+    for name in stages:
+        with recording_reads() as seen:
+            stage_main(name)(params, paths)
+        reads[name] = set(seen)
+    return reads
+
+
 @pytest.fixture(scope="session")
 def sample_run(params: Params, tmp_path_factory: pytest.TempPathFactory) -> Paths:
-    """The whole pipeline on the owner's sample corpus, run once per test session."""
+    """The whole pipeline on the owner's sample corpus, run once per test session (noting
+    the settings each stage reads, for tests/test_dvc.py)."""
     paths = Paths.under(SAMPLE_RAW, tmp_path_factory.mktemp("sample_run"))
-    run_stages(params, paths)
+    SAMPLE_READS.update(run_recording_reads(params, paths))
     return paths
 
 

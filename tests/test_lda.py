@@ -27,8 +27,15 @@ from pipeline.topics.representative import representative_docs, snippet
 from pipeline.topics.terms import rank_terms, topic_diversity
 from tests.conftest import FIXTURES
 
+# gensim, as before the defaults became the shipped params.yaml (tomotopy).
 PARAMS = LdaParams(
     num_topics=2,
+    engine="gensim",
+    alpha="auto",
+    eta="symmetric",
+    tolerance=None,
+    min_token_updates=0,
+    threads=1,
     passes=20,
     iterations=100,
     random_state=7,
@@ -192,7 +199,7 @@ def test_same_threads_same_tables_whatever_the_workers(two_themes):
         assert other.topics.equals(base.topics)
 
 
-def test_tomotopy_stops_once_converged_but_not_before_min_updates(two_themes):
+def test_tomotopy_stops_once_converged_but_not_before_min_token_updates(two_themes):
     """40 documents x 30 tokens: 1,200 token updates a sweep, a reading every 10 sweeps."""
     fixed = lda(*two_themes, LdaParams(**{**TOMOTOPY.__dict__, "iterations": 500}))
     assert len(fixed.fitted.convergence) == 50
@@ -203,7 +210,7 @@ def test_tomotopy_stops_once_converged_but_not_before_min_updates(two_themes):
     # The same trace until it stops: converging only cuts the chain short.
     n = len(stopped.fitted.convergence)
     assert stopped.fitted.convergence == fixed.fitted.convergence[:n]
-    patient = LdaParams(**{**early.__dict__, "min_updates": 1200 * 400})
+    patient = LdaParams(**{**early.__dict__, "min_token_updates": 1200 * 400})
     assert len(lda(*two_themes, patient).fitted.convergence) >= 40
 
 
@@ -242,7 +249,7 @@ def test_auto_needs_a_k(two_themes):
         ({"date_bucket": "week"}, "lda.date_bucket"),
         ({"tolerance": 0}, "lda.tolerance"),
         ({"tolerance": "small"}, "lda.tolerance"),
-        ({"min_updates": -1}, "lda.min_updates"),
+        ({"min_token_updates": -1}, "lda.min_token_updates"),
         ({"term_weight": "bm25"}, "lda.term_weight"),
         ({"term_weight": "IDF"}, "lda.term_weight"),
         ({"background": "remove"}, "lda.background"),

@@ -7,7 +7,13 @@ from pipeline.schemas import SWEEP
 from pipeline.topics.counts import LdaError
 from pipeline.topics.terms import stability
 
-PARAMS = LdaParams(
+PARAMS = LdaParams(  # gensim, as before the defaults became the shipped params.yaml
+    engine="gensim",
+    alpha="auto",
+    eta="symmetric",
+    tolerance=None,
+    min_token_updates=0,
+    threads=1,
     passes=5,
     iterations=50,
     random_state=7,

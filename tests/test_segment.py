@@ -292,6 +292,7 @@ def _collocation_docs():
         reason=[None] * n,
         cluster_id=[None] * n,
         cluster_size=[None] * n,
+        spin_score=[0.0] * n,
     )
 
 
@@ -339,6 +340,7 @@ def _corpus(n: int = 240) -> pa.Table:
         reason=[None if s == "kept" else "short" for s in status],
         cluster_id=[None] * n,
         cluster_size=[None] * n,
+        spin_score=[0.0] * n,
     )
 
 

@@ -19,6 +19,7 @@ import scipy.sparse as sp
 
 from pipeline.config import LdaParams
 from pipeline.io import row_spans
+from pipeline.precision import round_data, round_float, round_significant
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,15 @@ class Fitted:
     eta: float
     convergence: list[dict[str, float]] = field(default_factory=list)
     native: Any = None
+
+    def __post_init__(self) -> None:
+        # Every number of a fit at the published precision: what follows (tables, rankings,
+        # the saved model) starts from the same bits on any CPU (pipeline/precision.py).
+        self.phi = round_significant(self.phi)
+        self.theta = round_significant(self.theta)
+        self.alpha = round_significant(self.alpha)
+        self.eta = round_float(self.eta)
+        self.convergence = round_data(self.convergence)
 
 
 def fit(
@@ -236,7 +246,9 @@ def _fit_tomotopy(
             warnings.simplefilter("ignore", RuntimeWarning)
             model.train(step, workers=params.threads, parallel=parallel, show_progress=False)
         done += step
-        trace.append({"iteration": float(done), "ll_per_word": float(model.ll_per_word)})
+        # Rounded: tomotopy's AVX-512 build sums the likelihood in another order than its
+        # AVX2 and SSE2 builds (the same samples, the last digits differ).
+        trace.append({"iteration": float(done), "ll_per_word": round_float(model.ll_per_word)})
         if converged(trace, done * tokens, params):
             break
     shown = [t for t in trace if t["iteration"] % CONVERGENCE_WINDOW == 0 or t is trace[-1]]
@@ -285,9 +297,9 @@ def trim_heap() -> None:
 def converged(trace: list[dict[str, float]], updates: int, params: LdaParams) -> bool:
     """Whether Gibbs sampling may stop: the last ``CONVERGENCE_WINDOW`` sweeps raised the
     log-likelihood per word by less than ``params.tolerance`` (relative), once
-    ``params.min_updates`` token updates (sweeps x tokens) are done. Small corpora, cheap to
+    ``params.min_token_updates`` token updates (sweeps x tokens) are done. Small corpora, cheap to
     sample, thus get every sweep."""
-    if params.tolerance is None or updates < params.min_updates or not trace:
+    if params.tolerance is None or updates < params.min_token_updates or not trace:
         return False
     now = trace[-1]
     before = [t for t in trace if t["iteration"] == now["iteration"] - CONVERGENCE_WINDOW]

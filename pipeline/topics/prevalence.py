@@ -76,7 +76,8 @@ def _group_means(
             m = min(block, b - start)
             draws = rng.integers(0, n, size=(m, n)) + (np.arange(m) * n)[:, None]
             drawn = np.bincount(draws.ravel(), minlength=m * n).reshape(m, n)
-            resampled[start : start + m] = drawn @ shares / n
+            # Not drawn @ shares: OpenBLAS sums in a CPU-dependent order; einsum does not.
+            resampled[start : start + m] = np.einsum("ij,jk->ik", drawn, shares) / n
         low, high = np.percentile(resampled, [2.5, 97.5], axis=0)
         means.append(shares.mean(axis=0))
         lows.append(low)
