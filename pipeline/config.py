@@ -15,6 +15,11 @@ from typing import Any, Literal, Union
 
 import yaml
 
+from pipeline.schemas import DOCUMENTS
+
+# The fixed columns of documents.parquet: no metadata column may take their names.
+_DOCUMENT_COLUMNS = frozenset(DOCUMENTS.columns)
+
 
 class ConfigError(ValueError):
     """A setting is unknown, of the wrong type or impossible; the message names the key."""
@@ -85,6 +90,19 @@ class IngestParams(_Section):
     paragraph_min_chars: int = 40
     # Decode every text file with this codec (e.g. gb18030, big5, utf-16) instead of detecting.
     encoding: str | None = None
+    # A regular expression searched in each file's path below the raw folder; its named groups
+    # become metadata columns, e.g. (?P<year>\d{4})政府工作报告_(?P<speaker>[^_.]+). A group
+    # named ``date`` or ``year`` fills the date. null: no path fields.
+    path_pattern: str | None = None
+    # The first folder below the raw folder becomes this metadata column (``<category>/<file>``
+    # is how most labelled corpora come); null: none.
+    folder_column: str | None = "folder"
+    # Where dates are looked for, first found wins: a ``date`` column of tabular files, a date
+    # phrase in the first ``date_lines`` non-empty lines of the text (their first ``date_chars``
+    # characters), the title, the path. Drop a name to never take dates from there.
+    date_sources: tuple[str, ...] = ("column", "text", "title", "path")
+    date_lines: int = 5
+    date_chars: int = 500
 
     def __post_init__(self) -> None:
         if self.encoding is not None:
@@ -104,6 +122,36 @@ class IngestParams(_Section):
             _fail("ingest.text_column", self.text_column, "a column name")
         if self.paragraph_min_chars < 0:
             _fail("ingest.paragraph_min_chars", self.paragraph_min_chars, "an integer >= 0")
+        self._check_path_pattern()
+        if self.folder_column is not None and (
+            not self.folder_column or self.folder_column in _DOCUMENT_COLUMNS
+        ):
+            _fail("ingest.folder_column", self.folder_column, "null or a new column name")
+        known = ("column", "text", "title", "path")
+        sources = self.date_sources
+        if set(sources) - set(known) or len(set(sources)) < len(sources):
+            _fail("ingest.date_sources", list(sources), f"distinct names of {list(known)}")
+        if self.date_lines < 1:
+            _fail("ingest.date_lines", self.date_lines, "an integer >= 1")
+        if self.date_chars < 20:
+            _fail("ingest.date_chars", self.date_chars, "an integer >= 20")
+
+    def _check_path_pattern(self) -> None:
+        if self.path_pattern is None:
+            return
+        try:
+            pattern = re.compile(self.path_pattern)
+        except re.error as exc:
+            _fail("ingest.path_pattern", self.path_pattern, f"a valid regular expression ({exc})")
+        if not pattern.groupindex:
+            _fail("ingest.path_pattern", self.path_pattern, "a pattern with (?P<name>...) groups")
+        clash = sorted(set(pattern.groupindex) & (_DOCUMENT_COLUMNS - {"date"}))
+        if clash:
+            _fail(
+                "ingest.path_pattern",
+                self.path_pattern,
+                f"group names other than the table's own columns {clash} (date is allowed)",
+            )
 
 
 @dataclass(frozen=True)
@@ -377,7 +425,7 @@ class LdaParams(_Section):
     snippet_chars: int = 120
     # Metadata columns of documents.parquet to average topic shares by; "date" is bucketed.
     prevalence_columns: tuple[str, ...] = ("date", "source")
-    date_bucket: Literal["year", "month"] = "year"
+    date_bucket: Literal["decade", "year", "quarter", "month"] = "year"
     # Bootstrap resamples for the 95% intervals in topic_prevalence.parquet.
     bootstrap: int = 200
     sweep: SweepParams = field(default_factory=SweepParams)
@@ -427,6 +475,54 @@ class LdaParams(_Section):
                 _fail(f"lda.{key}", getattr(self, key), f"one of {list(allowed)}")
         if self.engine == "tomotopy" and self.eta == "auto":
             _fail("lda.eta", self.eta, '"symmetric" or a number with lda.engine = tomotopy')
+
+
+@dataclass(frozen=True)
+class CompareParams(_Section):
+    """What sets groups of documents apart (keyness, topic contrasts) and topics over time."""
+
+    _key: typing.ClassVar[str] = "compare"
+
+    # Columns to compare: decade, year, quarter, month (from the date) or documents columns
+    # (folder, path fields, metadata, source). null: those worth comparing, i.e. with at least
+    # two groups of min_docs documents (dates first, then folder and metadata, then source).
+    columns: tuple[str, ...] | None = None
+    # A group with fewer documents is listed as too small, not compared; a period with fewer
+    # is marked in the trend.
+    min_docs: int = 3
+    # At most this many groups per column are compared (the largest).
+    max_groups: int = 30
+    # Key terms kept per group (the highest G² among the terms it uses more than the rest).
+    top_n: int = 30
+    # Multiple-testing correction over every term tested per group: bh (Benjamini-Hochberg
+    # false discovery rate) or bonferroni; a term is significant when its adjusted p < alpha.
+    correction: Literal["bh", "bonferroni"] = "bh"
+    alpha: float = 0.05
+    # Bootstrap resamples of documents for the intervals of contrasts and trends, and the seed.
+    bootstrap: int = 200
+    random_state: int = 42
+    # Periods of the topic trend, and the kernel bandwidth in years (null: a tenth of the span).
+    trend_bucket: Literal["decade", "year", "quarter", "month"] = "year"
+    trend_bandwidth: float | None = None
+    # Concordance lines in topic_kwic.parquet: top terms per topic, lines per term, and the
+    # characters of context either side.
+    kwic_terms: int = 3
+    kwic_lines: int = 3
+    kwic_width: int = 20
+
+    def __post_init__(self) -> None:
+        if self.columns is not None and not all(self.columns):
+            _fail("compare.columns", list(self.columns), "null or a list of column names")
+        for key in ("min_docs", "max_groups", "top_n", "bootstrap", "kwic_width"):
+            if getattr(self, key) < 1:
+                _fail(f"compare.{key}", getattr(self, key), "an integer >= 1")
+        for key in ("kwic_terms", "kwic_lines", "random_state"):
+            if getattr(self, key) < 0:
+                _fail(f"compare.{key}", getattr(self, key), "an integer >= 0")
+        if not 0.0 < self.alpha < 1.0:
+            _fail("compare.alpha", self.alpha, "a number in (0, 1)")
+        if self.trend_bandwidth is not None and self.trend_bandwidth <= 0:
+            _fail("compare.trend_bandwidth", self.trend_bandwidth, "null or a number > 0")
 
 
 @dataclass(frozen=True)
@@ -575,6 +671,7 @@ class Params:
     segment: SegmentParams = field(default_factory=SegmentParams)
     tfidf: TfidfParams = field(default_factory=TfidfParams)
     lda: LdaParams = field(default_factory=LdaParams)
+    compare: CompareParams = field(default_factory=CompareParams)
     report: ReportParams = field(default_factory=ReportParams)
     robustness: RobustnessParams = field(default_factory=RobustnessParams)
     explorer: ExplorerParams = field(default_factory=ExplorerParams)
@@ -703,6 +800,8 @@ def _is_instance(value: Any, hint: Any, exact: bool) -> bool:
         return hint is bool
     if hint is float and not exact:
         return isinstance(value, (int, float))
+    if typing.get_origin(hint) is tuple:  # a list in YAML: tuple[str, ...] | None
+        return isinstance(value, list)
     return isinstance(value, hint)
 
 

@@ -206,7 +206,7 @@ def main(params: Params, paths: Paths) -> None:
     write_table(result.doc_topics, paths.table("doc_topics"), DOC_TOPICS)
     write_table(result.topics, paths.table("topics"), TOPICS)
     theta = result.fitted.theta
-    wanted = ["doc_id", "title", *params.lda.prevalence_columns]
+    wanted = ["doc_id", "title", "date_precision", *params.lda.prevalence_columns]
     documents = _read_columns(paths.table("documents"), DOCUMENTS, wanted)
     shown = {
         result.doc_ids[row]

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pipeline import report_compare as compare_sections
 from pipeline import report_tables
 from pipeline.config import Params, ReportParams
 from pipeline.io import Paths, write_folder
@@ -122,7 +123,10 @@ SECTIONS = (
     ("topics", "Topics"),
     ("background", "Background terms"),
     ("prevalence", "Prevalence"),
+    ("time", "Topics over time"),
+    ("groups", "What sets groups apart"),
     ("documents", "Representative documents"),
+    ("kwic", "Words in context"),
     ("selection", "Choosing K"),
     ("robustness", "Robustness to segmentation"),
 )
@@ -138,7 +142,10 @@ def report(results: Results, params: ReportParams) -> dict[str, bytes]:
         "topics": _topics,
         "background": _background,
         "prevalence": _prevalence,
+        "time": compare_sections.topics_over_time,
+        "groups": compare_sections.groups_apart,
         "documents": _representative_docs,
+        "kwic": compare_sections.words_in_context,
         "selection": _selection,
         "robustness": _robustness,
     }
@@ -348,6 +355,9 @@ def _prevalence(page: _Page, results: Results, params: ReportParams) -> None:
             pc.equal(results.topic_prevalence.column("column"), column)
         )
         if column not in plots.TIME_COLUMNS:
+            table = compare_sections.groups_of_several(page, table, column, results.documents)
+            if table is None:
+                continue
             table = _largest_prevalence_groups(page, table, column, params.max_groups)
         fig = plots.plot_prevalence(table, column, results.topics)
         page.figure(f"prevalence-{_slug(column)}", fig, f"prevalence by {column}, with intervals")

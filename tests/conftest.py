@@ -13,7 +13,7 @@ import pytest
 
 from pipeline.config import Params, TfidfParams, load_params, recording_reads
 from pipeline.io import Paths
-from pipeline.runner import STAGES, stage_main
+from pipeline.runner import STAGES, run_stages, stage_main
 from pipeline.text.tokenizers import Lexicon, load_lexicon
 from pipeline.tfidf import tfidf
 
@@ -105,3 +105,30 @@ def chromium():
         yield driver
     finally:
         driver.quit()
+
+
+# The work-report fixture (one file per report, 1954政府工作报告_周恩来.txt ...) and the settings
+# a user of such a folder sets: the path pattern; small groups for ten files; a quick sweep.
+REPORTS = FIXTURES / "work_reports"
+REPORTS_OVERRIDES = (
+    r"ingest.path_pattern=(?P<year>\d{4})政府工作报告_(?P<speaker>[^_.]+)",
+    "compare.min_docs=2",
+    "compare.bootstrap=100",
+    "tfidf.min_df=1",
+    "lda.num_topics=4",
+    "lda.sweep.k=[3, 4]",
+    "lda.sweep.seeds=[1]",
+)
+
+
+@pytest.fixture(scope="session")
+def reports_params() -> Params:
+    return load_params(ROOT / "params.yaml", REPORTS_OVERRIDES)
+
+
+@pytest.fixture(scope="session")
+def reports_run(reports_params: Params, tmp_path_factory: pytest.TempPathFactory) -> Paths:
+    """The whole pipeline on the work-report fixture folder, run once per test session."""
+    paths = Paths.under(REPORTS, tmp_path_factory.mktemp("reports_run"))
+    run_stages(reports_params, paths)
+    return paths

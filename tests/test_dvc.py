@@ -10,6 +10,7 @@ import yaml
 from pipeline.io import Paths, read_table
 from pipeline.schemas import ALL
 from tests.conftest import ROOT, SAMPLE_FILE
+from tests.test_pipeline import EMPTY_ON_THE_SAMPLE
 
 pytestmark = pytest.mark.slow
 
@@ -59,7 +60,9 @@ def test_repro_writes_every_table(reproduced):
     )
     for name, schema in ALL.items():
         rows = read_table(paths.table(name), schema).num_rows
-        assert rows == 0 if name == "robustness" else rows > 0, name  # robustness is off
+        # robustness is off by default; the sample has nothing to compare.
+        empty = (*EMPTY_ON_THE_SAMPLE, "robustness")
+        assert rows == 0 if name in empty else rows > 0, name
     assert (project / "metrics" / "lda.json").is_file()
 
 
@@ -120,10 +123,11 @@ def _declared(stage: dict) -> set[str]:
 
 
 @pytest.fixture(scope="module")
-def stage_reads(sample_run, params, tmp_path_factory) -> dict[str, set[str]]:
+def stage_reads(sample_run, params, tmp_path_factory, request) -> dict[str, set[str]]:
     """The settings each stage reads: in the sample run, plus runs that take the branches the
     shipped settings skip (a CSV file: ingest.text_column; a text with invalid bytes:
-    clean.max_decode_errors; the gensim engine: lda.passes, lda.chunksize)."""
+    clean.max_decode_errors; the gensim engine: lda.passes, lda.chunksize; compare on the
+    work reports, whose groups are compared: compare.correction, compare.alpha, ...)."""
     import dataclasses
 
     from tests.conftest import SAMPLE_READS, run_recording_reads
@@ -152,6 +156,13 @@ def stage_reads(sample_run, params, tmp_path_factory) -> dict[str, set[str]]:
     fits = Paths.under(sample_run.raw, tmp_path_factory.mktemp("gensim_run"))
     shutil.copytree(sample_run.processed, fits.processed, dirs_exist_ok=True)
     branch.update(run_recording_reads(gensim, fits, ("lda_sweep", "lda")))
+    # compare on a folder whose groups are compared (the sample has none): keyness settings.
+    reports = request.getfixturevalue("reports_run")
+    groups = Paths.under(reports.raw, tmp_path_factory.mktemp("compare_run"))
+    shutil.copytree(reports.processed, groups.processed, dirs_exist_ok=True)
+    reports_params = request.getfixturevalue("reports_params")
+    compared = run_recording_reads(reports_params, groups, ("compare",))
+    branch["compare"] = branch.get("compare", set()) | compared["compare"]
     for name, keys in branch.items():
         reads[name] |= keys
     return reads

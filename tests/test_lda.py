@@ -488,3 +488,22 @@ def test_background_that_leaves_nothing_is_a_clear_error(two_themes):
     assert all(result.vocabulary.column("is_background").to_pylist())
     with pytest.raises(BackgroundError, match="tfidf.background_min_df"):
         lda(result.vocabulary, result.doc_terms, tokens, PARAMS)
+
+
+def test_prevalence_by_month_puts_year_only_dates_apart_not_in_january(two_themes):
+    result = lda(*two_themes, PARAMS)
+    documents, _ = _meta(result.doc_ids)
+    n = documents.num_rows
+    precision = ["year" if i % 2 else "day" for i in range(n)]
+    documents = documents.append_column("date_precision", pa.array(precision, pa.string()))
+    params = LdaParams(**{**PARAMS.__dict__, "date_bucket": "month", "bootstrap": 20})
+    rows = topic_prevalence(result.doc_ids, result.fitted.theta, documents, params).to_pylist()
+    sizes = {r["group"]: r["n_docs"] for r in rows}
+    dated_year_only = sum(1 for i in range(n) if i % 5 and i % 2)
+    assert sizes["(year only)"] == dated_year_only
+    # Odd i are year-only and are the only ones dated 2021: no 2021 month is left.
+    assert not any(g.startswith("2021-") for g in sizes)
+    params = LdaParams(**{**PARAMS.__dict__, "date_bucket": "quarter", "bootstrap": 20})
+    rows = topic_prevalence(result.doc_ids, result.fitted.theta, documents, params).to_pylist()
+    assert {r["column"] for r in rows} == {"quarter", "source"}
+    assert "2020-Q1" in {r["group"] for r in rows}

@@ -14,6 +14,7 @@ from pipeline.io import read_json
 from pipeline.report import SECTIONS, largest_groups, report
 from pipeline.results import load_results
 from tests.conftest import ROOT
+from tests.contract_tables import OPTIONAL_TABLES
 
 
 def _build(paths, **settings) -> dict[str, bytes]:
@@ -63,15 +64,22 @@ def test_the_page_shows_the_run(plain, sample_run):
     for label in results.topics.column("label").to_pylist():
         assert label in page
     assert f'<td class="num">{results.documents.num_rows}</td>' in page
-    for table in ("ingest_report", "clean_audit", "topic_prevalence", "representative_docs"):
+    for table in (*OPTIONAL_TABLES[:2], *OPTIONAL_TABLES[3:]):
         absent = not sample_run.table(table).is_file()
         assert (f"({table}.parquet) in this run" in page) == absent
 
 
 def test_optional_tables_are_drawn_when_present(plain, sample_run):
     page = _html(plain)
-    for name in ("ingest", "cleaning", "prevalence-source", "prevalence-year", "sweep"):
+    for name in ("ingest", "cleaning", "prevalence-year", "topic-trends", "sweep"):
         assert any(n.endswith(f"-{name}.png") for n in plain), name
+    # One source file: no chart of its one group, and a note that says why.
+    assert not any(n.endswith("-prevalence-source.png") for n in plain)
+    assert "Prevalence by source is not drawn: 1 group(s)" in page
+    # One date, no folder: nothing to compare, and the page says what would help.
+    assert "No column is worth comparing" in page
+    for line in load_results(sample_run).topic_kwic.to_pylist()[:3]:
+        assert f"<td>{line['term']}</td>" in page
     recommended = read_json(sample_run.metrics / "sweep.json")["recommended_k"]
     assert f"Recommended K = {recommended}" in page
     docs = load_results(sample_run).representative_docs
@@ -84,7 +92,25 @@ def test_absent_tables_get_a_note_instead_of_a_picture(bare):
     page = _html(bare)
     for table in ("ingest_report", "clean_audit", "topic_prevalence", "representative_docs"):
         assert f"({table}.parquet) in this run" in page
+    for table in ("topic_trends", "topic_kwic"):
+        assert f"({table}.parquet) in this run" in page
+    assert "No comparison of groups (compare stage) in this run" in page
     assert not any(n.endswith(("-ingest.png", "-sweep.png", "-prevalence-year.png")) for n in bare)
+    assert not any("-topic-trends" in n or "-keyness-" in n for n in bare)
+
+
+def test_groups_over_time_and_words_in_context_on_the_work_reports(reports_run):
+    """The work-report folder: a trend picture, keyness and contrasts by decade and speaker,
+    the too-small speakers named, concordance lines."""
+    files = _folder(reports_run.processed / "report")
+    page = _html(files)
+    for name in ("topic-trends", "keyness-decade", "contrasts-decade", "keyness-speaker"):
+        assert any(n.endswith(f"-{name}.png") for n in files), name
+    assert "<h3>speaker</h3>" in page and "Too small to compare: 华国锋" in page
+    assert "Hollow dots: periods with few documents (10 of 10)" in page
+    assert "【" not in page and "zhtopics kwic TERM" in page
+    # Each report is one file: no chart of prevalence by source.
+    assert not any(n.endswith("-prevalence-source.png") for n in files)
 
 
 def test_background_terms_are_listed_with_what_the_model_did(sample_run):
