@@ -313,6 +313,21 @@ class TfidfParams(_Section):
     sublinear_tf: bool = False
     # Keywords kept per document in keywords.parquet.
     top_k: int = 10
+    # Background (corpus boilerplate) terms, scored in vocabulary.parquet: a term in at least
+    # this share of the documents whose evenness (df against the df its occurrences would reach
+    # by chance; see README) is at least background_min_evenness. lda.background says what
+    # the model does with them.
+    background_min_df: float = 0.15
+    background_min_evenness: float = 0.5
+    # Paragraph units (grouped under parent documents): a background term must also be in at
+    # least this share of the parents, spread over them as evenly (1 - DP >= min_evenness).
+    background_min_parent_share: float = 0.8
+    # A frequent, even term with a partner outside the formula (document co-occurrence NPMI at
+    # least this) carries a subject and is not flagged (above 1: the check is off).
+    background_min_partner_npmi: float = 0.5
+    # Words never flagged as background, one a line (null: none; the project's file is
+    # data/dict/keep_terms.txt).
+    keep_terms: Path | None = Path("data/dict/keep_terms.txt")
 
     def __post_init__(self) -> None:
         for key in ("min_df", "max_df"):
@@ -327,6 +342,25 @@ class TfidfParams(_Section):
             _fail("tfidf.max_features", self.max_features, "null or an integer >= 1")
         if self.top_k < 1:
             _fail("tfidf.top_k", self.top_k, "an integer >= 1")
+        if not 0.0 < self.background_min_df <= 1.0:
+            _fail("tfidf.background_min_df", self.background_min_df, "a share in (0, 1]")
+        if not self.background_min_evenness > 0.0:
+            _fail("tfidf.background_min_evenness", self.background_min_evenness, "a number > 0")
+        if not self.background_min_partner_npmi >= -1.0:
+            _fail(
+                "tfidf.background_min_partner_npmi",
+                self.background_min_partner_npmi,
+                "a number >= -1 (above 1: off)",
+            )
+        if not 0.0 <= self.background_min_parent_share <= 1.0:
+            _fail(
+                "tfidf.background_min_parent_share",
+                self.background_min_parent_share,
+                "a share in [0, 1]",
+            )
+
+
+TERM_WEIGHTS = ("one", "idf", "pmi")
 
 
 @dataclass(frozen=True)
@@ -383,6 +417,12 @@ class LdaParams(_Section):
     alpha: str | float = 0.1
     # "symmetric", "auto" (learned; gensim only) or a number.
     eta: str | float = 0.05
+    # Terms flagged background in vocabulary.parquet: "drop" leaves them out of the model (they
+    # stay in the vocabulary and in the coherence reference), "include" models them like others.
+    background: Literal["drop", "include"] = "drop"
+    # Weight of a token in the fit: "one" (counts), "idf" (log N/df of its term), "pmi"
+    # (max(0, log P(term|doc)/P(term))). tomotopy's TermWeight; gensim fits weighted counts.
+    term_weight: Literal["one", "idf", "pmi"] = "one"
     chunksize: int = 2000
     random_state: int = 42
     # tomotopy: threads of its PARTITION scheme. Part of the model like the seed: the same
@@ -451,6 +491,9 @@ class LdaParams(_Section):
                 _fail(f"lda.{key}", value, f"one of {list(names)} or a positive number")
             if isinstance(value, float) and value <= 0:
                 _fail(f"lda.{key}", value, f"one of {list(names)} or a positive number")
+        for key, allowed in (("background", ("drop", "include")), ("term_weight", TERM_WEIGHTS)):
+            if getattr(self, key) not in allowed:
+                _fail(f"lda.{key}", getattr(self, key), f"one of {list(allowed)}")
         if self.engine == "tomotopy" and self.eta == "auto":
             _fail("lda.eta", self.eta, '"symmetric" or a number with lda.engine = tomotopy')
 

@@ -122,6 +122,7 @@ SECTIONS = (
     ("new-words", "New words"),
     ("keywords", "Keywords"),
     ("topics", "Topics"),
+    ("background", "Background terms"),
     ("prevalence", "Prevalence"),
     ("time", "Topics over time"),
     ("groups", "What sets groups apart"),
@@ -141,6 +142,7 @@ def report(results: Results, params: ReportParams) -> dict[str, bytes]:
         "new-words": _new_words,
         "keywords": _keywords,
         "topics": _topics,
+        "background": _background,
         "prevalence": _prevalence,
         "time": compare_sections.topics_over_time,
         "groups": compare_sections.groups_apart,
@@ -341,6 +343,55 @@ def _topics(page: _Page, results: Results, params: ReportParams) -> None:
         results.doc_topics, results.topics, labels, params.heatmap_docs
     )
     page.figure("heatmap", fig, "each document's topic mix")
+
+
+def _background(page: _Page, results: Results, params: ReportParams) -> None:
+    """The terms the tfidf stage found to be corpus boilerplate, and what the model did."""
+    vocabulary = results.vocabulary
+    if "is_background" not in vocabulary.column_names:
+        page.note("The vocabulary has no background scores (made by an earlier version).")
+        return
+    flagged = vocabulary.filter(vocabulary.column("is_background")).sort_by(
+        [("df", "descending"), ("term_id", "ascending")]
+    )
+    left_out = results.lda_metrics.get("background_terms_left_out", 0)
+    if not flagged.num_rows:
+        page.text(
+            "No term was found to be corpus boilerplate (tfidf.background_min_df, "
+            "tfidf.background_min_evenness)."
+        )
+        return
+    what = (
+        "left out of the topic model (lda.background: drop)"
+        if left_out
+        else "modelled like any other term (lda.background: include)"
+    )
+    page.text(
+        f"{flagged.num_rows} terms are in many documents and spread over them as evenly as "
+        f"chance allows (the corpus' boilerplate); they were {what}. A word listed in "
+        "tfidf.keep_terms (data/dict/keep_terms.txt) is never flagged. For paragraphs, "
+        '"parents" is the share of their parent documents with the term (a flagged term is '
+        'in nearly all of them); "partner" is its strongest document co-occurrence (NPMI) '
+        "with a word outside the boilerplate (a subject word has a strong one)."
+    )
+    # The share is of the documents the tfidf stage counted: those with tokens.
+    n_docs = max(pc.sum(pc.greater(results.tokens.column("n_tokens"), 0)).as_py() or 0, 1)
+    rows = [
+        (
+            row["term"],
+            row["df"],
+            f"{100 * row['df'] / n_docs:.1f}%",
+            row["background"],
+            f"{100 * row.get('parent_share', 0.0):.0f}%",
+            f"{row.get('partner_npmi', -1.0):.2f}",
+        )
+        for row in flagged.to_pylist()
+    ]
+    page.table(
+        ["term", "documents", "share", "evenness", "parents", "partner"],
+        rows,
+        numeric=[1, 2, 3, 4, 5],
+    )
 
 
 def _prevalence(page: _Page, results: Results, params: ReportParams) -> None:

@@ -208,6 +208,16 @@ VOCABULARY = TableSchema(
             _field("term", pa.string()),
             _field("df", pa.int32()),
             _field("idf", pa.float64()),
+            # Corpus boilerplate: evenness of the term over documents (see topics/background.py)
+            # and whether it is flagged (lda.background: drop leaves flagged terms out).
+            _field("background", pa.float64()),
+            # Spread over parent documents (paragraph units): share of parents with the term,
+            # 1 - DP over them; the flag uses them when units are grouped under parents.
+            _field("parent_share", pa.float64()),
+            _field("parent_evenness", pa.float64()),
+            # Frequent, even terms: best NPMI with a partner outside them (-1 for the others).
+            _field("partner_npmi", pa.float64()),
+            _field("is_background", pa.bool_()),
         ]
     ),
 )

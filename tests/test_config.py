@@ -8,7 +8,7 @@ from tests.conftest import ROOT
 
 
 def _write(tmp_path: Path, data: dict) -> Path:
-    names = ("userdict.txt", "stopwords.txt", "new_words_review.tsv")
+    names = ("userdict.txt", "stopwords.txt", "new_words_review.tsv", "keep.txt")
     for name in (*names, "replacements.tsv", "boilerplate.tsv"):
         (tmp_path / name).write_text("", encoding="utf-8")
     files = {
@@ -18,6 +18,7 @@ def _write(tmp_path: Path, data: dict) -> Path:
             "new_words_review": "new_words_review.tsv",
         },
         "clean": {"replacements": "replacements.tsv", "boilerplate": "boilerplate.tsv"},
+        "tfidf": {"keep_terms": "keep.txt"},
     }
     for section, values in files.items():
         data.setdefault(section, {})

@@ -119,6 +119,39 @@ def test_groups_over_time_and_words_in_context_on_the_work_reports(reports_run):
     assert not any(n.endswith("-prevalence-source.png") for n in files)
 
 
+def test_background_terms_are_listed_with_what_the_model_did(sample_run):
+    import dataclasses
+
+    import pyarrow as pa
+
+    from pipeline.report import _background, _Page
+
+    r = load_results(sample_run)
+    flags = [False] * r.vocabulary.num_rows
+    flags[0] = flags[2] = True  # as if the tfidf stage had flagged the first and third terms
+    vocabulary = r.vocabulary.set_column(
+        r.vocabulary.schema.get_field_index("is_background"), "is_background", pa.array(flags)
+    )
+    terms = vocabulary.column("term").to_pylist()
+    for left_out, said in ((2, "left out of the topic model"), (0, "modelled like any other")):
+        page = _Page(dpi=50)
+        metrics = {**r.lda_metrics, "background_terms_left_out": left_out}
+        _background(page, dataclasses.replace(r, vocabulary=vocabulary, lda_metrics=metrics), None)
+        text = "".join(page.parts)
+        assert said in text and "2 terms" in text
+        assert f"<td>{html.escape(terms[0])}</td>" in text
+        assert f"<td>{html.escape(terms[2])}</td>" in text
+        assert text.count("<tr>") == 3  # the header and the two flagged terms
+    none = r.vocabulary.set_column(
+        r.vocabulary.schema.get_field_index("is_background"),
+        "is_background",
+        pa.array([False] * r.vocabulary.num_rows),
+    )
+    page = _Page(dpi=50)
+    _background(page, dataclasses.replace(r, vocabulary=none), None)
+    assert "No term was found" in "".join(page.parts)
+
+
 def test_an_unknown_group_column_names_the_setting(sample_run):
     with pytest.raises(ValueError, match="report.keyword_groups: no documents column 'region'"):
         _build(sample_run, keyword_groups="region")
