@@ -177,9 +177,10 @@ def prepare_batch(docs: pa.Table, params: CleanParams, rules: Rules) -> Prepared
             audit["chars_removed"].append(removed)
     counts = char_counts([cleaned[i] for i in rows])
     n_chars = np.zeros(n, dtype=np.int64)
-    for i, (spaces, letters, ideographs) in zip(rows, counts.tolist(), strict=True):
+    for i, (spaces, other_words, ideographs) in zip(rows, counts.tolist(), strict=True):
         n_chars[i] = size = len(cleaned[i]) - spaces
-        share = ideographs / letters if letters else 1.0
+        units = ideographs + other_words  # cjk_share: a word of another script counts as one
+        share = ideographs / units if units else 1.0
         status[i], reason[i] = status_after_cleaning(
             size, share, len(texts[i]), errors[i] or 0, params
         )
@@ -281,7 +282,8 @@ def status_after_cleaning(
         return TOO_SHORT, reason
     if cjk < params.min_cjk_share:
         return NOT_CHINESE, (
-            f"CJK characters are {cjk:.0%} of the letters, below "
+            f"CJK characters are {cjk:.0%} of the text (a word of another script counts as "
+            "one character), below "
             f"clean.min_cjk_share={params.min_cjk_share}"
         )
     if decode_errors:

@@ -18,11 +18,13 @@ log = logging.getLogger("zhtopics")
 # Benchmarks: `zhtopics bench <name>`; each module has add_arguments(parser) and run(args) -> int.
 # Imported only for `zhtopics bench` (bench.ingest alone pulls in pandas through ingest).
 BENCHES = {
+    "compare": "pipeline.bench.compare",
     "ingest": "pipeline.bench.ingest",
     "pipeline": "pipeline.bench.pipeline",
     "quality": "pipeline.bench.quality",
     "segment": "pipeline.bench.segment",
     "spark": "pipeline.bench.spark",
+    "words": "pipeline.bench.words",
 }
 
 
@@ -51,7 +53,7 @@ def build_parser(benches: bool = True) -> argparse.ArgumentParser:
         prog="zhtopics",
         description=(
             "Topic modelling of Chinese text: "
-            "ingest, clean, segment, tfidf, lda_sweep, lda, robustness, report, explorer."
+            "ingest, clean, segment, tfidf, lda_sweep, lda, compare, robustness, report, explorer."
         ),
     )
     sub = parser.add_subparsers(dest="command", required=True)
@@ -90,6 +92,18 @@ def build_parser(benches: bool = True) -> argparse.ArgumentParser:
     p.add_argument("path", type=Path, help="a raw file or folder of new documents")
     p.add_argument("--out", type=Path, required=True, help="doc_topics parquet file to write")
     p.add_argument("--model", type=Path, default=defaults.models / "lda", help="saved model")
+    p = sub.add_parser("kwic", help="concordance lines of a term from a run's clean texts")
+    _add_settings_options(p)
+    from pipeline import kwic
+
+    kwic.add_arguments(p)
+    p = sub.add_parser(
+        "cut", help="segment standard input line by line with the project's tokenizer"
+    )
+    _add_settings_options(p)
+    from pipeline import cut
+
+    cut.add_arguments(p)
     p = sub.add_parser(
         "validate", help="human validation: word and topic intrusion tasks for coders, and scores"
     )
@@ -136,6 +150,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             from pipeline import infer
 
             infer.run(params, args.path, args.model, args.out)
+        elif args.command == "cut":
+            from pipeline import cut
+
+            cut.main(params, args)
+        elif args.command == "kwic":
+            from pipeline import kwic
+
+            return kwic.run(args, Paths())
         elif args.command == "validate":
             from pipeline import validate
 

@@ -7,11 +7,18 @@ import dataclasses
 import re
 import types
 import typing
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Union
 
 import yaml
+
+from pipeline.schemas import DOCUMENTS
+
+# The fixed columns of documents.parquet: no metadata column may take their names.
+_DOCUMENT_COLUMNS = frozenset(DOCUMENTS.columns)
 
 
 class ConfigError(ValueError):
@@ -22,9 +29,54 @@ def _fail(key: str, value: Any, allowed: str) -> typing.NoReturn:
     raise ConfigError(f"params: {key} = {value!r} is not allowed; expected {allowed}")
 
 
+# Keys renamed in a release: the old name gets an error that gives the new one.
+RENAMED = {
+    "lda.min_updates": "lda.min_token_updates (the same number: sweeps x corpus tokens)",
+}
+# Settings that say where and how fast a stage runs, never what it writes (tested: the same
+# outputs with other values). Left out of the settings stored with the model.
+RUN_ONLY = frozenset({"workers", "start_method", "cache_dir", "cache_max_mb"})
+
+
+class _Section:
+    """Base of every settings section. While :func:`recording_reads` is active, each setting a
+    stage reads is noted as ``section.key``: tests compare those with dvc.yaml's ``params:``."""
+
+    _key: typing.ClassVar[str] = ""
+
+
+_reads: set[str] | None = None
+
+
+def _recording_getattribute(self: _Section, name: str) -> Any:
+    value = object.__getattribute__(self, name)
+    fields = {f.name for f in dataclasses.fields(type(self))}
+    if _reads is not None and name in fields and not isinstance(value, _Section):
+        _reads.add(f"{type(self)._key}.{name}")
+    return value
+
+
+@contextmanager
+def recording_reads() -> Iterator[set[str]]:
+    """Note every setting read (``lda.sweep.k``) in this process until exit: for tests. Settings
+    read only in worker processes are not seen; run with one worker when that matters."""
+    global _reads
+    if _reads is not None:
+        raise RuntimeError("recording_reads is already active")
+    _reads = set()
+    _Section.__getattribute__ = _recording_getattribute  # costs nothing outside recording
+    try:
+        yield _reads
+    finally:
+        del _Section.__getattribute__
+        _reads = None
+
+
 @dataclass(frozen=True)
-class IngestParams:
+class IngestParams(_Section):
     """How raw files become documents."""
+
+    _key: typing.ClassVar[str] = "ingest"
 
     # A heading line that starts a new document inside one text file (a compilation).
     # Named groups: ``title`` (required) and ``part`` (optional).
@@ -38,6 +90,19 @@ class IngestParams:
     paragraph_min_chars: int = 40
     # Decode every text file with this codec (e.g. gb18030, big5, utf-16) instead of detecting.
     encoding: str | None = None
+    # A regular expression searched in each file's path below the raw folder; its named groups
+    # become metadata columns, e.g. (?P<year>\d{4})政府工作报告_(?P<speaker>[^_.]+). A group
+    # named ``date`` or ``year`` fills the date. null: no path fields.
+    path_pattern: str | None = None
+    # The first folder below the raw folder becomes this metadata column (``<category>/<file>``
+    # is how most labelled corpora come); null: none.
+    folder_column: str | None = "folder"
+    # Where dates are looked for, first found wins: a ``date`` column of tabular files, a date
+    # phrase in the first ``date_lines`` non-empty lines of the text (their first ``date_chars``
+    # characters), the title, the path. Drop a name to never take dates from there.
+    date_sources: tuple[str, ...] = ("column", "text", "title", "path")
+    date_lines: int = 5
+    date_chars: int = 500
 
     def __post_init__(self) -> None:
         if self.encoding is not None:
@@ -57,11 +122,43 @@ class IngestParams:
             _fail("ingest.text_column", self.text_column, "a column name")
         if self.paragraph_min_chars < 0:
             _fail("ingest.paragraph_min_chars", self.paragraph_min_chars, "an integer >= 0")
+        self._check_path_pattern()
+        if self.folder_column is not None and (
+            not self.folder_column or self.folder_column in _DOCUMENT_COLUMNS
+        ):
+            _fail("ingest.folder_column", self.folder_column, "null or a new column name")
+        known = ("column", "text", "title", "path")
+        sources = self.date_sources
+        if set(sources) - set(known) or len(set(sources)) < len(sources):
+            _fail("ingest.date_sources", list(sources), f"distinct names of {list(known)}")
+        if self.date_lines < 1:
+            _fail("ingest.date_lines", self.date_lines, "an integer >= 1")
+        if self.date_chars < 20:
+            _fail("ingest.date_chars", self.date_chars, "an integer >= 20")
+
+    def _check_path_pattern(self) -> None:
+        if self.path_pattern is None:
+            return
+        try:
+            pattern = re.compile(self.path_pattern)
+        except re.error as exc:
+            _fail("ingest.path_pattern", self.path_pattern, f"a valid regular expression ({exc})")
+        if not pattern.groupindex:
+            _fail("ingest.path_pattern", self.path_pattern, "a pattern with (?P<name>...) groups")
+        clash = sorted(set(pattern.groupindex) & (_DOCUMENT_COLUMNS - {"date"}))
+        if clash:
+            _fail(
+                "ingest.path_pattern",
+                self.path_pattern,
+                f"group names other than the table's own columns {clash} (date is allowed)",
+            )
 
 
 @dataclass(frozen=True)
-class CleanParams:
+class CleanParams(_Section):
     """Text normalisation and the minimum length of a usable document."""
+
+    _key: typing.ClassVar[str] = "clean"
 
     # Documents with fewer non-space characters after cleaning get status ``too_short``.
     min_chars: int = 20
@@ -76,7 +173,8 @@ class CleanParams:
     convert: Literal["none", "t2s", "tw2sp", "hk2s"] = "none"
     # ``mask`` replaces every number with ``#`` (dropped by segment); ``keep`` leaves them.
     numbers: Literal["keep", "mask"] = "keep"
-    # A document whose letters are less than this share CJK characters is ``not_chinese``.
+    # A document in which CJK characters are less than this share is ``not_chinese``; a word of
+    # another script (a run of letters, e.g. an English word) counts as one character.
     min_cjk_share: float = 0.3
     # A document with more invalid byte sequences than this share of its characters is not
     # modelled (status decode_errors); below it the document is kept and flagged.
@@ -122,8 +220,10 @@ class CleanParams:
 
 
 @dataclass(frozen=True)
-class SegmentParams:
+class SegmentParams(_Section):
     """Word segmentation with jieba and the filter that keeps content tokens."""
+
+    _key: typing.ClassVar[str] = "segment"
 
     userdict: Path | None = Path("data/dict/userdict.txt")
     stopwords: Path | None = Path("data/dict/stopwords.txt")
@@ -152,6 +252,19 @@ class SegmentParams:
     # Megabytes the cache folder may hold. The file of the current settings is always kept;
     # files of other settings are deleted, least recently used first, to stay within this.
     cache_max_mb: int = 2048
+    # New-word discovery from the corpus (pipeline/text/new_words.py): ``off``; ``suggest``
+    # writes new_words.parquet and changes nothing; ``use`` also adds its accepted words to the
+    # tokenizer (the user dictionary still wins).
+    new_words: Literal["off", "suggest", "use"] = "use"
+    # What makes a string a word: occurrences, cohesion (the smallest normalised PMI over its
+    # two-way cuts, in [-1, 1]), the entropy of its left and right neighbours (nats), and its
+    # longest length.
+    new_words_min_count: int = 5
+    new_words_min_cohesion: float = 0.7
+    new_words_min_entropy: float = 1.5
+    new_words_max_chars: int = 8
+    # The user's verdicts on single discoveries (TSV: word, keep|reject); null: none.
+    new_words_review: Path | None = Path("data/dict/new_words_review.tsv")
 
     def __post_init__(self) -> None:
         if self.pos is not None and not self.pos_tags:
@@ -172,6 +285,14 @@ class SegmentParams:
             _fail("segment.cache_dir", self.cache_dir, "null or a folder path")
         if self.cache_max_mb < 0:
             _fail("segment.cache_max_mb", self.cache_max_mb, "an integer >= 0 (megabytes)")
+        if self.new_words_min_count < 2:
+            _fail("segment.new_words_min_count", self.new_words_min_count, "an integer >= 2")
+        if not 0 < self.new_words_min_cohesion <= 1:
+            _fail("segment.new_words_min_cohesion", self.new_words_min_cohesion, "in (0, 1]")
+        if self.new_words_min_entropy < 0:
+            _fail("segment.new_words_min_entropy", self.new_words_min_entropy, "a number >= 0")
+        if not 2 <= self.new_words_max_chars <= 16:
+            _fail("segment.new_words_max_chars", self.new_words_max_chars, "an integer in 2..16")
 
     @property
     def pos_tags(self) -> frozenset[str]:
@@ -180,8 +301,10 @@ class SegmentParams:
 
 
 @dataclass(frozen=True)
-class TfidfParams:
+class TfidfParams(_Section):
     """Vocabulary pruning and TF-IDF weighting (scikit-learn)."""
+
+    _key: typing.ClassVar[str] = "tfidf"
 
     # An int is a number of documents, a float a share of documents (as in scikit-learn).
     min_df: int | float = 2
@@ -190,6 +313,21 @@ class TfidfParams:
     sublinear_tf: bool = False
     # Keywords kept per document in keywords.parquet.
     top_k: int = 10
+    # Background (corpus boilerplate) terms, scored in vocabulary.parquet: a term in at least
+    # this share of the documents whose evenness (df against the df its occurrences would reach
+    # by chance; see README) is at least background_min_evenness. lda.background says what
+    # the model does with them.
+    background_min_df: float = 0.15
+    background_min_evenness: float = 0.5
+    # Paragraph units (grouped under parent documents): a background term must also be in at
+    # least this share of the parents, spread over them as evenly (1 - DP >= min_evenness).
+    background_min_parent_share: float = 0.8
+    # A frequent, even term with a partner outside the formula (document co-occurrence NPMI at
+    # least this) carries a subject and is not flagged (above 1: the check is off).
+    background_min_partner_npmi: float = 0.5
+    # Words never flagged as background, one a line (null: none; the project's file is
+    # data/dict/keep_terms.txt).
+    keep_terms: Path | None = Path("data/dict/keep_terms.txt")
 
     def __post_init__(self) -> None:
         for key in ("min_df", "max_df"):
@@ -204,11 +342,32 @@ class TfidfParams:
             _fail("tfidf.max_features", self.max_features, "null or an integer >= 1")
         if self.top_k < 1:
             _fail("tfidf.top_k", self.top_k, "an integer >= 1")
+        if not 0.0 < self.background_min_df <= 1.0:
+            _fail("tfidf.background_min_df", self.background_min_df, "a share in (0, 1]")
+        if not self.background_min_evenness > 0.0:
+            _fail("tfidf.background_min_evenness", self.background_min_evenness, "a number > 0")
+        if not self.background_min_partner_npmi >= -1.0:
+            _fail(
+                "tfidf.background_min_partner_npmi",
+                self.background_min_partner_npmi,
+                "a number >= -1 (above 1: off)",
+            )
+        if not 0.0 <= self.background_min_parent_share <= 1.0:
+            _fail(
+                "tfidf.background_min_parent_share",
+                self.background_min_parent_share,
+                "a share in [0, 1]",
+            )
+
+
+TERM_WEIGHTS = ("one", "idf", "pmi")
 
 
 @dataclass(frozen=True)
-class SweepParams:
+class SweepParams(_Section):
     """The lda_sweep stage: one model per K and seed, scored to recommend K."""
+
+    _key: typing.ClassVar[str] = "lda.sweep"
 
     k: tuple[int, ...] = (4, 6, 8)
     seeds: tuple[int, ...] = (1, 2)
@@ -235,31 +394,40 @@ class SweepParams:
 
 
 @dataclass(frozen=True)
-class LdaParams:
+class LdaParams(_Section):
     """The topic model (gensim or tomotopy) and how its topics are reported."""
 
+    _key: typing.ClassVar[str] = "lda"
+
     # An integer K, or "auto": the K that lda_sweep recommends (metrics/sweep.json).
-    num_topics: int | str = 6
+    num_topics: int | str = "auto"
     # "gensim" (online variational Bayes) or "tomotopy" (collapsed Gibbs sampling).
-    engine: Literal["gensim", "tomotopy"] = "gensim"
+    engine: Literal["gensim", "tomotopy"] = "tomotopy"
     # gensim: passes over the corpus. tomotopy: not used.
     passes: int = 30
     # gensim: variational iterations per document. tomotopy: Gibbs sweeps over the corpus.
-    iterations: int = 400
+    iterations: int = 600
     # tomotopy: stop before ``iterations`` once a block of 50 sweeps raises the log-likelihood
-    # per word by less than this share, but not before ``min_updates`` token updates (sweeps x
-    # tokens): small corpora are cheap and keep sampling. null: always ``iterations`` sweeps.
-    tolerance: float | None = None
-    min_updates: int = 0
+    # per word by less than this share, but not before ``min_token_updates`` token updates
+    # (sweeps x tokens of the corpus, e.g. 600 sweeps over 300,000 tokens = 180,000,000): small
+    # corpora are cheap and keep sampling. null: always ``iterations`` sweeps.
+    tolerance: float | None = 0.0015
+    min_token_updates: int = 200_000_000
     # "symmetric", "asymmetric", "auto" (learned) or a number.
-    alpha: str | float = "auto"
+    alpha: str | float = 0.1
     # "symmetric", "auto" (learned; gensim only) or a number.
-    eta: str | float = "symmetric"
+    eta: str | float = 0.05
+    # Terms flagged background in vocabulary.parquet: "drop" leaves them out of the model (they
+    # stay in the vocabulary and in the coherence reference), "include" models them like others.
+    background: Literal["drop", "include"] = "drop"
+    # Weight of a token in the fit: "one" (counts), "idf" (log N/df of its term), "pmi"
+    # (max(0, log P(term|doc)/P(term))). tomotopy's TermWeight; gensim fits weighted counts.
+    term_weight: Literal["one", "idf", "pmi"] = "one"
     chunksize: int = 2000
     random_state: int = 42
     # tomotopy: threads of its PARTITION scheme. Part of the model like the seed: the same
     # value gives the same model on any machine; another value another (equally valid) one.
-    threads: int = 1
+    threads: int = 2
     # Processes for independent fits (the sweep's K x seeds); never changes a result.
     workers: int = 1
     # multiprocessing start method for those processes (spawn, fork, forkserver); null: the
@@ -278,7 +446,7 @@ class LdaParams:
     snippet_chars: int = 120
     # Metadata columns of documents.parquet to average topic shares by; "date" is bucketed.
     prevalence_columns: tuple[str, ...] = ("date", "source")
-    date_bucket: Literal["year", "month"] = "year"
+    date_bucket: Literal["decade", "year", "quarter", "month"] = "year"
     # Bootstrap resamples for the 95% intervals in topic_prevalence.parquet.
     bootstrap: int = 200
     sweep: SweepParams = field(default_factory=SweepParams)
@@ -307,8 +475,8 @@ class LdaParams:
             _fail("lda.start_method", self.start_method, f"null or one of {list(methods)}")
         if self.tolerance is not None and not 0 < self.tolerance < 1:
             _fail("lda.tolerance", self.tolerance, "a number between 0 and 1, or null")
-        if self.min_updates < 0:
-            _fail("lda.min_updates", self.min_updates, "an integer >= 0")
+        if self.min_token_updates < 0:
+            _fail("lda.min_token_updates", self.min_token_updates, "an integer >= 0")
         if self.coherence_top_n < 2:
             _fail("lda.coherence_top_n", self.coherence_top_n, "an integer >= 2")
         if self.random_state < 0:
@@ -323,13 +491,66 @@ class LdaParams:
                 _fail(f"lda.{key}", value, f"one of {list(names)} or a positive number")
             if isinstance(value, float) and value <= 0:
                 _fail(f"lda.{key}", value, f"one of {list(names)} or a positive number")
+        for key, allowed in (("background", ("drop", "include")), ("term_weight", TERM_WEIGHTS)):
+            if getattr(self, key) not in allowed:
+                _fail(f"lda.{key}", getattr(self, key), f"one of {list(allowed)}")
         if self.engine == "tomotopy" and self.eta == "auto":
             _fail("lda.eta", self.eta, '"symmetric" or a number with lda.engine = tomotopy')
 
 
 @dataclass(frozen=True)
-class ReportParams:
+class CompareParams(_Section):
+    """What sets groups of documents apart (keyness, topic contrasts) and topics over time."""
+
+    _key: typing.ClassVar[str] = "compare"
+
+    # Columns to compare: decade, year, quarter, month (from the date) or documents columns
+    # (folder, path fields, metadata, source). null: those worth comparing, i.e. with at least
+    # two groups of min_docs documents (dates first, then folder and metadata, then source).
+    columns: tuple[str, ...] | None = None
+    # A group with fewer documents is listed as too small, not compared; a period with fewer
+    # is marked in the trend.
+    min_docs: int = 3
+    # At most this many groups per column are compared (the largest).
+    max_groups: int = 30
+    # Key terms kept per group (the highest G² among the terms it uses more than the rest).
+    top_n: int = 30
+    # Multiple-testing correction over every term tested per group: bh (Benjamini-Hochberg
+    # false discovery rate) or bonferroni; a term is significant when its adjusted p < alpha.
+    correction: Literal["bh", "bonferroni"] = "bh"
+    alpha: float = 0.05
+    # Bootstrap resamples of documents for the intervals of contrasts and trends, and the seed.
+    bootstrap: int = 200
+    random_state: int = 42
+    # Periods of the topic trend, and the kernel bandwidth in years (null: a tenth of the span).
+    trend_bucket: Literal["decade", "year", "quarter", "month"] = "year"
+    trend_bandwidth: float | None = None
+    # Concordance lines in topic_kwic.parquet: top terms per topic, lines per term, and the
+    # characters of context either side.
+    kwic_terms: int = 3
+    kwic_lines: int = 3
+    kwic_width: int = 20
+
+    def __post_init__(self) -> None:
+        if self.columns is not None and not all(self.columns):
+            _fail("compare.columns", list(self.columns), "null or a list of column names")
+        for key in ("min_docs", "max_groups", "top_n", "bootstrap", "kwic_width"):
+            if getattr(self, key) < 1:
+                _fail(f"compare.{key}", getattr(self, key), "an integer >= 1")
+        for key in ("kwic_terms", "kwic_lines", "random_state"):
+            if getattr(self, key) < 0:
+                _fail(f"compare.{key}", getattr(self, key), "an integer >= 0")
+        if not 0.0 < self.alpha < 1.0:
+            _fail("compare.alpha", self.alpha, "a number in (0, 1)")
+        if self.trend_bandwidth is not None and self.trend_bandwidth <= 0:
+            _fail("compare.trend_bandwidth", self.trend_bandwidth, "null or a number > 0")
+
+
+@dataclass(frozen=True)
+class ReportParams(_Section):
     """What the HTML report (data/processed/report/) shows."""
+
+    _key: typing.ClassVar[str] = "report"
 
     # Documents column whose groups get their own keywords: parent_id (each whole document
     # when paragraphs are the unit), source, title, year, month or a metadata column.
@@ -346,6 +567,8 @@ class ReportParams:
     heatmap_docs: int = 80
     # Representative documents listed per topic.
     docs_per_topic: int = 3
+    # Discovered words (new_words.parquet) listed, each with an example in context.
+    new_words: int = 20
     # Resolution of the pictures.
     dpi: int = 100
 
@@ -363,6 +586,8 @@ class ReportParams:
                 _fail(f"report.{key}", getattr(self, key), "an integer >= 1")
         if self.docs_per_topic < 0:
             _fail("report.docs_per_topic", self.docs_per_topic, "an integer >= 0")
+        if self.new_words < 0:
+            _fail("report.new_words", self.new_words, "an integer >= 0")
         if not 30 <= self.dpi <= 600:
             _fail("report.dpi", self.dpi, "an integer from 30 to 600")
 
@@ -371,8 +596,10 @@ ROBUSTNESS_VARIANTS = ("no_hmm", "no_userdict", "nouns_verbs", "phrases", "seeds
 
 
 @dataclass(frozen=True)
-class RobustnessParams:
+class RobustnessParams(_Section):
     """The robustness stage: refits under other segmentations and seeds (off by default)."""
+
+    _key: typing.ClassVar[str] = "robustness"
 
     enabled: bool = False
     # Which refits: no_hmm, no_userdict, nouns_verbs (segment.pos = ``pos``), phrases
@@ -411,9 +638,11 @@ class RobustnessParams:
 
 
 @dataclass(frozen=True)
-class ExplorerParams:
+class ExplorerParams(_Section):
     """What the interactive explorer (explorer.html) embeds: every topic and its terms, all
     documents' topic mixes for the filters, and a stated sample of documents with their texts."""
+
+    _key: typing.ClassVar[str] = "explorer"
 
     # Documents columns to filter and compare by; ``date`` becomes years (a range filter).
     filter_columns: tuple[str, ...] = ("date", "source")
@@ -497,6 +726,7 @@ class Params:
     segment: SegmentParams = field(default_factory=SegmentParams)
     tfidf: TfidfParams = field(default_factory=TfidfParams)
     lda: LdaParams = field(default_factory=LdaParams)
+    compare: CompareParams = field(default_factory=CompareParams)
     report: ReportParams = field(default_factory=ReportParams)
     robustness: RobustnessParams = field(default_factory=RobustnessParams)
     explorer: ExplorerParams = field(default_factory=ExplorerParams)
@@ -547,7 +777,13 @@ def params_from_dict(raw: dict[str, Any], base_dir: Path | None = None) -> Param
 
 
 def _build_section(section: str, cls: type, values: dict[str, Any], base_dir: Path | None):
-    hints = typing.get_type_hints(cls)
+    hints = {k: v for k, v in typing.get_type_hints(cls).items() if not k.startswith("_")}
+    for key in values:
+        if f"{section}.{key}" in RENAMED:
+            raise ConfigError(
+                f"params: {section}.{key} was renamed {RENAMED[f'{section}.{key}']}; "
+                "rename it in your params file"
+            )
     unknown = sorted(set(values) - set(hints))
     if unknown:
         keys = ", ".join(f"{section}.{k}" for k in unknown)
@@ -632,6 +868,8 @@ def _is_instance(value: Any, hint: Any, exact: bool) -> bool:
         return hint is bool
     if hint is float and not exact:
         return isinstance(value, (int, float))
+    if typing.get_origin(hint) is tuple:  # a list in YAML: tuple[str, ...] | None
+        return isinstance(value, list)
     return isinstance(value, hint)
 
 

@@ -25,7 +25,10 @@ from pipeline.schemas import (
     EMPTY,
     KEPT,
 )
+from pipeline.text import dates
+from pipeline.text.dates import FoundDate
 from pipeline.text.formats import RESERVED, ParsedDoc, RawFile, parse_file
+from pipeline.text.path_fields import PathFields
 
 log = logging.getLogger(__name__)
 # A batch of rows is written once it holds this many rows or characters of text. The
@@ -49,10 +52,12 @@ def iter_ingest(
 ) -> Iterator[pa.Table]:
     """The documents table in batches (each with its own metadata columns), in file order."""
     split_re = re.compile(params.split_pattern, re.MULTILINE)
+    path_fields = PathFields(params.path_pattern, params.folder_column)
     rows: list[dict] = []
     chars = 0
     for raw in tqdm(files, desc="ingest", unit="file", disable=None):
-        for row in _units(parse_file(raw, params, split_re), params):
+        docs = with_path_fields(parse_file(raw, params, split_re), path_fields, params)
+        for row in _units(docs, params):
             rows.append(row)
             chars += len(row["text"])
         if len(rows) >= batch_rows or chars >= BATCH_CHARS:
@@ -60,6 +65,61 @@ def iter_ingest(
             rows, chars = [], 0
     if rows:
         yield _to_table(rows)
+    _check_path_pattern(path_fields)
+
+
+def with_path_fields(
+    docs: list[ParsedDoc], path_fields: PathFields, params: IngestParams
+) -> list[ParsedDoc]:
+    """Add the path's metadata columns (columns of a record keep their own value) and resolve
+    each document's date from the sources of ``ingest.date_sources``, first found wins."""
+    if not docs:
+        return docs
+    info = path_fields.read(docs[0].source)
+    path_date = info.date
+    if path_date is None and "path" in params.date_sources:
+        path_date = dates.find_path_date(docs[0].source)  # once per file, not per record
+    for doc in docs:
+        doc.metadata = {**info.fields, **doc.metadata}
+        if doc.status is None:
+            doc.date, doc.date_source = resolve_date(doc, path_date, params)
+    return docs
+
+
+def resolve_date(
+    doc: ParsedDoc, path_date: FoundDate | None, params: IngestParams
+) -> tuple[FoundDate | None, str | None]:
+    """The date of ``doc`` and its source: a date column, a date phrase in the first lines of
+    the text, the title, then the path (``path_date``: a ``date``/``year`` group of the
+    pattern, else a date in the file or folder names), in the order of ``ingest.date_sources``."""
+    for source in params.date_sources:
+        if source in ("column", "text") and doc.date_source == source:
+            date = doc.date
+        elif source == "text":
+            date = dates.find_text_date(doc.text[: params.date_chars], params.date_lines)
+        elif source == "title":
+            date = dates.find_name_date(doc.title) if doc.title else None
+        elif source == "path":
+            date = path_date
+        else:
+            date = None
+        if date is not None:
+            return date, source
+    return None, None
+
+
+def _check_path_pattern(path_fields: PathFields) -> None:
+    if path_fields.pattern is None or not path_fields.files:
+        return
+    if not path_fields.matched:
+        raise IngestError(
+            f"{path_fields.summary()}: the pattern is searched in each path below the raw "
+            "folder (POSIX, e.g. 2019/报告_张三.txt); fix or remove ingest.path_pattern"
+        )
+    if path_fields.matched < path_fields.files:
+        log.warning("%s; those have no path fields", path_fields.summary())
+    else:
+        log.info("%s", path_fields.summary())
 
 
 def doc_id(source: str, record: int, paragraph: int | None = None) -> str:
@@ -80,7 +140,9 @@ def _units(docs: list[ParsedDoc], params: IngestParams) -> Iterator[dict]:
             "record": doc.record,
             "part": doc.part,
             "title": doc.title,
-            "date": doc.date,
+            "date": doc.date.date if doc.date else None,
+            "date_source": doc.date_source if doc.date else None,
+            "date_precision": doc.date.precision if doc.date else None,
             "format": doc.format,
             "encoding": doc.encoding,
             **doc.metadata,

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import bisect
+import glob
 import json
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -16,6 +18,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from pipeline.precision import round_data, round_table
 from pipeline.schemas import SchemaError, TableSchema
 
 ROW_GROUP_SIZE = 64 * 1024
@@ -44,16 +47,43 @@ class Paths:
         return self.processed / f"{name}.parquet"
 
 
+# Temporary files and folders of an atomic write end in this; a run that was killed leaves
+# them (hidden, beside the output), and the next write of the same output deletes them.
+TMP_SUFFIX = ".tmp"
+
+
+def pause_point(name: str) -> None:
+    """For tests of killed runs: with ``ZHTOPICS_TEST_PAUSE=name:marker`` in the environment,
+    write the file ``marker`` and wait here (until the test kills the process)."""
+    setting = os.environ.get("ZHTOPICS_TEST_PAUSE", "")
+    point, _, marker = setting.partition(":")
+    if point == name and marker:
+        Path(marker).write_text(f"{os.getpid()}\n", encoding="utf-8")
+        time.sleep(3600)
+
+
+def _remove_leftovers(path: Path) -> None:
+    """Temporary files or folders of an earlier write of ``path`` that was killed."""
+    for stale in path.parent.glob(f".{glob.escape(path.name)}.*{TMP_SUFFIX}"):
+        if stale.is_dir() and not stale.is_symlink():
+            shutil.rmtree(stale, ignore_errors=True)
+        else:
+            stale.unlink(missing_ok=True)
+
+
 @contextmanager
-def atomic_path(path: Path, suffix: str = "") -> Iterator[Path]:
-    """Yield a temporary path beside ``path`` that is renamed onto it only on success."""
+def atomic_path(path: Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``path`` that is renamed onto it only on success: a run
+    killed at any moment leaves the old file or the new one, never a part."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or ".tmp", dir=path.parent)
+    _remove_leftovers(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TMP_SUFFIX, dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        pause_point(path.name)
         os.replace(tmp_path, path)
     finally:
         if tmp_path.exists():
@@ -194,7 +224,8 @@ class TableWriter:
 
     def write(self, table: pa.Table) -> None:
         table = self.schema.conform(table, where=f"{self.path} (on write)")
-        table = table.replace_schema_metadata(None)
+        # Floats at the published precision: the same bytes on any CPU (pipeline/precision.py).
+        table = round_table(table.replace_schema_metadata(None))
         if self._writer is None:
             # Min/max of list elements serve no reader, and cost a tenth of writing tokens.
             flat = [f.name for f in table.schema if not pa.types.is_nested(f.type)]
@@ -224,8 +255,9 @@ def write_table(table: pa.Table, path: Path, schema: TableSchema) -> None:
 
 
 def write_json(data: dict[str, Any], path: Path) -> None:
-    """Write small JSON (metrics, reports) atomically with sorted keys and a final newline."""
-    text = json.dumps(data, ensure_ascii=False, indent=2, sort_keys=True) + "\n"
+    """Write small JSON (metrics, reports) atomically with sorted keys and a final newline;
+    floats at the published precision (pipeline/precision.py)."""
+    text = json.dumps(round_data(data), ensure_ascii=False, indent=2, sort_keys=True) + "\n"
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
 
@@ -249,7 +281,10 @@ class Spool:
 
     def __enter__(self) -> Spool:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._dir = tempfile.TemporaryDirectory(prefix=f".{self.path.name}.", dir=self.path.parent)
+        prefix = f".{self.path.name}-spool."
+        for stale in self.path.parent.glob(f"{glob.escape(prefix)}*"):  # of a killed run
+            shutil.rmtree(stale, ignore_errors=True)
+        self._dir = tempfile.TemporaryDirectory(prefix=prefix, dir=self.path.parent)
         return self
 
     def write(self, table: pa.Table) -> None:
@@ -289,20 +324,29 @@ def read_optional(path: Path, schema: TableSchema | None) -> pa.Table | None:
 def atomic_folder(directory: Path) -> Iterator[Path]:
     """A fresh folder beside ``directory`` to fill; on success it replaces ``directory`` whole.
 
-    Nothing stale from an earlier run survives, and a failed write leaves the old folder.
+    Nothing stale from an earlier run survives, and a failed write leaves the old folder. The
+    old folder is renamed aside before the new one is renamed into place, so a run killed at
+    any moment leaves the old folder whole, the new one whole, or (between the two renames)
+    none; never a part. Leftovers are deleted by the next write.
     """
     directory = Path(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+    _remove_leftovers(directory)
+    tmp = Path(
+        tempfile.mkdtemp(prefix=f".{directory.name}.", suffix=TMP_SUFFIX, dir=directory.parent)
+    )
+    old = tmp.with_name(f".{directory.name}.old{TMP_SUFFIX}")
     try:
         tmp.chmod(0o755)
         yield tmp
+        pause_point(directory.name)
         if directory.exists():
-            shutil.rmtree(directory)
+            directory.rename(old)
         tmp.rename(directory)
     finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
+        for leftover in (tmp, old):
+            if leftover.exists():
+                shutil.rmtree(leftover)
 
 
 def write_folder(files: dict[str, bytes], directory: Path) -> None:

@@ -20,6 +20,7 @@ from pipeline.io import (
     Paths,
     iter_tables,
     read_json,
+    read_optional,
     read_table,
     release_arrow_memory,
     write_json,
@@ -30,6 +31,7 @@ from pipeline.schemas import (
     DOC_TERMS,
     DOC_TOPICS,
     DOCUMENTS,
+    NEW_WORDS,
     REPRESENTATIVE_DOCS,
     TOKENS,
     TOPIC_PREVALENCE,
@@ -38,7 +40,7 @@ from pipeline.schemas import (
     TOPICS,
     VOCABULARY,
 )
-from pipeline.topics import engines, ldavis
+from pipeline.topics import background, engines, ldavis
 from pipeline.topics.coherence import coherence_scores, reference
 from pipeline.topics.counts import (
     BATCH_ROWS,
@@ -82,6 +84,7 @@ class LdaResult:
     topics: pa.Table
     metrics: dict[str, float | int]
     counts: sp.csr_matrix  # (documents x terms), rows in doc_ids order
+    left_out: tuple[str, ...] = ()  # background terms the model left out (lda.background)
 
     @property
     def model(self):
@@ -113,7 +116,11 @@ def lda(
     terms = np.asarray(vocabulary.column("term").to_pylist(), dtype=object)
     # Before the fit, so that the token pieces it reads are freed before the engine's data.
     ref = reference(tokens, doc_ids, terms.tolist(), counts)
-    sequences = (ref.starts, ref.term_ids)  # reading order mixes faster than grouped counts
+    # Ranking by relevance and lift needs each term's share of the whole corpus.
+    term_freq = np.asarray(counts.sum(axis=0), dtype=np.float64).ravel()
+    # Reading order mixes faster than grouped counts; background terms may be left out.
+    drop = background.left_out(vocabulary, params, "lda")
+    counts, sequences = background.drop_terms(counts, (ref.starts, ref.term_ids), drop)
     fitted = engines.fit(counts, k, params, params.random_state, terms.tolist(), sequences)
     phi, theta = fitted.phi, fitted.theta
     lengths = np.asarray(counts.sum(axis=1), dtype=np.float64).ravel()
@@ -123,12 +130,12 @@ def lda(
     coherence = coherence_scores([row[: params.coherence_top_n] for row in top], ref)
     del ref, sequences
     engines.trim_heap()  # the coherence counts' freed pages
-    term_freq = np.asarray(counts.sum(axis=0), dtype=np.float64).ravel()
     rankings = rank_terms(phi, term_freq, params)
     metrics = {
         "num_topics": k,
         "num_documents": counts.shape[0],
         "num_terms": len(terms),
+        "background_terms_left_out": 0 if drop is None else int(drop.sum()),
         "coherence_c_npmi": coherence["c_npmi"],
         "coherence_c_v": coherence["c_v"],
         "coherence_u_mass": coherence["u_mass"],
@@ -158,6 +165,7 @@ def lda(
         topics=topics,
         metrics=metrics,
         counts=counts,
+        left_out=() if drop is None else tuple(terms[drop].tolist()),
     )
 
 
@@ -188,6 +196,15 @@ def _read_columns(
     return out
 
 
+def _added_words(paths: Paths, params: Params) -> list[str]:
+    """The discovered words segment added to the tokenizer (segment.new_words = use), saved
+    with the model so that ``zhtopics infer`` segments new documents with the same words."""
+    table = read_optional(paths.table("new_words"), NEW_WORDS)
+    if params.segment.new_words != "use" or table is None:
+        return []
+    return table.filter(table.column("accepted")).column("word").to_pylist()
+
+
 def main(params: Params, paths: Paths) -> None:
     vocabulary = read_table(paths.table("vocabulary"), VOCABULARY)
     # doc_terms and tokens are streamed: memory holds the model's data, not the tables.
@@ -200,7 +217,7 @@ def main(params: Params, paths: Paths) -> None:
     write_table(result.doc_topics, paths.table("doc_topics"), DOC_TOPICS)
     write_table(result.topics, paths.table("topics"), TOPICS)
     theta = result.fitted.theta
-    wanted = ["doc_id", "title", *params.lda.prevalence_columns]
+    wanted = ["doc_id", "title", "date_precision", *params.lda.prevalence_columns]
     documents = _read_columns(paths.table("documents"), DOCUMENTS, wanted)
     shown = {
         result.doc_ids[row]
@@ -227,7 +244,11 @@ def main(params: Params, paths: Paths) -> None:
         ldavis.render(result.fitted.phi, theta, result.counts, result.terms, result.topics),
         paths.processed / "lda_vis.html",
     )
-    save_model(result.fitted, result.terms, paths.models / "lda", settings_snapshot(params))
+    settings = settings_snapshot(params)
+    settings["new_words"] = _added_words(paths, params)
+    save_model(
+        result.fitted, result.terms, paths.models / "lda", settings, left_out=result.left_out
+    )
     write_json(result.metrics, paths.metrics / "lda.json")
     for row in result.topics.to_pylist():
         log.info(

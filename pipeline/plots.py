@@ -37,7 +37,7 @@ from pipeline.schemas import require_columns
 
 # Categorical colours that stay apart in print and for common colour blindness.
 PALETTE = matplotlib.colormaps["tab10"].colors
-TIME_COLUMNS = ("year", "month", "date")
+TIME_COLUMNS = ("decade", "year", "quarter", "month", "date")
 
 
 def use_cjk_font() -> str:
@@ -492,4 +492,97 @@ def plot_robustness(robustness: pa.Table) -> Figure:
     title = "share of top terms shared with the matched topic; * = survives every variant"
     ax.set_title(title, fontsize=9)
     fig.colorbar(image, ax=ax, shrink=0.6, label="similarity")
+    return fig
+
+
+# --- topics over time, groups set apart ------------------------------------------------------
+
+
+def plot_topic_trends(topic_trends: pa.Table, topics: pa.Table | None = None, ncols: int = 3):
+    """Small multiples, one panel per topic: each period's mean share (a dot; hollow where the
+    period has few documents) with its 95% interval as a band, and the smoothed trend as a
+    line. Periods are placed by time, so gaps between years stay visible."""
+    require_columns(
+        topic_trends,
+        ["period", "position", "topic", "n_docs", "mean", "ci_low", "ci_high", "trend", "few_docs"],
+        "plot_topic_trends",
+    )
+    title = "主题随时间的变化 topics over time (平滑趋势, 95% 区间; 空心点: 文档少的时期)"
+    if topic_trends.num_rows == 0:
+        return _empty(title, "no document has a date")
+    rows = topic_trends.sort_by([("topic", "ascending"), ("position", "ascending")]).to_pylist()
+    keys = sorted({r["topic"] for r in rows})
+    names = topic_names(topics, width=22) if topics is not None else {}
+    fig, axes = _grid(len(keys), ncols, 3.8, 2.8, title)
+    periods = sorted({(r["position"], r["period"]) for r in rows})
+    step = max(1, math.ceil(len(periods) / 8))
+    for ax, topic in zip(axes, keys, strict=True):
+        part = [r for r in rows if r["topic"] == topic]
+        x = np.array([r["position"] for r in part])
+        colour = PALETTE[topic % 10]
+        ax.fill_between(
+            x,
+            [r["ci_low"] for r in part],
+            [r["ci_high"] for r in part],
+            color=colour,
+            alpha=0.2,
+            linewidth=0,
+            step=None,
+        )
+        ax.plot(x, [r["trend"] for r in part], color=colour, linewidth=2)
+        many = [r for r in part if not r["few_docs"]]
+        few = [r for r in part if r["few_docs"]]
+        ax.scatter([r["position"] for r in many], [r["mean"] for r in many], s=12, color=colour)
+        ax.scatter(
+            [r["position"] for r in few],
+            [r["mean"] for r in few],
+            s=14,
+            facecolors="white",
+            edgecolors=colour,
+            linewidths=1,
+        )
+        shown = periods[::step]
+        ax.set_xticks([p for p, _ in shown], [label for _, label in shown], rotation=45, ha="right")
+        ax.tick_params(axis="x", labelsize=7)
+        ax.set_ylim(bottom=0)
+        ax.set_ylabel("平均主题占比", fontsize=8)
+        ax.set_title(names.get(topic, f"T{topic}"), fontsize=10)
+    return fig
+
+
+def plot_topic_contrasts(
+    topic_contrasts: pa.Table, column: str, topics: pa.Table | None = None, ncols: int = 3
+):
+    """One panel per group of ``column``: for each topic, the group's share minus the rest's
+    in percentage points, with its 95% bootstrap interval; a topic whose interval misses 0
+    is drawn in colour, the others in grey."""
+    require_columns(
+        topic_contrasts,
+        ["column", "group", "topic", "n_docs", "diff", "ci_low", "ci_high"],
+        "plot_topic_contrasts",
+    )
+    part = topic_contrasts.filter(pc.equal(topic_contrasts.column("column"), column))
+    title = f"{column}: 主题占比差 (组 − 其余, 百分点, 95% 区间)"
+    if part.num_rows == 0:
+        return _empty(title, f"no group of {column!r} was compared")
+    rows = part.to_pylist()
+    groups = sorted({r["group"] for r in rows})
+    keys = sorted({r["topic"] for r in rows})
+    names = topic_names(topics, width=18) if topics is not None else {}
+    labels = [names.get(t, f"T{t}") for t in keys]
+    fig, axes = _grid(len(groups), ncols, 3.8, 0.8 + 0.3 * len(keys), title)
+    for ax, group in zip(axes, groups, strict=True):
+        by_topic = {r["topic"]: r for r in rows if r["group"] == group}
+        y = np.arange(len(keys))[::-1]
+        for yi, topic in zip(y, keys, strict=True):
+            r = by_topic[topic]
+            apart = r["ci_low"] > 0 or r["ci_high"] < 0
+            colour = PALETTE[topic % 10] if apart else "0.6"
+            ax.plot([100 * r["ci_low"], 100 * r["ci_high"]], [yi, yi], color=colour, linewidth=2)
+            ax.plot([100 * r["diff"]], [yi], "o", color=colour, markersize=4)
+        ax.axvline(0, color="0.3", linewidth=0.8)
+        ax.set_yticks(y, labels, fontsize=7)
+        ax.tick_params(axis="x", labelsize=7)
+        n = next(iter(by_topic.values()))["n_docs"]
+        ax.set_title(f"{shorten(group, 16)} ({n} 篇)", fontsize=10)
     return fig

@@ -13,6 +13,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline.schemas import require_columns
+from pipeline.text.dates import BUCKETS, bucket_label
 
 
 def shorten(text: str | None, width: int = 14) -> str:
@@ -35,18 +36,19 @@ def count_table(table: pa.Table, column: str) -> pa.Table:
 
 
 def period_table(documents: pa.Table, freq: str = "year") -> pa.Table:
-    """Documents per year (``2022``) or month (``2022-09``) of their date, in time order."""
+    """Documents per decade, year (``2022``), quarter or month (``2022-09``) of their date, in
+    time order; dates known only to the year count as "(year only)" by quarter or month."""
     require_columns(documents, ["date"], "period_table")
-    if freq not in ("year", "month"):
-        raise ValueError(f"period_table: freq must be 'year' or 'month', got {freq!r}")
-    dates = documents.column("date").drop_null()
-    if len(dates) == 0:
+    if freq not in BUCKETS:
+        raise ValueError(f"period_table: freq must be one of {list(BUCKETS)}, got {freq!r}")
+    precisions = _column_or_nulls(documents, "date_precision")
+    labels = [
+        bucket_label(d, p, freq)
+        for d, p in zip(documents.column("date").to_pylist(), precisions, strict=True)
+    ]
+    periods = pa.array([x for x in labels if x is not None], pa.string())
+    if len(periods) == 0:
         return pa.table({"period": pa.array([], pa.string()), "count": pa.array([], pa.int64())})
-    years = pc.year(dates).cast(pa.string())
-    periods = years
-    if freq == "month":
-        months = pc.utf8_lpad(pc.month(dates).cast(pa.string()), 2, "0")
-        periods = pc.binary_join_element_wise(years, months, "-")
     counts = pa.table({"period": periods}).group_by("period").aggregate([("period", "count")])
     return counts.rename_columns(["period", "count"]).sort_by("period")
 
@@ -85,11 +87,14 @@ def group_labels(documents: pa.Table, column: str) -> dict[str, str]:
 
     ``parent_id`` groups the paragraphs of one document and is named by its title and part.
     """
-    if column in ("year", "month"):
+    if column in BUCKETS:
         require_columns(documents, ["doc_id", "date"], "group_labels")
         dates = documents.column("date").to_pylist()
-        fmt = "%Y" if column == "year" else "%Y-%m"
-        values = [d.strftime(fmt) if d else "(no date)" for d in dates]
+        precisions = _column_or_nulls(documents, "date_precision")
+        values = [
+            bucket_label(d, p, column) or "(no date)"
+            for d, p in zip(dates, precisions, strict=True)
+        ]
     elif column == "parent_id":
         require_columns(documents, ["doc_id", "parent_id", "title", "source"], "group_labels")
         names = document_labels(documents, width=20, paragraph=False)

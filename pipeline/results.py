@@ -1,7 +1,8 @@
 """One run's outputs as one object, for the report and the notebooks (which fit nothing).
 
 The tables every run writes are required; the tables of optional stages (ingest report,
-cleaning audit, K sweep, representative documents, prevalence by group, the pyLDAvis page) are
+cleaning audit, K sweep, representative documents, prevalence by group, the compare stage's
+groups, keyness, contrasts, trends and concordance lines, the pyLDAvis page) are
 None when this run did not write them, so a picture can say so instead of failing.
 """
 
@@ -37,6 +38,12 @@ OPTIONAL = (
     "sweep",
     "representative_docs",
     "topic_prevalence",
+    "new_words",
+    "compare_groups",
+    "keyness",
+    "topic_contrasts",
+    "topic_trends",
+    "topic_kwic",
     "robustness",
 )
 
@@ -60,6 +67,12 @@ class Results:
     sweep: pa.Table | None = None
     representative_docs: pa.Table | None = None
     topic_prevalence: pa.Table | None = None
+    new_words: pa.Table | None = None
+    compare_groups: pa.Table | None = None
+    keyness: pa.Table | None = None
+    topic_contrasts: pa.Table | None = None
+    topic_trends: pa.Table | None = None
+    topic_kwic: pa.Table | None = None
     robustness: pa.Table | None = None
     sweep_metrics: dict[str, Any] | None = None
     ingest_metrics: dict[str, Any] | None = None

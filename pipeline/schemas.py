@@ -106,6 +106,10 @@ DOCUMENTS = TableSchema(
             _field("paragraph", pa.int32(), nullable=True),
             _field("title", pa.string(), nullable=True),
             _field("date", pa.date32(), nullable=True),
+            # Where the date came from (column, text, title, path) and how much of it is
+            # known (day, month, year: a year-only date is stored as its 1 January).
+            _field("date_source", pa.string(), nullable=True),
+            _field("date_precision", pa.string(), nullable=True),
             _field("text", pa.string()),
             _field("format", pa.string()),
             _field("encoding", pa.string(), nullable=True),
@@ -169,6 +173,33 @@ TOKENS = TableSchema(
     ),
 )
 
+# new_words.parquet: strings the corpus uses as words that the tokenizer's dictionary lacks
+# (segment.new_words), accepted ones first by score; reason says why one is not accepted
+# (fragment, stopword, compound, numeric, userdict, rejected; empty when accepted).
+NEW_WORDS = TableSchema(
+    "new_words",
+    pa.schema(
+        [
+            _field("word", pa.string()),
+            _field("frequency", pa.int64()),
+            _field("document_frequency", pa.int64()),
+            _field("cohesion", pa.float64()),
+            _field("left_entropy", pa.float64()),
+            _field("right_entropy", pa.float64()),
+            _field("score", pa.float64()),
+            _field("accepted", pa.bool_()),
+            _field("reason", pa.string()),
+            # What the tokenizer makes of the word without it, space-separated.
+            _field("pieces", pa.string()),
+            # Its first occurrence in context, the word in 【】.
+            _field("example", pa.string()),
+            # Times it is a token of tokens.parquet (0 unless segment.new_words is use and
+            # the word is accepted, or the tokenizer finds it on its own).
+            _field("token_count", pa.int64()),
+        ]
+    ),
+)
+
 VOCABULARY = TableSchema(
     "vocabulary",
     pa.schema(
@@ -177,6 +208,16 @@ VOCABULARY = TableSchema(
             _field("term", pa.string()),
             _field("df", pa.int32()),
             _field("idf", pa.float64()),
+            # Corpus boilerplate: evenness of the term over documents (see topics/background.py)
+            # and whether it is flagged (lda.background: drop leaves flagged terms out).
+            _field("background", pa.float64()),
+            # Spread over parent documents (paragraph units): share of parents with the term,
+            # 1 - DP over them; the flag uses them when units are grouped under parents.
+            _field("parent_share", pa.float64()),
+            _field("parent_evenness", pa.float64()),
+            # Frequent, even terms: best NPMI with a partner outside them (-1 for the others).
+            _field("partner_npmi", pa.float64()),
+            _field("is_background", pa.bool_()),
         ]
     ),
 )
@@ -283,6 +324,94 @@ TOPIC_PREVALENCE = TableSchema(
     ),
 )
 
+# Stage compare: the groups of each compared column (decade, year, folder, path fields,
+# metadata) with their size in documents and units; status compared, too_small (fewer than
+# compare.min_docs documents), not_shown (beyond compare.max_groups) or alone (the column has
+# no second group of min_docs documents to set it against, and was not compared).
+COMPARE_GROUPS = TableSchema(
+    "compare_groups",
+    pa.schema(
+        [
+            _field("column", pa.string()),
+            _field("group", pa.string()),
+            _field("n_docs", pa.int64()),
+            _field("n_units", pa.int64()),
+            _field("status", pa.string()),
+        ]
+    ),
+)
+
+# Terms a group uses more than the rest: Dunning's G² with its p-value, the p-value adjusted
+# for testing every term (compare.correction), Hardie's log ratio, and the counts both sides.
+KEYNESS = TableSchema(
+    "keyness",
+    pa.schema(
+        [
+            _field("column", pa.string()),
+            _field("group", pa.string()),
+            _field("rank", pa.int32()),
+            _field("term", pa.string()),
+            _field("g2", pa.float64()),
+            _field("p", pa.float64()),
+            _field("p_adjusted", pa.float64()),
+            _field("significant", pa.bool_()),
+            _field("log_ratio", pa.float64()),
+            _field("freq_group", pa.int64()),
+            _field("freq_rest", pa.int64()),
+        ]
+    ),
+)
+
+# Mean topic share of a group and of the rest, their difference and its bootstrap 95% interval.
+TOPIC_CONTRASTS = TableSchema(
+    "topic_contrasts",
+    pa.schema(
+        [
+            _field("column", pa.string()),
+            _field("group", pa.string()),
+            _field("topic", pa.int32()),
+            _field("n_docs", pa.int64()),
+            _field("mean_group", pa.float64()),
+            _field("mean_rest", pa.float64()),
+            _field("diff", pa.float64()),
+            _field("ci_low", pa.float64()),
+            _field("ci_high", pa.float64()),
+        ]
+    ),
+)
+
+# Topic shares per period (compare.trend_bucket) with intervals and a smoothed trend; periods
+# with fewer than compare.min_docs documents are flagged few_docs (shown, marked).
+TOPIC_TRENDS = TableSchema(
+    "topic_trends",
+    pa.schema(
+        [
+            _field("period", pa.string()),
+            _field("position", pa.float64()),
+            _field("topic", pa.int32()),
+            _field("n_docs", pa.int64()),
+            _field("mean", pa.float64()),
+            _field("ci_low", pa.float64()),
+            _field("ci_high", pa.float64()),
+            _field("trend", pa.float64()),
+            _field("few_docs", pa.bool_()),
+        ]
+    ),
+)
+
+# Concordance lines (`zhtopics kwic`, and topic_kwic.parquet for each topic's top terms).
+_KWIC_FIELDS = [
+    _field("topic", pa.int32(), nullable=True),
+    _field("term", pa.string()),
+    _field("doc_id", pa.string()),
+    _field("title", pa.string(), nullable=True),
+    _field("start", pa.int64()),
+    _field("left", pa.string()),
+    _field("right", pa.string()),
+]
+KWIC = TableSchema("kwic", pa.schema(_KWIC_FIELDS))
+TOPIC_KWIC = TableSchema("topic_kwic", pa.schema(_KWIC_FIELDS))
+
 # One row per K and seed of the lda_sweep stage.
 SWEEP = TableSchema(
     "sweep",
@@ -361,6 +490,7 @@ ALL = {
         CLEAN_AUDIT,
         INGEST_REPORT,
         TOKENS,
+        NEW_WORDS,
         VOCABULARY,
         DOC_TERMS,
         KEYWORDS,
@@ -371,6 +501,11 @@ ALL = {
         REPRESENTATIVE_DOCS,
         TOPIC_PREVALENCE,
         SWEEP,
+        COMPARE_GROUPS,
+        KEYNESS,
+        TOPIC_CONTRASTS,
+        TOPIC_TRENDS,
+        TOPIC_KWIC,
         ROBUSTNESS,
     )
 }

@@ -11,9 +11,9 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from pipeline.config import Params, TfidfParams, load_params
+from pipeline.config import Params, TfidfParams, load_params, recording_reads
 from pipeline.io import Paths
-from pipeline.runner import run_stages
+from pipeline.runner import STAGES, run_stages, stage_main
 from pipeline.text.tokenizers import Lexicon, load_lexicon
 from pipeline.tfidf import tfidf
 
@@ -34,11 +34,26 @@ def lexicon(params: Params) -> Lexicon:
     return load_lexicon(params.segment)
 
 
+# The settings each stage of the sample run read (section.key), filled by ``sample_run``.
+SAMPLE_READS: dict[str, set[str]] = {}
+
+
+def run_recording_reads(params: Params, paths: Paths, stages=tuple(STAGES)) -> dict[str, set[str]]:
+    """Run ``stages`` in order in this process; the settings each one read."""
+    reads = {}
+    for name in stages:
+        with recording_reads() as seen:
+            stage_main(name)(params, paths)
+        reads[name] = set(seen)
+    return reads
+
+
 @pytest.fixture(scope="session")
 def sample_run(params: Params, tmp_path_factory: pytest.TempPathFactory) -> Paths:
-    """The whole pipeline on the owner's sample corpus, run once per test session."""
+    """The whole pipeline on the owner's sample corpus, run once per test session (noting
+    the settings each stage reads, for tests/test_dvc.py)."""
     paths = Paths.under(SAMPLE_RAW, tmp_path_factory.mktemp("sample_run"))
-    run_stages(params, paths)
+    SAMPLE_READS.update(run_recording_reads(params, paths))
     return paths
 
 
@@ -73,7 +88,9 @@ def two_themes() -> tuple[pa.Table, pa.Table, pa.Table]:
     ids = [f"d{n:02d}" for n in range(40)]
     docs = [rng.choice(themes[n % 2], size=30).tolist() for n in range(40)]
     tokens = pa.table({"doc_id": ids, "tokens": docs, "n_tokens": [len(d) for d in docs]})
-    result = tfidf(tokens, TfidfParams(min_df=1, max_df=1.0))
+    # Ten words a theme drawn thirty times: each word is in half the documents, about as evenly
+    # as chance spreads it, which the background score would flag; no word is in all of them.
+    result = tfidf(tokens, TfidfParams(min_df=1, max_df=1.0, background_min_df=1.0))
     return result.vocabulary, result.doc_terms, tokens
 
 
@@ -88,3 +105,30 @@ def chromium():
         yield driver
     finally:
         driver.quit()
+
+
+# The work-report fixture (one file per report, 1954政府工作报告_周恩来.txt ...) and the settings
+# a user of such a folder sets: the path pattern; small groups for ten files; a quick sweep.
+REPORTS = FIXTURES / "work_reports"
+REPORTS_OVERRIDES = (
+    r"ingest.path_pattern=(?P<year>\d{4})政府工作报告_(?P<speaker>[^_.]+)",
+    "compare.min_docs=2",
+    "compare.bootstrap=100",
+    "tfidf.min_df=1",
+    "lda.num_topics=4",
+    "lda.sweep.k=[3, 4]",
+    "lda.sweep.seeds=[1]",
+)
+
+
+@pytest.fixture(scope="session")
+def reports_params() -> Params:
+    return load_params(ROOT / "params.yaml", REPORTS_OVERRIDES)
+
+
+@pytest.fixture(scope="session")
+def reports_run(reports_params: Params, tmp_path_factory: pytest.TempPathFactory) -> Paths:
+    """The whole pipeline on the work-report fixture folder, run once per test session."""
+    paths = Paths.under(REPORTS, tmp_path_factory.mktemp("reports_run"))
+    run_stages(reports_params, paths)
+    return paths

@@ -19,6 +19,12 @@ OPTIONAL_TABLES = (
     "sweep",
     "representative_docs",
     "topic_prevalence",
+    "new_words",
+    "compare_groups",
+    "keyness",
+    "topic_contrasts",
+    "topic_trends",
+    "topic_kwic",
     "robustness",
 )
 OPTIONAL_FILES = ("lda_vis.html",)
@@ -146,7 +152,8 @@ def topic_prevalence(documents: pa.Table, doc_topics: pa.Table) -> pa.Table:
 
 def write_bare_run(source: Paths, dest: Path) -> Paths:
     """A copy of the run in ``source`` without the optional tables (ingest report, audit, sweep,
-    representative documents, prevalence, pyLDAvis view), as an older or partial run has it."""
+    representative documents, prevalence, the compare stage's tables, pyLDAvis view), as an
+    older or partial run has it."""
     shutil.copytree(source.processed, dest, dirs_exist_ok=True)
     paths = Paths.under(source.raw, dest)
     names = [f"{name}.parquet" for name in OPTIONAL_TABLES] + list(OPTIONAL_FILES)

@@ -73,7 +73,10 @@ def test_dvc_project_has_the_bench_settings_and_every_listed_source(corpus, tmp_
     stages = yaml.safe_load((project / "dvc.yaml").read_text(encoding="utf-8"))["stages"]
     outputs = {o for s in stages.values() for o in s["outs"]}
     outputs |= {next(iter(m)) for s in stages.values() for m in s.get("metrics", [])}
+    # A file inside an output folder (models/lda/topic_word.npy) is made, not a source.
+    made = [o.rstrip("/") + "/" for o in outputs]
     deps = {d for s in stages.values() for d in s["deps"]} - outputs
+    deps = {d for d in deps if not d.startswith(tuple(made))}
     assert sorted(d for d in deps if not (project / d).exists()) == []
     assert (project / ".dvc").is_dir()
 

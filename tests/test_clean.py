@@ -58,7 +58,7 @@ from pipeline.text.rules import (
     load_rules,
     required_clauses,
 )
-from tests.conftest import ROOT, SAMPLE_FILE, table
+from tests.conftest import FIXTURES, ROOT, SAMPLE_FILE, table
 
 DICT = ROOT / "data" / "dict"
 PARAMS = CleanParams(min_chars=5, replacements=None, boilerplate=None)
@@ -171,12 +171,30 @@ def test_spaces_fold_on_the_whole_text_as_line_by_line():
 
 def test_character_counts_in_bulk_match_the_single_text_functions(monkeypatch):
     texts = [LONG, "", " \t\n ", "English words, 123 and 中文", "𠀀𠀁 兀 Ⅲ ½ ٣", "_x_"] * 3
+    texts += ["word中文word", "中文 abc", "abcdefghij" * 3 + "中"]
     counts = char_counts(texts)
-    for text, (spaces, letters, ideographs) in zip(texts, counts.tolist(), strict=True):
+    for text, (spaces, words, ideographs) in zip(texts, counts.tolist(), strict=True):
         assert len(text) - spaces == visible_chars(text)
-        assert (ideographs / letters if letters else 1.0) == cjk_share(text)
+        assert (ideographs / (ideographs + words) if ideographs + words else 1.0) == cjk_share(text)
+    assert counts[texts.index("English words, 123 and 中文")].tolist() == [4, 3, 2]
     monkeypatch.setattr(normalize_module, "WINDOW_CHARS", 8)  # a long text a window at a time
-    assert (char_counts(texts) == counts).all()
+    assert (char_counts(texts) == counts).all()  # a word across two windows counts once
+
+
+def test_chinese_article_with_english_abstract_and_references_is_kept():
+    """440 ideographs and over 2,000 Latin letters (an English abstract, a reference list): a
+    word of another script counts as one character, so the article is 56% Chinese, not 18%."""
+    article = (FIXTURES / "journal_article.txt").read_text(encoding="utf-8")
+    assert 0.5 < cjk_share(article) < 0.6
+    docs = table(
+        doc_id=["article", "english"],
+        text=[article, article.split("\n\n")[-2]],  # the English abstract alone is not Chinese
+        status=[KEPT, KEPT],
+        reason=[None, None],
+        decode_errors=[0, 0],
+    )
+    out = clean(docs, CleanParams(replacements=None, boilerplate=None), Rules()).clean
+    assert out.column("status").to_pylist() == [KEPT, NOT_CHINESE]
 
 
 def test_urls_emails_and_html_remnants_are_removed(rules):

@@ -8,11 +8,17 @@ from tests.conftest import ROOT
 
 
 def _write(tmp_path: Path, data: dict) -> Path:
-    for name in ("userdict.txt", "stopwords.txt", "replacements.tsv", "boilerplate.tsv"):
+    names = ("userdict.txt", "stopwords.txt", "new_words_review.tsv", "keep.txt")
+    for name in (*names, "replacements.tsv", "boilerplate.tsv"):
         (tmp_path / name).write_text("", encoding="utf-8")
     files = {
-        "segment": {"userdict": "userdict.txt", "stopwords": "stopwords.txt"},
+        "segment": {
+            "userdict": "userdict.txt",
+            "stopwords": "stopwords.txt",
+            "new_words_review": "new_words_review.tsv",
+        },
         "clean": {"replacements": "replacements.tsv", "boilerplate": "boilerplate.tsv"},
+        "tfidf": {"keep_terms": "keep.txt"},
     }
     for section, values in files.items():
         data.setdefault(section, {})
@@ -104,3 +110,43 @@ def test_params_are_frozen(tmp_path):
     )
     with pytest.raises(AttributeError):
         params.lda.num_topics = 3  # type: ignore[misc]
+
+
+def _defaults(cls) -> dict:
+    import dataclasses
+
+    out = {}
+    for f in dataclasses.fields(cls):
+        value = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        if dataclasses.is_dataclass(value):
+            value = _defaults(type(value))
+        elif isinstance(value, tuple):
+            value = list(value)
+        elif isinstance(value, Path):
+            value = str(value)
+        out[f.name] = value
+    return out
+
+
+def test_defaults_are_the_shipped_params():
+    """One source of defaults: a key deleted from params.yaml keeps the shipped behaviour.
+    Every section, every key (and no key the dataclasses lack)."""
+    from pipeline.config import Params
+
+    shipped = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
+    assert _defaults(Params) == shipped
+
+
+def test_renamed_key_names_its_new_name(tmp_path):
+    with pytest.raises(ConfigError, match=r"lda\.min_updates was renamed lda\.min_token_updates"):
+        load_params(_write(tmp_path, {"lda": {"min_updates": 5}}))
+
+
+def test_recording_reads_notes_leaf_settings_only_while_active():
+    from pipeline.config import recording_reads
+
+    params = load_params(ROOT / "params.yaml")
+    with recording_reads() as reads:
+        assert params.lda.sweep.k and params.segment.pos_tags is not None
+    params.lda.top_n  # noqa: B018 (after the block: not recorded)
+    assert reads == {"lda.sweep.k", "segment.pos"}

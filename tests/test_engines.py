@@ -71,7 +71,7 @@ def test_bag_of_words_is_gensims_corpus_format():
 
 
 def test_converged_compares_the_last_reading_with_the_one_a_window_before():
-    params = LdaParams(tolerance=0.001, min_updates=100)
+    params = LdaParams(tolerance=0.001, min_token_updates=100)
     trace = [
         {"iteration": 10.0 * i, "ll_per_word": ll}
         for i, ll in enumerate([-11.0, -10.0, -9.999, -9.998, -9.997, -9.996, -9.995], 1)

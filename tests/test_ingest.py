@@ -2,6 +2,7 @@ import datetime as dt
 import io
 import json
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -26,7 +27,7 @@ from pipeline.schemas import DOCUMENTS
 from pipeline.text.decode import decode, plausibility
 from pipeline.text.formats import RawFile, html_main_text, parse_date
 from pipeline.text.rules import load_rules
-from tests.conftest import ROOT, SAMPLE_FILE
+from tests.conftest import FIXTURES, ROOT, SAMPLE_FILE
 
 DOCUMENT = IngestParams(unit="document")
 PARAGRAPH = IngestParams(unit="paragraph", paragraph_min_chars=5)
@@ -123,11 +124,13 @@ def test_single_text_file_is_one_document_with_title_from_first_line():
     assert "2021" not in doc["text"]
 
 
-def test_only_a_date_only_line_is_taken_as_the_date():
+def test_a_date_only_line_is_removed_a_date_phrase_stays_in_the_text():
     doc = _one(RawFile("a.txt", "标题\n2021年3月5日上午召开会议。\n正文。\n".encode()))
-    assert doc["date"] is None and "2021年3月5日上午召开会议" in doc["text"]
+    assert doc["date"] == dt.date(2021, 3, 5) and "2021年3月5日上午召开会议" in doc["text"]
+    assert (doc["date_source"], doc["date_precision"]) == ("text", "day")
     doc = _one(RawFile("b.txt", "标题\n2021-03-05 星期五\n正文。\n".encode()))
     assert doc["date"] == dt.date(2021, 3, 5) and "星期五" not in doc["text"]
+    assert doc["date_source"] == "text"
 
 
 @pytest.mark.parametrize(
@@ -542,3 +545,134 @@ def test_main_fails_clearly_when_nothing_is_usable(tmp_path):
     (raw / "a.xlsx").write_bytes(b"PK")
     with pytest.raises(IngestError, match="no usable documents.*unsupported"):
         main(Params(), Paths.under(raw, tmp_path / "out"))
+
+
+# --- dates and fields from the documents themselves (issue 19) ---------------------------------
+
+REPORTS = FIXTURES / "work_reports"
+REPORT_PATTERN = r"(?P<year>\d{4})政府工作报告_(?P<speaker>[^_.]+)"
+
+
+def _reports(tmp_path: Path, folder: str = "") -> Path:
+    """The work-report fixture folder (one file per report), copied under tmp_path/raw."""
+    raw = tmp_path / "raw"
+    shutil.copytree(REPORTS, raw / folder if folder else raw)
+    return raw
+
+
+def test_work_reports_get_day_dates_from_the_line_under_the_title(tmp_path):
+    docs = ingest(read_raw_files(_reports(tmp_path)), DOCUMENT).to_pylist()
+    got = {d["source"][:4]: (d["date"], d["date_source"], d["date_precision"]) for d in docs}
+    assert got["1954"] == (dt.date(1954, 5, 23), "text", "day")
+    assert got["1978"] == (dt.date(1978, 2, 26), "text", "day")  # 一九七八年二月二十六日
+    assert got["2017"] == (dt.date(2017, 3, 5), "text", "day")  # 二〇一七年三月五日
+    assert all(d["title"] for d in docs)
+    assert "folder" not in docs[0]  # no folder below the raw folder: no folder column
+
+
+def test_path_pattern_gives_year_and_speaker_to_every_paragraph(tmp_path):
+    params = IngestParams(unit="paragraph", path_pattern=REPORT_PATTERN, date_sources=("path",))
+    docs = ingest(read_raw_files(_reports(tmp_path)), params).to_pylist()
+    assert len(docs) > 10
+    speakers = {d["source"]: d["speaker"] for d in docs}
+    assert speakers["1954政府工作报告_周恩来.txt"] == "周恩来"
+    assert set(speakers.values()) == {"周恩来", "华国锋", "赵紫阳", "李鹏", "温家宝", "李克强"}
+    assert all(d["year"] == d["source"][:4] for d in docs)
+    # A year group fills the date, at year precision (never shown as 1 January).
+    assert all(d["date"] == dt.date(int(d["year"]), 1, 1) for d in docs)
+    assert {(d["date_source"], d["date_precision"]) for d in docs} == {("path", "year")}
+
+
+def test_the_order_of_date_sources_decides(tmp_path):
+    raw = _reports(tmp_path)
+    params = IngestParams(unit="document", date_sources=("path", "text"))
+    docs = ingest(read_raw_files(raw), params).to_pylist()
+    assert {(d["date_source"], d["date_precision"]) for d in docs} == {("path", "year")}
+    params = IngestParams(unit="document", date_sources=())
+    docs = ingest(read_raw_files(raw), params).to_pylist()
+    assert {d["date"] for d in docs} == {None}
+
+
+def test_title_then_path_when_the_text_has_no_date():
+    title_only = RawFile("x/无日期.txt", "二〇一二年工作总结\n正文没有日期。\n".encode())
+    path_only = RawFile("2015/无日期.txt", "工作总结\n正文没有日期。\n".encode())
+    neither = RawFile("第3期/19卷.txt", "工作总结\n共1999个单位，电话010-65123456。\n".encode())
+    params = IngestParams(unit="document", date_sources=("title", "path"))
+    rows = ingest([title_only, path_only, neither], params).to_pylist()
+    assert [(r["date"], r["date_source"], r["date_precision"]) for r in rows] == [
+        (dt.date(2012, 1, 1), "title", "year"),
+        (dt.date(2015, 1, 1), "path", "year"),
+        (None, None, None),
+    ]
+
+
+def test_the_first_folder_is_the_folder_column(tmp_path):
+    files = [
+        RawFile("体育/1.txt", "标题\n正文。\n".encode()),
+        RawFile("财经/2019/2.txt", "标题\n正文。\n".encode()),
+        RawFile("top.txt", "标题\n正文。\n".encode()),
+    ]
+    rows = ingest(files, DOCUMENT).to_pylist()
+    assert [r["folder"] for r in rows] == ["体育", "财经", None]
+    rows = ingest(files, IngestParams(unit="document", folder_column=None)).to_pylist()
+    assert "folder" not in rows[0]
+
+
+def test_a_date_column_wins_over_text_dates():
+    data = "text,date,label\n2019年5月1日召开会议。,2020-01-02,a\n2019年5月1日召开会议。,,b\n"
+    rows = ingest([RawFile("2018/t.csv", data.encode())], DOCUMENT).to_pylist()
+    assert [(r["date"], r["date_source"]) for r in rows] == [
+        (dt.date(2020, 1, 2), "column"),
+        (dt.date(2019, 5, 1), "text"),
+    ]
+    assert rows[0]["folder"] == "2018"
+
+
+def test_a_year_column_value_is_a_year_not_the_first_of_january():
+    data = "text,date\n正文。,1958\n正文。,1958-07\n"
+    rows = ingest([RawFile("t.csv", data.encode())], DOCUMENT).to_pylist()
+    assert [r["date_precision"] for r in rows] == ["year", "month"]
+
+
+def test_a_path_pattern_that_matches_no_file_is_an_error(tmp_path):
+    params = IngestParams(path_pattern=r"(?P<speaker>nobody)")
+    with pytest.raises(IngestError, match=r"matched 0 of 10 file\(s\)"):
+        ingest(read_raw_files(_reports(tmp_path)), params)
+
+
+def test_a_path_pattern_that_matches_some_files_says_how_many(tmp_path, caplog):
+    params = IngestParams(unit="document", path_pattern=r"(?P<year>19\d\d)政府")
+    with caplog.at_level("WARNING"):
+        rows = ingest(read_raw_files(_reports(tmp_path)), params).to_pylist()
+    assert "matched 6 of 10 file(s)" in caplog.text and "2010政府工作报告_温家宝.txt" in caplog.text
+    assert sum(r["year"] is not None for r in rows) == 6
+
+
+def test_path_pattern_with_a_date_group_and_nested_folders(tmp_path):
+    raw = _reports(tmp_path, folder="报告")
+    params = IngestParams(unit="document", path_pattern=r"_(?P<speaker>[^_.]+)\.txt$")
+    rows = ingest(read_raw_files(raw), params).to_pylist()
+    assert {r["folder"] for r in rows} == {"报告"}
+    assert rows[0]["speaker"] == "周恩来"
+    params = IngestParams(unit="document", path_pattern=r"^(?P<date>\d{4})", date_sources=("path",))
+    rows = ingest([RawFile("2019-03-05_讲话.txt", "正文。".encode())], params).to_pylist()
+    assert rows[0]["date"] == dt.date(2019, 1, 1) and rows[0]["date_precision"] == "year"
+
+
+@pytest.mark.parametrize(
+    ("values", "key"),
+    [
+        ({"path_pattern": "(?P<year"}, "ingest.path_pattern"),
+        ({"path_pattern": r"\d{4}"}, "ingest.path_pattern"),
+        ({"path_pattern": r"(?P<source>.*)"}, "ingest.path_pattern"),
+        ({"folder_column": "title"}, "ingest.folder_column"),
+        ({"date_sources": ["text", "calendar"]}, "ingest.date_sources"),
+        ({"date_sources": ["text", "text"]}, "ingest.date_sources"),
+        ({"date_lines": 0}, "ingest.date_lines"),
+    ],
+)
+def test_bad_date_and_path_settings_name_the_key(values, key):
+    from pipeline.config import ConfigError, params_from_dict
+
+    with pytest.raises(ConfigError, match=key):
+        params_from_dict({"ingest": values})

@@ -7,7 +7,13 @@ from pipeline.schemas import SWEEP
 from pipeline.topics.counts import LdaError
 from pipeline.topics.terms import stability
 
-PARAMS = LdaParams(
+PARAMS = LdaParams(  # gensim, as before the defaults became the shipped params.yaml
+    engine="gensim",
+    alpha="auto",
+    eta="symmetric",
+    tolerance=None,
+    min_token_updates=0,
+    threads=1,
     passes=5,
     iterations=50,
     random_state=7,
@@ -109,3 +115,24 @@ def test_heldout_split_is_stable_and_never_empty():
     assert split_heldout(ids[:3], 0.01).sum() == 1
     with pytest.raises(LdaError, match="too few"):
         split_heldout(ids[:2], 0.9)
+
+
+def test_the_sweep_leaves_background_terms_out_and_says_so(two_themes):
+    import pyarrow as pa
+
+    vocabulary, doc_terms, tokens = two_themes
+    flags = [False] * vocabulary.num_rows
+    flags[0] = True  # as if the tfidf stage had flagged the first term
+    flagged = vocabulary.set_column(
+        vocabulary.schema.get_field_index("is_background"), "is_background", pa.array(flags)
+    )
+    result = lda_sweep(flagged, doc_terms, tokens, PARAMS)
+    assert result.summary["background_terms_left_out"] == 1
+    assert result.summary["background"] == "drop" and result.summary["term_weight"] == "one"
+    table = SWEEP.conform(result.table)
+    assert all(np.isfinite(table.column("perplexity").to_pylist()))
+    kept = lda_sweep(
+        flagged, doc_terms, tokens, LdaParams(**{**PARAMS.__dict__, "background": "include"})
+    )
+    assert kept.summary["background_terms_left_out"] == 0
+    assert not table.equals(SWEEP.conform(kept.table))

@@ -15,17 +15,30 @@ from pipeline.results import OUT_VARIABLE
 from tests.conftest import ROOT
 
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
-EXPECTED = ["1.0-corpus-overview", "2.0-keywords", "3.0-topics", "4.0-model-selection"]
+EXPECTED = [
+    "1.0-corpus-overview",
+    "2.0-keywords",
+    "3.0-topics",
+    "4.0-model-selection",
+    "5.0-time-and-groups",
+]
 # The optional outputs each notebook draws when a run has them, and says so when not.
 OPTIONAL = {
     "1.0-corpus-overview": ["ingest_report.parquet", "clean_audit.parquet"],
     "2.0-keywords": [],
     "3.0-topics": ["topic_prevalence.parquet", "representative_docs.parquet", "lda_vis.html"],
     "4.0-model-selection": ["sweep.parquet", "robustness.parquet"],
+    "5.0-time-and-groups": [
+        "compare_groups.parquet",
+        "keyness.parquet",
+        "topic_contrasts.parquet",
+        "topic_trends.parquet",
+        "topic_kwic.parquet",
+    ],
 }
 
 
-def test_the_four_notebooks_are_there():
+def test_the_notebooks_are_there():
     assert [p.stem for p in NOTEBOOKS] == EXPECTED
 
 
@@ -86,6 +99,8 @@ RUNS = [
     ("2.0-keywords", "sample_run"),
     ("3.0-topics", "sample_run"),
     ("4.0-model-selection", "sample_run"),
+    # The work-report fixture: dates, speakers, groups compared (the sample has none).
+    ("5.0-time-and-groups", "reports_run"),
     ("1.0-corpus-overview", "bare_run"),
     ("4.0-model-selection", "bare_run"),
 ]

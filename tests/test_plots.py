@@ -213,3 +213,29 @@ def test_a_missing_column_is_named():
         )
     with pytest.raises(SchemaError, match="weight"):
         plots.plot_term_bars(table(topic=[0], term=["妇女"]), "topic")
+
+
+def test_topic_trends_and_contrasts_draw_in_chinese(reports_run):
+    from pipeline.results import load_results
+    from pipeline.schemas import TOPIC_CONTRASTS, TOPIC_TRENDS
+
+    r = load_results(reports_run)
+    fig = plots.plot_topic_trends(r.topic_trends, r.topics)
+    _no_tofu(fig)
+    panels = [ax for ax in fig.axes if ax.get_title()]
+    assert len(panels) == r.topics.num_rows
+    # A hollow dot per few-document period: every year of the fixture has one report.
+    hollow = [c for c in panels[0].collections if len(c.get_offsets())]
+    assert len(hollow[-1].get_offsets()) == 10
+    fig = plots.plot_topic_contrasts(r.topic_contrasts, "speaker", r.topics)
+    _no_tofu(fig)
+    assert {ax.get_title() for ax in fig.axes if ax.get_title()} == {
+        "周恩来 (3 篇)",
+        "李克强 (2 篇)",
+        "温家宝 (2 篇)",
+    }
+    for fig in (
+        plots.plot_topic_trends(TOPIC_TRENDS.schema.empty_table()),
+        plots.plot_topic_contrasts(TOPIC_CONTRASTS.schema.empty_table(), "speaker"),
+    ):
+        assert [t.get_text() for ax in fig.axes for t in ax.texts][0]

@@ -108,3 +108,20 @@ def test_doc_topic_rows_group_by_main_topic_heaviest_first_and_thin_evenly():
     assert thinned.doc_ids == ["b", "a"] and thinned.total == 4
     empty = report_tables.doc_topic_rows(doc_topics.slice(0, 0))
     assert empty.doc_ids == [] and empty.total == 0
+
+
+def test_periods_respect_date_precision():
+    documents = _documents().append_column(
+        "date_precision", pa.array(["year", "day", "month", None], pa.string())
+    )
+    assert report_tables.period_table(documents, "month").to_pylist() == [
+        {"period": "(year only)", "count": 1},
+        {"period": "2022-09", "count": 2},
+    ]
+    assert report_tables.group_labels(documents, "quarter") == {
+        "a": "(year only)",
+        "b": "2022-Q3",
+        "c": "2022-Q3",
+        "d": "(no date)",
+    }
+    assert report_tables.group_labels(documents, "decade")["a"] == "2020s"

@@ -292,6 +292,7 @@ def _collocation_docs():
         reason=[None] * n,
         cluster_id=[None] * n,
         cluster_size=[None] * n,
+        spin_score=[0.0] * n,
     )
 
 
@@ -339,6 +340,7 @@ def _corpus(n: int = 240) -> pa.Table:
         reason=[None if s == "kept" else "short" for s in status],
         cluster_id=[None] * n,
         cluster_size=[None] * n,
+        spin_score=[0.0] * n,
     )
 
 
@@ -602,7 +604,11 @@ def test_stage_with_phrases_matches_the_function(tmp_path, params):
     )
     assert read_table(out, TOKENS).equals(TOKENS.conform(expected))
     assert "人工智能_芯片" in expected.column("tokens").to_pylist()[3]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["clean.parquet", "tokens.parquet"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "clean.parquet",
+        "new_words.parquet",
+        "tokens.parquet",
+    ]
 
 
 @pytest.mark.parametrize("backend", ["jieba", "rjieba"])

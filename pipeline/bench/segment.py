@@ -104,6 +104,7 @@ def _clean_table(ids: list[str], texts: list[str]) -> pa.Table:
             "reason": pa.nulls(len(texts), pa.string()),
             "cluster_id": pa.nulls(len(texts), pa.string()),
             "cluster_size": pa.nulls(len(texts), pa.int64()),
+            "spin_score": pa.array([0.0] * len(texts), pa.float64()),
         }
     )
 

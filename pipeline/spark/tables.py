@@ -56,7 +56,9 @@ def write_dataset(df, uri: str, schema: TableSchema, order: list[str], parts: in
 
 def write_arrow(spark, table: pa.Table, uri: str, schema: TableSchema) -> None:
     """Write a (small) table made on the driver as a one-part dataset."""
-    table = schema.conform(table)
+    from pipeline.precision import round_table
+
+    table = round_table(schema.conform(table))
     df = spark.createDataFrame(table) if table.num_rows else _empty(spark, schema)
     _write(df.coalesce(1), uri)
 

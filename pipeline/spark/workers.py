@@ -384,6 +384,13 @@ def _weigh_batch(batch, terms, idf, sublinear_tf, top_k, weigh, keywords) -> pa.
     np.cumsum(np.minimum(np.diff(indptr), top_k), out=top_offsets[1:])
     offsets = pa.array(indptr.astype(np.int32))
     top_offsets = pa.array(top_offsets)
+    from pipeline.precision import round_significant
+
+    # Published floats at the precision the local engine writes (pipeline/precision.py).
+    weights, top_weights = (
+        round_significant(weights),
+        round_significant(top.column("weight").to_numpy()),
+    )
     return pa.table(
         {
             "doc_id": doc_ids,
@@ -394,9 +401,7 @@ def _weigh_batch(batch, terms, idf, sublinear_tf, top_k, weigh, keywords) -> pa.
             "keyword_terms": pa.ListArray.from_arrays(
                 top_offsets, top.column("term").combine_chunks()
             ),
-            "keyword_weights": pa.ListArray.from_arrays(
-                top_offsets, top.column("weight").combine_chunks()
-            ),
+            "keyword_weights": pa.ListArray.from_arrays(top_offsets, pa.array(top_weights)),
         }
     )
 
@@ -424,7 +429,9 @@ def fold_in_documents(phi: np.ndarray, alpha: np.ndarray):
                 (counts.flatten().to_numpy(), ids.flatten().to_numpy(), indptr - indptr[0]),
                 shape=(docs.num_rows, phi.shape[1]),
             )
-            theta = fold_in(phi, alpha, matrix)
+            from pipeline.precision import round_significant
+
+            theta = round_significant(fold_in(phi, alpha, matrix))
             k = phi.shape[0]
             offsets = pa.array(np.arange(docs.num_rows + 1, dtype=np.int32) * k)
             table = pa.table(

@@ -149,8 +149,10 @@ def lsh_bands(threshold: float, num_perm: int) -> tuple[int, int]:
     best, least = (0, 0), float("inf")
     for bands in range(1, num_perm + 1):
         for rows in range(1, num_perm // bands + 1):
-            false_positive = float(below_weights @ (1 - (1 - below**rows) ** bands))
-            false_negative = float(above_weights @ ((1 - above**rows) ** bands))
+            # Elementwise and np.sum, not a BLAS dot (CPU-dependent order): the same choice
+            # of bands everywhere.
+            false_positive = float((below_weights * (1 - (1 - below**rows) ** bands)).sum())
+            false_negative = float((above_weights * ((1 - above**rows) ** bands)).sum())
             error = 0.5 * false_positive + 0.5 * false_negative
             if error < least:
                 best, least = (bands, rows), error

@@ -25,6 +25,8 @@ from pipeline.schemas import (
     UNREADABLE,
     UNSUPPORTED,
 )
+from pipeline.text import dates
+from pipeline.text.dates import FoundDate
 from pipeline.text.decode import Decoded, binary_kind, decode, decode_as
 
 log = logging.getLogger(__name__)
@@ -35,14 +37,6 @@ DOCUMENT_SUFFIXES = {".docx", ".html", ".htm", ".pdf"}
 SUPPORTED = TEXT_SUFFIXES | TABULAR_SUFFIXES | DOCUMENT_SUFFIXES
 RESERVED = set(DOCUMENTS.columns)
 
-_DATE = r"^\s*(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*日?"
-# A date value; anything after a space or T (a time) is ignored.
-_DATE_RE = re.compile(_DATE + r"(?:[ T].*)?$")
-_COMPACT_DATE_RE = re.compile(r"^\s*(\d{4})(\d{2})(\d{2})\s*$")
-# A line that holds a date and nothing else (a weekday or a time may follow).
-_DATE_LINE_RE = re.compile(
-    _DATE + r"\s*(?:(?:星期|周)[一二三四五六日天]|\d{1,2}:\d{2}(?::\d{2})?)?\s*$"
-)
 _SENTENCE_END = tuple("。！？!?；;，,:：")
 _TITLE_MAX_CHARS = 60
 
@@ -77,7 +71,10 @@ class ParsedDoc:
     format: str
     encoding: str | None = None
     title: str | None = None
-    date: dt.date | None = None
+    date: FoundDate | None = None
+    # Where ``date`` came from (column or text) until ingest resolves the document's date
+    # from every source (pipeline.ingest.resolve_date).
+    date_source: str | None = None
     part: str | None = None
     status: str | None = None
     reason: str | None = None
@@ -117,16 +114,10 @@ def parse_file(raw: RawFile, params: IngestParams, split_re: re.Pattern[str]) ->
 
 
 def parse_date(value: str | None) -> dt.date | None:
-    """Parse 2022-09-16, 2022/9/16, 2022年9月16日 or 20220916 (a time after it is ignored)."""
-    if not value:
-        return None
-    match = _DATE_RE.match(value) or _COMPACT_DATE_RE.match(value)
-    if not match:
-        return None
-    try:
-        return dt.date(*(int(g) for g in match.groups()))
-    except ValueError:
-        return None
+    """The date of a date column's value (2022-09-16, 2022/9/16, 2022年9月16日, 20220916, 2022-09,
+    2022; a time after it is ignored); a month or a year gives its first day."""
+    found = dates.parse_date_value(value)
+    return found.date if found else None
 
 
 def _decode_file(raw: RawFile, params: IngestParams) -> Decoded:
@@ -163,36 +154,38 @@ def _parse_text(
     )
     if not headings:
         date, body = _take_date(text)
-        return [doc(0, body, title=_guess_title(body, raw.source), date=date)]
+        return [doc(0, body, title=_guess_title(body, raw.source), **date)]
     docs = []
     preamble_date, preamble = _take_date(text[: headings[0].start()])
     preamble = _drop_line(preamble, headings[0].group("title").strip())
     if preamble.strip():
-        docs.append(doc(0, preamble, title=_guess_title(preamble, raw.source), date=preamble_date))
+        title = _guess_title(preamble, raw.source)
+        docs.append(doc(0, preamble, title=title, **preamble_date))
     has_part = "part" in split_re.groupindex
     for i, match in enumerate(headings):
         end = headings[i + 1].start() if i + 1 < len(headings) else len(text)
         date, body = _take_date(text[match.end() : end])
         part = match.group("part") if has_part else None
         title = match.group("title").strip()
-        docs.append(doc(i + 1, body, title=title, date=date or preamble_date, part=part))
+        docs.append(doc(i + 1, body, title=title, part=part, **(date or preamble_date)))
     return docs
 
 
-def _take_date(text: str, lines_to_search: int = 5) -> tuple[dt.date | None, str]:
-    """Find a date-only line among the first non-empty lines; return it and the text without it."""
+def _take_date(text: str, lines_to_search: int = 5) -> tuple[dict, str]:
+    """Find a date-only line among the first non-empty lines; return it (as ParsedDoc fields)
+    and the text without it. Date phrases in other lines stay in the text (resolve_date)."""
     lines = text.split("\n")
     seen = 0
     for i, line in enumerate(lines):
         if not line.strip():
             continue
-        date = parse_date(line) if _DATE_LINE_RE.match(line) else None
+        date = dates.parse_date_value(line) if dates.is_date_only_line(line) else None
         if date:
-            return date, "\n".join(lines[:i] + lines[i + 1 :])
+            return {"date": date, "date_source": "text"}, "\n".join(lines[:i] + lines[i + 1 :])
         seen += 1
         if seen >= lines_to_search:
             break
-    return None, text
+    return {}, text
 
 
 def _drop_line(text: str, line_text: str) -> str:
@@ -252,7 +245,8 @@ def _parse_tabular(raw: RawFile, fmt: str, params: IngestParams) -> Iterator[Par
             fmt,
             encoding,
             title=row.get("title") or None,
-            date=parse_date(row.get("date")),
+            date=dates.parse_date_value(row.get("date")),
+            date_source="column" if row.get("date") else None,
             metadata={_meta_name(k): v for k, v in row.items() if k != text_column},
         )
 

@@ -35,6 +35,9 @@ _SPACE_NEAR_CJK = re.compile(rf"(?<=[{_CJK}]) | (?=[{_CJK}])")
 _SPACE = re.compile(r"\s")
 _IDEOGRAPHS = re.compile(r"[^\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f]+")
 _NOT_LETTERS = re.compile(r"[\W\d_]+")
+# A word of another script: a run of letters that are not CJK ideographs (English, pinyin,
+# Cyrillic, kana ...).
+_OTHER_WORD = re.compile(r"[^\W\d_\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f]+")
 _NOT_WORD = re.compile(r"[\W_]+")
 
 # Texts are handled in bulk in groups of about this many characters (a longer text a window
@@ -162,9 +165,13 @@ def visible_chars(text: str) -> int:
 
 
 def cjk_share(text: str) -> float:
-    """The share of CJK ideographs among the letters of ``text`` (1.0 when it has none)."""
-    letters = len(_NOT_LETTERS.sub("", text))
-    return len(_IDEOGRAPHS.sub("", text)) / letters if letters else 1.0
+    """The share of CJK ideographs in ``text``, where a word of another script (a run of
+    letters: "abstract", "Zhang") counts as one, like one ideograph: Chinese writes a word in
+    one or two characters, English in five to ten letters, so counting letters would make a
+    Chinese article with an English abstract and references look English. 1.0 without any."""
+    ideographs = len(_IDEOGRAPHS.sub("", text))
+    units = ideographs + len(_OTHER_WORD.findall(text))
+    return ideographs / units if units else 1.0
 
 
 # Flags of a code point in the table of char_classes.
@@ -189,22 +196,38 @@ def char_classes() -> np.ndarray:
 
 
 def char_counts(texts: Sequence[str]) -> np.ndarray:
-    """For each text, its numbers of spaces, letters and CJK ideographs (``visible_chars``
-    and ``cjk_share`` in bulk), as an int64 array of shape (len(texts), 3)."""
+    """For each text, its numbers of spaces, words of other scripts and CJK ideographs
+    (``visible_chars`` and ``cjk_share`` in bulk), as an int64 array of shape (len(texts), 3)."""
     table = char_classes()
-    flags = (IS_SPACE, IS_LETTER, IS_IDEOGRAPH)
-    counts = np.zeros((len(texts), len(flags)), dtype=np.int64)
+    counts = np.zeros((len(texts), 3), dtype=np.int64)
     first = 0
     for group in text_groups(texts, WINDOW_CHARS):
         if len(group) == 1:  # perhaps a long text: a window at a time
+            before = False  # whether the window before ended inside a word
             for start in range(0, len(group[0]), WINDOW_CHARS):
                 classes = table[code_points(group[0][start : start + WINDOW_CHARS])]
-                counts[first] += [np.count_nonzero(classes & flag) for flag in flags]
+                flags = _flags(classes, np.array([0]), before)
+                counts[first] += [np.count_nonzero(f) for f in flags]
+                before = bool(_other_letter(classes[-1:])[0])
         else:
             classes = table[code_points("".join(group))]
             bounds = np.cumsum([0] + [len(text) for text in group])
-            for column, flag in enumerate(flags):
-                total = np.concatenate(([0], np.cumsum((classes & flag) != 0)))
+            for column, flag in enumerate(_flags(classes, bounds[:-1], False)):
+                total = np.concatenate(([0], np.cumsum(flag)))
                 counts[first : first + len(group), column] = total[bounds[1:]] - total[bounds[:-1]]
         first += len(group)
     return counts
+
+
+def _other_letter(classes: np.ndarray) -> np.ndarray:
+    return (classes & (IS_LETTER | IS_IDEOGRAPH)) == IS_LETTER
+
+
+def _flags(classes: np.ndarray, starts: np.ndarray, before: bool) -> list[np.ndarray]:
+    """Per character: a space; the first letter of a word of another script (no such letter
+    just before it in the same text); a CJK ideograph."""
+    other = _other_letter(classes)
+    previous = np.concatenate(([before], other[:-1]))
+    previous[starts[starts < len(previous)]] = False
+    previous[0] = before
+    return [(classes & IS_SPACE) != 0, other & ~previous, (classes & IS_IDEOGRAPH) != 0]

@@ -24,6 +24,7 @@ import numpy as np
 import pyarrow as pa
 
 from pipeline.arrays import list_array, to_numpy, utf8_array
+from pipeline.io import pause_point
 
 log = logging.getLogger(__name__)
 
@@ -142,6 +143,7 @@ class TokenCache:
         try:
             self._db.execute("BEGIN")
             self._db.executemany("INSERT OR REPLACE INTO tokens VALUES (?, ?, ?, ?)", rows)
+            pause_point("segment-cache")  # tests kill a run here, inside the transaction
             self._db.execute("COMMIT")
         except sqlite3.DatabaseError as exc:
             self._discard(exc)

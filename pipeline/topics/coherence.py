@@ -171,7 +171,8 @@ def _c_v(matrix: np.ndarray) -> float:
     """Mean cosine of each word's NPMI vector with the topic's (their sum), gamma 1."""
     whole = matrix.sum(axis=0)
     norms = np.linalg.norm(matrix, axis=1) * np.linalg.norm(whole)
-    sims = np.divide(matrix @ whole, norms, out=np.zeros(len(matrix)), where=norms > 0)
+    dots = np.einsum("ij,j->i", matrix, whole)  # not BLAS, whose order depends on the CPU
+    sims = np.divide(dots, norms, out=np.zeros(len(matrix)), where=norms > 0)
     return float(sims.mean())
 
 

@@ -19,6 +19,7 @@ import scipy.sparse as sp
 
 from pipeline.config import LdaParams
 from pipeline.io import row_spans
+from pipeline.precision import round_data, round_float, round_significant
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,15 @@ class Fitted:
     eta: float
     convergence: list[dict[str, float]] = field(default_factory=list)
     native: Any = None
+
+    def __post_init__(self) -> None:
+        # Every number of a fit at the published precision: what follows (tables, rankings,
+        # the saved model) starts from the same bits on any CPU (pipeline/precision.py).
+        self.phi = round_significant(self.phi)
+        self.theta = round_significant(self.theta)
+        self.alpha = round_significant(self.alpha)
+        self.eta = round_float(self.eta)
+        self.convergence = round_data(self.convergence)
 
 
 def fit(
@@ -116,7 +126,9 @@ def _fit_gensim(
 ) -> Fitted:
     from gensim.models import LdaModel
 
-    corpus = bag_of_words(counts)
+    from pipeline.topics.background import term_weights
+
+    corpus = bag_of_words(term_weights(counts, params.term_weight))
     id2word = (
         dict(enumerate(terms))
         if terms is not None
@@ -203,6 +215,7 @@ def _fit_tomotopy(
     alpha = prior_vector(params.alpha, k)
     eta = 1.0 / k if params.eta == "symmetric" else float(params.eta)
     model = tp.LDAModel(
+        tw=getattr(tp.TermWeight, params.term_weight.upper()),
         k=k,
         alpha=alpha.tolist() if params.alpha == "asymmetric" else float(alpha[0]),
         eta=eta,
@@ -215,8 +228,11 @@ def _fit_tomotopy(
     starts, ids = token_sequences(counts, sequences)
     words = names[ids].tolist()
     bounds = starts.tolist()
-    for a, b in zip(bounds[:-1], bounds[1:], strict=True):
-        model.add_doc(words[a:b])
+    # A document without tokens (all its terms left out as background) is not sampled;
+    # its topic mix is the prior's.
+    sampled = [row for row in range(len(bounds) - 1) if bounds[row + 1] > bounds[row]]
+    for row in sampled:
+        model.add_doc(words[bounds[row] : bounds[row + 1]])
     del words  # tomotopy keeps its own copy, as word ids
     model.optim_interval = 10 if params.alpha == "auto" else 0
     parallel = tp.ParallelScheme.PARTITION
@@ -230,7 +246,9 @@ def _fit_tomotopy(
             warnings.simplefilter("ignore", RuntimeWarning)
             model.train(step, workers=params.threads, parallel=parallel, show_progress=False)
         done += step
-        trace.append({"iteration": float(done), "ll_per_word": float(model.ll_per_word)})
+        # Rounded: tomotopy's AVX-512 build sums the likelihood in another order than its
+        # AVX2 and SSE2 builds (the same samples, the last digits differ).
+        trace.append({"iteration": float(done), "ll_per_word": round_float(model.ll_per_word)})
         if converged(trace, done * tokens, params):
             break
     shown = [t for t in trace if t["iteration"] % CONVERGENCE_WINDOW == 0 or t is trace[-1]]
@@ -250,7 +268,8 @@ def _fit_tomotopy(
         missing = np.setdiff1d(np.arange(counts.shape[1]), used)
         phi[:, missing] = (eta / (n_k + len(used) * eta))[:, None]
         phi /= phi.sum(axis=1, keepdims=True)
-    theta = np.asarray([doc.get_topic_dist() for doc in model.docs], dtype=np.float64)
+    theta = np.tile(np.asarray(model.alpha, dtype=np.float64).reshape(-1), (counts.shape[0], 1))
+    theta[sampled] = np.asarray([doc.get_topic_dist() for doc in model.docs], dtype=np.float64)
     theta /= theta.sum(axis=1, keepdims=True)
     fitted = Fitted(
         engine="tomotopy",
@@ -278,9 +297,9 @@ def trim_heap() -> None:
 def converged(trace: list[dict[str, float]], updates: int, params: LdaParams) -> bool:
     """Whether Gibbs sampling may stop: the last ``CONVERGENCE_WINDOW`` sweeps raised the
     log-likelihood per word by less than ``params.tolerance`` (relative), once
-    ``params.min_updates`` token updates (sweeps x tokens) are done. Small corpora, cheap to
+    ``params.min_token_updates`` token updates (sweeps x tokens) are done. Small corpora, cheap to
     sample, thus get every sweep."""
-    if params.tolerance is None or updates < params.min_updates or not trace:
+    if params.tolerance is None or updates < params.min_token_updates or not trace:
         return False
     now = trace[-1]
     before = [t for t in trace if t["iteration"] == now["iteration"] - CONVERGENCE_WINDOW]

@@ -16,6 +16,7 @@ import pyarrow as pa
 import scipy.sparse as sp
 
 from pipeline.io import atomic_path
+from pipeline.precision import round_data
 
 VIS_ID = "ldavis_zhtopics"
 R_TERMS = 30  # terms in each bar chart of the view
@@ -74,7 +75,8 @@ def render(
     doc_lengths = np.asarray(counts.sum(axis=1), dtype=np.float64).ravel()
     phi_kept = phi[:, keep] / phi[:, keep].sum(axis=1, keepdims=True)
     vocab = np.asarray(terms, dtype=object)[keep]
-    data = prepare(phi_kept, theta, doc_lengths, vocab)
+    # Floats at the published precision: the same page on any CPU (pipeline/precision.py).
+    data = round_data(prepare(phi_kept, theta, doc_lengths, vocab))
     rows = "\n".join(
         f"<tr><td>{r['topic'] + 1}</td><td>{r['topic']}</td><td>{html.escape(r['label'])}</td>"
         f"<td>{100 * r['prevalence']:.1f}%</td></tr>"
@@ -298,26 +300,62 @@ def js_pcoa(distributions) -> np.ndarray:
         for j in range(i + 1, n, PCOA_ROWS):
             others = p[j : j + PCOA_ROWS]
             log_m = _log0(0.5 * (p[i] + others))
-            ab = p_log_p[i] - log_m @ p[i]
+            ab = p_log_p[i] - np.einsum("ij,j->i", log_m, p[i])  # not BLAS: see _pcoa
             ba = p_log_p[j : j + PCOA_ROWS] - np.einsum("ij,ij->i", others, log_m)
             dist[i, j : j + len(others)] = dist[j : j + len(others), i] = 0.5 * (ab + ba)
     return _pcoa(dist)
 
 
 def _pcoa(dist: np.ndarray, n_components: int = 2) -> np.ndarray:
-    """Principal coordinate analysis (classical scaling), as pyLDAvis' ``_pcoa``."""
-    n = dist.shape[0]
-    centre = np.eye(n) - np.ones((n, n)) / n
-    b = -centre.dot(dist**2).dot(centre) / 2
-    eigvals, eigvecs = np.linalg.eig(b)
-    ix = eigvals.argsort()[::-1][:n_components]
+    """Principal coordinate analysis (classical scaling), as pyLDAvis' ``_pcoa``, with the same
+    result on any CPU: the double centring is elementwise (pyLDAvis multiplies matrices, which
+    OpenBLAS sums in an order that depends on the CPU), the eigenvectors come from
+    :func:`jacobi_eigh` (no LAPACK), and each axis points so that its largest coordinate (the
+    first of equal ones) is positive: an eigenvector's sign is arbitrary."""
+    squared = dist**2
+    b = -(squared - squared.mean(axis=0) - squared.mean(axis=1)[:, None] + squared.mean()) / 2
+    eigvals, eigvecs = jacobi_eigh(b)
+    ix = np.lexsort((np.arange(len(eigvals)), -eigvals))[:n_components]
     eigvals, eigvecs = eigvals[ix], eigvecs[:, ix]
     eigvals[np.isclose(eigvals, 0)] = 0
     if np.any(eigvals < 0):
         negative = eigvals < 0
         eigvals[negative] = 0
         eigvecs[:, negative] = 0
-    return np.sqrt(eigvals) * eigvecs
+    signs = np.sign(eigvecs[np.argmax(np.abs(eigvecs), axis=0), np.arange(eigvecs.shape[1])])
+    return np.sqrt(eigvals) * eigvecs * np.where(signs == 0, 1.0, signs)
+
+
+def jacobi_eigh(a: np.ndarray, sweeps: int = 100) -> tuple[np.ndarray, np.ndarray]:
+    """Eigenvalues and eigenvectors (columns) of a small symmetric matrix by cyclic Jacobi
+    rotations: only elementwise arithmetic and square roots, which IEEE 754 rounds exactly,
+    so every CPU gives the same bits (LAPACK's result depends on the BLAS kernel). For the
+    topic map's (topics x topics) matrix: O(n^3) per sweep, a few sweeps."""
+    a = np.array(a, dtype=np.float64)
+    n = a.shape[0]
+    v = np.eye(n)
+    tiny = 1e-17 * np.sqrt((a * a).sum())  # an off-diagonal entry below this counts as 0
+    for _ in range(sweeps):
+        rotated = False
+        for p in range(n - 1):
+            for q in range(p + 1, n):
+                if abs(a[p, q]) <= tiny:
+                    continue
+                rotated = True
+                theta = (a[q, q] - a[p, p]) / (2 * a[p, q])
+                t = (1.0 if theta >= 0 else -1.0) / (abs(theta) + np.sqrt(theta * theta + 1))
+                c = 1 / np.sqrt(t * t + 1)
+                s = t * c
+                ap, aq = a[:, p].copy(), a[:, q].copy()
+                a[:, p], a[:, q] = c * ap - s * aq, s * ap + c * aq
+                ap, aq = a[p, :].copy(), a[q, :].copy()
+                a[p, :], a[q, :] = c * ap - s * aq, s * ap + c * aq
+                a[p, q] = a[q, p] = 0.0
+                vp, vq = v[:, p].copy(), v[:, q].copy()
+                v[:, p], v[:, q] = c * vp - s * vq, s * vp + c * vq
+        if not rotated:
+            break
+    return np.diagonal(a).copy(), v
 
 
 def _log0(x: np.ndarray) -> np.ndarray:

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 
-from pipeline.config import Params
+from pipeline.config import RUN_ONLY, Params
 from pipeline.io import atomic_folder, read_json
 from pipeline.topics.counts import LdaError
 from pipeline.topics.engines import Fitted
@@ -21,12 +22,17 @@ MODEL_FORMAT = 1
 
 
 def save_model(
-    fitted: Fitted, terms: list[str], directory: Path, settings: dict | None = None
+    fitted: Fitted,
+    terms: list[str],
+    directory: Path,
+    settings: dict | None = None,
+    left_out: Sequence[str] = (),
 ) -> None:
     """Save the model as plain arrays and JSON (any later version can read them), plus the
     engine's own file, into a fresh folder swapped into place.
 
-    ``model.json`` (format version, engine, K, priors, the settings it was trained with),
+    ``model.json`` (format version, engine, K, priors, the settings it was trained with, the
+    background terms ``left_out`` of the fit, which inference leaves out too),
     ``topic_word.npy`` (K x terms, float64, rows sum to 1; column i is ``terms.json``[i]).
     The engine's file: ``lda.model`` (gensim) or ``tomotopy.bin``.
     """
@@ -36,11 +42,12 @@ def save_model(
             "engine": fitted.engine,
             "num_topics": int(fitted.phi.shape[0]),
             "num_terms": int(fitted.phi.shape[1]),
-            "alpha": [round(float(a), 12) for a in fitted.alpha],
-            "eta": round(float(fitted.eta), 12),
+            "alpha": [float(a) for a in fitted.alpha],  # rounded in Fitted
+            "eta": float(fitted.eta),
             "files": {"topic_word": "topic_word.npy", "terms": "terms.json"},
             "settings": settings or {},
             "convergence": fitted.convergence,
+            "left_out_terms": list(left_out),
         }
         (tmp / "model.json").write_text(
             json.dumps(meta, ensure_ascii=False, indent=2, sort_keys=True) + "\n", "utf-8"
@@ -102,7 +109,10 @@ def load_model(directory: Path) -> SavedModel:
 
 
 def settings_snapshot(params: Params) -> dict:
-    """The settings of every stage before lda, as plain data, stored with the model."""
+    """The settings that shape a document's tokens (ingest, clean, segment), as plain data,
+    stored with the model for ``zhtopics infer`` to compare. Settings that never change a
+    result (``config.RUN_ONLY``: workers, cache) are left out, so changing them does not make
+    the lda stage stale (its dvc.yaml ``params:`` lists exactly what this reads)."""
 
     def plain(value):
         if isinstance(value, Path):
@@ -112,8 +122,13 @@ def settings_snapshot(params: Params) -> dict:
         return value
 
     return {
-        name: {k: plain(v) for k, v in dataclasses.asdict(getattr(params, name)).items()}
-        for name in ("ingest", "clean", "segment", "tfidf")
+        name: {
+            f.name: plain(getattr(section, f.name))
+            for f in dataclasses.fields(section)
+            if f.name not in RUN_ONLY
+        }
+        for name in ("ingest", "clean", "segment")
+        for section in [getattr(params, name)]
     }
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from pipeline.config import LdaParams
 from pipeline.schemas import TOPIC_PREVALENCE
+from pipeline.text.dates import bucket_label
 from pipeline.topics.counts import LdaError
 
 MISSING_GROUP = "(missing)"
@@ -20,7 +20,8 @@ def topic_prevalence(
 ) -> pa.Table:
     """Mean topic share per group of each metadata column, with bootstrap 95% intervals.
 
-    ``date`` is bucketed by ``params.date_bucket`` (the column is then called year or month);
+    ``date`` is bucketed by ``params.date_bucket`` (the column is then called decade, year,
+    quarter or month; a date known only to the year is "(year only)" by quarter or month);
     a document without a value falls in the group "(missing)", so none is dropped.
     """
     position = {doc: i for i, doc in enumerate(documents.column("doc_id").to_pylist())}
@@ -41,8 +42,7 @@ def topic_prevalence(
         values = documents.column(column).take(take)
         name = column
         if column == "date" or pa.types.is_date(values.type) or pa.types.is_timestamp(values.type):
-            fmt = "%Y" if params.date_bucket == "year" else "%Y-%m"
-            values = pc.strftime(values.cast(pa.timestamp("s")), format=fmt)
+            values = _bucketed(values, documents, take, column, params.date_bucket)
             name = params.date_bucket if column == "date" else f"{column}_{params.date_bucket}"
         groups = [MISSING_GROUP if v is None else str(v) for v in values.to_pylist()]
         rng = np.random.default_rng([params.random_state, index])
@@ -50,6 +50,19 @@ def topic_prevalence(
     if not parts:
         return TOPIC_PREVALENCE.schema.empty_table()
     return pa.concat_tables(parts)
+
+
+def _bucketed(
+    values: pa.ChunkedArray, documents: pa.Table, take: pa.Array, column: str, bucket: str
+) -> pa.Array:
+    """Dates as periods (pipeline.text.dates.bucket_label): a date known only to its year is
+    "(year only)" by quarter or month, never January."""
+    precision = [None] * len(values)
+    if column == "date" and "date_precision" in documents.column_names:
+        precision = documents.column("date_precision").take(take).to_pylist()
+    dates = values.cast(pa.timestamp("s")).cast(pa.date32()).to_pylist()
+    labels = [bucket_label(d, p, bucket) for d, p in zip(dates, precision, strict=True)]
+    return pa.array(labels, pa.string())
 
 
 def _group_means(
@@ -76,7 +89,8 @@ def _group_means(
             m = min(block, b - start)
             draws = rng.integers(0, n, size=(m, n)) + (np.arange(m) * n)[:, None]
             drawn = np.bincount(draws.ravel(), minlength=m * n).reshape(m, n)
-            resampled[start : start + m] = drawn @ shares / n
+            # Not drawn @ shares: OpenBLAS sums in a CPU-dependent order; einsum does not.
+            resampled[start : start + m] = np.einsum("ij,jk->ik", drawn, shares) / n
         low, high = np.percentile(resampled, [2.5, 97.5], axis=0)
         means.append(shares.mean(axis=0))
         lows.append(low)

@@ -7,6 +7,7 @@ import numpy as np
 import pyarrow as pa
 
 from pipeline.config import LdaParams
+from pipeline.precision import round_significant
 
 DIVERSITY_TOP_N = 25  # top terms per topic for topic diversity
 STABILITY_TOP_N = 20  # top terms per topic compared between fits for stability
@@ -56,7 +57,9 @@ def rank_terms(
         freq_ecdf = _max_ranks(row) / v
         for name, values in (
             ("probability", row),
-            ("relevance", lam * logphi + (1 - lam) * (logphi - log_p_w)),
+            # Rounded before ranking (np.log's last bit depends on the CPU's SIMD): equal
+            # published scores rank by term id on every machine.
+            ("relevance", round_significant(lam * logphi + (1 - lam) * (logphi - log_p_w))),
             ("frex", 1.0 / (w / excl_ecdf + (1 - w) / freq_ecdf)),
         ):
             ids[name][topic] = _top_of_row(values, n)
