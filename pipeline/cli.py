@@ -23,6 +23,7 @@ BENCHES = {
     "pipeline": "pipeline.bench.pipeline",
     "quality": "pipeline.bench.quality",
     "segment": "pipeline.bench.segment",
+    "words": "pipeline.bench.words",
 }
 
 
@@ -86,6 +87,13 @@ def build_parser(benches: bool = True) -> argparse.ArgumentParser:
 
     kwic.add_arguments(p)
     p = sub.add_parser(
+        "cut", help="segment standard input line by line with the project's tokenizer"
+    )
+    _add_settings_options(p)
+    from pipeline import cut
+
+    cut.add_arguments(p)
+    p = sub.add_parser(
         "validate", help="human validation: word and topic intrusion tasks for coders, and scores"
     )
     from pipeline import validate
@@ -122,6 +130,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from pipeline import infer
 
             infer.run(params, args.path, args.model, args.out)
+        elif args.command == "cut":
+            from pipeline import cut
+
+            cut.main(params, args)
         elif args.command == "kwic":
             from pipeline import kwic
 

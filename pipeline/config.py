@@ -252,6 +252,19 @@ class SegmentParams(_Section):
     # Megabytes the cache folder may hold. The file of the current settings is always kept;
     # files of other settings are deleted, least recently used first, to stay within this.
     cache_max_mb: int = 2048
+    # New-word discovery from the corpus (pipeline/text/new_words.py): ``off``; ``suggest``
+    # writes new_words.parquet and changes nothing; ``use`` also adds its accepted words to the
+    # tokenizer (the user dictionary still wins).
+    new_words: Literal["off", "suggest", "use"] = "use"
+    # What makes a string a word: occurrences, cohesion (the smallest normalised PMI over its
+    # two-way cuts, in [-1, 1]), the entropy of its left and right neighbours (nats), and its
+    # longest length.
+    new_words_min_count: int = 5
+    new_words_min_cohesion: float = 0.7
+    new_words_min_entropy: float = 1.5
+    new_words_max_chars: int = 8
+    # The user's verdicts on single discoveries (TSV: word, keep|reject); null: none.
+    new_words_review: Path | None = Path("data/dict/new_words_review.tsv")
 
     def __post_init__(self) -> None:
         if self.pos is not None and not self.pos_tags:
@@ -272,6 +285,14 @@ class SegmentParams(_Section):
             _fail("segment.cache_dir", self.cache_dir, "null or a folder path")
         if self.cache_max_mb < 0:
             _fail("segment.cache_max_mb", self.cache_max_mb, "an integer >= 0 (megabytes)")
+        if self.new_words_min_count < 2:
+            _fail("segment.new_words_min_count", self.new_words_min_count, "an integer >= 2")
+        if not 0 < self.new_words_min_cohesion <= 1:
+            _fail("segment.new_words_min_cohesion", self.new_words_min_cohesion, "in (0, 1]")
+        if self.new_words_min_entropy < 0:
+            _fail("segment.new_words_min_entropy", self.new_words_min_entropy, "a number >= 0")
+        if not 2 <= self.new_words_max_chars <= 16:
+            _fail("segment.new_words_max_chars", self.new_words_max_chars, "an integer in 2..16")
 
     @property
     def pos_tags(self) -> frozenset[str]:
@@ -292,6 +313,21 @@ class TfidfParams(_Section):
     sublinear_tf: bool = False
     # Keywords kept per document in keywords.parquet.
     top_k: int = 10
+    # Background (corpus boilerplate) terms, scored in vocabulary.parquet: a term in at least
+    # this share of the documents whose evenness (df against the df its occurrences would reach
+    # by chance; see README) is at least background_min_evenness. lda.background says what
+    # the model does with them.
+    background_min_df: float = 0.15
+    background_min_evenness: float = 0.5
+    # Paragraph units (grouped under parent documents): a background term must also be in at
+    # least this share of the parents, spread over them as evenly (1 - DP >= min_evenness).
+    background_min_parent_share: float = 0.8
+    # A frequent, even term with a partner outside the formula (document co-occurrence NPMI at
+    # least this) carries a subject and is not flagged (above 1: the check is off).
+    background_min_partner_npmi: float = 0.5
+    # Words never flagged as background, one a line (null: none; the project's file is
+    # data/dict/keep_terms.txt).
+    keep_terms: Path | None = Path("data/dict/keep_terms.txt")
 
     def __post_init__(self) -> None:
         for key in ("min_df", "max_df"):
@@ -306,6 +342,25 @@ class TfidfParams(_Section):
             _fail("tfidf.max_features", self.max_features, "null or an integer >= 1")
         if self.top_k < 1:
             _fail("tfidf.top_k", self.top_k, "an integer >= 1")
+        if not 0.0 < self.background_min_df <= 1.0:
+            _fail("tfidf.background_min_df", self.background_min_df, "a share in (0, 1]")
+        if not self.background_min_evenness > 0.0:
+            _fail("tfidf.background_min_evenness", self.background_min_evenness, "a number > 0")
+        if not self.background_min_partner_npmi >= -1.0:
+            _fail(
+                "tfidf.background_min_partner_npmi",
+                self.background_min_partner_npmi,
+                "a number >= -1 (above 1: off)",
+            )
+        if not 0.0 <= self.background_min_parent_share <= 1.0:
+            _fail(
+                "tfidf.background_min_parent_share",
+                self.background_min_parent_share,
+                "a share in [0, 1]",
+            )
+
+
+TERM_WEIGHTS = ("one", "idf", "pmi")
 
 
 @dataclass(frozen=True)
@@ -374,6 +429,12 @@ class LdaParams(_Section):
     alpha: str | float = 0.1
     # "symmetric", "auto" (learned; gensim only) or a number.
     eta: str | float = 0.05
+    # Terms flagged background in vocabulary.parquet: "drop" leaves them out of the model (they
+    # stay in the vocabulary and in the coherence reference), "include" models them like others.
+    background: Literal["drop", "include"] = "drop"
+    # Weight of a token in the fit: "one" (counts), "idf" (log N/df of its term), "pmi"
+    # (max(0, log P(term|doc)/P(term))). tomotopy's TermWeight; gensim fits weighted counts.
+    term_weight: Literal["one", "idf", "pmi"] = "one"
     chunksize: int = 2000
     random_state: int = 42
     # tomotopy: threads of its PARTITION scheme. Part of the model like the seed: the same
@@ -446,6 +507,9 @@ class LdaParams(_Section):
                 _fail(f"lda.{key}", value, f"one of {list(names)} or a positive number")
         if self.num_topics == "auto" and self.sweep.run == "never":
             _fail("lda.sweep.run", "never", '"auto" or "always" while lda.num_topics is "auto"')
+        for key, allowed in (("background", ("drop", "include")), ("term_weight", TERM_WEIGHTS)):
+            if getattr(self, key) not in allowed:
+                _fail(f"lda.{key}", getattr(self, key), f"one of {list(allowed)}")
         if self.engine == "tomotopy" and self.eta == "auto":
             _fail("lda.eta", self.eta, '"symmetric" or a number with lda.engine = tomotopy')
 
@@ -519,6 +583,8 @@ class ReportParams(_Section):
     heatmap_docs: int = 80
     # Representative documents listed per topic.
     docs_per_topic: int = 3
+    # Discovered words (new_words.parquet) listed, each with an example in context.
+    new_words: int = 20
     # Resolution of the pictures.
     dpi: int = 100
 
@@ -536,6 +602,8 @@ class ReportParams(_Section):
                 _fail(f"report.{key}", getattr(self, key), "an integer >= 1")
         if self.docs_per_topic < 0:
             _fail("report.docs_per_topic", self.docs_per_topic, "an integer >= 0")
+        if self.new_words < 0:
+            _fail("report.new_words", self.new_words, "an integer >= 0")
         if not 30 <= self.dpi <= 600:
             _fail("report.dpi", self.dpi, "an integer from 30 to 600")
 

@@ -41,7 +41,8 @@ class InferResult:
 def infer(tokens: pa.Table, model: SavedModel, documents: pa.Table | None = None) -> InferResult:
     """Fold each document's known tokens into the saved topics; count the unknown ones."""
     require_columns(tokens, ["doc_id", "tokens"], "infer (tokens)")
-    index = {t: i for i, t in enumerate(model.terms)}
+    left_out = set(model.meta.get("left_out_terms", []))  # background, as in the fit
+    index = {t: i for i, t in enumerate(model.terms) if t not in left_out}
     doc_ids = tokens.column("doc_id").to_pylist()
     token_lists = tokens.column("tokens").to_pylist()
     id_lists = [[index[t] for t in toks if t in index] for toks in token_lists]
@@ -111,7 +112,15 @@ def run(params: Params, source: Path, model_dir: Path, out: Path) -> InferResult
             raw.mkdir()
             (raw / source.name).symlink_to(source.resolve())
         paths = Paths.under(raw, tmp / "out")
-        run_stages(params, paths, until="segment")
+        words = (model.meta.get("settings") or {}).get("new_words")
+        if params.segment.new_words == "use" and words is not None:
+            # The words discovered in the training corpus, not in these few documents.
+            from pipeline import segment
+
+            run_stages(params, paths, until="clean")
+            segment.main(params, paths, added_words=words)
+        else:
+            run_stages(params, paths, until="segment")
         result = infer(
             read_table(paths.table("tokens"), TOKENS),
             model,

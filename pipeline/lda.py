@@ -20,6 +20,7 @@ from pipeline.io import (
     Paths,
     iter_tables,
     read_json,
+    read_optional,
     read_table,
     release_arrow_memory,
     write_json,
@@ -31,6 +32,7 @@ from pipeline.schemas import (
     DOC_TERMS,
     DOC_TOPICS,
     DOCUMENTS,
+    NEW_WORDS,
     REPRESENTATIVE_DOCS,
     TOKENS,
     TOPIC_PREVALENCE,
@@ -39,7 +41,7 @@ from pipeline.schemas import (
     TOPICS,
     VOCABULARY,
 )
-from pipeline.topics import engines, ldavis
+from pipeline.topics import background, engines, ldavis
 from pipeline.topics.coherence import coherence_scores, reference
 from pipeline.topics.counts import (
     BATCH_ROWS,
@@ -83,6 +85,7 @@ class LdaResult:
     topics: pa.Table
     metrics: dict[str, float | int]
     counts: sp.csr_matrix  # (documents x terms), rows in doc_ids order
+    left_out: tuple[str, ...] = ()  # background terms the model left out (lda.background)
 
     @property
     def model(self):
@@ -114,7 +117,11 @@ def lda(
     terms = np.asarray(vocabulary.column("term").to_pylist(), dtype=object)
     # Before the fit, so that the token pieces it reads are freed before the engine's data.
     ref = reference(tokens, doc_ids, terms.tolist(), counts)
-    sequences = (ref.starts, ref.term_ids)  # reading order mixes faster than grouped counts
+    # Ranking by relevance and lift needs each term's share of the whole corpus.
+    term_freq = np.asarray(counts.sum(axis=0), dtype=np.float64).ravel()
+    # Reading order mixes faster than grouped counts; background terms may be left out.
+    drop = background.left_out(vocabulary, params, "lda")
+    counts, sequences = background.drop_terms(counts, (ref.starts, ref.term_ids), drop)
     per_fit = params.iterations if params.engine == "tomotopy" else 1
     unit = "Gibbs sweep" if params.engine == "tomotopy" else "fit"
     with Progress("lda", total=per_fit, unit=unit, logger=log) as progress:
@@ -129,12 +136,12 @@ def lda(
     coherence = coherence_scores([row[: params.coherence_top_n] for row in top], ref)
     del ref, sequences
     engines.trim_heap()  # the coherence counts' freed pages
-    term_freq = np.asarray(counts.sum(axis=0), dtype=np.float64).ravel()
     rankings = rank_terms(phi, term_freq, params)
     metrics = {
         "num_topics": k,
         "num_documents": counts.shape[0],
         "num_terms": len(terms),
+        "background_terms_left_out": 0 if drop is None else int(drop.sum()),
         "coherence_c_npmi": coherence["c_npmi"],
         "coherence_c_v": coherence["c_v"],
         "coherence_u_mass": coherence["u_mass"],
@@ -164,6 +171,7 @@ def lda(
         topics=topics,
         metrics=metrics,
         counts=counts,
+        left_out=() if drop is None else tuple(terms[drop].tolist()),
     )
 
 
@@ -198,6 +206,15 @@ def _read_columns(
     out = pa.concat_tables(parts)
     release_arrow_memory()
     return out
+
+
+def _added_words(paths: Paths, params: Params) -> list[str]:
+    """The discovered words segment added to the tokenizer (segment.new_words = use), saved
+    with the model so that ``zhtopics infer`` segments new documents with the same words."""
+    table = read_optional(paths.table("new_words"), NEW_WORDS)
+    if params.segment.new_words != "use" or table is None:
+        return []
+    return table.filter(table.column("accepted")).column("word").to_pylist()
 
 
 def main(params: Params, paths: Paths) -> None:
@@ -239,7 +256,11 @@ def main(params: Params, paths: Paths) -> None:
         ldavis.render(result.fitted.phi, theta, result.counts, result.terms, result.topics),
         paths.processed / "lda_vis.html",
     )
-    save_model(result.fitted, result.terms, paths.models / "lda", settings_snapshot(params))
+    settings = settings_snapshot(params)
+    settings["new_words"] = _added_words(paths, params)
+    save_model(
+        result.fitted, result.terms, paths.models / "lda", settings, left_out=result.left_out
+    )
     write_json(result.metrics, paths.metrics / "lda.json")
     for row in result.topics.to_pylist():
         log.info(

@@ -28,7 +28,7 @@ from pipeline.io import (
 )
 from pipeline.progress import Progress
 from pipeline.schemas import DOC_TERMS, SWEEP, TOKENS, VOCABULARY
-from pipeline.topics import engines
+from pipeline.topics import background, engines
 from pipeline.topics.coherence import Reference, coherence_scores, reference, take_sequences
 from pipeline.topics.counts import (
     BATCH_ROWS,
@@ -128,15 +128,21 @@ def lda_sweep(
         tokens, heldout_ids, {t: i for i, t in enumerate(terms.tolist())}
     )
     ref = reference(tokens, doc_ids, terms.tolist(), counts)
+    drop = background.left_out(vocabulary, params, "lda_sweep")
+    model_counts, (starts, ids) = background.drop_terms(
+        counts, (ref.starts, ref.term_ids), drop, "lda_sweep"
+    )
+    if drop is not None:  # held-out perplexity over the terms the model describes
+        fit_half, eval_half = (background.drop_columns(m, drop) for m in (fit_half, eval_half))
     inputs = SweepInputs(
-        train=counts[~mask],
+        train=model_counts[~mask],
         heldout_fit=fit_half,
         heldout_eval=eval_half,
         reference=ref,
         params=params,
-        train_sequences=take_sequences(ref.starts, ref.term_ids, np.flatnonzero(~mask)),
+        train_sequences=take_sequences(starts, ids, np.flatnonzero(~mask)),
     )
-    del counts, ref, fit_half, eval_half
+    del counts, model_counts, starts, ids, ref, fit_half, eval_half
     release_arrow_memory()
     log.info(
         "lda_sweep: %d training and %d held-out documents; K %s x seeds %s",
@@ -147,7 +153,7 @@ def lda_sweep(
     )
     fits = [(k, seed) for k in params.sweep.k for seed in params.sweep.seeds]
     results = score_fits(inputs, fits, params)
-    return _summarise(results, params)
+    return _summarise(results, params, 0 if drop is None else int(drop.sum()))
 
 
 def score_fits(inputs: SweepInputs, fits: list[tuple[int, int]], params: LdaParams) -> list[dict]:
@@ -253,7 +259,7 @@ def score_fit(inputs: SweepInputs, k: int, seed: int) -> dict:
     }
 
 
-def _summarise(results: list[dict], params: LdaParams) -> SweepResult:
+def _summarise(results: list[dict], params: LdaParams, n_left_out: int = 0) -> SweepResult:
     by_k: dict[int, list[dict]] = {}
     for fit in results:
         by_k.setdefault(fit["k"], []).append(fit)
@@ -283,6 +289,9 @@ def _summarise(results: list[dict], params: LdaParams) -> SweepResult:
         "k": [m["k"] for m in means],
         "seeds": list(params.sweep.seeds),
         "engine": params.engine,
+        "term_weight": params.term_weight,
+        "background": params.background,
+        "background_terms_left_out": n_left_out,
     }
     return SweepResult(table=table, summary=summary, by_k=means)
 

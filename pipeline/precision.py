@@ -19,6 +19,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from pipeline.arrays import to_arrow, to_numpy
+
 DIGITS = 8
 _LOG10_2 = 0.30102999566398120
 _MIN_EXP = -300  # |x| below 1e-300 (far below any published value) is written as it is
@@ -89,8 +91,12 @@ def round_table(table: pa.Table, digits: int = DIGITS) -> pa.Table:
     for i, f in enumerate(table.schema):
         if pa.types.is_floating(f.type):
             column = table.column(i)
-            values = column.to_numpy(zero_copy_only=False).astype(np.float64)
-            nulls = column.is_null().to_numpy(zero_copy_only=False)
-            rounded = pa.array(round_significant(values, digits), mask=nulls).cast(f.type)
+            if column.null_count == 0:  # without pandas, which to_numpy and pa.array import
+                values = to_numpy(column.combine_chunks()).astype(np.float64)
+                rounded = to_arrow(round_significant(values, digits)).cast(f.type)
+            else:
+                values = column.to_numpy(zero_copy_only=False).astype(np.float64)
+                nulls = column.is_null().to_numpy(zero_copy_only=False)
+                rounded = pa.array(round_significant(values, digits), mask=nulls).cast(f.type)
             table = table.set_column(i, f, rounded)
     return table

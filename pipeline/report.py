@@ -142,8 +142,10 @@ def _fmt(value) -> str:
 
 SECTIONS = (
     ("corpus", "Corpus"),
+    ("new-words", "New words"),
     ("keywords", "Keywords"),
     ("topics", "Topics"),
+    ("background", "Background terms"),
     ("prevalence", "Prevalence"),
     ("time", "Topics over time"),
     ("groups", "What sets groups apart"),
@@ -167,8 +169,10 @@ def report(
     page = _Page(dpi=params.dpi, renderer=renderer)
     builders: dict[str, Callable[[_Page, Results, ReportParams], None]] = {
         "corpus": _corpus,
+        "new-words": _new_words,
         "keywords": _keywords,
         "topics": _topics,
+        "background": _background,
         "prevalence": _prevalence,
         "time": compare_sections.topics_over_time,
         "groups": compare_sections.groups_apart,
@@ -230,6 +234,54 @@ def _corpus(page: _Page, results: Results, params: ReportParams) -> None:
         )
     else:
         page.note("No cleaning audit (clean_audit.parquet) in this run.")
+
+
+def _new_words(page: _Page, results: Results, params: ReportParams) -> None:
+    table = results.new_words
+    if table is None:
+        page.note("No new-word discovery (new_words.parquet) in this run.")
+        return
+    if table.num_rows == 0:
+        page.note("New-word discovery is off (segment.new_words), or found no candidate.")
+        return
+    rows = table.to_pylist()
+    accepted = [w for w in rows if w["accepted"]]
+    whole = sum(w["token_count"] for w in accepted)
+    cut = [w for w in accepted if len(w["pieces"].split()) > 1]
+    split = sum(w["token_count"] for w in cut)
+    pieces = sum(w["token_count"] * len(w["pieces"].split()) for w in cut)
+    reasons: dict[str, int] = {}
+    for w in rows:
+        if not w["accepted"]:
+            reasons[w["reason"]] = reasons.get(w["reason"], 0) + 1
+    rejected = ", ".join(f"{n} {reason}" for reason, n in sorted(reasons.items()))
+    page.text(
+        f"Strings the corpus uses as words that the tokenizer's dictionary lacks: "
+        f"{len(accepted)} accepted of {table.num_rows} listed"
+        + (f" (not accepted: {rejected})" if rejected else "")
+        + f". Accepted words are {whole:,} tokens of the corpus; {split:,} of them are "
+        f"occurrences the tokenizer alone would cut into {pieces:,} tokens "
+        "(0 unless segment.new_words is use). Overrule a word in "
+        "data/dict/new_words_review.tsv (keep or reject)."
+    )
+    # The accepted words; when there are none, the best candidates with why they were not.
+    shown = (accepted or rows)[: params.new_words]
+    page.table(
+        ["word", "verdict", "occurrences", "documents", "tokens", "without it", "example"],
+        [
+            (
+                w["word"],
+                "accepted" if w["accepted"] else w["reason"],
+                w["frequency"],
+                w["document_frequency"],
+                w["token_count"],
+                w["pieces"],
+                w["example"],
+            )
+            for w in shown
+        ],
+        numeric=[2, 3, 4],
+    )
 
 
 def _keywords(page: _Page, results: Results, params: ReportParams) -> None:
@@ -344,6 +396,55 @@ def _topics(page: _Page, results: Results, params: ReportParams) -> None:
         results.doc_topics, results.topics, labels, params.heatmap_docs
     )
     page.figure("heatmap", fig, "each document's topic mix")
+
+
+def _background(page: _Page, results: Results, params: ReportParams) -> None:
+    """The terms the tfidf stage found to be corpus boilerplate, and what the model did."""
+    vocabulary = results.vocabulary
+    if "is_background" not in vocabulary.column_names:
+        page.note("The vocabulary has no background scores (made by an earlier version).")
+        return
+    flagged = vocabulary.filter(vocabulary.column("is_background")).sort_by(
+        [("df", "descending"), ("term_id", "ascending")]
+    )
+    left_out = results.lda_metrics.get("background_terms_left_out", 0)
+    if not flagged.num_rows:
+        page.text(
+            "No term was found to be corpus boilerplate (tfidf.background_min_df, "
+            "tfidf.background_min_evenness)."
+        )
+        return
+    what = (
+        "left out of the topic model (lda.background: drop)"
+        if left_out
+        else "modelled like any other term (lda.background: include)"
+    )
+    page.text(
+        f"{flagged.num_rows} terms are in many documents and spread over them as evenly as "
+        f"chance allows (the corpus' boilerplate); they were {what}. A word listed in "
+        "tfidf.keep_terms (data/dict/keep_terms.txt) is never flagged. For paragraphs, "
+        '"parents" is the share of their parent documents with the term (a flagged term is '
+        'in nearly all of them); "partner" is its strongest document co-occurrence (NPMI) '
+        "with a word outside the boilerplate (a subject word has a strong one)."
+    )
+    # The share is of the documents the tfidf stage counted: those with tokens.
+    n_docs = max(pc.sum(pc.greater(results.tokens.column("n_tokens"), 0)).as_py() or 0, 1)
+    rows = [
+        (
+            row["term"],
+            row["df"],
+            f"{100 * row['df'] / n_docs:.1f}%",
+            row["background"],
+            f"{100 * row.get('parent_share', 0.0):.0f}%",
+            f"{row.get('partner_npmi', -1.0):.2f}",
+        )
+        for row in flagged.to_pylist()
+    ]
+    page.table(
+        ["term", "documents", "share", "evenness", "parents", "partner"],
+        rows,
+        numeric=[1, 2, 3, 4, 5],
+    )
 
 
 def _prevalence(page: _Page, results: Results, params: ReportParams) -> None:

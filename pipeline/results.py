@@ -38,6 +38,7 @@ OPTIONAL = (
     "sweep",
     "representative_docs",
     "topic_prevalence",
+    "new_words",
     "compare_groups",
     "keyness",
     "topic_contrasts",
@@ -66,6 +67,7 @@ class Results:
     sweep: pa.Table | None = None
     representative_docs: pa.Table | None = None
     topic_prevalence: pa.Table | None = None
+    new_words: pa.Table | None = None
     compare_groups: pa.Table | None = None
     keyness: pa.Table | None = None
     topic_contrasts: pa.Table | None = None

@@ -159,6 +159,8 @@ def _segment_and_count(params: Params, paths: Paths, work: Path, segment: Segmen
     variant = Paths(raw=paths.raw, processed=work, models=work / "models", metrics=work / "m")
     work.mkdir(parents=True, exist_ok=True)
     (work / "clean.parquet").symlink_to(paths.table("clean").resolve())
+    # tfidf's background flag judges paragraphs by their parent documents.
+    (work / "documents.parquet").symlink_to(paths.table("documents").resolve())
     varied = dataclasses.replace(params, segment=segment)
     segment_stage.main(varied, variant)
     tfidf_stage.main(varied, variant)

@@ -173,6 +173,33 @@ TOKENS = TableSchema(
     ),
 )
 
+# new_words.parquet: strings the corpus uses as words that the tokenizer's dictionary lacks
+# (segment.new_words), accepted ones first by score; reason says why one is not accepted
+# (fragment, stopword, compound, numeric, userdict, rejected; empty when accepted).
+NEW_WORDS = TableSchema(
+    "new_words",
+    pa.schema(
+        [
+            _field("word", pa.string()),
+            _field("frequency", pa.int64()),
+            _field("document_frequency", pa.int64()),
+            _field("cohesion", pa.float64()),
+            _field("left_entropy", pa.float64()),
+            _field("right_entropy", pa.float64()),
+            _field("score", pa.float64()),
+            _field("accepted", pa.bool_()),
+            _field("reason", pa.string()),
+            # What the tokenizer makes of the word without it, space-separated.
+            _field("pieces", pa.string()),
+            # Its first occurrence in context, the word in 【】.
+            _field("example", pa.string()),
+            # Times it is a token of tokens.parquet (0 unless segment.new_words is use and
+            # the word is accepted, or the tokenizer finds it on its own).
+            _field("token_count", pa.int64()),
+        ]
+    ),
+)
+
 VOCABULARY = TableSchema(
     "vocabulary",
     pa.schema(
@@ -181,6 +208,16 @@ VOCABULARY = TableSchema(
             _field("term", pa.string()),
             _field("df", pa.int32()),
             _field("idf", pa.float64()),
+            # Corpus boilerplate: evenness of the term over documents (see topics/background.py)
+            # and whether it is flagged (lda.background: drop leaves flagged terms out).
+            _field("background", pa.float64()),
+            # Spread over parent documents (paragraph units): share of parents with the term,
+            # 1 - DP over them; the flag uses them when units are grouped under parents.
+            _field("parent_share", pa.float64()),
+            _field("parent_evenness", pa.float64()),
+            # Frequent, even terms: best NPMI with a partner outside them (-1 for the others).
+            _field("partner_npmi", pa.float64()),
+            _field("is_background", pa.bool_()),
         ]
     ),
 )
@@ -453,6 +490,7 @@ ALL = {
         CLEAN_AUDIT,
         INGEST_REPORT,
         TOKENS,
+        NEW_WORDS,
         VOCABULARY,
         DOC_TERMS,
         KEYWORDS,

@@ -6,6 +6,7 @@ streaming ``Segmenter`` (cache and worker pool), the cache key and ``main``."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import importlib.metadata
 import importlib.util
@@ -13,7 +14,7 @@ import json
 import logging
 import multiprocessing
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -22,11 +23,27 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.arrays import int32_array, list_array, running_offsets, string_array, to_numpy
+from pipeline.arrays import (
+    int32_array,
+    list_array,
+    running_offsets,
+    string_array,
+    to_arrow,
+    to_numpy,
+)
 from pipeline.config import RUN_ONLY, Params, SegmentParams
-from pipeline.io import Paths, TableWriter, iter_tables, row_spans, usable_cores
+from pipeline.io import (
+    Paths,
+    TableWriter,
+    iter_tables,
+    read_table,
+    row_spans,
+    usable_cores,
+    write_table,
+)
 from pipeline.progress import Progress, count_rows
-from pipeline.schemas import CLEAN, KEPT, TOKENS, require_columns
+from pipeline.schemas import CLEAN, KEPT, NEW_WORDS, TOKENS, require_columns
+from pipeline.text.new_words import Checks, Thresholds, accepted_words, discover, read_review
 from pipeline.text.segmentation import Utf8Texts, segment_utf8, segment_values
 from pipeline.text.token_cache import (
     TokenCache,
@@ -66,7 +83,9 @@ TOKEN_SHAPING_MODULES = (
     "pipeline.text.token_cache",
     "pipeline.arrays",
 )
+# New-word discovery shapes tokens only through the words it adds, which are in the key.
 TOKEN_NEUTRAL_MODULES = (
+    "pipeline.text.new_words",
     "pipeline.config",
     "pipeline.io",
     "pipeline.precision",
@@ -76,12 +95,16 @@ TOKEN_NEUTRAL_MODULES = (
 )
 
 
-def fingerprint(params: SegmentParams) -> bytes:
-    """What a document's tokens depend on besides its text: settings, dictionaries, code and
-    tokenizer versions. Part of every cache key."""
+def fingerprint(params: SegmentParams, new_words: Sequence[str] = ()) -> bytes:
+    """What a document's tokens depend on besides its text: settings, dictionaries, the new
+    words added to the tokenizer, code and tokenizer versions. Part of every cache key."""
     settings = {f.name: getattr(params, f.name) for f in fields(params) if f.name not in RUN_ONLY}
     for key in ("phrases_threshold", "phrases_min_count"):
         settings.pop(key)
+    # What discovery's settings and the review file do to tokens is the list of words added.
+    for key in [k for k in settings if k.startswith("new_words")]:
+        settings.pop(key)
+    settings["new_words"] = hashlib.sha256("\n".join(new_words).encode("utf-8")).hexdigest()
     for key in ("userdict", "stopwords"):
         path = settings.pop(key)
         settings[key] = None if path is None else hashlib.sha256(path.read_bytes()).hexdigest()
@@ -152,17 +175,151 @@ def segment(docs: pa.Table, params: SegmentParams, lexicon: Lexicon) -> pa.Table
     return _tokens_table(docs.column("doc_id"), lists)
 
 
+# --------------------------------------------------------------------------- new words
+
+
+def discovery_thresholds(params: SegmentParams) -> Thresholds:
+    return Thresholds(
+        min_count=params.new_words_min_count,
+        min_cohesion=params.new_words_min_cohesion,
+        min_entropy=params.new_words_min_entropy,
+        max_chars=params.new_words_max_chars,
+    )
+
+
+def discovery_checks(params: SegmentParams, lexicon: Lexicon) -> Checks:
+    """What discovery asks the tokenizer (with the user dictionary, without new words), the
+    user dictionary and the review file."""
+    backend = lexicon.backend
+    users = read_userdict(params.userdict) if params.userdict is not None else []
+    review = read_review(params.new_words_review) if params.new_words_review is not None else {}
+    return Checks(
+        known=backend.has_word,
+        cut=lambda word: backend.cut(word, False),
+        pieces=lambda word: backend.cut(word, params.hmm),
+        stopwords=lexicon.stopwords,
+        userwords=frozenset(u.word for u in users),
+        review=review,
+    )
+
+
+def find_new_words(clean: Path, params: SegmentParams, lexicon: Lexicon) -> pa.Table:
+    """The new-words table of the kept documents of clean.parquet (read once)."""
+
+    def batches() -> Iterator[pa.Array]:
+        for docs in iter_tables(clean, CLEAN, BATCH_ROWS, columns=["text", "status"]):
+            # is_in, not equal: a Python scalar would make arrow import pandas.
+            kept = pc.is_in(docs.column("status"), value_set=string_array([KEPT]))
+            yield docs.column("text").filter(kept).combine_chunks()
+
+    return discover(batches, discovery_thresholds(params), discovery_checks(params, lexicon))
+
+
+def new_words_of_run(clean: Path, params: SegmentParams, cache_dir: Path | None = None) -> pa.Table:
+    """The new-words table of a run (empty when segment.new_words is off).
+
+    With a ``cache_dir``, the table is kept there under a key of everything it depends on (the
+    kept texts, the discovery settings, the review file, the dictionaries and the code): a
+    re-run of segment on the same texts (another stopword list, say) does not discover again.
+    """
+    if params.new_words == "off":
+        return NEW_WORDS.schema.empty_table()
+    started = time.perf_counter()
+    cached = cache_dir / f"new_words-{_discovery_key(clean, params)}.parquet" if cache_dir else None
+    table = None
+    if cached is not None and cached.is_file():
+        try:
+            table = read_table(cached, NEW_WORDS)
+            cached.touch()  # recently used
+        except (OSError, ValueError, pa.ArrowException) as exc:
+            log.warning("segment: %s is unreadable (%s); discovering again", cached, exc)
+    source = "from the cache" if table is not None else "discovered"
+    if table is None:
+        table = find_new_words(clean, params, load_lexicon(params, check=False))
+        if cached is not None:
+            write_table(table, cached, NEW_WORDS)
+            _trim_discoveries(cached)
+    log.info(
+        "segment: %d new words accepted of %d listed (%s, %s, %.1f s)",
+        len(accepted_words(table)),
+        table.num_rows,
+        source,
+        "added to the tokenizer" if params.new_words == "use" else "not used",
+        time.perf_counter() - started,
+    )
+    return table
+
+
+# Segment settings that only filter the tokens a segmentation makes.
+_TOKEN_FILTER_SETTINGS = ("allow_single_char", "keep_numbers", "keep_latin", "pos")
+# Discovery tables kept in the cache folder (the most recently used; each is small).
+DISCOVERIES_KEPT = 8
+
+
+def _discovery_key(clean: Path, params: SegmentParams) -> str:
+    """A hash of what discovery depends on: the kept texts, in order, and the settings."""
+    # The filters applied to the tokens after segmentation do not matter to discovery.
+    defaults = SegmentParams.__dataclass_fields__
+    unfiltered = dataclasses.replace(
+        params, **{k: defaults[k].default for k in _TOKEN_FILTER_SETTINGS}
+    )
+    digest = hashlib.blake2b(fingerprint(unfiltered), digest_size=20)
+    settings = {f.name: str(getattr(params, f.name)) for f in fields(params)}
+    settings = {k: v for k, v in settings.items() if k.startswith("new_words_")}
+    settings.pop("new_words_review")
+    digest.update(json.dumps(settings, sort_keys=True).encode("utf-8"))
+    review = params.new_words_review
+    digest.update(review.read_bytes() if review is not None else b"\0no review")
+    digest.update(_module_source("pipeline.text.new_words"))
+    for docs in iter_tables(clean, CLEAN, BATCH_ROWS, columns=["text", "status"]):
+        kept = pc.is_in(docs.column("status"), value_set=string_array([KEPT]))
+        texts = docs.column("text").filter(kept)
+        if len(texts) == 0:
+            continue
+        data, bounds = _text_buffers(texts)
+        digest.update(np.diff(np.asarray(bounds, np.int64)).tobytes())
+        digest.update(data[bounds[0] : bounds[-1]] if bounds else b"")
+    return digest.hexdigest()
+
+
+def _trim_discoveries(keep: Path) -> None:
+    tables = sorted(keep.parent.glob("new_words-*.parquet"), key=lambda p: -p.stat().st_mtime)
+    for old in [p for p in tables if p != keep][DISCOVERIES_KEPT - 1 :]:
+        old.unlink(missing_ok=True)
+
+
+class _WordCounter:
+    """How often each word of a list is a token (of token lists seen batch by batch)."""
+
+    def __init__(self, words: list[str]) -> None:
+        self.words = string_array(words)
+        self.counts = np.zeros(len(words), np.int64)
+
+    def add(self, lists: pa.ListArray) -> None:
+        if len(self.words):
+            index = pc.index_in(lists.flatten(), value_set=self.words).drop_null()
+            self.counts += np.bincount(to_numpy(index), minlength=len(self.words))
+
+    def table(self, new_words: pa.Table) -> pa.Table:
+        column = new_words.schema.get_field_index("token_count")
+        return new_words.set_column(column, "token_count", to_arrow(self.counts))
+
+
 # --------------------------------------------------------------------------- the stage run
 
 
-def _set_up_worker(params: SegmentParams, lexicon: Lexicon | None) -> tuple:
+def _set_up_worker(
+    params: SegmentParams, lexicon: Lexicon | None, new_words: tuple[str, ...] = ()
+) -> tuple:
     """Runs once in each worker process: its own private tokenizer, inherited from the parent
     (fork) or loaded here (spawn, forkserver)."""
     # Arrow's default allocator (mimalloc) returns freed pages to the system after 10 ms, and
     # each task then faults them in again; the system allocator keeps them for the next task
     # (about 5% less CPU in a worker, the same peak memory).
     pa.set_memory_pool(pa.system_memory_pool())
-    return params, lexicon if lexicon is not None else load_lexicon(params, check=False)
+    if lexicon is None:
+        lexicon = load_lexicon(params, check=False, new_words=new_words)
+    return params, lexicon
 
 
 def _split_user_words_task(worker: tuple[SegmentParams, Lexicon]) -> list[str]:
@@ -208,9 +365,12 @@ class Segmenter:
     cache holds: every path runs ``segment_utf8`` on the same texts.
     """
 
-    def __init__(self, params: SegmentParams, cache_dir: Path | None) -> None:
+    def __init__(
+        self, params: SegmentParams, cache_dir: Path | None, new_words: Sequence[str] = ()
+    ) -> None:
         self.params = params
-        settings = fingerprint(params)
+        self.new_words = tuple(new_words)  # discovered words added to the tokenizer
+        settings = fingerprint(params, self.new_words)
         self._key = key_function(settings)
         self.cache = TokenCache(cache_dir, settings) if cache_dir is not None else None
         self.pool = WorkerPool(
@@ -226,7 +386,9 @@ class Segmenter:
     @property
     def lexicon(self) -> Lexicon:
         if self._lexicon is None:
-            self._lexicon = load_lexicon(self.params, check=not self._checked)
+            self._lexicon = load_lexicon(
+                self.params, check=not self._checked, new_words=self.new_words
+            )
             self._checked = True
         return self._lexicon
 
@@ -295,7 +457,7 @@ class Segmenter:
             # the user dictionary (once) for the warning.
             inherited = self.lexicon if inherit else None
             self._lexicon = None
-            self.pool.start(self.params, inherited)
+            self.pool.start(self.params, inherited, self.new_words)
             self.stats.workers_started = self.workers
             if not self._checked:
                 self._check = self.pool.submit(_split_user_words_task)
@@ -376,7 +538,9 @@ def _text_buffers(column: pa.ChunkedArray) -> tuple[memoryview, list[int]]:
     return memoryview(data if data is not None else b""), bounds.tolist()
 
 
-def main(params: Params, paths: Paths) -> None:
+def main(params: Params, paths: Paths, added_words: Sequence[str] | None = None) -> None:
+    """The stage. With ``added_words`` (``zhtopics infer``: the words the model's training run
+    added), those are added to the tokenizer instead of discovering new words here."""
     seg = params.segment
     out = paths.table("tokens")
     started = time.perf_counter()
@@ -384,7 +548,13 @@ def main(params: Params, paths: Paths) -> None:
     first = paths.processed / ".tokens.unphrased.parquet" if phrased else out
     total = 0
     clean = paths.table("clean")
-    segmenter = Segmenter(seg, resolve_cache_dir(seg.cache_dir))
+    if added_words is not None:
+        new_words, added = NEW_WORDS.schema.empty_table(), list(added_words)
+    else:
+        new_words = new_words_of_run(clean, seg, resolve_cache_dir(seg.cache_dir))
+        added = accepted_words(new_words) if seg.new_words == "use" else []
+    counter = _WordCounter(new_words.column("word").to_pylist())
+    segmenter = Segmenter(seg, resolve_cache_dir(seg.cache_dir), added)
     progress = Progress("segment", total=count_rows(clean), unit="doc", logger=log)
     with segmenter, TableWriter(first, TOKENS) as writer, progress:
         if clean.is_file():  # compressed, so less than the text it holds
@@ -393,7 +563,9 @@ def main(params: Params, paths: Paths) -> None:
             progress.update(docs.num_rows)
             table = _tokens_table(docs.column("doc_id"), lists)
             writer.write(table)
+            counter.add(lists)
             total += pc.sum(table.column("n_tokens")).as_py() or 0
+    write_table(counter.table(new_words), paths.table("new_words"), NEW_WORDS)
     stats = segmenter.stats
     if phrased:
         _write_phrased(first, out, seg)

@@ -12,7 +12,7 @@ scikit-learn itself); importing scikit-learn would cost more time and memory tha
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from numbers import Integral
 
@@ -22,9 +22,17 @@ import pyarrow.compute as pc
 
 from pipeline.arrays import to_arrow, to_numpy
 from pipeline.config import Params, TfidfParams
-from pipeline.io import Paths, iter_tables, row_spans, write_table
+from pipeline.io import Paths, iter_tables, read_table, row_spans, write_table
 from pipeline.progress import Progress, count_rows
-from pipeline.schemas import DOC_TERMS, KEYWORDS, TOKENS, VOCABULARY, require_columns
+from pipeline.schemas import (
+    DOC_TERMS,
+    DOCUMENTS,
+    KEYWORDS,
+    TOKENS,
+    VOCABULARY,
+    require_columns,
+)
+from pipeline.topics import background
 
 log = logging.getLogger(__name__)
 
@@ -82,11 +90,18 @@ class _Piece:
     data: np.ndarray
 
 
-def tfidf(tokens: pa.Table | Iterable[pa.Table], params: TfidfParams) -> TfidfResult:
-    """Count terms over documents with tokens, prune by document frequency, weight by TF-IDF.
+def tfidf(
+    tokens: pa.Table | Iterable[pa.Table],
+    params: TfidfParams,
+    keep_terms: frozenset[str] = frozenset(),
+    parents: Mapping[str, str] | None = None,
+) -> TfidfResult:
+    """Count terms over documents with tokens, prune by document frequency, weight by TF-IDF,
+    and score each term as corpus boilerplate (``background``; ``keep_terms`` never flagged).
 
     ``tokens`` is a tokens table or an iterable of its consecutive pieces, which are streamed:
-    only the counts are kept from one piece to the next.
+    only the counts are kept from one piece to the next. ``parents`` maps a doc_id to its
+    parent document (ingest's parent_id), for the background flag of short units.
     """
     counts = _count_terms([tokens] if isinstance(tokens, pa.Table) else tokens)
     if counts.n_rows == 0:
@@ -101,12 +116,39 @@ def tfidf(tokens: pa.Table | Iterable[pa.Table], params: TfidfParams) -> TfidfRe
     idf = _idf(df, n_rows)
     weights = _weigh(data, indices, rows, idf, params.sublinear_tf)
     keywords = _keywords(weights, indices, rows, indptr, doc_ids, terms, params.top_k)
+    cf = np.bincount(indices, weights=data, minlength=len(terms))
+    score = background.evenness(df, cf, n_rows)
+    spread = background.parent_spread(
+        _parent_index(doc_ids.to_pylist(), parents), rows, indices, data, len(terms)
+    )
+    frequent_even = (df >= params.background_min_df * n_rows) & (
+        score >= params.background_min_evenness
+    )
+    partner = background.partner_npmi(indptr, indices, frequent_even, len(terms))
+    flags = background.flag_background(
+        terms.to_pylist(),
+        df,
+        score,
+        n_rows,
+        params.background_min_df,
+        params.background_min_evenness,
+        keep_terms,
+        spread,
+        params.background_min_parent_share,
+        partner,
+        params.background_min_partner_npmi,
+    )
     vocabulary = pa.table(
         {
             "term_id": to_arrow(np.arange(len(terms), dtype=np.int32)),
             "term": terms,
             "df": to_arrow(df.astype(np.int32)),
             "idf": to_arrow(idf),
+            "background": to_arrow(score),
+            "parent_share": to_arrow(spread.share),
+            "parent_evenness": to_arrow(spread.evenness),
+            "partner_npmi": to_arrow(partner),
+            "is_background": pa.array(flags, pa.bool_()),
         }
     )
     doc_terms = pa.table(
@@ -339,10 +381,37 @@ def _array(column: pa.ChunkedArray) -> pa.Array:
     return column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
 
 
+def _parent_index(doc_ids: list[str], parents: Mapping[str, str] | None) -> np.ndarray:
+    """Each row's parent as an index 0 .. P-1 (a document without a parent is its own)."""
+    parents = parents or {}
+    index: dict[str, int] = {}
+    return np.fromiter(
+        (index.setdefault(parents.get(d, d), len(index)) for d in doc_ids),
+        dtype=np.int64,
+        count=len(doc_ids),
+    )
+
+
+def _parents(paths: Paths) -> dict[str, str]:
+    """doc_id -> parent_id of the ingested documents."""
+    wanted = ("doc_id", "parent_id")
+    without = [name for name in DOCUMENTS.schema.names if name not in wanted]
+    documents = read_table(paths.table("documents"), DOCUMENTS, without)
+    return dict(
+        zip(
+            documents.column("doc_id").to_pylist(),
+            documents.column("parent_id").to_pylist(),
+            strict=True,
+        )
+    )
+
+
 def main(params: Params, paths: Paths) -> None:
     tokens = iter_tables(paths.table("tokens"), TOKENS, BATCH_ROWS)
+    keep = background.read_keep_terms(params.tfidf.keep_terms)
+    parents = _parents(paths)
     with Progress("tfidf", total=count_rows(paths.table("tokens")), unit="doc", logger=log) as p:
-        result = tfidf(p.iterate(tokens, lambda table: table.num_rows), params.tfidf)
+        result = tfidf(p.iterate(tokens, lambda table: table.num_rows), params.tfidf, keep, parents)
     write_table(result.vocabulary, paths.table("vocabulary"), VOCABULARY)
     write_table(result.doc_terms, paths.table("doc_terms"), DOC_TERMS)
     write_table(result.keywords, paths.table("keywords"), KEYWORDS)
@@ -352,6 +421,12 @@ def main(params: Params, paths: Paths) -> None:
         result.n_with_terms,
         result.n_docs,
         paths.processed,
+    )
+    flagged = result.vocabulary.filter(result.vocabulary.column("is_background"))
+    log.info(
+        "tfidf: %d background term(s) (tfidf.background_min_df, background_min_evenness): %s",
+        flagged.num_rows,
+        " ".join(flagged.column("term").to_pylist()[:50]),
     )
     if result.n_with_terms < result.n_with_tokens:
         log.warning(

@@ -92,7 +92,9 @@ def two_themes() -> tuple[pa.Table, pa.Table, pa.Table]:
     ids = [f"d{n:02d}" for n in range(40)]
     docs = [rng.choice(themes[n % 2], size=30).tolist() for n in range(40)]
     tokens = pa.table({"doc_id": ids, "tokens": docs, "n_tokens": [len(d) for d in docs]})
-    result = tfidf(tokens, TfidfParams(min_df=1, max_df=1.0))
+    # Ten words a theme drawn thirty times: each word is in half the documents, about as evenly
+    # as chance spreads it, which the background score would flag; no word is in all of them.
+    result = tfidf(tokens, TfidfParams(min_df=1, max_df=1.0, background_min_df=1.0))
     return result.vocabulary, result.doc_terms, tokens
 
 

@@ -19,6 +19,7 @@ OPTIONAL_TABLES = (
     "sweep",
     "representative_docs",
     "topic_prevalence",
+    "new_words",
     "compare_groups",
     "keyness",
     "topic_contrasts",

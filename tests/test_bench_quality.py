@@ -34,6 +34,8 @@ def test_bench_prints_both_sides(tmp_path, capsys):
         + ["-k", "2", "--seeds", "1", "2", "--plain-passes", "2"]
         + ["--params", str(ROOT / "params.yaml"), "--set", "lda.iterations=100"]
         + ["--set", "tfidf.min_df=1", "--set", "tfidf.max_df=1.0"]
+        # Two themes of ten words: each is in half the documents, as evenly as chance gives.
+        + ["--set", "tfidf.background_min_df=1.0", "--set", "lda.term_weight=one"]
     )
     assert code == 0
     out = capsys.readouterr().out
@@ -41,3 +43,4 @@ def test_bench_prints_both_sides(tmp_path, capsys):
     nmi_line = next(line for line in out.splitlines() if line.startswith("NMI"))
     assert float(nmi_line.split()[-1]) > 0.9  # two disjoint themes are found
     assert "model seconds" in out
+    assert "lda.term_weight=one" in out and "tfidf.background_min_df=1.0" in out

@@ -24,6 +24,7 @@ def test_run_until_stops_after_that_stage(tmp_path):
         "documents.parquet",
         "ingest_report.parquet",
         "metrics",
+        "new_words.parquet",
         "tokens.parquet",
     ]
 

@@ -8,11 +8,17 @@ from tests.conftest import ROOT
 
 
 def _write(tmp_path: Path, data: dict) -> Path:
-    for name in ("userdict.txt", "stopwords.txt", "replacements.tsv", "boilerplate.tsv"):
+    names = ("userdict.txt", "stopwords.txt", "new_words_review.tsv", "keep.txt")
+    for name in (*names, "replacements.tsv", "boilerplate.tsv"):
         (tmp_path / name).write_text("", encoding="utf-8")
     files = {
-        "segment": {"userdict": "userdict.txt", "stopwords": "stopwords.txt"},
+        "segment": {
+            "userdict": "userdict.txt",
+            "stopwords": "stopwords.txt",
+            "new_words_review": "new_words_review.tsv",
+        },
         "clean": {"replacements": "replacements.tsv", "boilerplate": "boilerplate.tsv"},
+        "tfidf": {"keep_terms": "keep.txt"},
     }
     for section, values in files.items():
         data.setdefault(section, {})

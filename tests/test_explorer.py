@@ -204,8 +204,9 @@ def test_a_run_without_its_model_or_with_another_model_is_refused(sample_run, pa
 
 
 def test_beyond_max_shares_the_sample_and_a_random_choice_carry_the_mixes(sample_run):
-    params = ExplorerParams(docs_per_topic=2, docs_per_group=1, random_docs=0, max_shares=6 * 30)
     inputs = explorer.load_inputs(sample_run)
+    k = inputs.phi.shape[0]  # the sample run's K (lda_sweep's choice)
+    params = ExplorerParams(docs_per_topic=2, docs_per_group=1, random_docs=0, max_shares=k * 30)
     full = explorer.prepare(
         inputs, ExplorerParams(docs_per_topic=2, docs_per_group=1, random_docs=0)
     )
@@ -217,7 +218,7 @@ def test_beyond_max_shares_the_sample_and_a_random_choice_carry_the_mixes(sample
     assert rows == sorted(rows) and np.array_equal(capped.theta, full.theta[rows])
     data = explorer.build_data(inputs, {}, {}, {}, params, capped)
     assert (data["meta"]["documents"], data["meta"]["modelled"]) == (30, full.modelled)
-    assert len(base64.b64decode(data["theta"])) == 30 * 6 * 2
+    assert len(base64.b64decode(data["theta"])) == 30 * k * 2
 
 
 # ---- in the browser ----

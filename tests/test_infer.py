@@ -37,6 +37,15 @@ def test_unknown_words_are_ignored_and_counted():
     assert weights[0, 0] > 0.9 and weights[1, 1] > 0.9
 
 
+def test_background_terms_left_out_in_training_are_ignored():
+    model = SavedModel(MODEL.phi, MODEL.alpha, MODEL.terms, {"left_out_terms": ["今天"]})
+    tokens = pa.table({"doc_id": ["a", "b"], "tokens": [["今天", "股票"], ["今天"]]})
+    docs = INFERRED_DOCS.conform(infer(tokens, model).docs).to_pylist()
+    assert [d["n_known"] for d in docs] == [1, 0]
+    assert [d["n_unknown"] for d in docs] == [1, 1]
+    assert [d["status"] for d in docs] == ["inferred", "no_known_terms"]
+
+
 def _infer(path, out, model) -> int:
     return main(
         ["infer", "-q", str(path), "--out", str(out), "--model", str(model)]

@@ -127,6 +127,8 @@ def test_open_schema_keeps_metadata_columns_after_the_fixed_ones():
             "paragraph": pa.array([None], pa.int32()),
             "title": [None],
             "date": pa.array([None], pa.date32()),
+            "date_source": pa.array([None], pa.string()),
+            "date_precision": pa.array([None], pa.string()),
             "text": ["x"],
             "format": ["txt"],
             "encoding": ["utf-8"],

@@ -30,6 +30,7 @@ PAUSES = {
     "report": "report",
     "robustness": "robustness.parquet",  # off by default: writes its empty table
     "explorer": "explorer.html",
+    "compare": "topic_kwic.parquet",  # the last of its five tables
 }
 
 

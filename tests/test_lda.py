@@ -4,8 +4,9 @@ import json
 import numpy as np
 import pyarrow as pa
 import pytest
+import scipy.sparse as sp
 
-from pipeline.config import ConfigError, LdaParams, params_from_dict
+from pipeline.config import ConfigError, LdaParams, TfidfParams, params_from_dict
 from pipeline.lda import QUALITY_METRICS, lda
 from pipeline.schemas import (
     DOC_TOPICS,
@@ -16,12 +17,15 @@ from pipeline.schemas import (
     TOPICS,
     SchemaError,
 )
+from pipeline.tfidf import tfidf
 from pipeline.topics import prevalence as prevalence_module
+from pipeline.topics.background import BackgroundError
 from pipeline.topics.counts import LdaError
 from pipeline.topics.model_store import load_model, save_model
 from pipeline.topics.prevalence import topic_prevalence
 from pipeline.topics.representative import representative_docs, snippet
 from pipeline.topics.terms import rank_terms, topic_diversity
+from tests.conftest import FIXTURES
 
 # gensim, as before the defaults became the shipped params.yaml (tomotopy).
 PARAMS = LdaParams(
@@ -246,6 +250,9 @@ def test_auto_needs_a_k(two_themes):
         ({"tolerance": 0}, "lda.tolerance"),
         ({"tolerance": "small"}, "lda.tolerance"),
         ({"min_token_updates": -1}, "lda.min_token_updates"),
+        ({"term_weight": "bm25"}, "lda.term_weight"),
+        ({"term_weight": "IDF"}, "lda.term_weight"),
+        ({"background": "remove"}, "lda.background"),
         ({"start_method": "thread"}, "lda.start_method"),
     ],
 )
@@ -396,6 +403,91 @@ def test_top_terms_sort_by_score_then_id_like_a_full_sort():
     full = np.stack([np.lexsort((ids, -row)) for row in scores])
     for n in (1, 7, 30, 400, 999):
         np.testing.assert_array_equal(top_terms(scores, n), full[:, :n])
+
+
+@pytest.fixture(scope="module")
+def two_themes_in_a_genre() -> tuple[pa.Table, pa.Table, pa.Table]:
+    """The two themes, each document also saying 本院 and 依法 once, and one document of
+    nothing but them: the genre's formula, flagged background by the tfidf stage."""
+    themes = json.loads((FIXTURES / "two_themes.json").read_text(encoding="utf-8"))
+    rng = np.random.default_rng(0)
+    ids, docs = [], []
+    for n in range(40):
+        ids.append(f"d{n:02d}")
+        docs.append(["本院", *rng.choice(themes[n % 2], size=30).tolist(), "依法"])
+    ids.append("d40")
+    docs.append(["本院", "依法"])
+    tokens = pa.table({"doc_id": ids, "tokens": docs, "n_tokens": [len(d) for d in docs]})
+    result = tfidf(tokens, TfidfParams(min_df=1, max_df=1.0, background_min_df=0.9))
+    flagged = result.vocabulary.filter(result.vocabulary.column("is_background"))
+    assert sorted(flagged.column("term").to_pylist()) == ["依法", "本院"]
+    return result.vocabulary, result.doc_terms, tokens
+
+
+@pytest.mark.parametrize("engine", ["gensim", "tomotopy"])
+def test_background_terms_are_left_out_of_the_model(two_themes_in_a_genre, engine, tmp_path):
+    params = LdaParams(**{**PARAMS.__dict__, "engine": engine})
+    dropped = lda(*two_themes_in_a_genre, params)
+    assert dropped.metrics["background_terms_left_out"] == 2
+    save_model(dropped.fitted, dropped.terms, tmp_path / "model", left_out=dropped.left_out)
+    assert sorted(load_model(tmp_path / "model").meta["left_out_terms"]) == ["依法", "本院"]
+    tops = set(dropped.topic_terms.column("term").to_pylist())
+    assert not tops & {"本院", "依法"}
+    ranked = dropped.term_rankings.column("term").to_pylist()
+    assert not set(ranked) & {"本院", "依法"}
+    weights = np.array(dropped.doc_topics.column("weight").to_pylist()).reshape(41, 2)
+    np.testing.assert_allclose(weights.sum(axis=1), 1.0)
+    dominant = weights[:40].argmax(axis=1)
+    assert len(set(dominant[0::2])) == 1 and set(dominant[0::2]) != set(dominant[1::2])
+    # The document of formula only keeps its row, with the prior's mix.
+    assert dropped.doc_ids[-1] == "d40"
+    included = lda(
+        *two_themes_in_a_genre, LdaParams(**{**params.__dict__, "background": "include"})
+    )
+    assert included.metrics["background_terms_left_out"] == 0
+    formula = [included.terms.index(t) for t in ("本院", "依法")]
+    # Modelled, they take about their share of the tokens (1/32); left out, the prior's crumbs.
+    assert (included.fitted.phi[:, formula].max(axis=0) > 0.01).all()
+    assert (dropped.fitted.phi[:, formula].max(axis=0) < 0.001).all()
+
+
+@pytest.mark.parametrize("engine", ["gensim", "tomotopy"])
+@pytest.mark.parametrize("weight", ["idf", "pmi"])
+def test_term_weights_still_split_the_themes(two_themes, engine, weight):
+    params = LdaParams(**{**PARAMS.__dict__, "engine": engine, "term_weight": weight})
+    result = lda(*two_themes, params)
+    _assert_two_themes_split(result)
+    plain = lda(*two_themes, LdaParams(**{**params.__dict__, "term_weight": "one"}))
+    assert result.fitted.phi.tolist() != plain.fitted.phi.tolist()
+
+
+def test_term_weights_are_tomotopys():
+    from pipeline.topics.background import term_weights
+
+    counts = sp.csr_matrix(np.array([[2, 1, 0], [0, 1, 3], [1, 1, 0]], dtype=np.float64))
+    idf = term_weights(counts, "idf").toarray()
+    np.testing.assert_allclose(idf[0], [2 * np.log(3 / 2), 0.0, 0.0])  # 1 is in every document
+    pmi = term_weights(counts, "pmi").toarray()
+    p_w = np.array([3, 3, 3]) / 9
+    expected = counts.toarray() * np.maximum(
+        np.log((counts.toarray() / counts.sum(axis=1).A) / p_w), 0
+    )
+    np.testing.assert_allclose(pmi, np.nan_to_num(expected, nan=0.0, neginf=0.0))
+    assert term_weights(counts, "one").toarray().tolist() == counts.toarray().tolist()
+
+
+def test_background_that_leaves_nothing_is_a_clear_error(two_themes):
+    themes = json.loads((FIXTURES / "two_themes.json").read_text(encoding="utf-8"))
+    rng = np.random.default_rng(0)
+    docs = [rng.choice(themes[n % 2], size=30).tolist() for n in range(40)]
+    tokens = pa.table(
+        {"doc_id": [f"d{n:02d}" for n in range(40)], "tokens": docs, "n_tokens": [30] * 40}
+    )
+    # Every word in half the documents, spread as chance spreads it: all background.
+    result = tfidf(tokens, TfidfParams(min_df=1, max_df=1.0))
+    assert all(result.vocabulary.column("is_background").to_pylist())
+    with pytest.raises(BackgroundError, match="tfidf.background_min_df"):
+        lda(result.vocabulary, result.doc_terms, tokens, PARAMS)
 
 
 def test_prevalence_by_month_puts_year_only_dates_apart_not_in_january(two_themes):

@@ -170,3 +170,24 @@ def test_sweep_fits_use_the_sweep_threads_not_the_final_models(two_themes, monke
     params = LdaParams(**{**PARAMS.__dict__, "threads": 2, "engine": "tomotopy"})
     lda_sweep(*two_themes, params)
     assert seen == [1, 1, 1, 1]
+
+
+def test_the_sweep_leaves_background_terms_out_and_says_so(two_themes):
+    import pyarrow as pa
+
+    vocabulary, doc_terms, tokens = two_themes
+    flags = [False] * vocabulary.num_rows
+    flags[0] = True  # as if the tfidf stage had flagged the first term
+    flagged = vocabulary.set_column(
+        vocabulary.schema.get_field_index("is_background"), "is_background", pa.array(flags)
+    )
+    result = lda_sweep(flagged, doc_terms, tokens, PARAMS)
+    assert result.summary["background_terms_left_out"] == 1
+    assert result.summary["background"] == "drop" and result.summary["term_weight"] == "one"
+    table = SWEEP.conform(result.table)
+    assert all(np.isfinite(table.column("perplexity").to_pylist()))
+    kept = lda_sweep(
+        flagged, doc_terms, tokens, LdaParams(**{**PARAMS.__dict__, "background": "include"})
+    )
+    assert kept.summary["background_terms_left_out"] == 0
+    assert not table.equals(SWEEP.conform(kept.table))

@@ -92,7 +92,13 @@ def test_optional_tables_are_drawn_when_present(plain, sample_run):
 
 def test_absent_tables_get_a_note_instead_of_a_picture(bare):
     page = _html(bare)
-    for table in ("ingest_report", "clean_audit", "topic_prevalence", "representative_docs"):
+    for table in (
+        "ingest_report",
+        "clean_audit",
+        "topic_prevalence",
+        "representative_docs",
+        "new_words",
+    ):
         assert f"({table}.parquet) in this run" in page
     for table in ("topic_trends", "topic_kwic"):
         assert f"({table}.parquet) in this run" in page
@@ -110,9 +116,45 @@ def test_groups_over_time_and_words_in_context_on_the_work_reports(reports_run):
         assert any(n.endswith(f"-{name}.png") for n in files), name
     assert "<h3>speaker</h3>" in page and "Too small to compare: 华国锋" in page
     assert "Hollow dots: periods with few documents (10 of 10)" in page
-    assert "【" not in page and "zhtopics kwic TERM" in page
+    # Concordance lines mark the term by markup, not brackets (the new-words section's examples
+    # keep their 【】: that column is text).
+    kwic = page.split('<h2 id="kwic">', 1)[1].split("<h2 ", 1)[0]
+    assert "【" not in kwic and "zhtopics kwic TERM" in kwic
     # Each report is one file: no chart of prevalence by source.
     assert not any(n.endswith("-prevalence-source.png") for n in files)
+
+
+def test_background_terms_are_listed_with_what_the_model_did(sample_run):
+    import dataclasses
+
+    import pyarrow as pa
+
+    from pipeline.report import _background, _Page
+
+    r = load_results(sample_run)
+    flags = [False] * r.vocabulary.num_rows
+    flags[0] = flags[2] = True  # as if the tfidf stage had flagged the first and third terms
+    vocabulary = r.vocabulary.set_column(
+        r.vocabulary.schema.get_field_index("is_background"), "is_background", pa.array(flags)
+    )
+    terms = vocabulary.column("term").to_pylist()
+    for left_out, said in ((2, "left out of the topic model"), (0, "modelled like any other")):
+        page = _Page(dpi=50)
+        metrics = {**r.lda_metrics, "background_terms_left_out": left_out}
+        _background(page, dataclasses.replace(r, vocabulary=vocabulary, lda_metrics=metrics), None)
+        text = "".join(page.parts)
+        assert said in text and "2 terms" in text
+        assert f"<td>{html.escape(terms[0])}</td>" in text
+        assert f"<td>{html.escape(terms[2])}</td>" in text
+        assert text.count("<tr>") == 3  # the header and the two flagged terms
+    none = r.vocabulary.set_column(
+        r.vocabulary.schema.get_field_index("is_background"),
+        "is_background",
+        pa.array([False] * r.vocabulary.num_rows),
+    )
+    page = _Page(dpi=50)
+    _background(page, dataclasses.replace(r, vocabulary=none), None)
+    assert "No term was found" in "".join(page.parts)
 
 
 def test_an_unknown_group_column_names_the_setting(sample_run):
@@ -272,3 +314,49 @@ def test_the_command_needs_the_lda_tables(tmp_path, capsys):
     code = main(["report", "--processed", str(tmp_path), "--params", str(ROOT / "params.yaml")])
     assert code == 2
     assert "table is missing" in capsys.readouterr().err
+
+
+def test_new_words_section_lists_accepted_words_with_an_example(sample_run, tmp_path):
+    """Discovered words, each with its example in context, and the tokens they changed."""
+    import pyarrow as pa
+
+    from pipeline.io import write_table
+    from pipeline.schemas import NEW_WORDS
+    from tests.contract_tables import write_bare_run
+
+    paths = write_bare_run(sample_run, tmp_path)
+    rows = [
+        ("精准扶贫", 40, 12, True, "", "精准 扶贫", "要坚持【精准扶贫】，", 38),
+        ("放管服", 30, 9, True, "", "放 管 服", "深化【放管服】改革", 30),
+        ("供给侧结构性", 41, 12, False, "fragment", "供给 侧 结构性", "…【供给侧结构性】改革", 0),
+    ]
+    columns = list(zip(*rows, strict=True))
+    table = pa.table(
+        {
+            "word": columns[0],
+            "frequency": pa.array(columns[1], pa.int64()),
+            "document_frequency": pa.array(columns[2], pa.int64()),
+            "cohesion": [0.9] * 3,
+            "left_entropy": [3.0] * 3,
+            "right_entropy": [3.0] * 3,
+            "score": [9.0, 8.0, 7.0],
+            "accepted": columns[3],
+            "reason": columns[4],
+            "pieces": columns[5],
+            "example": columns[6],
+            "token_count": pa.array(columns[7], pa.int64()),
+        }
+    )
+    write_table(table, paths.table("new_words"), NEW_WORDS)
+    page = _html(_build(paths, new_words=1))
+    section = page[page.index('id="new-words"') : page.index('id="keywords"')]
+    assert "2 accepted of 3 listed (not accepted: 1 fragment)" in section
+    # 68 tokens; without them, 38 x 2 + 30 x 3 = 166 tokens.
+    assert "are 68 tokens" in section and "into 166 tokens" in section
+    assert "要坚持【精准扶贫】，" in section and "深化【放管服】改革" not in section
+    assert section.count("<tr>") == 2  # the header and report.new_words = 1 word
+    # No word accepted: the best candidates are listed with why they were not.
+    write_table(table.slice(2), paths.table("new_words"), NEW_WORDS)
+    section = _html(_build(paths))
+    section = section[section.index('id="new-words"') : section.index('id="keywords"')]
+    assert "0 accepted of 1 listed" in section and "<td>fragment</td>" in section

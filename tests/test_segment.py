@@ -604,7 +604,11 @@ def test_stage_with_phrases_matches_the_function(tmp_path, params):
     )
     assert read_table(out, TOKENS).equals(TOKENS.conform(expected))
     assert "人工智能_芯片" in expected.column("tokens").to_pylist()[3]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["clean.parquet", "tokens.parquet"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "clean.parquet",
+        "new_words.parquet",
+        "tokens.parquet",
+    ]
 
 
 @pytest.mark.parametrize("backend", ["jieba", "rjieba"])

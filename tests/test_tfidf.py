@@ -158,7 +158,9 @@ def test_tables_are_scikit_learns_to_the_bit(settings):
         tokens = _random_tokens(seed)
         result = tfidf(tokens, params)
         vocabulary, doc_terms, keywords = _reference(tokens, params)
-        assert VOCABULARY.conform(result.vocabulary).equals(VOCABULARY.conform(vocabulary))
+        counted = VOCABULARY.subset(["term_id", "term", "df", "idf"])  # not the background
+        ours = VOCABULARY.conform(result.vocabulary).select(counted.columns)
+        assert ours.equals(counted.conform(vocabulary))
         assert DOC_TERMS.conform(result.doc_terms).equals(DOC_TERMS.conform(doc_terms))
         assert KEYWORDS.conform(result.keywords).equals(keywords)
 
@@ -200,3 +202,171 @@ def test_nulls_are_a_clear_error(doc_ids, lists, message):
     tokens = table(doc_id=doc_ids, tokens=lists, n_tokens=[2, 1])
     with pytest.raises(TfidfError, match=message):
         tfidf(tokens, TfidfParams(min_df=1, max_df=1.0))
+
+
+def _genre_corpus() -> pa.Table:
+    """60 rulings: each says 本院 once (the genre's formula); a third are about 拆迁 and a third
+    about 工商, which they repeat; 补偿 is in a few only, once each (rare, not boilerplate)."""
+    ids, docs = [], []
+    for n in range(60):
+        theme = [["拆迁"] * 4 + ["房屋"], ["工商"] * 4 + ["登记"] * 2, ["治安"]][n % 3]
+        extra = ["补偿"] if n % 12 == 0 else []
+        ids.append(f"d{n:02d}")
+        docs.append(["本院", *theme, *extra, f"人{n}"])
+    return table(doc_id=ids, tokens=docs, n_tokens=[len(d) for d in docs])
+
+
+def test_a_term_in_every_document_is_background_a_topical_one_is_not():
+    result = tfidf(_genre_corpus(), TfidfParams(min_df=1, max_df=1.0))
+    rows = {r["term"]: r for r in VOCABULARY.conform(result.vocabulary).to_pylist()}
+    # In every document: its df is above any Poisson expectation, evenness > 1.
+    assert rows["本院"]["is_background"] and rows["本院"]["background"] > 1.0
+    # 拆迁: in a third of the documents, four times each: bursty, the subject.
+    assert not rows["拆迁"]["is_background"] and rows["拆迁"]["background"] < 0.5
+    assert not rows["工商"]["is_background"]
+    # Evenly spread but in fewer than tfidf.background_min_df of the documents.
+    assert rows["补偿"]["background"] > 0.9 and not rows["补偿"]["is_background"]
+    # Once or twice in each document of a third (治安, 房屋, 登记): as even as chance gives a
+    # term in a third of the documents. 房屋 and 登记 keep company with their subject (拆迁,
+    # 工商: NPMI 1) and stay; 治安 has no partner outside the formula, like 本院.
+    assert rows["房屋"]["background"] > 0.5 and rows["房屋"]["partner_npmi"] == 1.0
+    assert rows["治安"]["partner_npmi"] == -1.0
+    flagged = [t for t, r in rows.items() if r["is_background"]]
+    assert flagged == sorted(["本院", "治安"])
+    # Without the partner check the short documents' subject words look like the formula.
+    off = tfidf(_genre_corpus(), TfidfParams(min_df=1, max_df=1.0, background_min_partner_npmi=2))
+    flagged = off.vocabulary.filter(off.vocabulary.column("is_background"))
+    assert sorted(flagged.column("term").to_pylist()) == sorted(["本院", "治安", "房屋", "登记"])
+
+
+def test_background_thresholds_and_keep_list():
+    tokens = _genre_corpus()
+    strict = tfidf(tokens, TfidfParams(min_df=1, max_df=1.0, background_min_df=0.9))
+    flagged = strict.vocabulary.filter(strict.vocabulary.column("is_background"))
+    assert flagged.column("term").to_pylist() == ["本院"]
+    loose = tfidf(tokens, TfidfParams(min_df=1, max_df=1.0, background_min_evenness=0.3))
+    flagged = set(
+        loose.vocabulary.filter(loose.vocabulary.column("is_background"))["term"].to_pylist()
+    )
+    assert {"本院", "拆迁", "工商"} <= flagged
+    kept = tfidf(tokens, TfidfParams(min_df=1, max_df=1.0), keep_terms=frozenset({"本院", "房屋"}))
+    flagged = kept.vocabulary.filter(kept.vocabulary.column("is_background"))
+    assert flagged.column("term").to_pylist() == ["治安"]
+    # The score is published whatever the flag.
+    assert kept.vocabulary.column("background") == loose.vocabulary.column("background")
+
+
+def test_evenness_is_df_against_the_poisson_expectation():
+    from pipeline.topics.background import evenness
+
+    n = 100
+    score = evenness(np.array([100, 20, 0]), np.array([100, 60, 0]), n)
+    assert score[0] == pytest.approx(1 / (1 - math.exp(-1)), abs=1e-6)
+    assert score[1] == pytest.approx(20 / (n * (1 - math.exp(-0.6))), abs=1e-6)
+    assert score[2] == 0.0
+
+
+def test_keep_terms_file(tmp_path):
+    from pipeline.topics.background import read_keep_terms
+
+    path = tmp_path / "keep.txt"
+    path.write_text("# comment\n本院  # the court\n\n  原告\n", encoding="utf-8")
+    assert read_keep_terms(path) == {"本院", "原告"}
+    assert read_keep_terms(None) == frozenset()
+
+
+@pytest.mark.parametrize(
+    ("values", "needle"),
+    [
+        ({"background_min_df": 0}, "tfidf.background_min_df"),
+        ({"background_min_df": 1.5}, "tfidf.background_min_df"),
+        ({"background_min_evenness": -1}, "tfidf.background_min_evenness"),
+        ({"keep_terms": "no/such/file.txt"}, "tfidf.keep_terms"),
+        ({"background_min_parent_share": 1.5}, "tfidf.background_min_parent_share"),
+        ({"background_min_partner_npmi": -2}, "tfidf.background_min_partner_npmi"),
+    ],
+)
+def test_bad_background_settings_name_the_key(values, needle):
+    from pipeline.config import ConfigError, params_from_dict
+
+    raw = {
+        "clean": {"replacements": None},
+        "segment": {"userdict": None, "stopwords": None},
+        "tfidf": values,
+    }
+    with pytest.raises(ConfigError, match=needle.replace(".", r"\.")):
+        params_from_dict(raw)
+
+
+def _speeches() -> tuple[pa.Table, dict[str, str]]:
+    """Four speeches of ten short paragraphs each. 妇联 (the organisation, the genre) is in
+    half the paragraphs of every speech; 维权 (a subject) in eight paragraphs of speech 0 and
+    seven of speech 1, once each, so that over the paragraphs it looks as even as 妇联."""
+    ids, docs, parents = [], [], {}
+    for speech in range(4):
+        for n in range(10):
+            doc = [f"词{speech}_{n}_{i}" for i in range(3)]
+            if n % 2 == 0:
+                doc.append("妇联")
+            if (speech == 0 and n < 8) or (speech == 1 and n < 7):
+                doc.append("维权")
+            doc_id = f"s{speech}p{n}"
+            ids.append(doc_id)
+            docs.append(doc)
+            parents[doc_id] = f"s{speech}"
+    return table(doc_id=ids, tokens=docs, n_tokens=[len(d) for d in docs]), parents
+
+
+def test_paragraphs_are_judged_by_their_parent_documents():
+    tokens, parents = _speeches()
+    params = TfidfParams(min_df=1, max_df=1.0)
+    alone = tfidf(tokens, params)
+    rows = {r["term"]: r for r in VOCABULARY.conform(alone.vocabulary).to_pylist()}
+    # Paragraphs as if independent: both once per paragraph, in 15 or 20 of 40: both flagged.
+    assert rows["妇联"]["is_background"] and rows["维权"]["is_background"]
+    grouped = tfidf(tokens, params, parents=parents)
+    rows = {r["term"]: r for r in VOCABULARY.conform(grouped.vocabulary).to_pylist()}
+    # Speech sizes in tokens: 43, 42, 35, 35 (three words a paragraph, 妇联, 维权).
+    size = np.array([43, 42, 35, 35]) / 155
+    # 妇联: in every speech, 5 times each: nearly in proportion to the speeches' sizes.
+    assert rows["妇联"]["parent_share"] == 1.0
+    dp = 0.5 * np.abs(0.25 - size).sum()
+    assert rows["妇联"]["parent_evenness"] == pytest.approx(1 - dp, abs=1e-6)
+    assert rows["妇联"]["is_background"]
+    # 维权: in two speeches of four (8 and 7 of its 15 occurrences): not in nearly every one.
+    dp = 0.5 * (abs(8 / 15 - size[0]) + abs(7 / 15 - size[1]) + size[2] + size[3])
+    assert rows["维权"]["parent_share"] == 0.5
+    assert rows["维权"]["parent_evenness"] == pytest.approx(1 - dp, abs=1e-6)
+    assert not rows["维权"]["is_background"]
+    # A lower bar on the parents' share (and evenness) lets it through as background again.
+    low = tfidf(
+        tokens,
+        TfidfParams(min_df=1, max_df=1.0, background_min_parent_share=0.5),
+        parents=parents,
+    )
+    flagged = low.vocabulary.filter(low.vocabulary.column("is_background"))
+    assert set(flagged.column("term").to_pylist()) == {"妇联", "维权"}
+
+
+def test_one_document_per_parent_is_not_grouped():
+    """Document units (each its own parent) keep the document-level flag."""
+    tokens = _genre_corpus()
+    ids = tokens.column("doc_id").to_pylist()
+    with_parents = tfidf(tokens, TfidfParams(min_df=1, max_df=1.0), parents={d: d for d in ids})
+    without = tfidf(tokens, TfidfParams(min_df=1, max_df=1.0))
+    assert with_parents.vocabulary.equals(without.vocabulary)
+
+
+def test_partner_npmi():
+    from pipeline.topics.background import partner_npmi
+
+    # Ten documents; term 0 in all of the first five, term 1 (its partner) in the same five,
+    # term 2 in all ten; only term 0 is a candidate.
+    docs = [[0, 1, 2]] * 5 + [[2]] * 5
+    indptr = np.cumsum([0] + [len(d) for d in docs])
+    indices = np.concatenate(docs)
+    best = partner_npmi(indptr, indices, np.array([True, False, False]), 3)
+    # With 1: p = 1/2 each, together 1/2: NPMI 1. With 2 (in every document): NPMI 0.
+    assert best.tolist() == [1.0, -1.0, -1.0]
+    best = partner_npmi(indptr, indices, np.array([True, True, False]), 3)
+    assert best.tolist() == [0.0, 0.0, -1.0]  # the other candidate is no partner

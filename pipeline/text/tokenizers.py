@@ -8,7 +8,7 @@ import functools
 import logging
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -107,6 +107,7 @@ class Backend(Protocol):
     name: str
 
     def add_word(self, word: str, freq: int | None, tag: str | None) -> None: ...
+    def has_word(self, word: str) -> bool: ...
     def cut(self, text: str, hmm: bool) -> list[str]: ...
     def tag(self, text: str, hmm: bool) -> list[tuple[str, str]]: ...
 
@@ -126,6 +127,10 @@ class JiebaBackend:
 
     def add_word(self, word: str, freq: int | None, tag: str | None) -> None:
         self._tokenizer.add_word(word, freq, tag)
+
+    def has_word(self, word: str) -> bool:
+        """In the dictionary (jieba also stores every word's prefixes, with frequency 0)."""
+        return bool(self._tokenizer.FREQ.get(word))
 
     def cut(self, text: str, hmm: bool) -> list[str]:
         return self._tokenizer.lcut(text, HMM=hmm)
@@ -153,6 +158,9 @@ class RjiebaBackend:
         self._jieba.add_word(word, freq, tag)
         if tag:
             self._tags[word] = tag
+
+    def has_word(self, word: str) -> bool:
+        return self._jieba.has_word(word)
 
     def cut(self, text: str, hmm: bool) -> list[str]:
         words = self._jieba.cut(text, hmm)
@@ -217,13 +225,21 @@ class Lexicon:
         return string_array(sorted(self.stopwords))
 
 
-def load_lexicon(params: SegmentParams, check: bool = True) -> Lexicon:
-    """A private tokenizer with the user dictionary, and the stopwords segmented by it.
+def load_lexicon(
+    params: SegmentParams, check: bool = True, new_words: Sequence[str] = ()
+) -> Lexicon:
+    """A private tokenizer with the discovered ``new_words`` (segment.new_words = use) and the
+    user dictionary, added last so that a user word's frequency and tag win, and the stopwords
+    segmented by it.
 
     With ``check``, a warning lists the user words that the tokenizer does not keep whole.
     """
     backend = BACKENDS[params.backend]()
     words = read_userdict(params.userdict) if params.userdict is not None else []
+    users = {e.word for e in words}
+    for word in new_words:  # with the frequency jieba suggests: just enough to stay whole
+        if not _holds_any(word, users):  # a user word is never absorbed into a longer one
+            backend.add_word(word, None, None)
     for entry in words:
         backend.add_word(entry.word, entry.freq, entry.tag)
     if check:
@@ -231,6 +247,11 @@ def load_lexicon(params: SegmentParams, check: bool = True) -> Lexicon:
             params, [e.word for e in words if backend.cut(e.word, params.hmm) != [e.word]]
         )
     return Lexicon(backend, frozenset(presegment(load_stopwords(params), backend, params.hmm)))
+
+
+def _holds_any(word: str, words: set[str]) -> bool:
+    """Whether ``word`` is or contains one of ``words`` (of two or more characters)."""
+    return any(word[i:j] in words for i in range(len(word)) for j in range(i + 2, len(word) + 1))
 
 
 def warn_split_words(params: SegmentParams, split: list[str]) -> None:

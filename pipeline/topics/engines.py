@@ -137,7 +137,9 @@ def _fit_gensim(
 ) -> Fitted:
     from gensim.models import LdaModel
 
-    corpus = bag_of_words(counts)
+    from pipeline.topics.background import term_weights
+
+    corpus = bag_of_words(term_weights(counts, params.term_weight))
     id2word = (
         dict(enumerate(terms))
         if terms is not None
@@ -226,6 +228,7 @@ def _fit_tomotopy(
     alpha = prior_vector(params.alpha, k)
     eta = 1.0 / k if params.eta == "symmetric" else float(params.eta)
     model = tp.LDAModel(
+        tw=getattr(tp.TermWeight, params.term_weight.upper()),
         k=k,
         alpha=alpha.tolist() if params.alpha == "asymmetric" else float(alpha[0]),
         eta=eta,
@@ -238,8 +241,11 @@ def _fit_tomotopy(
     starts, ids = token_sequences(counts, sequences)
     words = names[ids].tolist()
     bounds = starts.tolist()
-    for a, b in zip(bounds[:-1], bounds[1:], strict=True):
-        model.add_doc(words[a:b])
+    # A document without tokens (all its terms left out as background) is not sampled;
+    # its topic mix is the prior's.
+    sampled = [row for row in range(len(bounds) - 1) if bounds[row + 1] > bounds[row]]
+    for row in sampled:
+        model.add_doc(words[bounds[row] : bounds[row + 1]])
     del words  # tomotopy keeps its own copy, as word ids
     model.optim_interval = 10 if params.alpha == "auto" else 0
     parallel = tp.ParallelScheme.PARTITION
@@ -277,7 +283,8 @@ def _fit_tomotopy(
         missing = np.setdiff1d(np.arange(counts.shape[1]), used)
         phi[:, missing] = (eta / (n_k + len(used) * eta))[:, None]
         phi /= phi.sum(axis=1, keepdims=True)
-    theta = np.asarray([doc.get_topic_dist() for doc in model.docs], dtype=np.float64)
+    theta = np.tile(np.asarray(model.alpha, dtype=np.float64).reshape(-1), (counts.shape[0], 1))
+    theta[sampled] = np.asarray([doc.get_topic_dist() for doc in model.docs], dtype=np.float64)
     theta /= theta.sum(axis=1, keepdims=True)
     fitted = Fitted(
         engine="tomotopy",

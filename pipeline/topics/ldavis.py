@@ -16,7 +16,7 @@ import pyarrow as pa
 import scipy.sparse as sp
 
 from pipeline.io import atomic_path
-from pipeline.precision import round_data
+from pipeline.precision import round_data, round_significant
 
 VIS_ID = "ldavis_zhtopics"
 R_TERMS = 30  # terms in each bar chart of the view
@@ -128,7 +128,8 @@ def prepare(
     kernel *= topic_given_term
     saliency = term_proportion * kernel.sum(axis=0)
     del topic_given_term, kernel
-    default = _sort_descending(saliency)[:r]
+    # Ranked at the published precision: np.log differs in its last bits across CPUs.
+    default = _sort_descending(round_significant(saliency))[:r]
     freq = np.floor(term_frequency[default])
     ranks = np.arange(r, 0, -1).astype(np.float64)
     tinfo = {
@@ -189,12 +190,13 @@ def prepare(
 
 
 def _sort_descending(values: np.ndarray) -> np.ndarray:
-    """Positions by falling value, NaN last: pandas' ``sort_values(ascending=False)``
-    (its ``nargsort`` with the default quicksort, including its order among ties)."""
+    """Positions by falling value, NaN last, as pandas' ``sort_values(ascending=False)``
+    (its ``nargsort``), with a stable sort so ties fall to the lower position on any CPU
+    (numpy's quicksort dispatches to SIMD sorts that order ties differently)."""
     idx = np.arange(len(values))
     mask = np.isnan(values)
     kept, kept_idx = values[~mask][::-1], idx[~mask][::-1]
-    return np.concatenate([kept_idx[kept.argsort(kind="quicksort")][::-1], idx[mask]])
+    return np.concatenate([kept_idx[kept.argsort(kind="stable")][::-1], idx[mask]])
 
 
 def _first_seen(values: np.ndarray) -> np.ndarray:

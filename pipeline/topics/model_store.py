@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,12 +22,17 @@ MODEL_FORMAT = 1
 
 
 def save_model(
-    fitted: Fitted, terms: list[str], directory: Path, settings: dict | None = None
+    fitted: Fitted,
+    terms: list[str],
+    directory: Path,
+    settings: dict | None = None,
+    left_out: Sequence[str] = (),
 ) -> None:
     """Save the model as plain arrays and JSON (any later version can read them), plus the
     engine's own file, into a fresh folder swapped into place.
 
-    ``model.json`` (format version, engine, K, priors, the settings it was trained with),
+    ``model.json`` (format version, engine, K, priors, the settings it was trained with, the
+    background terms ``left_out`` of the fit, which inference leaves out too),
     ``topic_word.npy`` (K x terms, float64, rows sum to 1; column i is ``terms.json``[i]).
     The engine's file: ``lda.model`` (gensim) or ``tomotopy.bin``.
     """
@@ -41,6 +47,7 @@ def save_model(
             "files": {"topic_word": "topic_word.npy", "terms": "terms.json"},
             "settings": settings or {},
             "convergence": fitted.convergence,
+            "left_out_terms": list(left_out),
         }
         (tmp / "model.json").write_text(
             json.dumps(meta, ensure_ascii=False, indent=2, sort_keys=True) + "\n", "utf-8"
