@@ -369,7 +369,15 @@ class SweepParams(_Section):
 
     _key: typing.ClassVar[str] = "lda.sweep"
 
+    # When the sweep fits its models: "auto" only when lda.num_topics is "auto" (the run needs
+    # its K), "always" also with a fixed K (to see the measures), "never" not at all (then
+    # lda.num_topics must be a number). A sweep not run writes an empty table and says why.
+    run: Literal["auto", "always", "never"] = "auto"
     k: tuple[int, ...] = (4, 6, 8)
+    # tomotopy threads of each sweep fit (part of its model, like lda.threads for the final
+    # one). The fits run side by side in lda.workers processes: with 1 thread each, a sweep
+    # uses every core and its results do not depend on how many there are.
+    threads: int = 1
     seeds: tuple[int, ...] = (1, 2)
     # K is recommended among those whose mean stability reaches this (see README).
     min_stability: float = 0.5
@@ -377,6 +385,10 @@ class SweepParams(_Section):
     holdout: float = 0.2
 
     def __post_init__(self) -> None:
+        if self.run not in ("auto", "always", "never"):
+            _fail("lda.sweep.run", self.run, 'one of "auto", "always", "never"')
+        if self.threads < 1:
+            _fail("lda.sweep.threads", self.threads, "an integer >= 1")
         if not self.k or any(k < 1 for k in self.k):
             _fail("lda.sweep.k", list(self.k), "a non-empty list of integers >= 1")
         if len(set(self.k)) != len(self.k):
@@ -428,8 +440,9 @@ class LdaParams(_Section):
     # tomotopy: threads of its PARTITION scheme. Part of the model like the seed: the same
     # value gives the same model on any machine; another value another (equally valid) one.
     threads: int = 2
-    # Processes for independent fits (the sweep's K x seeds); never changes a result.
-    workers: int = 1
+    # Processes for independent fits (the sweep's K x seeds), 0: every core; never changes a
+    # result (each fit is seeded by its own seed and uses its own thread count).
+    workers: int = 0
     # multiprocessing start method for those processes (spawn, fork, forkserver); null: the
     # default, as clean.start_method and segment.start_method.
     start_method: str | None = None
@@ -463,13 +476,14 @@ class LdaParams(_Section):
             "top_n",
             "label_terms",
             "threads",
-            "workers",
             "representative_docs",
             "snippet_chars",
             "bootstrap",
         ):
             if getattr(self, key) < 1:
                 _fail(f"lda.{key}", getattr(self, key), "an integer >= 1")
+        if self.workers < 0:
+            _fail("lda.workers", self.workers, "0 (every core) or an integer >= 1")
         methods = ("spawn", "fork", "forkserver")
         if self.start_method is not None and self.start_method not in methods:
             _fail("lda.start_method", self.start_method, f"null or one of {list(methods)}")
@@ -491,6 +505,8 @@ class LdaParams(_Section):
                 _fail(f"lda.{key}", value, f"one of {list(names)} or a positive number")
             if isinstance(value, float) and value <= 0:
                 _fail(f"lda.{key}", value, f"one of {list(names)} or a positive number")
+        if self.num_topics == "auto" and self.sweep.run == "never":
+            _fail("lda.sweep.run", "never", '"auto" or "always" while lda.num_topics is "auto"')
         for key, allowed in (("background", ("drop", "include")), ("term_weight", TERM_WEIGHTS)):
             if getattr(self, key) not in allowed:
                 _fail(f"lda.{key}", getattr(self, key), f"one of {list(allowed)}")

@@ -26,6 +26,7 @@ from pipeline.io import (
     write_json,
     write_table,
 )
+from pipeline.progress import Progress
 from pipeline.schemas import (
     CLEAN,
     DOC_TERMS,
@@ -121,7 +122,12 @@ def lda(
     # Reading order mixes faster than grouped counts; background terms may be left out.
     drop = background.left_out(vocabulary, params, "lda")
     counts, sequences = background.drop_terms(counts, (ref.starts, ref.term_ids), drop)
-    fitted = engines.fit(counts, k, params, params.random_state, terms.tolist(), sequences)
+    per_fit = params.iterations if params.engine == "tomotopy" else 1
+    unit = "Gibbs sweep" if params.engine == "tomotopy" else "fit"
+    with Progress("lda", total=per_fit, unit=unit, logger=log) as progress:
+        fitted = engines.fit(
+            counts, k, params, params.random_state, terms.tolist(), sequences, progress.update
+        )
     phi, theta = fitted.phi, fitted.theta
     lengths = np.asarray(counts.sum(axis=1), dtype=np.float64).ravel()
     prevalence = (theta * lengths[:, None]).sum(axis=0) / lengths.sum()
@@ -176,7 +182,13 @@ def resolve_num_topics(params: LdaParams, paths: Paths) -> int:
     sweep = paths.metrics / "sweep.json"
     if not sweep.is_file():
         raise LdaError(f'lda.num_topics is "auto" but {sweep} is missing; run lda_sweep first')
-    k = int(read_json(sweep)["recommended_k"])
+    summary = read_json(sweep)
+    if summary.get("recommended_k") is None:
+        raise LdaError(
+            f'lda.num_topics is "auto" but the sweep in {sweep} fitted no model '
+            f"({summary.get('skipped', 'no recommendation')}); run lda_sweep again"
+        )
+    k = int(summary["recommended_k"])
     log.info("lda: K = %d, recommended by lda_sweep (%s)", k, sweep)
     return k
 

@@ -22,9 +22,11 @@ from pipeline.io import (
     read_table,
     release_arrow_memory,
     table_pieces,
+    usable_cores,
     write_json,
     write_table,
 )
+from pipeline.progress import Progress
 from pipeline.schemas import DOC_TERMS, SWEEP, TOKENS, VOCABULARY
 from pipeline.topics import background, engines
 from pipeline.topics.coherence import Reference, coherence_scores, reference, take_sequences
@@ -161,15 +163,54 @@ def score_fits(inputs: SweepInputs, fits: list[tuple[int, int]], params: LdaPara
     ``lda.start_method``), each receiving ``inputs`` once with its share: no module state, and
     a fit's score does not depend on the process that computed it.
     """
-    workers = min(params.workers, len(fits))
+    workers = min(sweep_workers(params), len(fits))
     context = multiprocessing.get_context(params.start_method)  # a bad name fails at once
-    if workers <= 1:
-        return [score_fit(inputs, k, seed) for k, seed in fits]
-    shares = [fits[i::workers] for i in range(workers)]
-    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
-        done = list(pool.map(_score_share, [inputs] * workers, shares))
-    by_fit = {(r["k"], r["seed"]): r for share in done for r in share}
+    # Gibbs sweeps (tomotopy) or fits (gensim) done so far, counted by every process.
+    done = context.Value("q", 0)
+    total = len(fits) * _work_per_fit(params)
+    unit = "Gibbs sweep" if params.engine == "tomotopy" else "fit"
+    with Progress("lda_sweep", total, unit, log, poll=lambda: done.value):
+        if workers <= 1:
+            _set_counter(done)
+            try:
+                return [score_fit(inputs, k, seed) for k, seed in fits]
+            finally:
+                _set_counter(None)
+        shares = [fits[i::workers] for i in range(workers)]
+        with concurrent.futures.ProcessPoolExecutor(
+            workers, mp_context=context, initializer=_set_counter, initargs=(done,)
+        ) as pool:
+            scored = list(pool.map(_score_share, [inputs] * workers, shares))
+    by_fit = {(r["k"], r["seed"]): r for share in scored for r in share}
     return [by_fit[fit] for fit in fits]
+
+
+def sweep_workers(params: LdaParams) -> int:
+    """Processes for the sweep's fits: ``lda.workers``, or with 0 the usable cores over the
+    threads of one fit (``lda.sweep.threads``). Never changes a result: each fit has its own
+    seed and thread count, whichever process runs it."""
+    if params.workers:
+        return params.workers
+    return max(1, usable_cores() // params.sweep.threads)
+
+
+def _work_per_fit(params: LdaParams) -> int:
+    return params.iterations if params.engine == "tomotopy" else 1
+
+
+# The shared count of work done, set in each process (the only module state: a progress gauge).
+_COUNTER: list = [None]
+
+
+def _set_counter(counter) -> None:
+    _COUNTER[0] = counter
+
+
+def _count(amount: int) -> None:
+    counter = _COUNTER[0]
+    if counter is not None:
+        with counter.get_lock():
+            counter.value += amount
 
 
 def _score_share(inputs: SweepInputs, fits: list[tuple[int, int]]) -> list[dict]:
@@ -177,9 +218,25 @@ def _score_share(inputs: SweepInputs, fits: list[tuple[int, int]]) -> list[dict]
 
 
 def score_fit(inputs: SweepInputs, k: int, seed: int) -> dict:
-    """One model of K topics from ``seed`` on the training share, and its scores."""
+    """One model of K topics from ``seed`` on the training share, and its scores. A sweep fit
+    runs ``lda.sweep.threads`` threads (the final model ``lda.threads``)."""
     params = inputs.params
-    fitted = engines.fit(inputs.train, k, params, seed, sequences=inputs.train_sequences)
+    counted = [0]
+
+    def advance(amount: int) -> None:
+        counted[0] += amount
+        _count(amount)
+
+    fitted = engines.fit(
+        inputs.train,
+        k,
+        params,
+        seed,
+        sequences=inputs.train_sequences,
+        progress=advance,
+        threads=params.sweep.threads,
+    )
+    _count(max(_work_per_fit(params) - counted[0], 0))  # converged early: the rest is done
     top = top_terms(fitted.phi, max(params.coherence_top_n, DIVERSITY_TOP_N, STABILITY_TOP_N))
     coherence = coherence_scores([row[: params.coherence_top_n] for row in top], inputs.reference)
     theta = engines.fold_in(fitted.phi, fitted.alpha, inputs.heldout_fit)
@@ -249,7 +306,41 @@ def recommend(means: list[dict], min_stability: float) -> int:
     return int(best["k"])
 
 
+def skip_reason(params: LdaParams) -> str | None:
+    """Why the sweep fits no model in this run (``lda.sweep.run``), or None if it does."""
+    run = params.sweep.run
+    if run == "always" or (run == "auto" and params.num_topics == "auto"):
+        return None
+    if run == "never":
+        return "lda.sweep.run is never"
+    return (
+        f"lda.num_topics is {params.num_topics}, so the run does not use a recommended K "
+        "(lda.sweep.run: always fits the sweep anyway)"
+    )
+
+
+def skipped(params: LdaParams, reason: str) -> SweepResult:
+    """The sweep's outputs when it fits nothing: an empty table and a summary saying why."""
+    summary = {
+        "recommended_k": None,
+        "skipped": reason,
+        "rule": RULE.format(n=STABILITY_TOP_N, m=params.sweep.min_stability),
+        "k": list(params.sweep.k),
+        "seeds": list(params.sweep.seeds),
+        "engine": params.engine,
+    }
+    return SweepResult(table=SWEEP.schema.empty_table(), summary=summary, by_k=[])
+
+
 def main(params: Params, paths: Paths) -> None:
+    reason = skip_reason(params.lda)
+    if reason is not None:
+        result = skipped(params.lda, reason)
+        write_table(result.table, paths.table("sweep"), SWEEP)
+        write_json(result.summary, paths.metrics / "sweep.json")
+        write_json(result.by_k, paths.metrics / "sweep_plot.json")
+        log.info("lda_sweep: no model fitted: %s", reason)
+        return
     result = lda_sweep(
         read_table(paths.table("vocabulary"), VOCABULARY),
         TableFile(paths.table("doc_terms"), DOC_TERMS, BATCH_ROWS, COUNT_COLUMNS),

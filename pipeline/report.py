@@ -10,9 +10,11 @@ settings, same bytes.
 from __future__ import annotations
 
 import base64
+import concurrent.futures
 import html
 import importlib.util
 import logging
+import multiprocessing
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -24,7 +26,7 @@ import pyarrow.compute as pc
 from pipeline import report_compare as compare_sections
 from pipeline import report_tables
 from pipeline.config import Params, ReportParams
-from pipeline.io import Paths, write_folder
+from pipeline.io import Paths, usable_cores, write_folder
 from pipeline.results import Results, load_results
 
 if TYPE_CHECKING:
@@ -85,15 +87,36 @@ class _Page:
     def note(self, text: str) -> None:
         self.parts.append(f'<p class="note">{html.escape(text)}</p>')
 
+    # Renders the figures in other processes while the next ones are built (None: here).
+    renderer: concurrent.futures.Executor | None = None
+    pending: dict[int, tuple[str, str, concurrent.futures.Future]] = field(default_factory=dict)
+
     def figure(self, name: str, fig: Figure, caption: str) -> None:
-        png = plots.figure_png(fig, dpi=self.dpi)
-        filename = f"{len(self.images) + 1:02d}-{name}.png"
+        filename = f"{len(self.images) + len(self.pending) + 1:02d}-{name}.png"
+        if self.renderer is not None:
+            future = self.renderer.submit(plots.figure_png, fig, self.dpi)
+            self.pending[len(self.parts)] = (filename, caption, future)
+            self.parts.append("")  # filled in by finish()
+            return
+        self._place(len(self.parts), filename, caption, plots.figure_png(fig, dpi=self.dpi))
+
+    def finish(self) -> None:
+        """Wait for the figures rendered elsewhere and put them in their places."""
+        for index, (filename, caption, future) in sorted(self.pending.items()):
+            self._place(index, filename, caption, future.result())
+        self.pending.clear()
+
+    def _place(self, index: int, filename: str, caption: str, png: bytes) -> None:
         self.images[filename] = png
         data = base64.b64encode(png).decode("ascii")
-        self.parts.append(
+        part = (
             f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(caption)}">'
             f"<figcaption>{html.escape(caption)} ({filename})</figcaption></figure>"
         )
+        if index == len(self.parts):
+            self.parts.append(part)
+        else:
+            self.parts[index] = part
 
     def table(self, header: Sequence[str], rows: Iterable[Sequence], numeric: Sequence[int] = ()):
         head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
@@ -133,10 +156,17 @@ SECTIONS = (
 )
 
 
-def report(results: Results, params: ReportParams) -> dict[str, bytes]:
-    """The report's files (``index.html`` and its PNGs) from one run's tables; no file access."""
+def report(
+    results: Results,
+    params: ReportParams,
+    renderer: concurrent.futures.Executor | None = None,
+) -> dict[str, bytes]:
+    """The report's files (``index.html`` and its PNGs) from one run's tables; no file access.
+
+    ``renderer`` (processes) turns the figures into PNGs while the next ones are built; the
+    bytes are the same either way."""
     _keyword_groups(results, params)  # a wrong column stops the report before any drawing
-    page = _Page(dpi=params.dpi)
+    page = _Page(dpi=params.dpi, renderer=renderer)
     builders: dict[str, Callable[[_Page, Results, ReportParams], None]] = {
         "corpus": _corpus,
         "new-words": _new_words,
@@ -154,6 +184,7 @@ def report(results: Results, params: ReportParams) -> dict[str, bytes]:
     for anchor, title in SECTIONS:
         page.heading(anchor, title)
         builders[anchor](page, results, params)
+    page.finish()
     nav = " ".join(f'<a href="#{a}">{html.escape(t)}</a>' for a, t in SECTIONS)
     document = (
         '<!DOCTYPE html>\n<html lang="zh-Hans">\n<head>\n<meta charset="utf-8">\n'
@@ -262,6 +293,16 @@ def _keywords(page: _Page, results: Results, params: ReportParams) -> None:
     fig = plots.plot_corpus_keywords(results.keywords, params.top_keywords)
     page.figure("keywords", fig, "documents that have each term among their keywords")
     every = _keyword_groups(results, params)
+    every, singletons = drop_singletons(every)
+    if not every:
+        page.note(
+            f"No keywords by {params.keyword_groups}: each of its {singletons:,} groups holds "
+            "one document (the corpus keywords above are theirs); report.keyword_groups "
+            "chooses another column."
+        )
+        return
+    if singletons:
+        page.note(f"{singletons:,} groups of one document are left out of the chart below.")
     groups = largest_groups(every, params.max_groups)
     n_groups, n_shown = len(set(every.values())), len(set(groups.values()))
     if n_shown < n_groups:
@@ -282,6 +323,18 @@ def _keywords(page: _Page, results: Results, params: ReportParams) -> None:
         table, "group", top_n=params.top_terms, title=f"keywords by {params.keyword_groups}"
     )
     page.figure("group-keywords", fig, f"keywords by {params.keyword_groups}")
+
+
+def drop_singletons(groups: dict[str, str]) -> tuple[dict[str, str], int]:
+    """``groups`` (doc_id to group) without the groups of one document, and how many those
+    were: a chart of one document's keywords compares nothing."""
+    sizes: dict[str, int] = {}
+    for g in groups.values():
+        sizes[g] = sizes.get(g, 0) + 1
+    single = {g for g, n in sizes.items() if n == 1}
+    if not single:
+        return groups, 0
+    return {doc: g for doc, g in groups.items() if g not in single}, len(single)
 
 
 def largest_groups(groups: dict[str, str], limit: int) -> dict[str, str]:
@@ -404,6 +457,13 @@ def _prevalence(page: _Page, results: Results, params: ReportParams) -> None:
         table = results.topic_prevalence.filter(
             pc.equal(results.topic_prevalence.column("column"), column)
         )
+        groups = set(table.column("group").to_pylist())
+        if len(groups) < 2:
+            page.note(
+                f"No prevalence chart by {column}: every document is in one group "
+                f"({', '.join(sorted(groups)) or 'none'}), there is nothing to compare."
+            )
+            continue
         if column not in plots.TIME_COLUMNS:
             table = compare_sections.groups_of_several(page, table, column, results.documents)
             if table is None:
@@ -454,6 +514,10 @@ def _selection(page: _Page, results: Results, params: ReportParams) -> None:
         page.note("No K sweep (sweep.parquet) in this run.")
         return
     metrics = results.sweep_metrics or {}
+    if results.sweep.num_rows == 0:
+        reason = metrics.get("skipped", "the sweep table is empty")
+        page.note(f"No K sweep was fitted in this run: {reason}.")
+        return
     k = metrics.get("recommended_k")
     if k is not None:
         page.text(f"Recommended K = {k} ({metrics.get('rule', 'rule not recorded')}).")
@@ -487,7 +551,23 @@ def _slug(text: str) -> str:
     return "".join(c if c.isalnum() else "-" for c in text).strip("-") or "column"
 
 
+def _renderer() -> concurrent.futures.Executor | None:
+    """Processes that render figures beside the one that builds them: every usable core, by
+    fork (a figure is sent pickled; a new interpreter would first import matplotlib)."""
+    cores = usable_cores()
+    if cores < 2 or "fork" not in multiprocessing.get_all_start_methods():
+        return None
+    context = multiprocessing.get_context("fork")
+    return concurrent.futures.ProcessPoolExecutor(cores, mp_context=context)
+
+
 def main(params: Params, paths: Paths) -> None:
-    files = report(load_results(paths, UNUSED_COLUMNS), params.report)
+    results = load_results(paths, UNUSED_COLUMNS)
+    renderer = _renderer()
+    try:
+        files = report(results, params.report, renderer)
+    finally:
+        if renderer is not None:
+            renderer.shutdown()
     write_folder(files, paths.processed / "report")
     log.info("report: %d pictures -> %s", len(files) - 1, paths.processed / "report" / "index.html")

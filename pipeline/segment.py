@@ -41,6 +41,7 @@ from pipeline.io import (
     usable_cores,
     write_table,
 )
+from pipeline.progress import Progress, count_rows
 from pipeline.schemas import CLEAN, KEPT, NEW_WORDS, TOKENS, require_columns
 from pipeline.text.new_words import Checks, Thresholds, accepted_words, discover, read_review
 from pipeline.text.segmentation import Utf8Texts, segment_utf8, segment_values
@@ -88,6 +89,7 @@ TOKEN_NEUTRAL_MODULES = (
     "pipeline.config",
     "pipeline.io",
     "pipeline.precision",
+    "pipeline.progress",
     "pipeline.schemas",
     "pipeline.text.worker_pool",
 )
@@ -553,10 +555,12 @@ def main(params: Params, paths: Paths, added_words: Sequence[str] | None = None)
         added = accepted_words(new_words) if seg.new_words == "use" else []
     counter = _WordCounter(new_words.column("word").to_pylist())
     segmenter = Segmenter(seg, resolve_cache_dir(seg.cache_dir), added)
-    with segmenter, TableWriter(first, TOKENS) as writer:
+    progress = Progress("segment", total=count_rows(clean), unit="doc", logger=log)
+    with segmenter, TableWriter(first, TOKENS) as writer, progress:
         if clean.is_file():  # compressed, so less than the text it holds
             segmenter.expect(clean.stat().st_size)
         for docs, lists in segmenter.run(iter_tables(clean, CLEAN, BATCH_ROWS)):
+            progress.update(docs.num_rows)
             table = _tokens_table(docs.column("doc_id"), lists)
             writer.write(table)
             counter.add(lists)

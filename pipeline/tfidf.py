@@ -23,6 +23,7 @@ import pyarrow.compute as pc
 from pipeline.arrays import to_arrow, to_numpy
 from pipeline.config import Params, TfidfParams
 from pipeline.io import Paths, iter_tables, read_table, row_spans, write_table
+from pipeline.progress import Progress, count_rows
 from pipeline.schemas import (
     DOC_TERMS,
     DOCUMENTS,
@@ -407,12 +408,10 @@ def _parents(paths: Paths) -> dict[str, str]:
 
 def main(params: Params, paths: Paths) -> None:
     tokens = iter_tables(paths.table("tokens"), TOKENS, BATCH_ROWS)
-    result = tfidf(
-        tokens,
-        params.tfidf,
-        background.read_keep_terms(params.tfidf.keep_terms),
-        _parents(paths),
-    )
+    keep = background.read_keep_terms(params.tfidf.keep_terms)
+    parents = _parents(paths)
+    with Progress("tfidf", total=count_rows(paths.table("tokens")), unit="doc", logger=log) as p:
+        result = tfidf(p.iterate(tokens, lambda table: table.num_rows), params.tfidf, keep, parents)
     write_table(result.vocabulary, paths.table("vocabulary"), VOCABULARY)
     write_table(result.doc_terms, paths.table("doc_terms"), DOC_TERMS)
     write_table(result.keywords, paths.table("keywords"), KEYWORDS)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -39,7 +40,10 @@ SAMPLE_READS: dict[str, set[str]] = {}
 
 
 def run_recording_reads(params: Params, paths: Paths, stages=tuple(STAGES)) -> dict[str, set[str]]:
-    """Run ``stages`` in order in this process; the settings each one read."""
+    """Run ``stages`` in order in this process; the settings each one read. The sweep's fits
+    run here too (lda.workers 1: reads in worker processes are not seen; workers never change
+    an output)."""
+    params = dataclasses.replace(params, lda=dataclasses.replace(params.lda, workers=1))
     reads = {}
     for name in stages:
         with recording_reads() as seen:

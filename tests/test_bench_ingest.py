@@ -53,3 +53,30 @@ def test_bench_prints_both_runs_the_ratios_and_the_ingest_report(raw, capsys):
         assert re.search(rf"all / half, {stage}: time x[\d.]+, peak memory x[\d.]+", out)
     assert "ingest report (all):" in out
     assert re.search(r"^  status\s+kept\s+\d+ docs\s+4 files$", out, re.MULTILINE)
+
+
+def test_utf8_twin_holds_the_same_texts_as_utf8(tmp_path):
+    from pipeline.bench.ingest import write_utf8_twin
+
+    raw = tmp_path / "raw"
+    (raw / "gb").mkdir(parents=True)
+    (raw / "big5").mkdir()
+    simplified, traditional = "妇女权益保障法的规定。" * 20, "婦女權益保障法的規定。" * 20
+    (raw / "gb" / "a.txt").write_bytes(simplified.encode("gb18030"))
+    (raw / "big5" / "b.txt").write_bytes(traditional.encode("big5"))
+    (raw / "t.csv").write_bytes("text\n内容\n".encode())
+    files, encodings = write_utf8_twin(raw, tmp_path / "twin")
+    assert files == 3 and encodings == {"gb18030": 1, "big5": 1}
+    assert (tmp_path / "twin" / "gb" / "a.txt").read_text(encoding="utf-8") == simplified
+    assert (tmp_path / "twin" / "big5" / "b.txt").read_text(encoding="utf-8") == traditional
+    assert (tmp_path / "twin" / "t.csv").resolve() == (raw / "t.csv").resolve()
+
+
+def test_bench_utf8_twin_prints_both_sides_and_the_ratio(raw, capsys):
+    args = ["bench", "ingest", "--utf8-twin", "--rounds", "1", "--raw", str(raw)]
+    assert main([*args, "--params", str(ROOT / "params.yaml")]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^legacy\s+1\s+[\d.]+", out, re.MULTILINE)
+    assert re.search(r"^utf-8\s+1\s+[\d.]+", out, re.MULTILINE)
+    assert re.search(r"legacy / UTF-8 twin, fastest of each: [\d.]+x wall", out)
+    assert "goal: ingest within 1.5x of the UTF-8 twin" in out

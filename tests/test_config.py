@@ -67,6 +67,10 @@ def test_defaults_fill_missing_keys(tmp_path):
         ({"segment": {"userdict": "missing.txt"}}, "segment.userdict"),
         ({"clean": {"min_chars": -1}}, "clean.min_chars"),
         ({"segment": {"hmm": "yes"}}, "segment.hmm"),
+        ({"lda": {"sweep": {"run": "sometimes"}}}, "lda.sweep.run"),
+        ({"lda": {"num_topics": "auto", "sweep": {"run": "never"}}}, "lda.sweep.run"),
+        ({"lda": {"sweep": {"threads": 0}}}, "lda.sweep.threads"),
+        ({"lda": {"workers": -1}}, "lda.workers"),
     ],
 )
 def test_bad_settings_stop_with_the_key_named(tmp_path, data, needle):

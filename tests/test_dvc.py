@@ -150,7 +150,8 @@ def stage_reads(sample_run, params, tmp_path_factory, request) -> dict[str, set[
             iterations=5,
             num_topics=2,
             bootstrap=2,
-            sweep=dataclasses.replace(params.lda.sweep, k=(2,), seeds=(1,)),
+            # run: always, so the sweep fits with a fixed K (num_topics 2) too.
+            sweep=dataclasses.replace(params.lda.sweep, run="always", k=(2,), seeds=(1,)),
         ),
     )
     fits = Paths.under(sample_run.raw, tmp_path_factory.mktemp("gensim_run"))
@@ -208,6 +209,8 @@ def test_changing_a_setting_makes_exactly_its_readers_stale(reproduced):
             ("segment", "hmm", False, {"segment", "lda"}),
             ("tfidf", "top_k", 5, {"tfidf"}),
             ("segment", "workers", 1, set()),
+            # Whether the sweep fits at all follows lda.num_topics (lda.sweep.run: auto).
+            ("lda", "num_topics", 4, {"lda_sweep", "lda"}),
             ("explorer", "random_docs", 10, {"explorer"}),
         ]:
             _set_param(project, original, section, key, value)

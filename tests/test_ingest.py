@@ -11,6 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from pipeline import ingest as ingest_module
 from pipeline.clean import clean
 from pipeline.config import IngestParams, Params, load_params
 from pipeline.ingest import (
@@ -24,6 +25,7 @@ from pipeline.ingest import (
 )
 from pipeline.io import Paths, read_table
 from pipeline.schemas import DOCUMENTS
+from pipeline.text import decode as decode_module
 from pipeline.text.decode import decode, plausibility
 from pipeline.text.formats import RawFile, html_main_text, parse_date
 from pipeline.text.rules import load_rules
@@ -199,6 +201,43 @@ def test_big5_bytes_that_also_decode_as_gb18030_are_read_as_big5():
 def test_short_texts_pick_the_right_legacy_encoding():
     assert decode("妇女权益".encode("gbk")).text == "妇女权益"
     assert decode("婦女權益".encode("big5")).text == "婦女權益"
+
+
+def test_an_ascii_header_of_64_kb_does_not_hide_the_codec():
+    """The window starts at the first non-ASCII byte: 64 KB of ASCII (all codecs agree on it)
+    and then GB18030 text whose bytes Big5 would also accept."""
+    header = "".join(
+        f"# line {n:05d} of an ASCII header, same in every codec\n" for n in range(1300)
+    )
+    assert len(header) >= 64 * 1024
+    text = header + _paragraphs()
+    decoded = decode(text.encode("gb18030"))
+    assert (decoded.encoding, decoded.errors, decoded.text) == ("gb18030", 0, text)
+    traditional = header + _traditional()
+    assert decode(traditional.encode("big5")).text == traditional
+
+
+def test_an_ambiguous_window_is_settled_by_the_whole_file():
+    """A stray Latin-1 byte early in an ASCII header: the window from it holds too few
+    non-ASCII bytes to tell the codecs apart, so the whole file is compared."""
+    header = "(c)\xa9 ACME " + "ascii only. " * 600
+    data = header.encode("latin-1") + _paragraphs().encode("gb18030")
+    assert len(header) > decode_module._SNIFF_BYTES
+    decoded = decode(data)
+    assert decoded.encoding == "gb18030" and decoded.text.endswith(_paragraphs())
+
+
+def test_a_clear_window_decides_and_the_file_is_decoded_once(monkeypatch):
+    """Only the window is decoded with every candidate codec; the file once, with the winner."""
+    scored = []
+    real = decode_module._decodings
+    monkeypatch.setattr(
+        decode_module, "_decodings", lambda data, **kw: scored.append(len(data)) or real(data, **kw)
+    )
+    text = _paragraphs() * 200
+    data = text.encode("gb18030")
+    assert decode(data).text == text
+    assert scored == [decode_module._SNIFF_BYTES] and len(data) > 100 * scored[0]
 
 
 def test_forced_encoding_is_used():
@@ -506,14 +545,14 @@ def test_unreadable_file_gets_a_row(tmp_path, monkeypatch):
     to fail with the PermissionError a user would get."""
     (tmp_path / "locked.txt").write_text("秘密", encoding="utf-8")
     (tmp_path / "open.txt").write_text("公开的内容", encoding="utf-8")
-    real_read = Path.read_bytes
+    real_read = ingest_module._read_bytes
 
-    def read_bytes(self):
-        if self.name == "locked.txt":
-            raise PermissionError(13, "Permission denied", str(self))
-        return real_read(self)
+    def read_bytes(path):
+        if os.path.basename(path) == "locked.txt":
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_read(path)
 
-    monkeypatch.setattr(Path, "read_bytes", read_bytes)
+    monkeypatch.setattr(ingest_module, "_read_bytes", read_bytes)
     rows = ingest(read_raw_files(tmp_path), DOCUMENT).to_pylist()
     assert [(r["source"], r["status"]) for r in rows] == [
         ("locked.txt", "unreadable"),

@@ -1,8 +1,11 @@
+import dataclasses
+
 import numpy as np
 import pytest
 
 from pipeline.config import LdaParams, SweepParams
-from pipeline.lda_sweep import lda_sweep, recommend, split_heldout
+from pipeline.io import Paths, read_json, read_table, usable_cores
+from pipeline.lda_sweep import lda_sweep, main, recommend, skip_reason, split_heldout, sweep_workers
 from pipeline.schemas import SWEEP
 from pipeline.topics.counts import LdaError
 from pipeline.topics.terms import stability
@@ -14,6 +17,7 @@ PARAMS = LdaParams(  # gensim, as before the defaults became the shipped params.
     tolerance=None,
     min_token_updates=0,
     threads=1,
+    workers=1,
     passes=5,
     iterations=50,
     random_state=7,
@@ -115,6 +119,57 @@ def test_heldout_split_is_stable_and_never_empty():
     assert split_heldout(ids[:3], 0.01).sum() == 1
     with pytest.raises(LdaError, match="too few"):
         split_heldout(ids[:2], 0.9)
+
+
+@pytest.mark.parametrize(
+    ("num_topics", "run", "fits"),
+    [("auto", "auto", True), (8, "auto", False), (8, "always", True), (8, "never", False)],
+)
+def test_the_sweep_fits_only_when_the_run_uses_it_or_is_asked_to(num_topics, run, fits):
+    params = LdaParams(num_topics=num_topics, sweep=SweepParams(run=run))
+    reason = skip_reason(params)
+    assert (reason is None) == fits
+    if num_topics == 8 and run == "auto":
+        assert "lda.num_topics is 8" in reason and "lda.sweep.run: always" in reason
+
+
+def test_a_skipped_sweep_writes_valid_empty_outputs_that_say_why(tmp_path, params):
+    """No input is read and no model fitted; lda with num_topics auto refuses the result."""
+    from pipeline.lda import resolve_num_topics
+
+    paths = Paths.under(tmp_path / "raw", tmp_path / "out")  # no vocabulary or tokens at all
+    fixed = dataclasses.replace(params, lda=dataclasses.replace(params.lda, num_topics=12))
+    main(fixed, paths)
+    table = read_table(paths.table("sweep"), SWEEP)
+    assert table.num_rows == 0 and table.schema.names == SWEEP.columns
+    summary = read_json(paths.metrics / "sweep.json")
+    assert summary["recommended_k"] is None and "lda.num_topics is 12" in summary["skipped"]
+    assert read_json(paths.metrics / "sweep_plot.json") == []
+    with pytest.raises(LdaError, match="fitted no model"):
+        resolve_num_topics(params.lda, paths)
+
+
+def test_every_core_by_default_never_more_than_the_threads_allow():
+    assert sweep_workers(LdaParams(workers=0)) == usable_cores()
+    threads = SweepParams(threads=usable_cores() + 1)
+    assert sweep_workers(LdaParams(workers=0, sweep=threads)) == 1
+    assert sweep_workers(LdaParams(workers=3)) == 3
+
+
+def test_sweep_fits_use_the_sweep_threads_not_the_final_models(two_themes, monkeypatch):
+    import pipeline.lda_sweep as sweep_module
+
+    seen = []
+    real = sweep_module.engines.fit
+
+    def fit(counts, k, params, seed, **kw):
+        seen.append(params.threads if kw.get("threads") is None else kw["threads"])
+        return real(counts, k, params, seed, **kw)
+
+    monkeypatch.setattr(sweep_module.engines, "fit", fit)
+    params = LdaParams(**{**PARAMS.__dict__, "threads": 2, "engine": "tomotopy"})
+    lda_sweep(*two_themes, params)
+    assert seen == [1, 1, 1, 1]
 
 
 def test_the_sweep_leaves_background_terms_out_and_says_so(two_themes):

@@ -11,7 +11,7 @@ import pytest
 from pipeline.cli import main
 from pipeline.config import ConfigError, ReportParams, params_from_dict
 from pipeline.io import read_json
-from pipeline.report import SECTIONS, largest_groups, report
+from pipeline.report import SECTIONS, drop_singletons, largest_groups, report
 from pipeline.results import load_results
 from tests.conftest import ROOT
 from tests.contract_tables import OPTIONAL_TABLES
@@ -71,11 +71,13 @@ def test_the_page_shows_the_run(plain, sample_run):
 
 def test_optional_tables_are_drawn_when_present(plain, sample_run):
     page = _html(plain)
-    for name in ("ingest", "cleaning", "prevalence-year", "topic-trends", "sweep"):
+    for name in ("ingest", "cleaning", "prevalence", "topic-trends", "sweep"):
         assert any(n.endswith(f"-{name}.png") for n in plain), name
-    # One source file: no chart of its one group, and a note that says why.
-    assert not any(n.endswith("-prevalence-source.png") for n in plain)
-    assert "Prevalence by source is not drawn: 1 group(s)" in page
+    # The sample is one file of 2022: by source or by year, a chart of one group is not drawn,
+    # and a note says why.
+    for column in ("source", "year"):
+        assert not any(n.endswith(f"-prevalence-{column}.png") for n in plain), column
+        assert f"No prevalence chart by {column}: every document is in one group" in page
     # One date, no folder: nothing to compare, and the page says what would help.
     assert "No column is worth comparing" in page
     for line in load_results(sample_run).topic_kwic.to_pylist()[:3]:
@@ -167,14 +169,94 @@ def test_largest_groups_keep_the_most_documents_ties_by_name():
     assert largest_groups(groups, 4) == groups
 
 
-def test_a_group_per_document_draws_only_the_largest_groups(sample_run):
-    """Grouping by a column with a value per document (doc_id here; parent_id with
-    documents as the unit) charts report.max_groups groups, and says so."""
+def test_a_group_per_document_gets_a_note_not_a_chart(sample_run):
+    """Grouping by a column with a value per document (doc_id here; parent_id with documents
+    as the unit) compares nothing: a note, and no keyword chart by that column."""
     n_docs = load_results(sample_run).documents.num_rows
     assert n_docs > 3
-    page = _html(_build(sample_run, keyword_groups="doc_id", max_groups=3))
-    assert f"Keywords of the 3 largest of {n_docs} groups by doc_id" in page
-    assert "keywords by doc_id" in page
+    files = _build(sample_run, keyword_groups="doc_id", max_groups=3)
+    page = _html(files)
+    assert f"No keywords by doc_id: each of its {n_docs:,} groups holds one document" in page
+    assert not any("group-keywords" in name for name in files)
+
+
+def test_groups_of_one_document_are_dropped_and_counted():
+    groups = {"d1": "a", "d2": "a", "d3": "b", "d4": "c", "d5": "c", "d6": "d"}
+    assert drop_singletons(groups) == ({"d1": "a", "d2": "a", "d4": "c", "d5": "c"}, 2)
+    assert drop_singletons({"d1": "a", "d2": "a"}) == ({"d1": "a", "d2": "a"}, 0)
+
+
+def test_prevalence_charts_need_two_groups_of_more_than_one_document(sample_run):
+    import dataclasses
+
+    import pyarrow as pa
+
+    def rows(column, groups, sizes):
+        return {
+            "column": [column] * len(groups),
+            "group": groups,
+            "topic": [0] * len(groups),
+            "mean": [0.5] * len(groups),
+            "ci_low": [0.4] * len(groups),
+            "ci_high": [0.6] * len(groups),
+            "n_docs": sizes,
+        }
+
+    parts = [
+        rows("year", ["(missing)"], [40]),  # one group: nothing to compare
+        rows("source", ["a.txt", "b.txt", "c.txt"], [1, 1, 1]),  # a file per document
+        rows("folder", ["x", "y", "z"], [5, 7, 1]),  # two real groups and one of one
+    ]
+    table = pa.table({k: sum((p[k] for p in parts), []) for k in parts[0]})
+    table = table.cast(load_results(sample_run).topic_prevalence.schema)
+    # Groups count documents (parent_id), not paragraphs: 13 documents, three sources of one
+    # document each (the rest without a source), folders of 5, 7 and 1 documents.
+    results = load_results(sample_run)
+    docs = results.documents
+    parents = [f"p{i}" for i in range(13)] + ["p0"] * (docs.num_rows - 13)
+    source = {"p0": "a.txt", "p1": "b.txt", "p2": "c.txt"}
+    folder = {f"p{i}": "x" if i < 5 else "y" if i < 12 else "z" for i in range(13)}
+    docs = docs.set_column(
+        docs.schema.get_field_index("parent_id"), "parent_id", pa.array(parents, pa.string())
+    )
+    docs = docs.set_column(
+        docs.schema.get_field_index("source"),
+        "source",
+        pa.array([source.get(p) for p in parents], pa.string()),
+    )
+    docs = docs.append_column("folder", pa.array([folder[p] for p in parents], pa.string()))
+    results = dataclasses.replace(results, topic_prevalence=table, documents=docs)
+    files = report(results, ReportParams())
+    page = _html(files)
+    assert "No prevalence chart by year: every document is in one group ((missing))" in page
+    assert "Prevalence by source is not drawn: 4 group(s), 1 of them with two" in page
+    assert "Prevalence by folder: the 2 of 3 groups that hold two documents or more." in page
+    names = [n for n in files if "prevalence-" in n]
+    assert [n.split("-", 1)[1] for n in names] == ["prevalence-folder.png"]
+
+
+def test_figures_rendered_in_other_processes_are_the_same_bytes(sample_run):
+    import concurrent.futures
+    import multiprocessing
+
+    results = load_results(sample_run)
+    alone = report(results, ReportParams())
+    context = multiprocessing.get_context("fork")
+    with concurrent.futures.ProcessPoolExecutor(2, mp_context=context) as renderer:
+        assert report(results, ReportParams(), renderer) == alone
+
+
+def test_a_sweep_that_fitted_nothing_says_why(sample_run):
+    import dataclasses
+
+    results = load_results(sample_run)
+    empty = dataclasses.replace(
+        results,
+        sweep=results.sweep.slice(0, 0),
+        sweep_metrics={"recommended_k": None, "skipped": "lda.num_topics is 9, so ..."},
+    )
+    page = _html(report(empty, ReportParams()))
+    assert "No K sweep was fitted in this run: lda.num_topics is 9, so ..." in page
 
 
 def test_prevalence_by_a_many_valued_column_keeps_the_largest_groups():

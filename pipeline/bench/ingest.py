@@ -6,6 +6,10 @@ memory barely changes from half the files to all of them (clean's duplicate inde
 number of distinct documents: about 150 bytes each for the hashes of the text and of the LSH
 bands; the MinHash signatures go to a temporary file). Prints the ingest report of the full run
 as well.
+
+``--utf8-twin`` measures instead what legacy encodings cost: ingest on the folder against
+ingest on the same texts written as UTF-8 (the twin is made by the benchmark, in a temporary
+folder).
 """
 
 from __future__ import annotations
@@ -33,6 +37,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="folder of raw documents, read in place (default: ../shared/corpora/bench)",
     )
     parser.add_argument("--out", type=Path, help="output folder (default: a temporary one)")
+    parser.add_argument(
+        "--utf8-twin",
+        action="store_true",
+        help="instead: ingest the folder and its UTF-8 twin (the same texts re-encoded, written "
+        "to a temporary folder), alternately, and print the ratio (goal: at most 1.5x)",
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=2, help="--utf8-twin: runs of each side (default: 2)"
+    )
 
 
 def _stage(stage: str, raw: Path, out: Path, args: argparse.Namespace) -> tuple[float, float]:
@@ -62,7 +75,65 @@ def _half(raw: Path, folder: Path) -> int:
     return len(files) // 2
 
 
+def write_utf8_twin(raw: Path, folder: Path) -> tuple[int, dict[str, int]]:
+    """The text files of ``raw`` decoded as ingest decodes them and written as UTF-8 under
+    ``folder`` (same relative paths; other files linked). The files and encodings read."""
+    from pipeline.ingest import read_raw_files
+    from pipeline.text.decode import decode
+    from pipeline.text.formats import TEXT_SUFFIXES
+
+    encodings: dict[str, int] = {}
+    files = 0
+    for raw_file in read_raw_files(raw):
+        target = folder / raw_file.source
+        target.parent.mkdir(parents=True, exist_ok=True)
+        files += 1
+        if raw_file.data is None or Path(raw_file.source).suffix.lower() not in TEXT_SUFFIXES:
+            target.symlink_to((raw / raw_file.source).resolve())
+            continue
+        decoded = decode(raw_file.data)
+        encodings[decoded.encoding] = encodings.get(decoded.encoding, 0) + 1
+        target.write_bytes(decoded.text.encode("utf-8"))
+    return files, encodings
+
+
+def run_twin(args: argparse.Namespace) -> int:
+    """Ingest on the folder against ingest on its UTF-8 twin, each in a new process, the sides
+    alternating ``--rounds`` times; the fastest run of each side is compared."""
+    from pipeline.bench.common import run_measured
+
+    raw = args.raw.resolve()
+    with tempfile.TemporaryDirectory(prefix="zhtopics-bench-") as tmp:
+        twin = Path(tmp) / "utf8"
+        files, encodings = write_utf8_twin(raw, twin)
+        print(f"ingest on {raw} ({files} files: {encodings}) and on its UTF-8 twin", flush=True)
+        print(f"{'side':<10}{'round':>6}{'seconds':>10}{'CPU s':>8}{'peak MB':>9}", flush=True)
+        best: dict[str, tuple[float, float]] = {}
+        for round_ in range(1, args.rounds + 1):
+            for side, folder in (("legacy", raw), ("utf-8", twin)):
+                out = Path(tmp) / side
+                command = [sys.executable, "-m", "pipeline", "ingest", "-q"]
+                command += ["--params", str(args.params), "--raw", str(folder)]
+                command += ["--processed", str(out), "--metrics", str(out / "metrics")]
+                for item in args.overrides:
+                    command += ["--set", item]
+                m = run_measured(command)
+                print(
+                    f"{side:<10}{round_:>6}{m.seconds:>10.2f}{m.cpu:>8.2f}{m.rss / 1e6:>9.0f}",
+                    flush=True,
+                )
+                seconds, cpu = best.get(side, (float("inf"), float("inf")))
+                best[side] = (min(seconds, m.seconds), min(cpu, m.cpu))
+    ratio, cpu_ratio = (best["legacy"][i] / best["utf-8"][i] for i in (0, 1))
+    verdict = "holds" if ratio <= 1.5 else "does not hold"
+    print(f"legacy / UTF-8 twin, fastest of each: {ratio:.2f}x wall, {cpu_ratio:.2f}x CPU")
+    print(f"goal: ingest within 1.5x of the UTF-8 twin: {verdict}")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.utf8_twin:
+        return run_twin(args)
     raw = args.raw.resolve()
     n_files = len(list_raw_files(raw))
     with tempfile.TemporaryDirectory(prefix="zhtopics-bench-") as tmp:

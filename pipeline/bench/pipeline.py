@@ -3,11 +3,13 @@
 `zhtopics bench pipeline --corpus PATH` (`make bench` runs it on ../shared/corpora/bench). In one
 run, side by side:
 
-- the pipeline from ingest to lda (lda_sweep is not run), each stage in its own new process as a
-  user or DVC runs it, with ``ingest.unit=document``, ``lda.num_topics`` K, one seed and an empty
-  segment cache, the ``--set`` overrides on top;
-- the plain script a researcher would write, in one new process: every .txt/.md file whole and
-  every .tsv/.csv row's text column is a document; ``jieba.lcut``, the project's stopword list,
+- the pipeline from ingest to report, each stage in its own new process as a user or DVC runs
+  it, with ``ingest.unit=document``, ``lda.num_topics`` K (``--auto``: "auto", so lda_sweep fits
+  its models; otherwise it fits nothing), one seed and an empty segment cache, the ``--set``
+  overrides on top; beside each stage a note on what it did (encodings, fits, K, charts);
+- the plain script a researcher would write, in one new process: every .txt/.md file whole (the
+  first of UTF-8, Big5, GB18030 that decodes it) and every .tsv/.csv row's text column is a
+  document; ``jieba.lcut``, the project's stopword list,
   gensim ``Dictionary`` and ``LdaModel`` (K topics, 10 passes, the seed, defaults otherwise),
   pandas to write the tokens and the topic mixes to parquet.
 
@@ -39,7 +41,7 @@ if TYPE_CHECKING:
     from pipeline.config import Params
 
 ROOT = Path(__file__).resolve().parents[2]
-STAGES = ("ingest", "clean", "segment", "tfidf", "lda")
+STAGES = ("ingest", "clean", "segment", "tfidf", "lda_sweep", "lda", "report")
 PHASES = ("read", "segment", "dictionary", "lda", "write")
 COPIES = ("copy-1", "copy-2")
 MB = 1e6
@@ -65,6 +67,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--text-column", help="text column of .tsv/.csv files (default: ingest.text_column)"
+    )
+    parser.add_argument(
+        "--auto",
+        action="store_true",
+        help="the pipeline chooses K (lda.num_topics auto: the sweep runs); the script keeps -k",
     )
     parser.add_argument(
         "--doubled",
@@ -122,7 +129,8 @@ def _files_and_megabytes(raw: Path) -> tuple[int, float]:
 def _settings(args: argparse.Namespace, cache_dir: Path, *extra: str) -> list[str]:
     """The bench's settings (K, the seed, documents as units, an empty segment cache), then
     ``extra``, then the user's --set on top."""
-    sets = ["ingest.unit=document", f"lda.num_topics={args.k}", f"lda.random_state={args.seed}"]
+    k = "auto" if getattr(args, "auto", False) else args.k
+    sets = ["ingest.unit=document", f"lda.num_topics={k}", f"lda.random_state={args.seed}"]
     sets.append(f"segment.cache_dir={json.dumps(str(cache_dir))}")  # a quoted YAML string
     if args.text_column:
         sets.append(f"ingest.text_column={json.dumps(args.text_column, ensure_ascii=False)}")
@@ -155,7 +163,7 @@ def run_pipeline(
         for item in sets:
             command += ["--set", item]
         results[stage] = run_measured(command, env=_environment())
-        _say(_row(stage, mb, results[stage]))
+        _say(_row(stage, mb, results[stage]) + "  " + stage_note(stage, out))
     ingest = read_json(out / "metrics" / "ingest.json")
     documents = {
         "documents": ingest["documents"],
@@ -174,6 +182,59 @@ def run_plain(
     command += [f"--text-column={text_column}", f"--stopwords={stopwords}"]
     measured = run_measured(command, env=_environment())
     return measured, json.loads(measured.stdout.strip().splitlines()[-1])
+
+
+def stage_note(stage: str, out: Path) -> str:
+    """Why a stage took its time, from what it wrote: files and encodings, documents kept,
+    whether the sweep fitted (and what), K and sweeps of the model, the report's charts."""
+    from pipeline.io import read_json
+
+    metrics = out / "metrics"
+    try:
+        if stage == "ingest":
+            import pyarrow.parquet as pq
+
+            table = pq.read_table(out / "documents.parquet", columns=["encoding"])
+            encodings = table.column("encoding").value_counts().to_pylist()
+            shown = ", ".join(f"{e['values']} {e['counts']:,}" for e in encodings)
+            return f"{table.num_rows:,} documents ({shown})"
+        if stage == "clean":
+            status = read_json(metrics / "ingest.json")["status"]
+            return ", ".join(f"{k} {v:,}" for k, v in sorted(status.items()))
+        if stage in ("segment", "tfidf"):
+            import pyarrow.parquet as pq
+
+            if stage == "segment":
+                tokens = pq.read_table(out / "tokens.parquet", columns=["n_tokens"])
+                return f"{sum(tokens.column('n_tokens').to_pylist()):,} tokens"
+            return f"{pq.ParquetFile(out / 'vocabulary.parquet').metadata.num_rows:,} terms"
+        if stage == "lda_sweep":
+            sweep = read_json(metrics / "sweep.json")
+            if sweep.get("skipped"):
+                return f"no fit: {sweep['skipped'].split(',')[0]}"
+            fits = len(sweep["k"]) * len(sweep["seeds"])
+            chosen = sweep["recommended_k"]
+            return f"{fits} fits (K {sweep['k']} x seeds {sweep['seeds']}) -> K {chosen}"
+        if stage == "lda":
+            lda = read_json(metrics / "lda.json")
+            return f"K {lda['num_topics']}, {lda['num_documents']:,} documents"
+        if stage == "report":
+            figures = len(list((out / "report").glob("*.png")))
+            return f"{figures} charts"
+    except (OSError, KeyError, ValueError):
+        pass
+    return ""
+
+
+def read_any(data: bytes) -> str:
+    """How a researcher reads files of unknown encoding without a library: the first codec
+    that decodes them without error (UTF-8, Big5, GB18030), else GB18030 with replacements."""
+    for encoding in ("utf-8", "big5", "gb18030"):
+        try:
+            return data.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    return data.decode("gb18030", errors="replace")
 
 
 def plain_script(
@@ -200,7 +261,7 @@ def plain_script(
         suffix = path.suffix.lower()
         if suffix in (".txt", ".md"):
             ids.append(name)
-            texts.append(path.read_text(encoding="utf-8", errors="replace"))
+            texts.append(read_any(path.read_bytes()))
         elif suffix in (".tsv", ".csv"):
             with path.open(encoding="utf-8", errors="replace", newline="") as handle:
                 rows = csv.DictReader(handle, delimiter="\t" if suffix == ".tsv" else ",")

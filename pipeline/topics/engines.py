@@ -11,6 +11,7 @@ import contextlib
 import ctypes
 import logging
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,19 +59,29 @@ def fit(
     seed: int,
     terms: list[str] | None = None,
     sequences: tuple[np.ndarray, np.ndarray] | None = None,
+    progress: Callable[[int], None] | None = None,
+    threads: int | None = None,
 ) -> Fitted:
     """Fit LDA with ``params.engine`` on a (documents x terms) count matrix, seeded by ``seed``.
+
+    ``progress`` is called with the work done since its last call: Gibbs sweeps (tomotopy,
+    every ``TOMOTOPY_LOG_EVERY``), or 1 for the whole fit (gensim).
 
     ``terms`` (column i is term i) only names the words inside gensim's own saved model.
     ``sequences`` (starts, term ids) are the same documents' tokens in reading order, document
     ``d`` being ``ids[starts[d]:starts[d + 1]]``: tomotopy samples them in that order. Without
     them it samples each document's tokens grouped by term, which mixes more slowly.
+    ``threads``: tomotopy's threads for this fit (a sweep's ``lda.sweep.threads``); None:
+    ``params.threads``.
     """
     counts = sp.csr_matrix(counts)
     if params.engine == "tomotopy":
-        fitted = _fit_tomotopy(counts, num_topics, params, seed, sequences)
+        threads = params.threads if threads is None else threads
+        fitted = _fit_tomotopy(counts, num_topics, params, seed, sequences, progress, threads)
     else:
         fitted = _fit_gensim(counts, num_topics, params, seed, terms)
+        if progress is not None:
+            progress(1)
     if fitted.convergence:
         log.debug("%s convergence: %s", params.engine, fitted.convergence)
     return fitted
@@ -209,6 +220,8 @@ def _fit_tomotopy(
     params: LdaParams,
     seed: int,
     sequences: tuple[np.ndarray, np.ndarray] | None,
+    progress: Callable[[int], None] | None = None,
+    threads: int = 1,
 ) -> Fitted:
     import tomotopy as tp
 
@@ -244,8 +257,10 @@ def _fit_tomotopy(
         with warnings.catch_warnings():
             # "may differ ... if workers != 1": PARTITION with a fixed thread count does not.
             warnings.simplefilter("ignore", RuntimeWarning)
-            model.train(step, workers=params.threads, parallel=parallel, show_progress=False)
+            model.train(step, workers=threads, parallel=parallel, show_progress=False)
         done += step
+        if progress is not None:
+            progress(step)
         # Rounded: tomotopy's AVX-512 build sums the likelihood in another order than its
         # AVX2 and SSE2 builds (the same samples, the last digits differ).
         trace.append({"iteration": float(done), "ll_per_word": round_float(model.ll_per_word)})
