@@ -12,21 +12,9 @@ import pyarrow as pa
 
 from pipeline import report_tables
 from pipeline.io import Paths
+from pipeline.results import OPTIONAL
 
-OPTIONAL_TABLES = (
-    "ingest_report",
-    "clean_audit",
-    "sweep",
-    "representative_docs",
-    "topic_prevalence",
-    "new_words",
-    "compare_groups",
-    "keyness",
-    "topic_contrasts",
-    "topic_trends",
-    "topic_kwic",
-    "robustness",
-)
+OPTIONAL_TABLES = OPTIONAL  # every optional table a run may lack
 OPTIONAL_FILES = ("lda_vis.html",)
 OPTIONAL_METRICS = ("sweep.json", "ingest.json")
 
