@@ -41,6 +41,7 @@ from pipeline.schemas import (
 from pipeline.text.dates import BUCKETS, bucket_label, bucket_position
 from pipeline.topics import contrasts as ct
 from pipeline.topics.keyness import group_term_counts, keyness
+from pipeline.topics.prevalence import document_positions
 
 log = logging.getLogger(__name__)
 
@@ -92,14 +93,7 @@ class Grouping:
 def units_of(doc_ids: list[str], documents: pa.Table) -> tuple[Units, pa.Table]:
     """The units in ``doc_ids`` order and one row of ``documents`` per document (its first
     unit's metadata)."""
-    position = {d: i for i, d in enumerate(documents.column("doc_id").to_pylist())}
-    missing = [d for d in doc_ids if d not in position]
-    if missing:
-        raise CompareError(
-            f"compare: {len(missing)} modelled unit(s) are not in documents.parquet, e.g. "
-            f"{missing[0]}; re-run the pipeline from ingest"
-        )
-    rows = documents.take(pa.array([position[d] for d in doc_ids], pa.int64()))
+    rows = documents.take(document_positions(doc_ids, documents, "compare", CompareError))
     encoded = rows.column("parent_id").combine_chunks().dictionary_encode()
     parent = encoded.indices.to_numpy().astype(np.int64)
     first = np.unique(parent, return_index=True)[1] if len(parent) else np.zeros(0, np.int64)

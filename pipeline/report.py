@@ -524,17 +524,17 @@ def _selection(page: _Page, results: Results, params: ReportParams) -> None:
     page.figure("sweep", plots.plot_sweep(results.sweep, k), "quality measures against K")
 
 
-def _robustness(page: _Page, r: Results, params: ReportParams) -> None:
-    if r.robustness is None:
+def _robustness(page: _Page, results: Results, params: ReportParams) -> None:
+    if results.robustness is None:
         page.note("No robustness table (robustness.parquet) in this run.")
         return
-    if r.robustness.num_rows == 0:
+    if results.robustness.num_rows == 0:
         page.note(
             "Robustness refits are off (robustness.enabled: false); "
             "`zhtopics robustness --set robustness.enabled=true` runs them."
         )
         return
-    rows = r.robustness.to_pylist()
+    rows = results.robustness.to_pylist()
     topics = sorted({row["topic"] for row in rows})
     kept = [t for t in topics if all(x["survives"] for x in rows if x["topic"] == t)]
     variants = ", ".join(dict.fromkeys(row["variant"] for row in rows))
@@ -543,7 +543,7 @@ def _robustness(page: _Page, r: Results, params: ReportParams) -> None:
         f"topics matched one to one to these by their shared top terms. {len(kept)} of "
         f"{len(topics)} topics survive every variant."
     )
-    fig = plots.plot_robustness(r.robustness)
+    fig = plots.plot_robustness(results.robustness)
     page.figure("robustness", fig, "similarity of each topic's match under each variant")
 
 

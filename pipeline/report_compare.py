@@ -61,18 +61,22 @@ def groups_of_several(
     return table.filter(pc.is_in(table.column("group"), pa.array(several, pa.string())))
 
 
-def topics_over_time(page: _Page, r: Results, params: ReportParams) -> None:
+def topics_over_time(page: _Page, results: Results, params: ReportParams) -> None:
     from pipeline import plots
 
-    if r.topic_trends is None:
+    if results.topic_trends is None:
         page.note("No topic trends (topic_trends.parquet) in this run.")
         return
-    if r.topic_trends.num_rows == 0:
+    if results.topic_trends.num_rows == 0:
         page.note("No document has a date (see date_source in documents.parquet).")
         return
-    periods = sorted(set(r.topic_trends.column("period").to_pylist()))
+    periods = sorted(set(results.topic_trends.column("period").to_pylist()))
     few = sorted(
-        set(r.topic_trends.filter(r.topic_trends.column("few_docs")).column("period").to_pylist())
+        set(
+            results.topic_trends.filter(results.topic_trends.column("few_docs"))
+            .column("period")
+            .to_pylist()
+        )
     )
     page.text(
         f"Each topic's mean share per period ({len(periods)} periods, "
@@ -80,17 +84,17 @@ def topics_over_time(page: _Page, r: Results, params: ReportParams) -> None:
         "smoothed trend (line). Hollow dots: periods with few documents "
         f"({len(few)} of {len(periods)}), shown but to be read with care."
     )
-    fig = plots.plot_topic_trends(r.topic_trends, r.topics)
+    fig = plots.plot_topic_trends(results.topic_trends, results.topics)
     page.figure("topic-trends", fig, "topics over time, one panel per topic")
 
 
-def groups_apart(page: _Page, r: Results, params: ReportParams) -> None:
+def groups_apart(page: _Page, results: Results, params: ReportParams) -> None:
     from pipeline import plots
 
-    if r.compare_groups is None or r.keyness is None or r.topic_contrasts is None:
+    if results.compare_groups is None or results.keyness is None or results.topic_contrasts is None:
         page.note("No comparison of groups (compare stage) in this run.")
         return
-    rows = r.compare_groups.to_pylist()
+    rows = results.compare_groups.to_pylist()
     columns = list(dict.fromkeys(x["column"] for x in rows if x["status"] == "compared"))
     alone = list(dict.fromkeys(x["column"] for x in rows if x["column"] not in columns))
     if alone:
@@ -113,9 +117,11 @@ def groups_apart(page: _Page, r: Results, params: ReportParams) -> None:
         "key terms (log-likelihood G², p adjusted for testing every term, log ratio as effect "
         "size) and how much more or less of each topic it has, with a bootstrap interval."
     )
-    names = plots.topic_names(r.topics, width=30)
+    names = plots.topic_names(results.topics, width=30)
     for column in columns:
-        groups = r.compare_groups.filter(pc.equal(r.compare_groups.column("column"), column))
+        groups = results.compare_groups.filter(
+            pc.equal(results.compare_groups.column("column"), column)
+        )
         rows = groups.to_pylist()
         compared = [g for g in rows if g["status"] == "compared"]
         small = [g["group"] for g in rows if g["status"] == "too_small"]
@@ -126,7 +132,7 @@ def groups_apart(page: _Page, r: Results, params: ReportParams) -> None:
                 " …" if len(small) > 30 else ""
             )
         page.text(text)
-        key = r.keyness.filter(pc.equal(r.keyness.column("column"), column))
+        key = results.keyness.filter(pc.equal(results.keyness.column("column"), column))
         if key.num_rows:
             _keyness_table(page, key, compared)
             fig = plots.plot_term_bars(
@@ -137,10 +143,12 @@ def groups_apart(page: _Page, r: Results, params: ReportParams) -> None:
                 value="g2",
             )
             page.figure(f"keyness-{_slug(column)}", fig, f"key terms by {column}")
-        contrasts = r.topic_contrasts.filter(pc.equal(r.topic_contrasts.column("column"), column))
+        contrasts = results.topic_contrasts.filter(
+            pc.equal(results.topic_contrasts.column("column"), column)
+        )
         if contrasts.num_rows:
             _contrast_rows(page, contrasts, names)
-            fig = plots.plot_topic_contrasts(contrasts, column, r.topics)
+            fig = plots.plot_topic_contrasts(contrasts, column, results.topics)
             page.figure(f"contrasts-{_slug(column)}", fig, f"topic differences by {column}")
 
 
@@ -181,23 +189,23 @@ def _contrast_rows(page: _Page, contrasts: pa.Table, names: dict[int, str]) -> N
     page.table(["group", "topic", "difference (points)", "95% interval", "group vs rest"], table)
 
 
-def words_in_context(page: _Page, r: Results, params: ReportParams) -> None:
-    if r.topic_kwic is None:
+def words_in_context(page: _Page, results: Results, params: ReportParams) -> None:
+    if results.topic_kwic is None:
         page.note("No concordance lines (topic_kwic.parquet) in this run.")
         return
-    if r.topic_kwic.num_rows == 0:
+    if results.topic_kwic.num_rows == 0:
         page.note("No concordance lines: no top term of a topic was found in its documents.")
         return
     from pipeline import plots
 
-    names = plots.topic_names(r.topics, width=24)
+    names = plots.topic_names(results.topics, width=24)
     page.text(
         "Each topic's top terms in documents where that topic is the largest, matched on token "
         "boundaries. More with: zhtopics kwic TERM [--topic N] [--group column=value]."
     )
     rows = [
         (names.get(x["topic"], x["topic"]), x["left"], x["term"], x["right"], x["title"])
-        for x in r.topic_kwic.to_pylist()
+        for x in results.topic_kwic.to_pylist()
     ]
     page.table(["topic", "left", "term", "right", "document"], rows)
 

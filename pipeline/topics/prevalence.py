@@ -15,6 +15,21 @@ MISSING_GROUP = "(missing)"
 BOOTSTRAP_BLOCK = 1 << 22  # (resamples x documents) drawn at a time for prevalence intervals
 
 
+def document_positions(
+    doc_ids: list[str], documents: pa.Table, stage: str, error: type[ValueError]
+) -> pa.Array:
+    """The row of each of ``doc_ids`` in ``documents``; ``error`` naming the stage when a
+    modelled document is not there (an older documents.parquet)."""
+    position = {doc: i for i, doc in enumerate(documents.column("doc_id").to_pylist())}
+    missing = [d for d in doc_ids if d not in position]
+    if missing:
+        raise error(
+            f"{stage}: {len(missing)} modelled document(s) are not in documents.parquet, "
+            f"e.g. {missing[0]}; re-run the pipeline from ingest"
+        )
+    return pa.array([position[d] for d in doc_ids], pa.int64())
+
+
 def topic_prevalence(
     doc_ids: list[str], theta: np.ndarray, documents: pa.Table, params: LdaParams
 ) -> pa.Table:
@@ -24,14 +39,7 @@ def topic_prevalence(
     quarter or month; a date known only to the year is "(year only)" by quarter or month);
     a document without a value falls in the group "(missing)", so none is dropped.
     """
-    position = {doc: i for i, doc in enumerate(documents.column("doc_id").to_pylist())}
-    missing_docs = [d for d in doc_ids if d not in position]
-    if missing_docs:
-        raise LdaError(
-            f"lda: {len(missing_docs)} modelled document(s) are not in documents.parquet, "
-            f"e.g. {missing_docs[0]}; re-run the pipeline from ingest"
-        )
-    take = pa.array([position[d] for d in doc_ids], pa.int64())
+    take = document_positions(doc_ids, documents, "lda", LdaError)
     parts = []
     for index, column in enumerate(params.prevalence_columns):
         if column not in documents.column_names:
