@@ -12,6 +12,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pipeline.precision import round_significant
 from pipeline.schemas import require_columns
 from pipeline.text.dates import BUCKETS, bucket_label
 
@@ -119,8 +120,13 @@ def group_labels(documents: pa.Table, column: str) -> dict[str, str]:
 def corpus_keywords_table(keywords: pa.Table, top_n: int = 20) -> pa.Table:
     """The terms that are keywords of most documents (ties: higher summed weight, then term)."""
     require_columns(keywords, ["doc_id", "term", "weight"], "corpus_keywords_table")
-    agg = keywords.group_by("term").aggregate([("doc_id", "count"), ("weight", "sum")])
+    # One thread: arrow's threaded sum adds in an order that varies from run to run, and the
+    # summed weight breaks ties in the ranking (rounded, so the last bits never decide it).
+    agg = keywords.group_by("term", use_threads=False).aggregate(
+        [("doc_id", "count"), ("weight", "sum")]
+    )
     agg = agg.rename_columns(["term", "n_docs", "weight"])
+    agg = agg.set_column(2, "weight", pa.array(round_significant(agg.column("weight"))))
     agg = agg.sort_by([("n_docs", "descending"), ("weight", "descending"), ("term", "ascending")])
     return agg.slice(0, top_n)
 
@@ -142,7 +148,7 @@ def group_keywords_table(
     sums = (
         pa.table({"group": names.take(where), "term_id": doc_terms.column("term_id")})
         .append_column("tfidf", doc_terms.column("tfidf"))
-        .group_by(["group", "term_id"])
+        .group_by(["group", "term_id"], use_threads=False)  # a fixed order of addition
         .aggregate([("tfidf", "sum")])
     )
     sizes: dict[str, int] = {}
@@ -154,6 +160,7 @@ def group_keywords_table(
     )
     totals = sums.column("tfidf_sum").to_numpy()
     weight = totals / size_of[group_names.indices.to_numpy()] if len(totals) else totals
+    weight = round_significant(weight)
     term_at = pc.index_in(sums.column("term_id"), value_set=vocabulary.column("term_id"))
     ranked = pa.table(
         {
