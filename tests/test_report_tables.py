@@ -83,6 +83,16 @@ def test_corpus_keywords_count_documents():
     assert [(r["term"], r["n_docs"]) for r in rows] == [("妇女", 2), ("儿童", 1)]
 
 
+def test_corpus_keywords_ties_do_not_hang_on_the_last_bit_of_a_sum():
+    """0.1 + 0.2 and 0.3 differ in the last bit, which the order of addition decides: the
+    ranking rounds the sums, so the term breaks the tie, as on every machine."""
+    keywords = table(
+        doc_id=["a", "b", "a", "b"], term=["甲", "甲", "乙", "乙"], weight=[0.1, 0.2, 0.3, 0.0]
+    )
+    rows = report_tables.corpus_keywords_table(keywords).to_pylist()
+    assert [(r["term"], r["weight"]) for r in rows] == [("乙", 0.3), ("甲", 0.3)]
+
+
 def test_rule_table_counts_documents_and_characters_per_rule():
     audit = table(
         doc_id=["a", "a", "b", "c"],
