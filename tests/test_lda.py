@@ -33,6 +33,7 @@ PARAMS = LdaParams(
     engine="gensim",
     alpha="auto",
     eta="symmetric",
+    term_weight="one",  # counts: the fixtures' shares below are token shares
     tolerance=None,
     min_token_updates=0,
     threads=1,

@@ -14,6 +14,7 @@ PARAMS = LdaParams(  # gensim, as before the defaults became the shipped params.
     engine="gensim",
     alpha="auto",
     eta="symmetric",
+    term_weight="one",
     tolerance=None,
     min_token_updates=0,
     threads=1,

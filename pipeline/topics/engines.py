@@ -282,7 +282,9 @@ def _fit_tomotopy(
         n_k = np.asarray(model.get_count_by_topics(), dtype=np.float64)
         missing = np.setdiff1d(np.arange(counts.shape[1]), used)
         phi[:, missing] = (eta / (n_k + len(used) * eta))[:, None]
-        phi /= phi.sum(axis=1, keepdims=True)
+    # tomotopy returns float32 rows; under idf or pmi weighting they sum to 1 only within
+    # about 1e-7, so every row is made a distribution in float64.
+    phi /= phi.sum(axis=1, keepdims=True)
     theta = np.tile(np.asarray(model.alpha, dtype=np.float64).reshape(-1), (counts.shape[0], 1))
     theta[sampled] = np.asarray([doc.get_topic_dist() for doc in model.docs], dtype=np.float64)
     theta /= theta.sum(axis=1, keepdims=True)
