@@ -7,11 +7,10 @@ import numpy as np
 import pyarrow as pa
 
 from pipeline.config import LdaParams
-from pipeline.schemas import TOPIC_PREVALENCE
+from pipeline.schemas import MISSING_GROUP, TOPIC_PREVALENCE
 from pipeline.text.dates import bucket_label
 from pipeline.topics.counts import LdaError
 
-MISSING_GROUP = "(missing)"
 BOOTSTRAP_BLOCK = 1 << 22  # (resamples x documents) drawn at a time for prevalence intervals
 
 
