@@ -90,6 +90,12 @@ def _group_means(
     for rows in members:
         shares = theta[rows]
         n = shares.shape[0]
+        if n == 1:  # every resample is the one document: its shares, exactly, with no draws
+            rng.integers(0, 1, size=(b, 1))  # the draws the loop below would make
+            means.append(shares[0])
+            lows.append(shares[0])
+            highs.append(shares[0])
+            continue
         resampled = np.empty((b, k), dtype=np.float64)
         block = max(1, BOOTSTRAP_BLOCK // n)
         for start in range(0, b, block):
