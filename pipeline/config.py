@@ -46,6 +46,7 @@ class _Section:
 
 
 _reads: set[str] | None = None
+_S = typing.TypeVar("_S", bound=_Section)
 
 
 def _recording_getattribute(self: _Section, name: str) -> Any:
@@ -54,6 +55,17 @@ def _recording_getattribute(self: _Section, name: str) -> Any:
     if _reads is not None and name in fields and not isinstance(value, _Section):
         _reads.add(f"{type(self)._key}.{name}")
     return value
+
+
+def derived(section: _S, **changes: Any) -> _S:
+    """``dataclasses.replace(section, **changes)``, whose copying of the other fields is not
+    a read of them for :func:`recording_reads` (the caller reads what it derives from)."""
+    global _reads
+    saved, _reads = _reads, None
+    try:
+        return dataclasses.replace(section, **changes)
+    finally:
+        _reads = saved
 
 
 @contextmanager
@@ -383,8 +395,20 @@ class SweepParams(_Section):
     min_stability: float = 0.5
     # Share of documents held out (chosen by a hash of doc_id) for perplexity.
     holdout: float = 0.2
+    # Each sweep fit's share of the final model's sampling: lda.iterations, lda.passes and
+    # lda.min_token_updates times this (at least 1 pass, 2 convergence windows of sweeps).
+    # K is ranked on shorter chains than the model the run keeps (see README).
+    work_share: float = 0.25
+    # The fits model a sample of the training documents of about this many tokens (those
+    # first in the order of a hash of doc_id); null: all of them. Coherence and perplexity
+    # are still measured on the whole corpus and the held-out share.
+    max_tokens: int | None = 400_000
 
     def __post_init__(self) -> None:
+        if not 0.0 < self.work_share <= 1.0:
+            _fail("lda.sweep.work_share", self.work_share, "a share in (0, 1]")
+        if self.max_tokens is not None and self.max_tokens < 1:
+            _fail("lda.sweep.max_tokens", self.max_tokens, "an integer >= 1 or null")
         if self.run not in ("auto", "always", "never"):
             _fail("lda.sweep.run", self.run, 'one of "auto", "always", "never"')
         if self.threads < 1:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import concurrent.futures
 import hashlib
 import logging
+import math
 import multiprocessing
 from dataclasses import dataclass
 from itertools import combinations
@@ -15,7 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import scipy.sparse as sp
 
-from pipeline.config import LdaParams, Params
+from pipeline.config import LdaParams, Params, derived
 from pipeline.io import (
     Paths,
     TableFile,
@@ -39,6 +40,7 @@ from pipeline.topics.counts import (
     check_inputs,
     id_counts,
 )
+from pipeline.topics.engines import CONVERGENCE_WINDOW
 from pipeline.topics.terms import (
     DIVERSITY_TOP_N,
     STABILITY_TOP_N,
@@ -75,17 +77,37 @@ class SweepInputs:
     train_sequences: tuple[np.ndarray, np.ndarray]  # the training documents in reading order
 
 
-def split_heldout(doc_ids: list[str], share: float) -> np.ndarray:
-    """A boolean mask of held-out documents, from a hash of each doc_id (stable everywhere)."""
-    scores = np.array(
+def hash_scores(doc_ids: list[str]) -> np.ndarray:
+    """A number in [0, 1) per doc_id, from its hash: the same on every machine and in every
+    corpus that holds the document."""
+    return np.array(
         [int.from_bytes(hashlib.sha256(d.encode()).digest()[:8], "big") / 2**64 for d in doc_ids]
     )
+
+
+def split_heldout(doc_ids: list[str], share: float) -> np.ndarray:
+    """A boolean mask of held-out documents, from a hash of each doc_id (stable everywhere)."""
+    scores = hash_scores(doc_ids)
     mask = scores < share
     if not mask.any():
         mask[int(np.argmin(scores))] = True
     if (~mask).sum() < 2:
         raise LdaError(f"lda_sweep: {len(doc_ids)} document(s) are too few to hold some out")
     return mask
+
+
+def training_rows(
+    scores: np.ndarray, heldout: np.ndarray, doc_tokens: np.ndarray, max_tokens: int | None
+) -> np.ndarray:
+    """The rows (in reading order) of the training documents the sweep's fits model: every
+    one not held out, or, past ``max_tokens`` tokens, those with the lowest ``scores`` until
+    their tokens reach ``max_tokens``."""
+    rows = np.flatnonzero(~heldout)
+    if max_tokens is None or int(doc_tokens[rows].sum()) <= max_tokens:
+        return rows
+    by_score = rows[np.argsort(scores[rows], kind="stable")]
+    enough = int(np.searchsorted(np.cumsum(doc_tokens[by_score]), max_tokens)) + 1
+    return np.sort(by_score[: max(enough, 2)])
 
 
 def completion_halves(
@@ -121,6 +143,7 @@ def lda_sweep(
     doc_ids, counts = build_counts(doc_terms, vocabulary.num_rows)
     if counts.shape[0] < 3:
         raise LdaError(f"lda_sweep: {counts.shape[0]} document(s) have terms; need at least 3")
+    scores = hash_scores(doc_ids)
     mask = split_heldout(doc_ids, params.sweep.holdout)
     terms = np.asarray(vocabulary.column("term").to_pylist(), dtype=object)
     heldout_ids = [d for d, m in zip(doc_ids, mask, strict=True) if m]
@@ -134,26 +157,66 @@ def lda_sweep(
     )
     if drop is not None:  # held-out perplexity over the terms the model describes
         fit_half, eval_half = (background.drop_columns(m, drop) for m in (fit_half, eval_half))
+    doc_tokens = np.asarray(model_counts.sum(axis=1)).ravel()
+    rows = training_rows(scores, mask, doc_tokens, params.sweep.max_tokens)
+    sample = {
+        "training_documents": len(rows),
+        "training_tokens": int(doc_tokens[rows].sum()),
+        "of_documents": int((~mask).sum()),
+        "of_tokens": int(doc_tokens[~mask].sum()),
+    }
+    fit_params = sweep_fit_params(params, sample["training_tokens"])
     inputs = SweepInputs(
-        train=model_counts[~mask],
+        train=model_counts[rows],
         heldout_fit=fit_half,
         heldout_eval=eval_half,
         reference=ref,
-        params=params,
-        train_sequences=take_sequences(starts, ids, np.flatnonzero(~mask)),
+        params=fit_params,
+        train_sequences=take_sequences(starts, ids, rows),
     )
     del counts, model_counts, starts, ids, ref, fit_half, eval_half
     release_arrow_memory()
     log.info(
-        "lda_sweep: %d training and %d held-out documents; K %s x seeds %s",
-        int((~mask).sum()),
+        "lda_sweep: fits on %d of %d training documents (%d of %d tokens; lda.sweep.max_tokens), "
+        "%d held out; K %s x seeds %s, at most %d Gibbs sweeps each",
+        sample["training_documents"],
+        sample["of_documents"],
+        sample["training_tokens"],
+        sample["of_tokens"],
         int(mask.sum()),
         list(params.sweep.k),
         list(params.sweep.seeds),
+        fit_params.iterations,
     )
     fits = [(k, seed) for k in params.sweep.k for seed in params.sweep.seeds]
-    results = score_fits(inputs, fits, params)
-    return _summarise(results, params, 0 if drop is None else int(drop.sum()))
+    results = score_fits(inputs, fits, fit_params)
+    summary = _summarise(results, fit_params, 0 if drop is None else int(drop.sum()))
+    summary.summary.update(sample)
+    return summary
+
+
+def sweep_fit_params(params: LdaParams, tokens: int) -> LdaParams:
+    """The settings of each sweep fit on ``tokens`` training tokens: the final model's, with
+    ``lda.sweep.work_share`` of its token updates (``lda.min_token_updates``) and passes.
+    Gibbs sweeps: that share of ``lda.iterations``, or more where the shared token updates
+    need more (up to all of them: a small corpus, cheap to sample, gets every sweep), and
+    never under two convergence windows. Ranking K needs the topics' shape, which shows
+    well before a large corpus' chain has settled."""
+    share = params.sweep.work_share
+    if share >= 1.0:
+        return params
+    updates = int(params.min_token_updates * share)
+    sweeps = max(
+        math.ceil(params.iterations * share),
+        math.ceil(updates / max(tokens, 1)),
+        2 * CONVERGENCE_WINDOW,
+    )
+    return derived(
+        params,
+        iterations=min(params.iterations, sweeps),
+        passes=max(1, math.ceil(params.passes * share)),
+        min_token_updates=updates,
+    )
 
 
 def score_fits(inputs: SweepInputs, fits: list[tuple[int, int]], params: LdaParams) -> list[dict]:
@@ -292,6 +355,11 @@ def _summarise(results: list[dict], params: LdaParams, n_left_out: int = 0) -> S
         "term_weight": params.term_weight,
         "background": params.background,
         "background_terms_left_out": n_left_out,
+        # Each fit's sampling (lda.sweep.work_share of the final model's).
+        "work_share": params.sweep.work_share,
+        "iterations": params.iterations,
+        "passes": params.passes,
+        "min_token_updates": params.min_token_updates,
     }
     return SweepResult(table=table, summary=summary, by_k=means)
 

@@ -33,7 +33,7 @@ from pipeline.report_tables import (
     shorten,
     topic_names,
 )
-from pipeline.schemas import require_columns
+from pipeline.schemas import MISSING_GROUP, require_columns
 
 # Categorical colours that stay apart in print and for common colour blindness.
 PALETTE = matplotlib.colormaps["tab10"].colors
@@ -69,6 +69,14 @@ def figure_png(fig: Figure, dpi: int = 100) -> bytes:
     return buffer.getvalue()
 
 
+def warm_up() -> None:
+    """Load what every picture needs (the CJK font, the Agg renderer, wordcloud) by drawing
+    a tiny one: processes forked afterwards start with them loaded."""
+    import wordcloud  # noqa: F401
+
+    figure_png(_empty("预热 warm-up", "中文"), dpi=10)
+
+
 def _figure(width: float, height: float) -> Figure:
     return Figure(figsize=(width, height), layout="constrained")
 
@@ -93,6 +101,49 @@ def _grid(n: int, ncols: int, panel_w: float, panel_h: float, title: str = ""):
     if title:
         fig.suptitle(title)
     return fig, axes[:n]
+
+
+def _text_inches(text: str, size: float) -> float:
+    """About how wide ``text`` is at ``size`` points: a CJK character is a square em, other
+    characters about 0.6 of one."""
+    ems = sum(1.0 if ord(c) >= 0x2E80 else 0.6 for c in text)
+    return ems * size / 72
+
+
+def _panels(
+    n: int,
+    ncols: int,
+    axes_w: float,
+    axes_h: float,
+    title: str = "",
+    *,
+    left: float = 0.45,
+    bottom: float = 0.3,
+    last_bottom: float | None = None,
+    top: float = 0.3,
+    right: float = 0.15,
+) -> tuple[Figure, list]:
+    """Small multiples at fixed places: each panel's axes ``axes_w`` x ``axes_h`` inches with
+    ``left`` inches for its y labels, ``bottom`` for its x labels (``last_bottom`` under the
+    bottom row), ``top`` for its title. Nothing is measured after drawing: a layout engine
+    over dozens of panels costs as much as drawing them, and these sizes are known."""
+    ncols = max(1, min(ncols, n))
+    nrows = math.ceil(n / ncols)
+    last_bottom = bottom if last_bottom is None else last_bottom
+    cell_w, cell_h = left + axes_w + right, top + axes_h + bottom
+    head = 0.4 if title else 0.05
+    width = cell_w * ncols
+    height = head + cell_h * (nrows - 1) + top + axes_h + last_bottom
+    fig = Figure(figsize=(width, height))
+    axes = []
+    for i in range(n):
+        row, col = divmod(i, ncols)
+        x0 = col * cell_w + left
+        y0 = height - head - row * cell_h - top - axes_h
+        axes.append(fig.add_axes((x0 / width, y0 / height, axes_w / width, axes_h / height)))
+    if title:
+        fig.suptitle(title, y=1 - 0.12 / height, va="top")
+    return fig, axes
 
 
 def _barh(ax, labels: list[str], values: list, color):
@@ -234,10 +285,13 @@ def plot_term_bars(
     keys = sorted(set(table.column(facet).to_pylist()))
     if not keys:
         return _empty(title or "terms", "no terms")
-    fig, axes = _grid(len(keys), ncols, 3.6, 0.6 + 0.24 * top_n, title)
     by_key: dict = {}
     for row in table.select([facet, "term", value]).to_pylist():
         by_key.setdefault(row[facet], []).append(row)
+    label_w = max(_text_inches(str(r["term"]), 9) for rows in by_key.values() for r in rows)
+    fig, axes = _panels(
+        len(keys), ncols, 2.4, 0.24 * top_n, title, left=label_w + 0.15, bottom=0.3, top=0.3
+    )
     titles = titles or {}
     for i, (ax, key) in enumerate(zip(axes, keys, strict=True)):
         part = sorted(by_key[key], key=lambda r: (-r[value], r["term"]))
@@ -313,7 +367,7 @@ def plot_wordclouds(
     keys = sorted(set(table.column(facet).to_pylist()))
     if not keys:
         return _empty(title or "word clouds", "no terms")
-    fig, axes = _grid(len(keys), ncols, 3.6, 2.6, title)
+    fig, axes = _panels(len(keys), ncols, 3.4, 2.21, title, left=0.1, bottom=0.05, right=0.1)
     rows = table.select([facet, "term", "weight"]).to_pylist()
     titles = titles or {}
     for ax, key in zip(axes, keys, strict=True):
@@ -365,16 +419,32 @@ def plot_doc_topic_heatmap(
         return _empty("document-topic weights", "no document has a topic mix")
     k = rows.weights.shape[1]
     names = topic_names(topics, width=14) if topics is not None else {}
-    fig = _figure(2.0 + 0.75 * k, 1.4 + 0.21 * len(rows.doc_ids))
-    ax = fig.add_subplot()
-    image = ax.imshow(rows.weights, aspect="auto", cmap="Blues", vmin=0, vmax=1)
-    ax.set_xticks(range(k), [names.get(t, f"T{t}") for t in range(k)], rotation=40, ha="right")
     labels = labels or {}
     n = len(rows.doc_ids)
-    ax.set_yticks(range(n), [labels.get(d, d) for d in rows.doc_ids], fontsize=8)
+    x_labels = [names.get(t, f"T{t}") for t in range(k)]
+    y_labels = [labels.get(d, d) for d in rows.doc_ids]
+    axes_w, axes_h = 0.75 * k, 0.21 * n
+    fig, (ax,) = _panels(
+        1,
+        1,
+        axes_w,
+        axes_h,
+        left=max(_text_inches(str(y), 8) for y in y_labels) + 0.15,
+        bottom=max(_text_inches(x, 10) for x in x_labels) * 0.64 + 0.25,  # at 40°
+        top=0.35,
+        right=1.1,  # the colour bar
+    )
+    image = ax.imshow(rows.weights, aspect="auto", cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(k), x_labels, rotation=40, ha="right")
+    ax.set_yticks(range(n), y_labels, fontsize=8)
     shown = f"{n} of {rows.total} documents" if n < rows.total else "documents"
     ax.set_title(f"document-topic weights ({shown}, by main topic)")
-    fig.colorbar(image, ax=ax, shrink=0.5, label="weight")
+    box = ax.get_position()
+    width = fig.get_figwidth()
+    bar = fig.add_axes(
+        (box.x1 + 0.2 / width, box.y0 + box.height / 4, 0.15 / width, box.height / 2)
+    )
+    fig.colorbar(image, cax=bar, label="weight")
     return fig
 
 
@@ -399,14 +469,25 @@ def plot_prevalence(
     if part.num_rows == 0:
         return _empty(title, f"no prevalence rows for column {column!r}")
     rows = part.to_pylist()
+    over_time = column in TIME_COLUMNS
+    if over_time:  # a line over the periods; documents without a date are not a period
+        rows = [r for r in rows if r["group"] != MISSING_GROUP]
+        if not rows:
+            return _empty(title, f"no document has a {column}")
     groups = sorted({r["group"] for r in rows})
     keys = sorted({r["topic"] for r in rows})
     names = topic_names(topics, width=22) if topics is not None else {}
-    over_time = column in TIME_COLUMNS
-    panel_w = 3.6 if over_time else max(3.6, 0.3 * len(groups) + 1.2)
-    fig, axes = _grid(len(keys), ncols, panel_w, 2.8, title)
+    axes_w = 2.9 if over_time else max(2.9, 0.3 * len(groups) + 0.5)
+    label_h = max(_text_inches(shorten(g, 10), 7) for g in groups) * 0.71 + 0.2  # at 45°
+    fig, axes = _panels(
+        len(keys), ncols, axes_w, 2.0, title, left=0.55, bottom=0.15, last_bottom=label_h
+    )
     x = np.arange(len(groups))
-    for ax, topic in zip(axes, keys, strict=True):
+    # Every group is labelled under the bottom panel of each column, at most 8 periods of time.
+    step = max(1, math.ceil(len(groups) / 8)) if over_time else 1
+    labels = [shorten(g, 10) for g in groups[::step]]
+    bottom = set(range(max(len(keys) - ncols, 0), len(keys)))
+    for i, (ax, topic) in enumerate(zip(axes, keys, strict=True)):
         by_group = {r["group"]: r for r in rows if r["topic"] == topic}
         mean = np.array([by_group[g]["mean"] if g in by_group else np.nan for g in groups])
         low = np.array([by_group[g]["ci_low"] if g in by_group else np.nan for g in groups])
@@ -416,8 +497,13 @@ def plot_prevalence(
             ax.fill_between(x, low, high, color=colour, alpha=0.25, linewidth=0)
             ax.plot(x, mean, marker="o", color=colour, markersize=3)
         else:
-            ax.errorbar(x, mean, yerr=[mean - low, high - mean], fmt="o", color=colour, capsize=3)
-        ax.set_xticks(x, [shorten(g, 10) for g in groups], rotation=45, ha="right", fontsize=7)
+            ax.vlines(x, low, high, color=colour, linewidth=1.2)
+            ax.plot(x, mean, "o", color=colour, markersize=4)
+        ax.set_xlim(-0.6, len(groups) - 0.4)
+        if i in bottom:
+            ax.set_xticks(x[::step], labels, rotation=45, ha="right", fontsize=7)
+        else:
+            ax.set_xticks(x[::step], [])
         ax.set_ylim(bottom=0)
         ax.set_title(names.get(topic, f"T{topic}"), fontsize=10)
     return fig

@@ -91,14 +91,16 @@ class _Page:
     renderer: concurrent.futures.Executor | None = None
     pending: dict[int, tuple[str, str, concurrent.futures.Future]] = field(default_factory=dict)
 
-    def figure(self, name: str, fig: Figure, caption: str) -> None:
+    def figure(self, name: str, caption: str, draw: Callable[..., Figure], *args, **kwargs):
+        """The picture ``draw(*args, **kwargs)`` makes: drawn and rendered by the renderer's
+        processes while the next ones are queued (the arguments are sent pickled), or here."""
         filename = f"{len(self.images) + len(self.pending) + 1:02d}-{name}.png"
         if self.renderer is not None:
-            future = self.renderer.submit(plots.figure_png, fig, self.dpi)
+            future = self.renderer.submit(_png, self.dpi, draw, args, kwargs)
             self.pending[len(self.parts)] = (filename, caption, future)
             self.parts.append("")  # filled in by finish()
             return
-        self._place(len(self.parts), filename, caption, plots.figure_png(fig, dpi=self.dpi))
+        self._place(len(self.parts), filename, caption, _png(self.dpi, draw, args, kwargs))
 
     def finish(self) -> None:
         """Wait for the figures rendered elsewhere and put them in their places."""
@@ -130,6 +132,10 @@ class _Page:
             )
             body.append(f"<tr>{cells}</tr>")
         self.parts.append(f"<table><tr>{head}</tr>{''.join(body)}</table>")
+
+
+def _png(dpi: int, draw: Callable[..., Figure], args: tuple, kwargs: dict) -> bytes:
+    return plots.figure_png(draw(*args, **kwargs), dpi=dpi)
 
 
 def _fmt(value) -> str:
@@ -213,24 +219,24 @@ def _corpus(page: _Page, results: Results, params: ReportParams) -> None:
     ]
     page.table(["", "count"], rows, numeric=[1])
     page.figure(
-        "status", plots.plot_counts(results.clean, "status", "documents by status"), "status"
+        "status", "status", plots.plot_counts, results.clean, "status", "documents by status"
     )
     page.figure(
-        "sources", plots.plot_counts(results.documents, "source"), "documents by source file"
+        "sources", "documents by source file", plots.plot_counts, results.documents, "source"
     )
     page.figure(
-        "dates", plots.plot_documents_by_date(results.documents, "year"), "documents by year"
+        "dates", "documents by year", plots.plot_documents_by_date, results.documents, "year"
     )
     page.figure(
-        "lengths", plots.plot_lengths(results.clean, results.tokens), "length distributions"
+        "lengths", "length distributions", plots.plot_lengths, results.clean, results.tokens
     )
     if results.ingest_report is not None:
-        page.figure("ingest", plots.plot_ingest_report(results.ingest_report), "the ingest report")
+        page.figure("ingest", "the ingest report", plots.plot_ingest_report, results.ingest_report)
     else:
         page.note("No ingest report (ingest_report.parquet) in this run.")
     if results.clean_audit is not None:
         page.figure(
-            "cleaning", plots.plot_clean_audit(results.clean_audit), "what cleaning changed"
+            "cleaning", "what cleaning changed", plots.plot_clean_audit, results.clean_audit
         )
     else:
         page.note("No cleaning audit (clean_audit.parquet) in this run.")
@@ -290,8 +296,13 @@ def _keywords(page: _Page, results: Results, params: ReportParams) -> None:
         f"documents, then the top terms of each group of documents by {params.keyword_groups} "
         "(mean TF-IDF over the group)."
     )
-    fig = plots.plot_corpus_keywords(results.keywords, params.top_keywords)
-    page.figure("keywords", fig, "documents that have each term among their keywords")
+    page.figure(
+        "keywords",
+        "documents that have each term among their keywords",
+        plots.plot_corpus_keywords,
+        results.keywords,
+        params.top_keywords,
+    )
     every = _keyword_groups(results, params)
     every, singletons = drop_singletons(every)
     if not every:
@@ -319,10 +330,15 @@ def _keywords(page: _Page, results: Results, params: ReportParams) -> None:
     table = report_tables.group_keywords_table(
         doc_terms, results.vocabulary, groups, params.top_terms
     )
-    fig = plots.plot_term_bars(
-        table, "group", top_n=params.top_terms, title=f"keywords by {params.keyword_groups}"
+    page.figure(
+        "group-keywords",
+        f"keywords by {params.keyword_groups}",
+        plots.plot_term_bars,
+        table,
+        "group",
+        top_n=params.top_terms,
+        title=f"keywords by {params.keyword_groups}",
     )
-    page.figure("group-keywords", fig, f"keywords by {params.keyword_groups}")
 
 
 def drop_singletons(groups: dict[str, str]) -> tuple[dict[str, str], int]:
@@ -385,17 +401,35 @@ def _topics(page: _Page, results: Results, params: ReportParams) -> None:
     ]
     page.table(["topic", "label", "prevalence", "c_npmi", "top terms"], rows, numeric=[0, 2, 3])
     names = report_tables.topic_names(results.topics)
-    fig = plots.plot_term_bars(
-        results.topic_terms, "topic", names, params.top_terms, title="topic terms"
+    page.figure(
+        "topic-terms",
+        "the most probable terms of each topic",
+        plots.plot_term_bars,
+        results.topic_terms,
+        "topic",
+        names,
+        params.top_terms,
+        title="topic terms",
     )
-    page.figure("topic-terms", fig, "the most probable terms of each topic")
-    fig = plots.plot_wordclouds(results.topic_terms, "topic", names, params.wordcloud_words)
-    page.figure("wordclouds", fig, "a word cloud per topic")
+    page.figure(
+        "wordclouds",
+        "a word cloud per topic",
+        plots.plot_wordclouds,
+        results.topic_terms,
+        "topic",
+        names,
+        params.wordcloud_words,
+    )
     labels = report_tables.document_labels(results.documents)
-    fig = plots.plot_doc_topic_heatmap(
-        results.doc_topics, results.topics, labels, params.heatmap_docs
+    page.figure(
+        "heatmap",
+        "each document's topic mix",
+        plots.plot_doc_topic_heatmap,
+        results.doc_topics,
+        results.topics,
+        labels,
+        params.heatmap_docs,
     )
-    page.figure("heatmap", fig, "each document's topic mix")
 
 
 def _background(page: _Page, results: Results, params: ReportParams) -> None:
@@ -448,7 +482,7 @@ def _background(page: _Page, results: Results, params: ReportParams) -> None:
 
 
 def _prevalence(page: _Page, results: Results, params: ReportParams) -> None:
-    page.figure("prevalence", plots.plot_topic_prevalence(results.topics), "share of the corpus")
+    page.figure("prevalence", "share of the corpus", plots.plot_topic_prevalence, results.topics)
     if results.topic_prevalence is None:
         page.note("No prevalence by group (topic_prevalence.parquet) in this run.")
         return
@@ -469,8 +503,14 @@ def _prevalence(page: _Page, results: Results, params: ReportParams) -> None:
             if table is None:
                 continue
             table = _largest_prevalence_groups(page, table, column, params.max_groups)
-        fig = plots.plot_prevalence(table, column, results.topics)
-        page.figure(f"prevalence-{_slug(column)}", fig, f"prevalence by {column}, with intervals")
+        page.figure(
+            f"prevalence-{_slug(column)}",
+            f"prevalence by {column}, with intervals",
+            plots.plot_prevalence,
+            table,
+            column,
+            results.topics,
+        )
 
 
 def _largest_prevalence_groups(page: _Page, table: pa.Table, column: str, limit: int) -> pa.Table:
@@ -521,7 +561,7 @@ def _selection(page: _Page, results: Results, params: ReportParams) -> None:
     k = metrics.get("recommended_k")
     if k is not None:
         page.text(f"Recommended K = {k} ({metrics.get('rule', 'rule not recorded')}).")
-    page.figure("sweep", plots.plot_sweep(results.sweep, k), "quality measures against K")
+    page.figure("sweep", "quality measures against K", plots.plot_sweep, results.sweep, k)
 
 
 def _robustness(page: _Page, results: Results, params: ReportParams) -> None:
@@ -543,8 +583,12 @@ def _robustness(page: _Page, results: Results, params: ReportParams) -> None:
         f"topics matched one to one to these by their shared top terms. {len(kept)} of "
         f"{len(topics)} topics survive every variant."
     )
-    fig = plots.plot_robustness(results.robustness)
-    page.figure("robustness", fig, "similarity of each topic's match under each variant")
+    page.figure(
+        "robustness",
+        "similarity of each topic's match under each variant",
+        plots.plot_robustness,
+        results.robustness,
+    )
 
 
 def _slug(text: str) -> str:
@@ -557,6 +601,7 @@ def _renderer() -> concurrent.futures.Executor | None:
     cores = usable_cores()
     if cores < 2 or "fork" not in multiprocessing.get_all_start_methods():
         return None
+    plots.warm_up()  # loaded once here, every forked process has the font and the modules
     context = multiprocessing.get_context("fork")
     return concurrent.futures.ProcessPoolExecutor(cores, mp_context=context)
 

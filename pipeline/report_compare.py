@@ -84,8 +84,13 @@ def topics_over_time(page: _Page, results: Results, params: ReportParams) -> Non
         "smoothed trend (line). Hollow dots: periods with few documents "
         f"({len(few)} of {len(periods)}), shown but to be read with care."
     )
-    fig = plots.plot_topic_trends(results.topic_trends, results.topics)
-    page.figure("topic-trends", fig, "topics over time, one panel per topic")
+    page.figure(
+        "topic-trends",
+        "topics over time, one panel per topic",
+        plots.plot_topic_trends,
+        results.topic_trends,
+        results.topics,
+    )
 
 
 def groups_apart(page: _Page, results: Results, params: ReportParams) -> None:
@@ -135,21 +140,29 @@ def groups_apart(page: _Page, results: Results, params: ReportParams) -> None:
         key = results.keyness.filter(pc.equal(results.keyness.column("column"), column))
         if key.num_rows:
             _keyness_table(page, key, compared)
-            fig = plots.plot_term_bars(
+            page.figure(
+                f"keyness-{_slug(column)}",
+                f"key terms by {column}",
+                plots.plot_term_bars,
                 key.filter(pc.less_equal(key.column("rank"), KEY_TERMS)),
                 "group",
                 top_n=KEY_TERMS,
                 title=f"key terms by {column} (G²)",
                 value="g2",
             )
-            page.figure(f"keyness-{_slug(column)}", fig, f"key terms by {column}")
         contrasts = results.topic_contrasts.filter(
             pc.equal(results.topic_contrasts.column("column"), column)
         )
         if contrasts.num_rows:
             _contrast_rows(page, contrasts, names)
-            fig = plots.plot_topic_contrasts(contrasts, column, results.topics)
-            page.figure(f"contrasts-{_slug(column)}", fig, f"topic differences by {column}")
+            page.figure(
+                f"contrasts-{_slug(column)}",
+                f"topic differences by {column}",
+                plots.plot_topic_contrasts,
+                contrasts,
+                column,
+                results.topics,
+            )
 
 
 def _keyness_table(page: _Page, key: pa.Table, compared: list[dict]) -> None:

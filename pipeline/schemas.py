@@ -309,6 +309,9 @@ REPRESENTATIVE_DOCS = TableSchema(
     ),
 )
 
+# The group of the documents without a value in a prevalence column (none is dropped).
+MISSING_GROUP = "(missing)"
+
 TOPIC_PREVALENCE = TableSchema(
     "topic_prevalence",
     pa.schema(

@@ -102,6 +102,21 @@ def test_ratios_and_goals(capsys):
     assert goals["pipeline peak RSS <= 2000 MB"] == ["1000", "MB", "yes"]
     assert goals["pipeline peak RSS, doubled / single < 1.3x"] == ["1.40x", "no"]
     assert goals["no-op dvc repro <= 5 s"] == ["not", "run", "-"]
+    assert goals["report < 3 s"] == ["not", "run", "-"]
+
+
+def test_goals_with_k_auto_are_the_sweeps(capsys):
+    stages = {"lda_sweep": _measured(12, 900), "lda": _measured(5, 400), "report": _measured(2, 1)}
+    totals = {
+        ("pipeline", "corpus"): {"measured": _measured(30, 1000), "stages": stages},
+        ("plain script", "corpus"): {"measured": _measured(75, 2100)},
+    }
+    print_ratios(totals, None, auto=True)
+    out = capsys.readouterr().out
+    goals = {line[:48].strip(): line[48:].split() for line in out.split("goal", 1)[1].splitlines()}
+    assert goals["pipeline >= 2x the plain script, K auto"] == ["2.50x", "yes"]
+    assert goals["lda_sweep <= 2x the final model (lda)"] == ["2.40x", "no"]
+    assert goals["report < 3 s"] == ["2.00", "s", "yes"]
 
 
 @pytest.mark.slow

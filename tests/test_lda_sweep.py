@@ -5,7 +5,17 @@ import pytest
 
 from pipeline.config import LdaParams, SweepParams
 from pipeline.io import Paths, read_json, read_table, usable_cores
-from pipeline.lda_sweep import lda_sweep, main, recommend, skip_reason, split_heldout, sweep_workers
+from pipeline.lda_sweep import (
+    hash_scores,
+    lda_sweep,
+    main,
+    recommend,
+    skip_reason,
+    split_heldout,
+    sweep_fit_params,
+    sweep_workers,
+    training_rows,
+)
 from pipeline.schemas import SWEEP
 from pipeline.topics.counts import LdaError
 from pipeline.topics.terms import stability
@@ -192,3 +202,51 @@ def test_the_sweep_leaves_background_terms_out_and_says_so(two_themes):
     )
     assert kept.summary["background_terms_left_out"] == 0
     assert not table.equals(SWEEP.conform(kept.table))
+
+
+def test_sweep_fits_sample_a_share_of_the_final_models_work_small_corpora_all_of_it():
+    params = LdaParams(
+        iterations=600, passes=30, min_token_updates=200_000_000, sweep=SweepParams()
+    )
+    big = sweep_fit_params(params, 2_000_000)  # 5e7 updates need 25 sweeps: the share rules
+    assert (big.iterations, big.passes, big.min_token_updates) == (150, 8, 50_000_000)
+    mid = sweep_fit_params(params, 200_000)  # 5e7 updates need 250 sweeps
+    assert mid.iterations == 250
+    small = sweep_fit_params(params, 5_000)  # cheap: every sweep
+    assert small.iterations == 600
+    floor = sweep_fit_params(dataclasses.replace(params, iterations=200), 10**9)
+    assert floor.iterations == 100  # two convergence windows
+    whole = dataclasses.replace(params, sweep=SweepParams(work_share=1.0))
+    assert sweep_fit_params(whole, 2_000_000) is whole
+
+
+def test_training_rows_take_a_hashed_sample_past_max_tokens_in_reading_order():
+    ids = [f"doc{i}" for i in range(200)]
+    scores = hash_scores(ids)
+    heldout = split_heldout(ids, 0.2)
+    tokens = np.full(200, 100)
+    every = training_rows(scores, heldout, tokens, None)
+    np.testing.assert_array_equal(every, np.flatnonzero(~heldout))
+    np.testing.assert_array_equal(training_rows(scores, heldout, tokens, 10**6), every)
+    rows = training_rows(scores, heldout, tokens, 5_000)
+    assert len(rows) == 50 and np.all(np.diff(rows) > 0) and not heldout[rows].any()
+    # The lowest hashes: the same documents in any corpus that holds them.
+    assert set(rows) == set(every[np.argsort(scores[every], kind="stable")][:50])
+
+
+@pytest.mark.parametrize(
+    "key, value", [("work_share", 0.0), ("work_share", 1.5), ("max_tokens", 0)]
+)
+def test_bad_sweep_sampling_settings_are_named(key, value):
+    with pytest.raises(ValueError, match=f"lda.sweep.{key}"):
+        SweepParams(**{key: value})
+
+
+def test_the_sweep_reports_its_sample_and_sampling(two_themes):
+    params = dataclasses.replace(
+        PARAMS, engine="tomotopy", sweep=dataclasses.replace(PARAMS.sweep, max_tokens=50)
+    )
+    summary = lda_sweep(*two_themes, params).summary
+    assert summary["training_documents"] < summary["of_documents"]
+    assert 50 <= summary["training_tokens"] < summary["of_tokens"]
+    assert summary["work_share"] == 0.25 and summary["iterations"] == 50

@@ -165,6 +165,28 @@ def test_heatmap_orders_documents_by_main_topic_and_limits_rows():
     assert "20 of 200" in ax.get_title()
 
 
+def test_prevalence_over_time_leaves_out_undated_documents_and_labels_few_periods():
+    """Forty years and the undated: a line over the years only, at most 8 labelled, under the
+    bottom panel of each column; a category column labels every group."""
+    years = [str(1980 + i) for i in range(40)] + ["(missing)"]
+    rows = [
+        {"column": c, "group": g, "topic": t, "mean": 0.5, "ci_low": 0.4, "ci_high": 0.6}
+        for c in ("year", "source")
+        for g in years
+        for t in range(4)
+    ]
+    prevalence = pa.Table.from_pylist(rows)
+    fig = plots.plot_prevalence(prevalence, "year", ncols=3)
+    labelled = [[t.get_text() for t in ax.get_xticklabels() if t.get_text()] for ax in fig.axes]
+    assert labelled[0] == []  # above panel 3; panels 1 and 2 end their columns
+    assert all(0 < len(labels) <= 8 for labels in labelled[1:])
+    assert all("(missing)" not in labels for labels in labelled)
+    assert fig.axes[-1].get_lines()[0].get_xdata().size == 40
+    fig = plots.plot_prevalence(prevalence, "source", ncols=3)
+    assert len([t for t in fig.axes[-1].get_xticklabels() if t.get_text()]) == 41
+    assert plots.figure_png(fig, dpi=20)[:4] == b"\x89PNG"
+
+
 def test_contract_tables_draw(sample_run):
     """The tables of the ingest and topic-model issues, in their contract shapes."""
     from pipeline.results import load_results

@@ -7,11 +7,10 @@ import numpy as np
 import pyarrow as pa
 
 from pipeline.config import LdaParams
-from pipeline.schemas import TOPIC_PREVALENCE
+from pipeline.schemas import MISSING_GROUP, TOPIC_PREVALENCE
 from pipeline.text.dates import bucket_label
 from pipeline.topics.counts import LdaError
 
-MISSING_GROUP = "(missing)"
 BOOTSTRAP_BLOCK = 1 << 22  # (resamples x documents) drawn at a time for prevalence intervals
 
 
@@ -91,6 +90,12 @@ def _group_means(
     for rows in members:
         shares = theta[rows]
         n = shares.shape[0]
+        if n == 1:  # every resample is the one document: its shares, exactly, with no draws
+            rng.integers(0, 1, size=(b, 1))  # the draws the loop below would make
+            means.append(shares[0])
+            lows.append(shares[0])
+            highs.append(shares[0])
+            continue
         resampled = np.empty((b, k), dtype=np.float64)
         block = max(1, BOOTSTRAP_BLOCK // n)
         for start in range(0, b, block):
