@@ -452,13 +452,15 @@ class LdaParams(_Section):
     # "symmetric", "asymmetric", "auto" (learned) or a number.
     alpha: str | float = 0.1
     # "symmetric", "auto" (learned; gensim only) or a number.
-    eta: str | float = 2.0
+    eta: str | float = 0.05
     # Terms flagged background in vocabulary.parquet: "drop" leaves them out of the model (they
     # stay in the vocabulary and in the coherence reference), "include" models them like others.
     background: Literal["drop", "include"] = "drop"
     # Weight of a token in the fit: "one" (counts), "idf" (log N/df of its term), "pmi"
     # (max(0, log P(term|doc)/P(term))). tomotopy's TermWeight; gensim fits weighted counts.
-    term_weight: Literal["one", "idf", "pmi"] = "pmi"
+    # tomotopy samples idf and pmi weights in floating point, which its SIMD builds round
+    # differently: such a fit is not the same on every CPU, so "one" is the default.
+    term_weight: Literal["one", "idf", "pmi"] = "one"
     chunksize: int = 2000
     random_state: int = 42
     # tomotopy: threads of its PARTITION scheme. Part of the model like the seed: the same

@@ -227,6 +227,12 @@ def _fit_tomotopy(
 
     alpha = prior_vector(params.alpha, k)
     eta = 1.0 / k if params.eta == "symmetric" else float(params.eta)
+    if params.term_weight != "one":
+        log.warning(
+            "tomotopy: lda.term_weight %s is sampled in floating point, which tomotopy's SIMD "
+            "builds round differently: this fit may differ on another CPU (one: the same)",
+            params.term_weight,
+        )
     model = tp.LDAModel(
         tw=getattr(tp.TermWeight, params.term_weight.upper()),
         k=k,
