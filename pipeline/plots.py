@@ -288,14 +288,17 @@ def plot_term_bars(
     by_key: dict = {}
     for row in table.select([facet, "term", value]).to_pylist():
         by_key.setdefault(row[facet], []).append(row)
-    label_w = max(_text_inches(str(r["term"]), 9) for rows in by_key.values() for r in rows)
+    shown = {
+        key: sorted(rows, key=lambda r: (-r[value], r["term"]))[:top_n][::-1]
+        for key, rows in by_key.items()
+    }
+    label_w = max(_text_inches(str(r["term"]), 9) for rows in shown.values() for r in rows)
     fig, axes = _panels(
         len(keys), ncols, 2.4, 0.24 * top_n, title, left=label_w + 0.15, bottom=0.3, top=0.3
     )
     titles = titles or {}
     for i, (ax, key) in enumerate(zip(axes, keys, strict=True)):
-        part = sorted(by_key[key], key=lambda r: (-r[value], r["term"]))
-        part = part[:top_n][::-1]
+        part = shown[key]
         _barh(ax, [r["term"] for r in part], [r[value] for r in part], PALETTE[i % 10])
         ax.set_title(shorten(str(titles.get(key, key)), 22), fontsize=10)
         ax.tick_params(axis="x", labelsize=7)
