@@ -56,7 +56,7 @@ clear-notebooks: $(STAMP)
 
 # Re-resolve requirements.lock after changing dependencies in pyproject.toml (needs uv).
 lock:
-	uv pip compile pyproject.toml --extra dev --universal --python-version 3.10 -o requirements.lock
+	uv pip compile pyproject.toml --extra dev --extra spark --universal --python-version 3.10 -o requirements.lock
 
 clean-venv:
 	rm -rf $(VENV)

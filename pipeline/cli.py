@@ -23,6 +23,7 @@ BENCHES = {
     "pipeline": "pipeline.bench.pipeline",
     "quality": "pipeline.bench.quality",
     "segment": "pipeline.bench.segment",
+    "spark": "pipeline.bench.spark",
     "words": "pipeline.bench.words",
 }
 
@@ -66,14 +67,24 @@ def build_parser(benches: bool = True) -> argparse.ArgumentParser:
         p.add_argument("--metrics", type=Path, default=defaults.metrics)
     p = sub.add_parser("run", help="run the stages in order on any folder, without DVC")
     _add_settings_options(p)
-    p.add_argument("--raw", type=Path, required=True, help="folder of raw documents")
+    p.add_argument(
+        "--raw", required=True, help="folder of raw documents (with --engine spark: any URI)"
+    )
     p.add_argument(
         "--out",
-        type=Path,
         required=True,
-        help="output folder (tables; models/ and metrics/ below it)",
+        help="output folder (tables; models/ and metrics/ below it); with --engine spark "
+        "any URI Spark writes (hdfs://, s3a://, ...)",
     )
     p.add_argument("--until", choices=list(STAGES), help="stop after this stage")
+    p.add_argument(
+        "--engine",
+        choices=["local", "spark"],
+        default="local",
+        help="local: this machine's processes; spark: Apache Spark (pip install "
+        "'zhtopics[spark]'; settings in the spark: section of params.yaml)",
+    )
+    p.add_argument("--master", help="Spark master URL for --engine spark (default: spark.master)")
     p = sub.add_parser(
         "infer", help="give new documents topic mixes under the saved model, without refitting"
     )
@@ -124,8 +135,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     _configure_logging(args.verbose, args.quiet)
     try:
         params = load_params(args.params, args.overrides)
-        if args.command == "run":
-            run_stages(params, Paths.under(args.raw, args.out), args.until)
+        if args.command == "run" and args.engine == "spark":
+            from pipeline.spark import require_pyspark
+
+            require_pyspark()
+            from pipeline.spark import stages
+
+            stages.run(params, args.raw, args.out, args.master, args.until)
+        elif args.command == "run":
+            if args.master:
+                raise ConfigError("--master is for --engine spark")
+            run_stages(params, Paths.under(Path(args.raw), Path(args.out)), args.until)
         elif args.command == "infer":
             from pipeline import infer
 

@@ -730,6 +730,36 @@ class ExplorerParams(_Section):
 
 
 @dataclass(frozen=True)
+class SparkParams:
+    """How ``zhtopics run --engine spark`` runs on Apache Spark (pipeline/spark/)."""
+
+    # The cluster: local[*] (this machine, every core), local[N], spark://host:7077, yarn,
+    # k8s://..., local-cluster[workers,cores,MB] (separate JVMs on this machine, for tests).
+    master: str = "local[*]"
+    # Partitions of the document tables (and part files of each output dataset); 0 lets Spark
+    # choose (spark.default.parallelism).
+    partitions: int = 0
+    # Extra Spark configuration, e.g. {spark.executor.memory: 4g}.
+    conf: dict[str, str] = field(default_factory=dict)
+    # Topic model: ``sample`` fits lda.engine on a seeded sample of documents on the driver and
+    # folds every document in on the executors; ``mllib`` runs Spark MLlib's LDA on all counts.
+    lda_mode: Literal["sample", "mllib"] = "sample"
+    # Documents in the sample of ``sample`` mode (drawn with lda.random_state).
+    lda_sample_docs: int = 50_000
+
+    def __post_init__(self) -> None:
+        if not self.master.strip():
+            _fail("spark.master", self.master, "a Spark master URL, e.g. local[*]")
+        if self.partitions < 0:
+            _fail("spark.partitions", self.partitions, "0 (Spark decides) or an integer >= 1")
+        for key, value in self.conf.items():
+            if not key.startswith("spark."):
+                _fail(f"spark.conf.{key}", value, "Spark settings, whose names start with spark.")
+        if self.lda_sample_docs < 2:
+            _fail("spark.lda_sample_docs", self.lda_sample_docs, "an integer >= 2")
+
+
+@dataclass(frozen=True)
 class Params:
     """All settings, one section per stage."""
 
@@ -742,6 +772,7 @@ class Params:
     report: ReportParams = field(default_factory=ReportParams)
     robustness: RobustnessParams = field(default_factory=RobustnessParams)
     explorer: ExplorerParams = field(default_factory=ExplorerParams)
+    spark: SparkParams = field(default_factory=SparkParams)
 
 
 _SECTION_TYPES = typing.get_type_hints(Params)
@@ -842,6 +873,18 @@ def _coerce(key: str, value: Any, hint: Any) -> Any:
             if option is not type(None) and _is_instance(value, option, exact=False):
                 return _coerce(key, value, option)
         _fail(key, value, _describe(hint))
+    if origin is dict:
+        if not isinstance(value, dict):
+            _fail(key, value, "a mapping")
+        key_hint, value_hint = typing.get_args(hint)
+        out = {}
+        for k, v in value.items():
+            if not isinstance(k, str):
+                _fail(key, k, "string keys")
+            if value_hint is str and isinstance(v, (bool, int, float)):
+                v = str(v).lower() if isinstance(v, bool) else str(v)
+            out[k] = _coerce(f"{key}.{k}", v, value_hint)
+        return out
     if origin is tuple:
         if not isinstance(value, list):
             _fail(key, value, "a list")

@@ -92,25 +92,44 @@ def atomic_path(path: Path) -> Iterator[Path]:
 
 def _existing(path: Path, schema: TableSchema) -> Path:
     path = Path(path)
-    if not path.is_file():
+    if not path.is_file() and not (path.is_dir() and part_files(path)):
         raise FileNotFoundError(
             f"{path}: the {schema.name} table is missing; run the stage that writes it first"
         )
     return path
 
 
-def read_table(path: Path, schema: TableSchema, without: Iterable[str] = ()) -> pa.Table:
-    """Read a parquet file and check it against ``schema``; the error names the file.
+def part_files(path: Path) -> list[Path]:
+    """The parquet files of a table: the file itself, or the part files of a dataset folder
+    (as the Spark engine writes, ``part-00000.parquet``, ...) in name order, which is row
+    order. Hidden and ``_``-prefixed files (``_SUCCESS``) are not parts."""
+    path = Path(path)
+    if not path.is_dir():
+        return [path]
+    return sorted(
+        p
+        for p in path.iterdir()
+        if p.is_file() and p.suffix == ".parquet" and not p.name.startswith(("_", "."))
+    )
 
-    Columns named in ``without`` are not read (nor required).
+
+def _read_parquet(path: Path, columns: list[str] | None = None) -> pa.Table:
+    """A parquet file or dataset folder as one table (part files in order)."""
+    parts = [pq.read_table(p, columns=columns) for p in part_files(path)]
+    return parts[0] if len(parts) == 1 else pa.concat_tables(parts, promote_options="default")
+
+
+def read_table(path: Path, schema: TableSchema, without: Iterable[str] = ()) -> pa.Table:
+    """Read a parquet file (or dataset folder) and check it against ``schema``; the error names
+    the file. Columns named in ``without`` are not read (nor required).
     """
     path = _existing(path, schema)
     skip = set(without)
     if not skip:
-        return schema.conform(pq.read_table(path), where=str(path))
-    names = [n for n in pq.read_schema(path).names if n not in skip]
+        return schema.conform(_read_parquet(path), where=str(path))
+    names = [n for n in pq.read_schema(part_files(path)[0]).names if n not in skip]
     kept = schema.subset(c for c in schema.columns if c not in skip)  # extras pass as read
-    return kept.conform(pq.read_table(path, columns=names), where=str(path))
+    return kept.conform(_read_parquet(path, columns=names), where=str(path))
 
 
 def iter_tables(
@@ -119,23 +138,25 @@ def iter_tables(
     batch_rows: int = ROW_GROUP_SIZE,
     columns: list[str] | None = None,
 ) -> Iterator[pa.Table]:
-    """Stream a parquet file as schema-checked tables of at most ``batch_rows`` rows.
+    """Stream a parquet file (or dataset folder) as schema-checked tables of at most
+    ``batch_rows`` rows.
 
-    An empty file yields one empty table, so that a stage still writes its (empty) output.
+    An empty table yields one empty table, so that a stage still writes its (empty) output.
     With ``columns``, only those (the ones the file has, for metadata columns) are read.
     """
     path = _existing(path, schema)
-    parquet = pq.ParquetFile(path)
+    files = [pq.ParquetFile(p) for p in part_files(path)]
     present = None
     if columns is not None:
-        present = _present(parquet.schema_arrow, columns)
+        present = _present(files[0].schema_arrow, columns)
         schema = schema.subset(columns)
-    if parquet.metadata.num_rows == 0:
-        empty = parquet.schema_arrow.empty_table()
+    if sum(f.metadata.num_rows for f in files) == 0:
+        empty = files[0].schema_arrow.empty_table()
         yield schema.conform(empty if present is None else empty.select(present), str(path))
         return
-    for batch in parquet.iter_batches(batch_size=batch_rows, columns=present):
-        yield schema.conform(pa.Table.from_batches([batch]), where=str(path))
+    for parquet in files:
+        for batch in parquet.iter_batches(batch_size=batch_rows, columns=present):
+            yield schema.conform(pa.Table.from_batches([batch]), where=str(path))
 
 
 @dataclass(frozen=True)
@@ -293,9 +314,9 @@ def read_optional(path: Path, schema: TableSchema | None) -> pa.Table | None:
     without a schema (a table a newer stage writes) the caller checks the columns it needs.
     """
     path = Path(path)
-    if not path.is_file():
+    if not path.is_file() and not (path.is_dir() and part_files(path)):
         return None
-    table = pq.read_table(path)
+    table = _read_parquet(path)
     return schema.conform(table, where=str(path)) if schema is not None else table
 
 

@@ -12,7 +12,7 @@ scikit-learn itself); importing scikit-learn would cost more time and memory tha
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from numbers import Integral
 
@@ -269,6 +269,18 @@ def _kept_terms(counts: _Counts, params: TfidfParams) -> np.ndarray:
             f"tfidf: the {n_rows} documents with tokens have an empty token list; "
             "check the segment results"
         )
+    df = np.bincount(counts.indices, minlength=len(counts.terms))
+    return choose_terms(
+        counts.terms,
+        df,
+        lambda: np.bincount(counts.indices, weights=counts.data, minlength=len(counts.terms)),
+        n_rows,
+        params,
+    )
+
+
+def df_bounds(n_rows: int, params: TfidfParams) -> tuple[float, float]:
+    """The (lowest, highest) document frequency a term may have over ``n_rows`` documents."""
     max_df, min_df = params.max_df, params.min_df
     high = max_df if isinstance(max_df, Integral) else max_df * n_rows
     low = min_df if isinstance(min_df, Integral) else min_df * n_rows
@@ -278,20 +290,32 @@ def _kept_terms(counts: _Counts, params: TfidfParams) -> np.ndarray:
             f"tfidf.min_df={min_df} ({low:g}) over {n_rows} documents; "
             "lower min_df or raise max_df"
         )
-    df = np.bincount(counts.indices, minlength=len(counts.terms))
+    return low, high
+
+
+def choose_terms(
+    terms: pa.Array,
+    df: np.ndarray,
+    totals: Callable[[], np.ndarray],
+    n_rows: int,
+    params: TfidfParams,
+) -> np.ndarray:
+    """Positions in ``terms`` of the terms kept by min_df, max_df and max_features, sorted by
+    term; ``df`` is each term's document frequency, ``totals()`` its count over the corpus.
+    The Spark engine passes the terms it counted, which are decided the same way."""
+    low, high = df_bounds(n_rows, params)
     kept = np.flatnonzero((df <= high) & (df >= low))
     if len(kept) == 0:
         raise TfidfError(
-            f"tfidf: no term is left with tfidf.min_df={min_df} and "
-            f"tfidf.max_df={max_df} over {n_rows} documents; lower min_df or raise max_df"
+            f"tfidf: no term is left with tfidf.min_df={params.min_df} and "
+            f"tfidf.max_df={params.max_df} over {n_rows} documents; lower min_df or raise max_df"
         )
-    kept = kept[to_numpy(pc.array_sort_indices(counts.terms.take(to_arrow(kept))))]
+    kept = kept[to_numpy(pc.array_sort_indices(terms.take(to_arrow(kept))))]
     limit = params.max_features
     if limit is not None and len(kept) > limit:
         # As scikit-learn: the most frequent terms, ties broken by the same (unstable) default
         # argsort on the same int64 totals in the same (sorted) term order.
-        totals = np.bincount(counts.indices, weights=counts.data, minlength=len(counts.terms))
-        chosen = (-totals.astype(np.int64)[kept]).argsort()[:limit]
+        chosen = (-totals().astype(np.int64)[kept]).argsort()[:limit]
         kept = kept[np.sort(chosen)]
     return kept
 

@@ -169,3 +169,29 @@ def test_row_spans_take_as_many_rows_as_fit_and_at_least_one():
     assert list(row_spans(offsets, 40)) == [(0, 1), (1, 2), (2, 5), (5, 6)]
     assert list(row_spans(np.asarray(offsets, np.int32), 1275)) == [(0, 6)]
     assert list(row_spans([0], 40)) == [(0, 0)]  # no rows: one empty range
+
+
+def test_a_dataset_folder_reads_as_its_parts_in_name_order(tmp_path):
+    """The Spark engine's layout: part files in a folder (Spark's bookkeeping files aside)."""
+    folder = tmp_path / "topics.parquet"
+    folder.mkdir()
+    whole = _topics(5)
+    for i, (lo, hi) in enumerate([(0, 2), (2, 3), (3, 5)]):
+        # Spark's nullable fields: conform takes them for the declared ones.
+        part = whole.slice(lo, hi - lo)
+        loose = part.cast(pa.schema([f.with_nullable(True) for f in part.schema]))
+        pq.write_table(loose, folder / f"part-{2 - i + 10:05d}.parquet")
+    (folder / "_SUCCESS").write_bytes(b"")
+    (folder / ".part-00010.parquet.crc").write_bytes(b"x")
+    # Names in reverse row order: reading follows names, so rows come back reversed by part.
+    expected = TOPICS.conform(
+        pa.concat_tables([whole.slice(3, 2), whole.slice(2, 1), whole.slice(0, 2)])
+    )
+    assert read_table(folder, TOPICS).equals(expected)
+    assert pa.concat_tables(iter_tables(folder, TOPICS, batch_rows=1)).equals(expected)
+    assert read_table(folder, TOPICS, without=["label"]).column_names == [
+        c for c in TOPICS.columns if c != "label"
+    ]
+    (tmp_path / "empty.parquet").mkdir()
+    with pytest.raises(FileNotFoundError, match="topics table is missing"):
+        read_table(tmp_path / "empty.parquet", TOPICS)

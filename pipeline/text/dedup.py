@@ -161,6 +161,34 @@ def lsh_bands(threshold: float, num_perm: int) -> tuple[int, int]:
     return best
 
 
+def band_keys(signatures: np.ndarray, bands: int, rows: int) -> np.ndarray:
+    """A 64-bit hash of each LSH band (its number and values) of each signature: one row of
+    ``bands`` keys per signature (the Spark engine groups documents by them)."""
+    n = len(signatures)
+    values = signatures[:, : bands * rows].reshape(n, bands, rows)
+    keys = np.repeat(np.arange(1, bands + 1, dtype=np.uint64)[None, :], n, axis=0)
+    with np.errstate(over="ignore"):
+        keys *= np.uint64(0x9E3779B97F4A7C15)
+        for j in range(rows):
+            keys ^= values[:, :, j]
+            keys *= np.uint64(0x100000001B3)
+        keys ^= keys >> np.uint64(31)
+    return keys
+
+
+def near_scores(
+    signature: np.ndarray, others: np.ndarray, bands: int, rows: int, threshold: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Which of ``others`` (signatures, one per row) are near duplicates of ``signature`` (a
+    band of equal values and an estimated Jaccard similarity >= ``threshold``), and every
+    estimate."""
+    same = others == signature
+    # A band hash may collide: only a band of equal values makes a candidate.
+    equal_bands = same[:, : bands * rows].reshape(len(others), bands, -1)
+    scores = np.count_nonzero(same, axis=1) / signature.shape[-1]
+    return equal_bands.all(axis=2).any(axis=1) & (scores >= threshold), scores
+
+
 class Deduplicator:
     """Exact and near-duplicate clusters over a stream of documents, in order.
 
@@ -288,11 +316,9 @@ class Deduplicator:
                 for number in candidates
             ]
         )
-        same = others == signature
-        # A band hash may collide: only a band of equal values makes a candidate.
-        bands = same[:, : self._bands * self._rows].reshape(len(others), self._bands, -1)
-        scores = np.count_nonzero(same, axis=1) / len(signature)
-        near = bands.all(axis=2).any(axis=1) & (scores >= self._params.near_duplicate_threshold)
+        near, scores = near_scores(
+            signature, others, self._bands, self._rows, self._params.near_duplicate_threshold
+        )
         if not near.any():
             return -1
         tied = np.flatnonzero(near & (scores == scores[near].max())).tolist()
@@ -302,17 +328,7 @@ class Deduplicator:
         return new_ids[number - base] if number >= base else self._ids[number].as_py()
 
     def _band_keys(self, signatures: np.ndarray) -> np.ndarray:
-        """A 64-bit hash of each LSH band (its number and values) of each signature."""
-        n = len(signatures)
-        values = signatures[:, : self._bands * self._rows].reshape(n, self._bands, self._rows)
-        keys = np.repeat(np.arange(1, self._bands + 1, dtype=np.uint64)[None, :], n, axis=0)
-        with np.errstate(over="ignore"):
-            keys *= np.uint64(0x9E3779B97F4A7C15)
-            for j in range(self._rows):
-                keys ^= values[:, :, j]
-                keys *= np.uint64(0x100000001B3)
-            keys ^= keys >> np.uint64(31)
-        return keys
+        return band_keys(signatures, self._bands, self._rows)
 
     def _commit(
         self,

@@ -122,14 +122,22 @@ def rare_bigrams(codes: np.ndarray, common: np.ndarray) -> int:
     return int(np.count_nonzero(common[at] != codes))
 
 
+_FROM_COUNTS = (-1.0, -1.0)
+
+
 def spin_scores(
     swaps: Sequence[int] | np.ndarray,
     ideographs: Sequence[int] | np.ndarray,
     rare: Sequence[int] | np.ndarray,
     bigrams: Sequence[int] | np.ndarray,
+    spread: tuple[float, float] | None = _FROM_COUNTS,
 ) -> np.ndarray:
     """The spin score of each document from its counts (see the module docstring); 0 is
-    ordinary text. Rounded to 4 decimals, so that the published value is the same on any CPU."""
+    ordinary text. Rounded to 4 decimals, so that the published value is the same on any CPU.
+
+    ``spread`` is the corpus' (median, MAD) of the rare-bigram share, taken from these counts
+    by default; the Spark engine, which scores a part of the corpus at a time, passes the
+    corpus' own (None when the statistical part does not apply)."""
     swaps = np.asarray(swaps, dtype=np.float64)
     ideographs = np.asarray(ideographs, dtype=np.float64)
     rare = np.asarray(rare, dtype=np.float64)
@@ -137,13 +145,15 @@ def spin_scores(
     known = 100.0 * swaps / np.maximum(ideographs, 1.0)
     excess = np.zeros_like(known)
     enough = bigrams >= MIN_BIGRAMS
-    if np.count_nonzero(enough) >= MIN_UNITS:
-        share = np.divide(rare, bigrams, out=np.zeros_like(rare), where=bigrams > 0)
-        median = float(np.median(share[enough]))
-        mad = float(np.median(np.abs(share[enough] - median)))
-        if mad > 0:
-            z = (share - median) / (1.4826 * mad)
-            excess = np.where(enough, np.maximum(z - Z_FREE, 0.0) / Z_UNIT, 0.0)
+    share = np.divide(rare, bigrams, out=np.zeros_like(rare), where=bigrams > 0)
+    if spread == _FROM_COUNTS:
+        spread = None
+        if np.count_nonzero(enough) >= MIN_UNITS:
+            median = float(np.median(share[enough]))
+            spread = (median, float(np.median(np.abs(share[enough] - median))))
+    if spread is not None and spread[1] > 0:
+        z = (share - spread[0]) / (1.4826 * spread[1])
+        excess = np.where(enough, np.maximum(z - Z_FREE, 0.0) / Z_UNIT, 0.0)
     return np.round(known + excess, 4)
 
 

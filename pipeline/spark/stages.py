@@ -1,0 +1,607 @@
+"""The stages on Spark: ingest, clean, segment and tfidf over the whole corpus (text logic on
+the executors, corpus-wide steps as Spark operations), then the topic model
+(``pipeline.spark.topics``) and the report. Every table is the local engine's table, rows in
+the same order (``_order``: file number, row in the file), written as a parquet dataset.
+
+The driver holds only what is small by nature: the list of file paths (Spark's own file index
+holds it too), the names of the metadata columns, the near-duplicate pairs (not the texts),
+the vocabulary, per-status counts and the topic model's sample."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from pipeline.config import Params
+from pipeline.ingest import IngestError
+from pipeline.io import write_json
+from pipeline.schemas import (
+    CLEAN,
+    CLEAN_AUDIT,
+    DECODE_ERRORS,
+    DOC_TERMS,
+    DOCUMENTS,
+    DUPLICATE,
+    INGEST_REPORT,
+    KEPT,
+    KEYWORDS,
+    NEAR_DUPLICATE,
+    TOKENS,
+    VOCABULARY,
+)
+from pipeline.spark import SparkEngineError, workers
+from pipeline.spark.session import partitions, ship_files, ship_package
+from pipeline.spark.session import start_session as start_session
+from pipeline.spark.tables import qualified, spark_schema, write_arrow, write_dataset
+from pipeline.spark.workers import ORDER
+from pipeline.text.dedup import lsh_bands
+from pipeline.text.rules import CleanError
+from pipeline.tfidf import TfidfError, _idf, choose_terms, df_bounds
+
+log = logging.getLogger(__name__)
+
+# The stages the Spark engine runs, in order (lda_sweep runs inside lda on the sample).
+SPARK_STAGES = ("ingest", "clean", "segment", "tfidf", "lda", "report", "explorer")
+REPORT_DIMENSIONS = ("status", "encoding", "format")
+
+
+@dataclass
+class SparkRun:
+    """One run: the session, the settings (as shipped), where tables go, the live frames."""
+
+    spark: object
+    params: Params
+    shipped: Params
+    out: str
+    parts: int
+    frames: dict
+    vocabulary: pa.Table | None = None
+
+    def table(self, name: str) -> str:
+        return f"{self.out.rstrip('/')}/{name}.parquet"
+
+    def persist(self, name: str, df):
+        from pyspark import StorageLevel
+
+        self.frames[name] = df.persist(StorageLevel.MEMORY_AND_DISK)
+        return self.frames[name]
+
+
+def settings_key(*parts) -> bytes:
+    """A fingerprint of settings (and dictionary contents) that names a worker's resources."""
+    blob = json.dumps([asdict(p) for p in parts], sort_keys=True, default=str).encode("utf-8")
+    digest = hashlib.blake2b(blob, digest_size=16)
+    for part in parts:
+        for value in asdict(part).values():
+            if isinstance(value, Path) and value.is_file():
+                digest.update(value.read_bytes())
+    return digest.digest()
+
+
+def run(
+    params: Params,
+    raw: str,
+    out: str,
+    master: str | None = None,
+    until: str | None = None,
+    spark=None,
+) -> dict[str, float]:
+    """Run the stages on Spark, from raw files at ``raw`` to tables at ``out`` (local paths or
+    any file system Spark reads); the wall seconds of each stage."""
+    if params.segment.phrases_threshold is not None:
+        raise SparkEngineError(
+            "params: segment.phrases_threshold is set; the Spark engine does not learn "
+            "collocations yet; set it to null or use the local engine"
+        )
+    until = "lda" if until == "lda_sweep" else until
+    spark = spark or start_session(params.spark, master)
+    ship_package(spark)
+    shipped = ship_files(spark, params)
+    state = SparkRun(spark, params, shipped, str(out), partitions(spark, params.spark), {})
+    seconds: dict[str, float] = {}
+    try:
+        for name in SPARK_STAGES:
+            log.info("spark stage %s", name)
+            started = time.perf_counter()
+            STAGE_FUNCTIONS[name](state, raw)
+            seconds[name] = time.perf_counter() - started
+            if name == until:
+                break
+    finally:
+        for df in state.frames.values():
+            df.unpersist()
+    return seconds
+
+
+# --- ingest ---------------------------------------------------------------------------------
+
+
+def ingest_stage(state: SparkRun, raw: str) -> None:
+    """Files (Spark's binary-file reader, split across tasks by file) -> documents."""
+    from pyspark.sql import functions as F
+    from pyspark.sql.utils import AnalysisException
+
+    spark = state.spark
+    try:
+        root = qualified(spark, raw)
+        files = spark.read.format("binaryFile").option("recursiveFileLookup", "true").load(root)
+        paths = sorted(row.path for row in files.select("path").collect())
+    except AnalysisException as exc:
+        raise IngestError(f"raw folder {raw} cannot be read: {exc}") from exc
+    if not paths:
+        raise IngestError(f"raw folder {raw} holds no files; put your documents there")
+    ordered = sorted(paths, key=lambda p: workers.relative_source(p, root))
+    numbers = spark.createDataFrame(
+        [(p, i) for i, p in enumerate(ordered)], "path string, file_number long"
+    )
+    content = files.join(F.broadcast(numbers), "path").select("path", "content", "file_number")
+    content = content.repartition(max(state.parts, 1), "file_number")
+    docs = content.mapInArrow(
+        workers.ingest_files(root, state.params.ingest),
+        spark_schema(DOCUMENTS, pa.schema(list(workers.INGEST_SCHEMA)[len(DOCUMENTS.schema) :])),
+    )
+    # A large file is one task of the reader; its documents are spread over the partitions.
+    docs = state.persist("ingest", docs.repartition(max(state.parts, 1), ORDER))
+    counts = {r["status"]: r["count"] for r in docs.groupBy("status").count().collect()}
+    meta = _metadata_columns(docs)
+    documents = docs.select(
+        *DOCUMENTS.columns,
+        *[_metadata_value(name) for name in meta],
+        ORDER,
+    )
+    write_dataset(documents, state.table("documents"), DOCUMENTS, [ORDER], state.parts)
+    if not counts.get(KEPT) and not counts.get(DECODE_ERRORS):
+        raise IngestError(
+            f"{raw}: no usable documents in the raw files ({dict(sorted(counts.items()))}); "
+            f"see the status and reason columns of {state.table('documents')}"
+        )
+    log.info(
+        "ingest: %d %s(s) %s from %d file(s) -> %s",
+        sum(counts.values()),
+        state.params.ingest.unit,
+        dict(sorted(counts.items())),
+        len(paths),
+        state.table("documents"),
+    )
+
+
+def _metadata_value(name: str):
+    """The column of metadata ``name``, from each row's (key, value) list (null if absent)."""
+    from pyspark.sql import functions as F
+
+    # A one-argument function: with two, Spark passes the element's index as the second.
+    matches = F.filter("_meta", lambda m: m.getField("key") == F.lit(name))
+    return F.try_element_at(matches, F.lit(1)).getField("value").alias(name)
+
+
+def _metadata_columns(docs) -> list[str]:
+    """The metadata columns in order of first appearance, as the local engine orders them."""
+    from pyspark.sql import functions as F
+
+    keys = docs.select(ORDER, F.posexplode("_meta").alias("pos", "m"))
+    first = keys.groupBy(F.col("m.key").alias("key")).agg(F.min(F.struct(ORDER, "pos")).alias("at"))
+    rows = first.collect()
+    return [r["key"] for r in sorted(rows, key=lambda r: (r["at"][0], r["at"][1]))]
+
+
+# --- clean ----------------------------------------------------------------------------------
+
+
+def clean_stage(state: SparkRun, raw: str) -> None:
+    """Cleaning on the executors; duplicates by hash groups, near duplicates by MinHash bands
+    grouped by key, resolved in document order as the local engine does."""
+    from pyspark.sql import functions as F
+
+    params = state.params.clean
+    if params.deduplicate:  # refuse impossible banding before any work
+        try:
+            bands, rows = lsh_bands(params.near_duplicate_threshold, params.num_perm)
+        except ValueError as exc:
+            raise CleanError(
+                f"params: clean.near_duplicate_threshold = {params.near_duplicate_threshold} "
+                f"with clean.num_perm = {params.num_perm} cannot be banded ({exc})"
+            ) from exc
+    docs = state.frames["ingest"]
+    key = settings_key(params)
+    cleaned = docs.select("doc_id", "text", "status", "reason", "decode_errors", ORDER).mapInArrow(
+        workers.clean_documents(state.shipped, key), _struct(workers.CLEAN_SCHEMA)
+    )
+    cleaned = state.persist("cleaned", cleaned)
+    if params.deduplicate:
+        decided = _duplicates(state, cleaned, bands, rows)
+    else:
+        decided = cleaned.withColumn("dup_status", F.lit(None).cast("string")).withColumn(
+            "cluster_id", F.lit(None).cast("string")
+        )
+    sizes = (
+        decided.filter(F.col("cluster_id").isNotNull())
+        .groupBy(F.col("cluster_id").alias("canonical"))
+        .agg((F.count("*") + 1).alias("size"))
+    )
+    members = sizes.select(F.col("canonical").alias("c1"), F.col("size").alias("member_size"))
+    own = sizes.select(F.col("canonical"), F.col("size"))
+    final = decided.join(members, decided["cluster_id"] == members["c1"], "left").join(
+        own, decided["doc_id"] == own["canonical"], "left"
+    )
+    cluster = F.coalesce(F.col("cluster_id"), F.col("canonical"))
+    final = final.select(
+        "doc_id",
+        "text",
+        "n_chars",
+        F.coalesce(F.col("dup_status"), F.col("status")).alias("status"),
+        F.when(
+            F.col("dup_status").isNotNull(),
+            F.concat(F.regexp_replace("dup_status", "_", "-"), F.lit(" of "), F.col("cluster_id")),
+        )
+        .otherwise(F.col("reason"))
+        .alias("reason"),
+        cluster.alias("cluster_id"),
+        F.coalesce(F.col("member_size"), F.col("size")).alias("cluster_size"),
+        ORDER,
+    )
+    final = state.persist("clean", _spin(state, docs, cleaned, final))
+    write_dataset(final, state.table("clean"), CLEAN, [ORDER], state.parts)
+    audit = cleaned.select("doc_id", ORDER, F.posexplode("audit").alias("pos", "a")).select(
+        "doc_id", "a.rule", "a.n_matches", "a.chars_removed", ORDER, "pos"
+    )
+    write_dataset(audit, state.table("clean_audit"), CLEAN_AUDIT, [ORDER, "pos"], state.parts)
+    _ingest_report(state, docs, final)
+
+
+def _spin(state: SparkRun, docs, cleaned, final):
+    """``final`` with spin scores as the local clean sets them (``pipeline/text/spin.py``):
+    bigram document frequencies over the units (parent documents) by Spark aggregation, each
+    row's counts on the executors, the corpus' median and MAD of the rare-bigram share by
+    Spark's exact percentile, each unit's score and the flags by the local functions."""
+    from pyspark.sql import functions as F
+
+    from pipeline.text.spin import MIN_BIGRAMS, MIN_DOCUMENTS, MIN_UNITS, dictionary_bigrams
+
+    rows = (
+        final.join(docs.select(ORDER, F.col("parent_id").alias("unit")), ORDER)
+        .join(cleaned.select(ORDER, "swaps"), ORDER)
+        .withColumn("counted", F.col("status") == F.lit(KEPT))
+    )
+    rows = state.persist("spin_rows", rows)
+    codes = (
+        rows.filter("counted")
+        .select("unit", "text")
+        .mapInArrow(workers.spin_bigrams(), _struct(workers.UNIT_BIGRAMS))
+        .distinct()
+    )
+    frequent = codes.groupBy("code").count().filter(F.col("count") >= MIN_DOCUMENTS)
+    found = frequent.select("code").toArrow().column("code").to_numpy()
+    common = np.union1d(dictionary_bigrams(), found.astype(np.int64))
+    counts = rows.select("unit", "text", "swaps", "counted").mapInArrow(
+        workers.spin_counts(common), _struct(workers.UNIT_COUNTS)
+    )
+    names = workers.UNIT_COUNTS.names[1:]
+    totals = state.persist(
+        "spin_totals", counts.groupBy("unit").agg(*[F.sum(n).alias(n) for n in names])
+    )
+    enough = totals.filter(F.col("bigrams") >= MIN_BIGRAMS).select(
+        (F.col("rare") / F.col("bigrams")).alias("share")
+    )
+    spread = None
+    if enough.count() >= MIN_UNITS:
+        median = float(enough.agg(F.percentile("share", 0.5)).first()[0])
+        distance = F.abs(F.col("share") - F.lit(median))
+        spread = (median, float(enough.agg(F.percentile(distance, 0.5)).first()[0]))
+    scores = totals.mapInArrow(workers.spin_unit_scores(spread), _struct(workers.UNIT_SCORES))
+    scored = rows.join(scores, "unit", "left").select(
+        ORDER, "unit", F.coalesce("score", F.lit(0.0)).alias("score"), "status", "reason"
+    )
+    spun = scored.mapInArrow(
+        workers.apply_spin_scores(state.params.clean), _struct(workers.SPUN_SCHEMA)
+    )
+    return final.drop("status", "reason").join(spun, ORDER)
+
+
+def _struct(schema: pa.Schema):
+    from pyspark.sql.pandas.types import from_arrow_schema
+
+    return from_arrow_schema(schema)
+
+
+def _duplicates(state: SparkRun, cleaned, bands: int, rows: int):
+    """``cleaned`` with ``dup_status`` and ``cluster_id`` (the canonical doc_id) set on the
+    duplicates and near duplicates."""
+    from pyspark.sql import functions as F
+
+    params = state.params.clean
+    kept = cleaned.filter(F.col("digest").isNotNull())
+    firsts = kept.groupBy("digest").agg(F.min(ORDER).alias("rep"))
+    kept = kept.join(firsts, "digest")
+    reps = kept.filter(F.col(ORDER) == F.col("rep")).select(ORDER, "doc_id", "signature")
+    reps = state.persist("reps", reps)
+    keys = reps.select(ORDER, "signature").mapInArrow(
+        workers.band_keys_of(bands, rows, params.num_perm), _struct(workers.BANDS_SCHEMA)
+    )
+    x, y = keys.alias("x"), keys.alias("y")
+    pairs = (
+        x.join(
+            y, (F.col("x.band") == F.col("y.band")) & (F.col(f"x.{ORDER}") < F.col(f"y.{ORDER}"))
+        )
+        .select(F.col(f"x.{ORDER}").alias("a"), F.col(f"y.{ORDER}").alias("b"))
+        .distinct()
+    )
+    a = reps.select(
+        F.col(ORDER).alias("a"), F.col("doc_id").alias("a_id"), F.col("signature").alias("a_sig")
+    )
+    b = reps.select(
+        F.col(ORDER).alias("b"), F.col("doc_id").alias("b_id"), F.col("signature").alias("b_sig")
+    )
+    candidates = pairs.join(a, "a").join(b, "b").select("a", "a_id", "a_sig", "b", "b_id", "b_sig")
+    near = candidates.mapInArrow(
+        workers.near_pairs(bands, rows, params.num_perm, params.near_duplicate_threshold),
+        _struct(workers.PAIRS_SCHEMA),
+    )
+    assigned = resolve_near_duplicates(
+        (r["a"], r["a_id"], r["b"], r["score"]) for r in near.orderBy("b", "a").toLocalIterator()
+    )
+    spark = state.spark
+    near_df = spark.createDataFrame(
+        [(order, canonical) for order, canonical in assigned.items()],
+        "rep long, near_canonical string",
+    )
+    rep_ids = reps.select(F.col(ORDER).alias("rep"), F.col("doc_id").alias("rep_id"))
+    info = (
+        kept.select(ORDER, "rep")
+        .join(rep_ids, "rep")
+        .join(F.broadcast(near_df), "rep", "left")
+        .select(
+            ORDER,
+            F.when(F.col(ORDER) != F.col("rep"), F.lit(DUPLICATE))
+            .when(F.col("near_canonical").isNotNull(), F.lit(NEAR_DUPLICATE))
+            .alias("dup_status"),
+            F.when(F.col(ORDER) != F.col("rep"), F.coalesce("near_canonical", "rep_id"))
+            .otherwise(F.col("near_canonical"))
+            .alias("cluster_id"),
+        )
+    )
+    return cleaned.join(info, ORDER, "left")
+
+
+def resolve_near_duplicates(pairs) -> dict[int, str]:
+    """Near duplicates decided in document order, as ``Deduplicator`` decides them: ``pairs``
+    are (earlier order, its doc_id, later order, score) of every near-duplicate pair of
+    distinct texts, sorted by the later document. A document joins the most similar earlier
+    document that is itself canonical (ties: the smallest doc_id); it returns
+    {order of a near duplicate: doc_id of its canonical document}."""
+    assigned: dict[int, str] = {}
+    best: tuple[float, str] | None = None
+    current = None
+
+    def settle() -> None:
+        if current is not None and best is not None:
+            assigned[current] = best[1]
+
+    for a, a_id, b, score in pairs:
+        if b != current:
+            settle()
+            current, best = b, None
+        if a in assigned:  # a near duplicate itself: not in the index
+            continue
+        if best is None or score > best[0] or (score == best[0] and a_id < best[1]):
+            best = (score, a_id)
+    settle()
+    return assigned
+
+
+def _ingest_report(state: SparkRun, docs, final) -> None:
+    """ingest_report and metrics/ingest.json, counted by Spark."""
+    from pyspark.sql import functions as F
+
+    joined = docs.select(ORDER, "source", "encoding", "format").join(
+        final.select(ORDER, "status"), ORDER
+    )
+    parts = [
+        joined.select(
+            F.lit(d).alias("dimension"),
+            F.coalesce(F.col(d), F.lit("(none)")).alias("value"),
+            "source",
+        )
+        for d in REPORT_DIMENSIONS
+    ]
+    union = parts[0].unionByName(parts[1]).unionByName(parts[2])
+    rows = (
+        union.groupBy("dimension", "value")
+        .agg(F.count("*").alias("count"), F.countDistinct("source").alias("files"))
+        .collect()
+    )
+    rows.sort(key=lambda r: (REPORT_DIMENSIONS.index(r["dimension"]), r["value"]))
+    table = pa.table(
+        {
+            "dimension": [r["dimension"] for r in rows],
+            "value": [r["value"] for r in rows],
+            "count": pa.array([r["count"] for r in rows], pa.int64()),
+            "files": pa.array([r["files"] for r in rows], pa.int64()),
+        }
+    )
+    write_arrow(state.spark, table, state.table("ingest_report"), INGEST_REPORT)
+    metrics: dict = {d: {} for d in REPORT_DIMENSIONS}
+    for r in rows:
+        metrics[r["dimension"]][r["value"]] = r["count"]
+    documents = sum(metrics["status"].values())
+    metrics["documents"] = documents
+    metrics["files"] = docs.select("source").distinct().count()
+    kept = metrics["status"].get(KEPT, 0)
+    metrics["kept_share"] = round(kept / documents, 6) if documents else 0.0
+    _write_json(state, metrics, "metrics/ingest.json")
+    log.info("clean: %s", {k: metrics[k] for k in ("documents", "files", "status")})
+
+
+def _write_json(state: SparkRun, data: dict, name: str) -> None:
+    """A small JSON file below the output folder (metrics): through Spark's file system, so
+    that it lands where the tables do."""
+    target = f"{state.out.rstrip('/')}/{name}"
+    if "://" not in state.out or state.out.startswith("file:"):
+        write_json(data, Path(target.removeprefix("file:")))
+        return
+    from pipeline.spark.tables import _fs
+
+    fs, path, _ = _fs(state.spark, target)
+    stream = fs.create(path, True)
+    try:
+        stream.write(bytearray(json.dumps(data, ensure_ascii=False, indent=2).encode("utf-8")))
+    finally:
+        stream.close()
+
+
+# --- segment --------------------------------------------------------------------------------
+
+
+def segment_stage(state: SparkRun, raw: str) -> None:
+    """Tokens of every document, segmented on the executors."""
+    from pyspark.sql import functions as F
+
+    clean = state.frames["clean"].select("doc_id", "text", "status", ORDER)
+    key = settings_key(state.params.segment)
+    tokens = clean.mapInArrow(
+        workers.segment_documents(state.shipped, key), _struct(workers.TOKENS_SCHEMA)
+    )
+    tokens = state.persist("tokens", tokens)
+    write_dataset(tokens, state.table("tokens"), TOKENS, [ORDER], state.parts)
+    total = tokens.agg(F.sum("n_tokens")).first()[0] or 0
+    log.info("segment: %d tokens -> %s", total, state.table("tokens"))
+
+
+# --- tfidf ----------------------------------------------------------------------------------
+
+
+def tfidf_stage(state: SparkRun, raw: str) -> None:
+    """Document frequencies and the vocabulary by Spark aggregation; counts, weights and
+    keywords per document on the executors with the local engine's functions."""
+    from pyspark.sql import functions as F
+
+    params = state.params.tfidf
+    tokens = state.frames["tokens"]
+    with_tokens = tokens.filter(F.col("n_tokens") > 0)
+    n_rows = with_tokens.count()
+    if n_rows == 0:
+        raise TfidfError("tfidf: no document has any token; check the clean and segment results")
+    low, high = df_bounds(n_rows, params)
+    df = (
+        with_tokens.select(F.explode(F.array_distinct("tokens")).alias("term"))
+        .groupBy("term")
+        .agg(F.count("*").alias("df"))
+        .filter((F.col("df") >= F.lit(low)) & (F.col("df") <= F.lit(high)))
+    )
+    if params.max_features is not None:
+        totals = (
+            with_tokens.select(F.explode("tokens").alias("term"))
+            .groupBy("term")
+            .agg(F.count("*").alias("total"))
+        )
+        df = df.join(totals, "term")
+    else:
+        df = df.withColumn("total", F.lit(0))
+    rows = df.collect()
+    terms = pa.array([r["term"] for r in rows], pa.string())
+    dfs = np.array([r["df"] for r in rows], dtype=np.int64)
+    totals_array = np.array([r["total"] for r in rows], dtype=np.int64)
+    kept = choose_terms(terms, dfs, lambda: totals_array, n_rows, params)
+    vocab_terms = terms.take(pa.array(kept))
+    vocab_df = dfs[kept]
+    idf = _idf(vocab_df, n_rows)
+    vocabulary = pa.table(
+        {
+            "term_id": pa.array(np.arange(len(kept), dtype=np.int32)),
+            "term": vocab_terms,
+            "df": pa.array(vocab_df.astype(np.int32)),
+            "idf": pa.array(idf),
+        }
+    )
+    write_arrow(state.spark, vocabulary, state.table("vocabulary"), VOCABULARY)
+    state.vocabulary = vocabulary
+    weights = with_tokens.select("doc_id", "tokens", ORDER).mapInArrow(
+        workers.weigh_documents(vocab_terms, idf, params.sublinear_tf, params.top_k),
+        _struct(workers.WEIGHTS_SCHEMA),
+    )
+    weights = state.persist("weights", weights)
+    entries = weights.select(
+        "doc_id", ORDER, F.posexplode(F.arrays_zip("term_ids", "counts", "tfidf")).alias("pos", "e")
+    ).select(
+        "doc_id",
+        F.col("e.term_ids").alias("term_id"),
+        F.col("e.counts").alias("count"),
+        F.col("e.tfidf").alias("tfidf"),
+        ORDER,
+        "pos",
+    )
+    write_dataset(entries, state.table("doc_terms"), DOC_TERMS, [ORDER, "pos"], state.parts)
+    top = weights.select(
+        "doc_id",
+        ORDER,
+        F.posexplode(F.arrays_zip("keyword_terms", "keyword_weights")).alias("pos", "e"),
+    ).select(
+        "doc_id",
+        (F.col("pos") + 1).alias("rank"),
+        F.col("e.keyword_terms").alias("term"),
+        F.col("e.keyword_weights").alias("weight"),
+        ORDER,
+        "pos",
+    )
+    write_dataset(top, state.table("keywords"), KEYWORDS, [ORDER, "pos"], state.parts)
+    without = weights.filter(F.size("term_ids") == 0).count()
+    log.info(
+        "tfidf: %d terms; %d of %d documents with tokens have terms -> %s",
+        len(kept),
+        n_rows - without,
+        n_rows,
+        state.out,
+    )
+    if without:
+        log.warning(
+            "tfidf: %d document(s) have tokens but none in the vocabulary "
+            "(tfidf.min_df/max_df); they get no keywords and no topic mix",
+            without,
+        )
+
+
+def lda_stage(state: SparkRun, raw: str) -> None:
+    from pipeline.spark.topics import topics_stage
+
+    topics_stage(state)
+
+
+def report_stage(state: SparkRun, raw: str) -> None:
+    """The HTML report, from the written tables (a local output folder only)."""
+    _driver_stage(state, raw, "report")
+
+
+def explorer_stage(state: SparkRun, raw: str) -> None:
+    """The offline explorer page, from the written tables (a local output folder only)."""
+    _driver_stage(state, raw, "explorer")
+
+
+def _driver_stage(state: SparkRun, raw: str, name: str) -> None:
+    """A local stage that reads the written tables on the driver (``pipeline.io`` reads the
+    datasets; the report and the explorer bound what they read)."""
+    if "://" in state.out and not state.out.startswith("file:"):
+        log.warning("%s: skipped, %s is not a local folder; run zhtopics %s on a copy",
+                    name, state.out, name)  # fmt: skip
+        return
+    from pipeline.io import Paths
+    from pipeline.runner import stage_main
+
+    out = Path(state.out.removeprefix("file:"))
+    stage_main(name)(state.params, Paths.under(raw, out))
+
+
+STAGE_FUNCTIONS = {
+    "ingest": ingest_stage,
+    "clean": clean_stage,
+    "segment": segment_stage,
+    "tfidf": tfidf_stage,
+    "lda": lda_stage,
+    "report": report_stage,
+    "explorer": explorer_stage,
+}

@@ -1,0 +1,270 @@
+"""The Spark engine (pipeline/spark/): the same tables as the local engine.
+
+One SparkSession (local[2]) serves every test here; the multi-JVM cluster test runs the
+command line in a subprocess (a process holds one Spark context)."""
+
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from pipeline import cli
+from pipeline.config import ConfigError, Params, params_from_dict
+from pipeline.io import Paths, read_json, read_table
+from pipeline.runner import run_stages
+from pipeline.schemas import ALL
+from pipeline.spark import INSTALL_HINT
+from pipeline.spark.stages import resolve_near_duplicates
+from tests.conftest import ROOT, SAMPLE_RAW
+
+pytest.importorskip("pyspark", reason="the Spark engine needs pyspark (zhtopics[spark])")
+
+TEXT_TABLES = ["documents", "clean", "clean_audit", "tokens", "vocabulary", "doc_terms", "keywords"]
+
+
+def spark_params(params: Params, **spark) -> Params:
+    settings = {"master": "local[2]", "partitions": 3, **spark}
+    return dataclasses.replace(params, spark=dataclasses.replace(params.spark, **settings))
+
+
+@pytest.fixture(scope="session")
+def spark():
+    """One local[2] session for the module's tests (stopped at the end of the session)."""
+    from pipeline.spark.session import start_session
+
+    session = start_session(spark_params(Params()).spark)
+    yield session
+    session.stop()
+
+
+@pytest.fixture(scope="session")
+def spark_run(spark, params, sample_run, tmp_path_factory) -> Path:
+    """The whole pipeline on the sample with Spark local[2], every document in the topic
+    model's sample (so the fit is the local engine's), at the K the local sweep chose."""
+    from pipeline.spark import stages
+
+    out = tmp_path_factory.mktemp("spark_run")
+    k = read_json(sample_run.metrics / "sweep.json")["recommended_k"]
+    settings = dataclasses.replace(params, lda=dataclasses.replace(params.lda, num_topics=k))
+    stages.run(spark_params(settings), str(SAMPLE_RAW), str(out), spark=spark)
+    return out
+
+
+def assert_same_table(name: str, ours: pa.Table, theirs: pa.Table) -> None:
+    assert ours.column_names == theirs.column_names, name
+    assert ours.num_rows == theirs.num_rows, name
+    for column in ours.column_names:
+        a, b = ours.column(column), theirs.column(column)
+        if pa.types.is_floating(a.type):
+            np.testing.assert_allclose(
+                a.to_numpy(), b.to_numpy(), rtol=0, atol=1e-12, err_msg=f"{name}.{column}"
+            )
+        else:
+            assert a.to_pylist() == b.to_pylist(), f"{name}.{column}"
+
+
+def test_text_tables_match_the_local_engine(spark_run: Path, sample_run: Paths) -> None:
+    for name in TEXT_TABLES:
+        folder = spark_run / f"{name}.parquet"
+        assert folder.is_dir(), f"{name}: a parquet dataset (folder of part files)"
+        parts = sorted(p.name for p in folder.iterdir())
+        assert parts and all(p.startswith("part-") and p.endswith(".parquet") for p in parts)
+        assert_same_table(
+            name, read_table(folder, ALL[name]), read_table(sample_run.table(name), ALL[name])
+        )
+
+
+def test_ingest_report_matches(spark_run: Path, sample_run: Paths) -> None:
+    name = "ingest_report"
+    assert_same_table(
+        name,
+        read_table(spark_run / f"{name}.parquet", ALL[name]),
+        read_table(sample_run.table(name), ALL[name]),
+    )
+
+
+def test_sample_mode_with_every_document_fits_the_local_model(
+    spark_run: Path, sample_run: Paths
+) -> None:
+    """With every document in the sample, the driver's fit is the local engine's fit; every
+    document then gets its mix folded in under the saved model, on the executors."""
+    for name in ("topic_terms", "topics"):
+        assert_same_table(
+            name,
+            read_table(spark_run / f"{name}.parquet", ALL[name]),
+            read_table(sample_run.table(name), ALL[name]),
+        )
+    ours = read_table(spark_run / "doc_topics.parquet", ALL["doc_topics"])
+    theirs = read_table(sample_run.table("doc_topics"), ALL["doc_topics"])
+    assert ours.column("doc_id").to_pylist() == theirs.column("doc_id").to_pylist()
+    k = int(pa.compute.max(theirs.column("topic")).as_py()) + 1
+    mixes = ours.column("weight").to_numpy().reshape(-1, k)
+    np.testing.assert_allclose(mixes.sum(axis=1), 1.0, atol=1e-9)
+    # Folded in under the fitted topics: each document's main topic is the fit's.
+    fitted = theirs.column("weight").to_numpy().reshape(-1, k)
+    agree = np.mean(mixes.argmax(axis=1) == fitted.argmax(axis=1))
+    assert agree >= 0.9
+    assert (spark_run / "models" / "lda" / "topic_word.npy").is_file()
+    assert (spark_run / "report" / "index.html").is_file()
+    assert (spark_run / "explorer.html").is_file()
+
+
+def test_mllib_mode_models_every_document(spark, params: Params, tmp_path: Path) -> None:
+    """Spark MLlib's LDA on all counts: a mix for every document with terms, topics described
+    like the local engine's, a saved model that zhtopics infer uses."""
+    from pipeline import infer
+    from pipeline.spark import stages
+
+    settings = spark_params(params, lda_mode="mllib")
+    settings = dataclasses.replace(
+        settings, lda=dataclasses.replace(settings.lda, num_topics=3, passes=5)
+    )
+    out = tmp_path / "mllib"
+    stages.run(settings, str(SAMPLE_RAW), str(out), spark=spark, until="lda")
+    doc_terms = read_table(out / "doc_terms.parquet", ALL["doc_terms"])
+    mixes = read_table(out / "doc_topics.parquet", ALL["doc_topics"])
+    with_terms = list(dict.fromkeys(doc_terms.column("doc_id").to_pylist()))
+    assert mixes.column("doc_id").to_pylist()[::3] == with_terms
+    weights = mixes.column("weight").to_numpy().reshape(-1, 3)
+    np.testing.assert_allclose(weights.sum(axis=1), 1.0, atol=1e-9)
+    assert read_table(out / "topic_terms.parquet", ALL["topic_terms"]).num_rows == 3 * 20
+    assert read_json(out / "metrics" / "lda.json")["mode"] == "mllib"
+    new = infer.run(settings, SAMPLE_RAW, out / "models" / "lda", tmp_path / "new.parquet")
+    assert new.doc_topics.num_rows > 0
+
+
+def test_near_duplicates_resolve_in_document_order() -> None:
+    # 1 ~ 2 ~ 3 but 3 is closer to 2; 2 joins 1, so 3 may only join 1 (2 is not canonical).
+    pairs = [(1, "d1", 2, 0.9), (1, "d1", 3, 0.82), (2, "d2", 3, 0.95), (4, "d4", 5, 0.9),
+             (0, "d9", 5, 0.9)]  # fmt: skip
+    pairs.sort(key=lambda p: (p[2], p[0]))
+    assert resolve_near_duplicates(pairs) == {2: "d1", 3: "d1", 5: "d4"}
+
+
+def test_duplicates_and_near_duplicates_match_the_local_engine(
+    spark, params: Params, tmp_path: Path
+) -> None:
+    """Exact copies, near copies, a chain and a copy of a near copy: the same statuses,
+    canonical documents and cluster sizes as the local engine."""
+    base = (
+        (ROOT / "tests" / "fixtures" / "near_duplicates.txt")
+        .read_text("utf-8")
+        .strip()
+        .split("\n\n")
+    )
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    texts = [base[0], base[1], base[0], base[0][:-6] + "修改一下", base[2], base[1]]
+    texts += [base[0][:-6] + "修改一下", base[2][:-4] + "另外两字"]
+    for i, text in enumerate(texts):
+        (raw / f"{i:02d}.txt").write_text(text, "utf-8")
+    # A table with metadata columns (one only in its second row), and a duplicate row.
+    rows = [f"{base[1]}\t体育\t", f"{base[2]}\t财经\t新浪", f"{base[1]}\t体育\t"]
+    (raw / "table.tsv").write_text("text\tlabel\tsite\n" + "\n".join(rows) + "\n", "utf-8")
+    settings = dataclasses.replace(
+        params, ingest=dataclasses.replace(params.ingest, unit="document")
+    )
+    local = Paths.under(raw, tmp_path / "local")
+    run_stages(settings, local, until="clean")
+    from pipeline.spark import stages
+
+    stages.run(
+        spark_params(settings), str(raw), str(tmp_path / "spark"), spark=spark, until="clean"
+    )
+    for name in ("documents", "clean", "clean_audit"):
+        ours = read_table(tmp_path / "spark" / f"{name}.parquet", ALL[name])
+        theirs = read_table(local.table(name), ALL[name])
+        assert_same_table(name, ours, theirs)
+    documents = read_table(tmp_path / "spark" / "documents.parquet", ALL["documents"])
+    assert documents.column_names[-2:] == ["label", "site"]
+    statuses = read_table(local.table("clean"), ALL["clean"]).column("status").to_pylist()
+    assert "duplicate" in statuses and "near_duplicate" in statuses
+
+
+def test_spark_settings_are_checked() -> None:
+    with pytest.raises(ConfigError, match="spark.lda_mode"):
+        params_from_dict({"spark": {"lda_mode": "all"}})
+    with pytest.raises(ConfigError, match="spark.conf.executor.memory"):
+        params_from_dict({"spark": {"conf": {"executor.memory": "4g"}}})
+    with pytest.raises(ConfigError, match="spark.partitions"):
+        params_from_dict({"spark": {"partitions": -1}})
+    conf = params_from_dict({"spark": {"conf": {"spark.executor.cores": 2}}}).spark.conf
+    assert conf == {"spark.executor.cores": "2"}
+
+
+def test_without_pyspark_the_engine_says_how_to_install(monkeypatch, capfd, tmp_path) -> None:
+    monkeypatch.setitem(sys.modules, "pyspark", None)  # import pyspark now fails
+    argv = ["run", "--engine", "spark", "--raw", str(SAMPLE_RAW), "--out", str(tmp_path)]
+    argv += ["--params", str(ROOT / "params.yaml")]
+    assert cli.main(argv) == 2
+    assert INSTALL_HINT in capfd.readouterr().err
+    assert not any(tmp_path.iterdir())
+
+
+def test_a_cluster_of_separate_executors_survives_a_lost_executor(
+    sample_run: Paths, tmp_path: Path, venv_env: dict[str, str]
+) -> None:
+    """local-cluster[2,1,1024]: two executor JVMs with their own Python workers, which import
+    the shipped package and read the shipped dictionaries. One executor is killed when the
+    segment stage starts; Spark runs its tasks again and the tables are still the local
+    engine's (which local[2] gives too, test_text_tables_match_the_local_engine)."""
+    out = tmp_path / "cluster"
+    command = [sys.executable, "-m", "pipeline", "run", "--engine", "spark"]
+    command += ["--master", "local-cluster[2,1,1024]", "--raw", str(SAMPLE_RAW)]
+    command += ["--out", str(out), "--until", "tfidf", "--params", str(ROOT / "params.yaml")]
+    command += ["--set", "spark.partitions=3"]
+    env = {**venv_env, "PYTHONPATH": str(ROOT)}
+    child = subprocess.Popen(command, env=env, cwd=tmp_path, stderr=subprocess.PIPE, text=True)
+    lines, killed = [], []
+    try:
+        for line in child.stderr:
+            lines.append(line)
+            if "spark stage segment" in line and not killed:
+                executors = _executors(child.pid)
+                assert len(executors) == 2, "two executor JVMs"
+                executors[0].kill()
+                killed.append(executors[0].pid)
+        assert child.wait() == 0, "".join(lines)[-3000:]
+    finally:
+        if child.poll() is None:
+            for process in _descendants(child.pid):
+                process.kill()
+            child.kill()
+            child.wait()
+    assert killed
+    assert "Lost executor" in "".join(lines) or "ExecutorLost" in "".join(lines)
+    for name in TEXT_TABLES:
+        assert_same_table(
+            name,
+            read_table(out / f"{name}.parquet", ALL[name]),
+            read_table(sample_run.table(name), ALL[name]),
+        )
+
+
+def _descendants(pid: int) -> list:
+    import psutil
+
+    try:
+        return psutil.Process(pid).children(recursive=True)
+    except psutil.Error:
+        return []
+
+
+def _executors(pid: int) -> list:
+    """The executor JVMs below process ``pid``."""
+    import psutil
+
+    found = []
+    for process in _descendants(pid):
+        try:
+            if "CoarseGrainedExecutorBackend" in " ".join(process.cmdline()):
+                found.append(process)
+        except psutil.Error:  # gone, or a zombie, since the listing
+            continue
+    return found
