@@ -39,7 +39,13 @@ from pipeline.schemas import (
 from pipeline.spark import SparkEngineError, workers
 from pipeline.spark.session import partitions, ship_files, ship_package
 from pipeline.spark.session import start_session as start_session
-from pipeline.spark.tables import qualified, spark_schema, write_arrow, write_dataset
+from pipeline.spark.tables import (
+    doc_term_rows,
+    qualified,
+    spark_schema,
+    write_arrow,
+    write_dataset,
+)
 from pipeline.spark.workers import ORDER
 from pipeline.text.dedup import lsh_bands
 from pipeline.text.rules import CleanError
@@ -526,16 +532,7 @@ def tfidf_stage(state: SparkRun, raw: str) -> None:
         _struct(workers.WEIGHTS_SCHEMA),
     )
     weights = state.persist("weights", weights)
-    entries = weights.select(
-        "doc_id", ORDER, F.posexplode(F.arrays_zip("term_ids", "counts", "tfidf")).alias("pos", "e")
-    ).select(
-        "doc_id",
-        F.col("e.term_ids").alias("term_id"),
-        F.col("e.counts").alias("count"),
-        F.col("e.tfidf").alias("tfidf"),
-        ORDER,
-        "pos",
-    )
+    entries = doc_term_rows(weights)
     write_dataset(entries, state.table("doc_terms"), DOC_TERMS, [ORDER, "pos"], state.parts)
     top = weights.select(
         "doc_id",

@@ -109,3 +109,22 @@ def _classes(obj) -> str:
         names.append(cls.getName())
         cls = cls.getSuperclass()
     return " ".join(names)
+
+
+def doc_term_rows(weights):
+    """One row per document and term (doc_terms' columns plus the order keys) from the
+    per-document weight arrays."""
+    from pyspark.sql import functions as F
+
+    from pipeline.spark.workers import ORDER
+
+    return weights.select(
+        "doc_id", ORDER, F.posexplode(F.arrays_zip("term_ids", "counts", "tfidf")).alias("pos", "e")
+    ).select(
+        "doc_id",
+        F.col("e.term_ids").alias("term_id"),
+        F.col("e.counts").alias("count"),
+        F.col("e.tfidf").alias("tfidf"),
+        ORDER,
+        "pos",
+    )

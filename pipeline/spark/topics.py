@@ -38,7 +38,7 @@ from pipeline.schemas import (
     TableSchema,
 )
 from pipeline.spark import SparkEngineError, workers
-from pipeline.spark.tables import write_arrow, write_dataset
+from pipeline.spark.tables import doc_term_rows, write_arrow, write_dataset
 from pipeline.spark.workers import ORDER
 from pipeline.topics.model_store import load_model, save_model, settings_snapshot
 
@@ -115,7 +115,6 @@ def _sample_table(state, df, ids, schema: TableSchema, order: list[str]) -> pa.T
 
 
 def _fit_sample(state, folder: Path, results: Path) -> None:
-    from pyspark.sql import functions as F
 
     from pipeline import lda, lda_sweep
 
@@ -128,16 +127,7 @@ def _fit_sample(state, folder: Path, results: Path) -> None:
                    metrics=results / "metrics")  # fmt: skip
     folder.mkdir(parents=True)
     weights = state.frames["weights"]
-    doc_terms = weights.select(
-        "doc_id", ORDER, F.posexplode(F.arrays_zip("term_ids", "counts", "tfidf")).alias("pos", "e")
-    ).select(
-        "doc_id",
-        F.col("e.term_ids").alias("term_id"),
-        F.col("e.counts").alias("count"),
-        F.col("e.tfidf").alias("tfidf"),
-        ORDER,
-        "pos",
-    )
+    doc_terms = doc_term_rows(weights)
     documents = state.spark.read.parquet(state.table("documents"))
     clean = state.frames["clean"]
     order_of = clean.select("doc_id", ORDER)
