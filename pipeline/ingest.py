@@ -11,7 +11,7 @@ import logging
 import os
 import re
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 import pyarrow as pa
@@ -65,7 +65,7 @@ def iter_ingest(
             rows, chars = [], 0
     if rows:
         yield _to_table(rows)
-    _check_path_pattern(path_fields)
+    check_path_pattern(path_fields)
 
 
 def with_path_fields(
@@ -108,7 +108,7 @@ def resolve_date(
     return None, None
 
 
-def _check_path_pattern(path_fields: PathFields) -> None:
+def check_path_pattern(path_fields: PathFields) -> None:
     if path_fields.pattern is None or not path_fields.files:
         return
     if not path_fields.matched:
@@ -327,6 +327,16 @@ def read_raw_files(raw_dir: Path) -> Iterator[RawFile]:
         yield read_raw_file(path, raw_dir, source)
 
 
+def require_usable(counts: Mapping[str, int], raw: object, documents: object) -> None:
+    """Stop when no document of the raw files can be used (``counts``: documents per status),
+    naming the raw folder and the documents table whose status and reason columns say why."""
+    if not counts.get(KEPT) and not counts.get(DECODE_ERRORS):
+        raise IngestError(
+            f"{raw}: no usable documents in the raw files ({dict(sorted(counts.items()))}); "
+            f"see the status and reason columns of {documents}"
+        )
+
+
 def main(params: Params, paths: Paths) -> None:
     """Ingest in batches to a spool, then write documents.parquet with the metadata columns of
     every batch, so memory holds one batch and one file, whatever the corpus size."""
@@ -339,11 +349,7 @@ def main(params: Params, paths: Paths) -> None:
         with TableWriter(paths.table("documents"), DOCUMENTS) as writer:
             for batch in spool.read():
                 writer.write(conform_batch(batch, meta))
-    if not counts.get(KEPT) and not counts.get(DECODE_ERRORS):
-        raise IngestError(
-            f"{paths.raw}: no usable documents in the raw files ({dict(sorted(counts.items()))}); "
-            f"see the status and reason columns of {paths.table('documents')}"
-        )
+    require_usable(counts, paths.raw, paths.table("documents"))
     log.info(
         "ingest: %d %s(s) %s from %s -> %s",
         writer.num_rows,

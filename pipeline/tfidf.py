@@ -117,14 +117,53 @@ def tfidf(
     weights = _weigh(data, indices, rows, idf, params.sublinear_tf)
     keywords = _keywords(weights, indices, rows, indptr, doc_ids, terms, params.top_k)
     cf = np.bincount(indices, weights=data, minlength=len(terms))
-    score = background.evenness(df, cf, n_rows)
     spread = background.parent_spread(
         _parent_index(doc_ids.to_pylist(), parents), rows, indices, data, len(terms)
     )
+    vocabulary = vocabulary_table(
+        terms,
+        df,
+        cf,
+        idf,
+        n_rows,
+        params,
+        keep_terms,
+        spread,
+        lambda candidates: background.partner_npmi(indptr, indices, candidates, len(terms)),
+    )
+    doc_terms = pa.table(
+        {
+            "doc_id": doc_ids.take(to_arrow(rows)),
+            "term_id": to_arrow(indices),
+            "count": to_arrow(data),
+            "tfidf": to_arrow(weights),
+        }
+    )
+    n_with_terms = int(np.count_nonzero(np.diff(indptr)))
+    return TfidfResult(vocabulary, doc_terms, keywords, n_docs, n_rows, n_with_terms)
+
+
+def vocabulary_table(
+    terms: pa.Array,
+    df: np.ndarray,
+    cf: np.ndarray,
+    idf: np.ndarray,
+    n_rows: int,
+    params: TfidfParams,
+    keep_terms: frozenset[str],
+    spread: background.ParentSpread,
+    partner_npmi: Callable[[np.ndarray], np.ndarray],
+) -> pa.Table:
+    """The vocabulary table of the kept ``terms`` (sorted; ``df``, ``cf``, ``idf``: their
+    document and corpus frequencies over the ``n_rows`` documents with tokens, their idf) with
+    the background columns; ``partner_npmi(candidates)`` gives the frequent, even terms' best
+    partner NPMI (``background.partner_npmi``). The Spark engine counts with Spark, then calls
+    this too."""
+    score = background.evenness(df, cf, n_rows)
     frequent_even = (df >= params.background_min_df * n_rows) & (
         score >= params.background_min_evenness
     )
-    partner = background.partner_npmi(indptr, indices, frequent_even, len(terms))
+    partner = partner_npmi(frequent_even)
     flags = background.flag_background(
         terms.to_pylist(),
         df,
@@ -138,11 +177,11 @@ def tfidf(
         partner,
         params.background_min_partner_npmi,
     )
-    vocabulary = pa.table(
+    return pa.table(
         {
             "term_id": to_arrow(np.arange(len(terms), dtype=np.int32)),
             "term": terms,
-            "df": to_arrow(df.astype(np.int32)),
+            "df": to_arrow(np.asarray(df).astype(np.int32)),
             "idf": to_arrow(idf),
             "background": to_arrow(score),
             "parent_share": to_arrow(spread.share),
@@ -151,16 +190,6 @@ def tfidf(
             "is_background": pa.array(flags, pa.bool_()),
         }
     )
-    doc_terms = pa.table(
-        {
-            "doc_id": doc_ids.take(to_arrow(rows)),
-            "term_id": to_arrow(indices),
-            "count": to_arrow(data),
-            "tfidf": to_arrow(weights),
-        }
-    )
-    n_with_terms = int(np.count_nonzero(np.diff(indptr)))
-    return TfidfResult(vocabulary, doc_terms, keywords, n_docs, n_rows, n_with_terms)
 
 
 def _count_terms(tables: Iterable[pa.Table]) -> _Counts:

@@ -17,6 +17,7 @@ import pytest
 from pipeline import cli
 from pipeline.config import ConfigError, Params, params_from_dict
 from pipeline.io import Paths, read_json, read_table
+from pipeline.results import OPTIONAL
 from pipeline.runner import run_stages
 from pipeline.schemas import ALL
 from pipeline.spark import INSTALL_HINT
@@ -25,7 +26,8 @@ from tests.conftest import ROOT, SAMPLE_RAW
 
 pytest.importorskip("pyspark", reason="the Spark engine needs pyspark (zhtopics[spark])")
 
-TEXT_TABLES = ["documents", "clean", "clean_audit", "tokens", "vocabulary", "doc_terms", "keywords"]
+TEXT_TABLES = ["documents", "clean", "clean_audit", "tokens", "new_words", "vocabulary"]
+TEXT_TABLES += ["doc_terms", "keywords"]
 
 
 def spark_params(params: Params, **spark) -> Params:
@@ -78,6 +80,20 @@ def test_text_tables_match_the_local_engine(spark_run: Path, sample_run: Paths) 
         assert_same_table(
             name, read_table(folder, ALL[name]), read_table(sample_run.table(name), ALL[name])
         )
+
+
+def test_every_table_the_local_engine_writes_is_written(spark_run: Path, sample_run: Paths):
+    """The contract of the tables: each one the local run has (robustness, off by default, is
+    optional) is a Spark dataset of the same schema; a missing one is one the report allows."""
+    for name, schema in ALL.items():
+        if (spark_run / f"{name}.parquet").is_dir():
+            read_table(spark_run / f"{name}.parquet", schema)
+        else:
+            assert name in OPTIONAL, f"{name}: missing from the Spark run"
+            assert name == "robustness" or not sample_run.table(name).is_file(), name
+    vocabulary = read_table(spark_run / "vocabulary.parquet", ALL["vocabulary"])
+    assert pa.compute.any(vocabulary.column("is_background")).as_py()
+    assert read_table(spark_run / "new_words.parquet", ALL["new_words"]).num_rows
 
 
 def test_ingest_report_matches(spark_run: Path, sample_run: Paths) -> None:

@@ -28,7 +28,12 @@ BASE_CONF = {
     "spark.ui.enabled": "false",
     # The Python workers stay up between tasks, so a tokenizer is loaded once per worker.
     "spark.python.worker.reuse": "true",
+    # Plans over the vocabulary's term ids (isin lists) are long: log them cut short.
+    "spark.sql.maxPlanStringLength": "100000",
 }
+# A local master runs everything in the driver's JVM, whose default heap (1 GB) is too small
+# for the persisted document tables; spark.conf may set another value.
+LOCAL_DRIVER_MEMORY = "4g"
 
 # The dictionary files of the settings: (section, key).
 SHIPPED_FILES = (
@@ -54,7 +59,10 @@ def start_session(params: SparkParams, master: str | None = None, app: str = "zh
     # Under spark-submit (which starts the gateway) its --master stands unless --master is given.
     if master or not os.environ.get("PYSPARK_GATEWAY_PORT"):
         builder = builder.master(master or params.master)
-    for key, value in {**BASE_CONF, **params.conf}.items():
+    conf = dict(BASE_CONF)
+    if (master or params.master).startswith("local"):
+        conf["spark.driver.memory"] = LOCAL_DRIVER_MEMORY
+    for key, value in {**conf, **params.conf}.items():
         builder = builder.config(key, value)
     if params.partitions:
         builder = builder.config("spark.sql.shuffle.partitions", str(params.partitions))

@@ -18,14 +18,14 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import scipy.sparse as sp
 
-from pipeline.config import Params
-from pipeline.ingest import IngestError
+from pipeline.config import IngestParams, Params
+from pipeline.ingest import IngestError, require_usable
 from pipeline.io import write_json
 from pipeline.schemas import (
     CLEAN,
     CLEAN_AUDIT,
-    DECODE_ERRORS,
     DOC_TERMS,
     DOCUMENTS,
     DUPLICATE,
@@ -33,6 +33,7 @@ from pipeline.schemas import (
     KEPT,
     KEYWORDS,
     NEAR_DUPLICATE,
+    NEW_WORDS,
     TOKENS,
     VOCABULARY,
 )
@@ -49,12 +50,19 @@ from pipeline.spark.tables import (
 from pipeline.spark.workers import ORDER
 from pipeline.text.dedup import lsh_bands
 from pipeline.text.rules import CleanError
-from pipeline.tfidf import TfidfError, _idf, choose_terms, df_bounds
+from pipeline.tfidf import TfidfError, _idf, choose_terms, df_bounds, vocabulary_table
+from pipeline.topics.background import (
+    ParentSpread,
+    best_npmi,
+    partner_terms,
+    read_keep_terms,
+    spread_over_parents,
+)
 
 log = logging.getLogger(__name__)
 
 # The stages the Spark engine runs, in order (lda_sweep runs inside lda on the sample).
-SPARK_STAGES = ("ingest", "clean", "segment", "tfidf", "lda", "report", "explorer")
+SPARK_STAGES = ("ingest", "clean", "segment", "tfidf", "lda", "compare", "report", "explorer")
 REPORT_DIMENSIONS = ("status", "encoding", "format")
 
 
@@ -144,6 +152,7 @@ def ingest_stage(state: SparkRun, raw: str) -> None:
     if not paths:
         raise IngestError(f"raw folder {raw} holds no files; put your documents there")
     ordered = sorted(paths, key=lambda p: workers.relative_source(p, root))
+    _check_path_pattern(ordered, root, state.params.ingest)
     numbers = spark.createDataFrame(
         [(p, i) for i, p in enumerate(ordered)], "path string, file_number long"
     )
@@ -163,11 +172,7 @@ def ingest_stage(state: SparkRun, raw: str) -> None:
         ORDER,
     )
     write_dataset(documents, state.table("documents"), DOCUMENTS, [ORDER], state.parts)
-    if not counts.get(KEPT) and not counts.get(DECODE_ERRORS):
-        raise IngestError(
-            f"{raw}: no usable documents in the raw files ({dict(sorted(counts.items()))}); "
-            f"see the status and reason columns of {state.table('documents')}"
-        )
+    require_usable(counts, raw, state.table("documents"))
     log.info(
         "ingest: %d %s(s) %s from %d file(s) -> %s",
         sum(counts.values()),
@@ -176,6 +181,19 @@ def ingest_stage(state: SparkRun, raw: str) -> None:
         len(paths),
         state.table("documents"),
     )
+
+
+def _check_path_pattern(paths: list[str], root: str, params: IngestParams) -> None:
+    """ingest.path_pattern checked against every file's path on the driver (the executors
+    apply it file by file), before any file is read."""
+    from pipeline.ingest import check_path_pattern
+    from pipeline.text.path_fields import PathFields
+
+    path_fields = PathFields(params.path_pattern, params.folder_column)
+    if path_fields.pattern is not None:
+        for path in paths:
+            path_fields.read(workers.relative_source(path, root))
+    check_path_pattern(path_fields)
 
 
 def _metadata_value(name: str):
@@ -465,18 +483,72 @@ def _write_json(state: SparkRun, data: dict, name: str) -> None:
 
 
 def segment_stage(state: SparkRun, raw: str) -> None:
-    """Tokens of every document, segmented on the executors."""
+    """New words discovered over the kept texts (on the driver, streamed in corpus order),
+    then tokens of every document, segmented on the executors with them added as the local
+    engine adds them (``segment.new_words: use``)."""
     from pyspark.sql import functions as F
 
+    from pipeline.segment import _WordCounter
+    from pipeline.text.new_words import accepted_words
+
+    params = state.params.segment
+    new_words = _new_words(state)
+    added = tuple(accepted_words(new_words)) if params.new_words == "use" else ()
     clean = state.frames["clean"].select("doc_id", "text", "status", ORDER)
-    key = settings_key(state.params.segment)
+    key = settings_key(params) + hashlib.sha256("\n".join(added).encode("utf-8")).digest()
     tokens = clean.mapInArrow(
-        workers.segment_documents(state.shipped, key), _struct(workers.TOKENS_SCHEMA)
+        workers.segment_documents(state.shipped, key, added), _struct(workers.TOKENS_SCHEMA)
     )
     tokens = state.persist("tokens", tokens)
     write_dataset(tokens, state.table("tokens"), TOKENS, [ORDER], state.parts)
+    words = new_words.column("word").to_pylist()
+    counter = _WordCounter(words)
+    if words:
+        parts = tokens.select("tokens").mapInArrow(
+            workers.count_words(words), _struct(workers.WORD_COUNTS)
+        )
+        for row in parts.collect():
+            counter.counts += np.asarray(row["counts"], dtype=np.int64)
+    write_arrow(state.spark, counter.table(new_words), state.table("new_words"), NEW_WORDS)
     total = tokens.agg(F.sum("n_tokens")).first()[0] or 0
     log.info("segment: %d tokens -> %s", total, state.table("tokens"))
+
+
+def _new_words(state: SparkRun) -> pa.Table:
+    """The new-words table (``segment.new_words``), discovered by the local engine's function
+    over the kept texts in corpus order, streamed to the driver a partition at a time."""
+    from pyspark.sql import functions as F
+
+    from pipeline.schemas import NEW_WORDS
+    from pipeline.segment import discovery_checks, discovery_thresholds
+    from pipeline.text.new_words import accepted_words, discover
+    from pipeline.text.tokenizers import load_lexicon
+
+    params = state.params.segment
+    if params.new_words == "off":
+        return NEW_WORDS.schema.empty_table()
+    kept = state.frames["clean"].filter(F.col("status") == F.lit(KEPT))
+    texts = kept.orderBy(ORDER).select("text")
+
+    def batches():
+        batch: list[str] = []
+        for row in texts.toLocalIterator():
+            batch.append(row["text"])
+            if len(batch) >= workers.TEXT_BATCH:
+                yield pa.array(batch, pa.string())
+                batch = []
+        if batch:
+            yield pa.array(batch, pa.string())
+
+    lexicon = load_lexicon(params, check=False)
+    table = discover(batches, discovery_thresholds(params), discovery_checks(params, lexicon))
+    log.info(
+        "segment: %d new words accepted of %d listed (%s)",
+        len(accepted_words(table)),
+        table.num_rows,
+        "added to the tokenizer" if params.new_words == "use" else "not used",
+    )
+    return table
 
 
 # --- tfidf ----------------------------------------------------------------------------------
@@ -500,16 +572,12 @@ def tfidf_stage(state: SparkRun, raw: str) -> None:
         .agg(F.count("*").alias("df"))
         .filter((F.col("df") >= F.lit(low)) & (F.col("df") <= F.lit(high)))
     )
-    if params.max_features is not None:
-        totals = (
-            with_tokens.select(F.explode("tokens").alias("term"))
-            .groupBy("term")
-            .agg(F.count("*").alias("total"))
-        )
-        df = df.join(totals, "term")
-    else:
-        df = df.withColumn("total", F.lit(0))
-    rows = df.collect()
+    totals = (
+        with_tokens.select(F.explode("tokens").alias("term"))
+        .groupBy("term")
+        .agg(F.count("*").alias("total"))
+    )
+    rows = df.join(totals, "term").collect()
     terms = pa.array([r["term"] for r in rows], pa.string())
     dfs = np.array([r["df"] for r in rows], dtype=np.int64)
     totals_array = np.array([r["total"] for r in rows], dtype=np.int64)
@@ -517,21 +585,24 @@ def tfidf_stage(state: SparkRun, raw: str) -> None:
     vocab_terms = terms.take(pa.array(kept))
     vocab_df = dfs[kept]
     idf = _idf(vocab_df, n_rows)
-    vocabulary = pa.table(
-        {
-            "term_id": pa.array(np.arange(len(kept), dtype=np.int32)),
-            "term": vocab_terms,
-            "df": pa.array(vocab_df.astype(np.int32)),
-            "idf": pa.array(idf),
-        }
-    )
-    write_arrow(state.spark, vocabulary, state.table("vocabulary"), VOCABULARY)
-    state.vocabulary = vocabulary
     weights = with_tokens.select("doc_id", "tokens", ORDER).mapInArrow(
         workers.weigh_documents(vocab_terms, idf, params.sublinear_tf, params.top_k),
         _struct(workers.WEIGHTS_SCHEMA),
     )
     weights = state.persist("weights", weights)
+    vocabulary = vocabulary_table(
+        vocab_terms,
+        vocab_df,
+        totals_array[kept].astype(np.float64),
+        idf,
+        n_rows,
+        params,
+        read_keep_terms(params.keep_terms),
+        _parent_spread(state, weights, len(kept)),
+        lambda candidates: _partner_npmi(weights, vocab_df, candidates, n_rows),
+    )
+    write_arrow(state.spark, vocabulary, state.table("vocabulary"), VOCABULARY)
+    state.vocabulary = vocabulary
     entries = doc_term_rows(weights)
     write_dataset(entries, state.table("doc_terms"), DOC_TERMS, [ORDER, "pos"], state.parts)
     top = weights.select(
@@ -563,10 +634,69 @@ def tfidf_stage(state: SparkRun, raw: str) -> None:
         )
 
 
+def _parent_spread(state: SparkRun, weights, n_terms: int) -> ParentSpread:
+    """The terms' spread over the parent documents (``background.spread_over_parents``) from
+    their counts per parent, summed by Spark; parents numbered in order of first appearance
+    among the documents with tokens, as the local engine numbers them."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    parent_of = state.frames["ingest"].select(ORDER, "parent_id")
+    rows = weights.select(ORDER, "term_ids", "counts").join(parent_of, ORDER)
+    parents = rows.groupBy("parent_id").agg(
+        F.min(ORDER).alias("first"), F.count("*").alias("units")
+    )
+    numbered = parents.select(
+        "parent_id", (F.row_number().over(Window.orderBy("first")) - 1).alias("parent")
+    )
+    entries = (
+        rows.join(numbered, "parent_id")
+        .select("parent", F.explode(F.arrays_zip("term_ids", "counts")).alias("e"))
+        .groupBy("parent", F.col("e.term_ids").alias("term_id"))
+        .agg(F.sum("e.counts").alias("count"))
+        .toArrow()
+    )
+    sizes = parents.agg(F.count("*").alias("n"), F.max("units").alias("most")).first()
+    n_parents = int(sizes["n"])
+    if n_parents == 0:
+        return spread_over_parents(sp.csr_matrix((0, n_terms)), False)
+    by_parent = sp.csr_matrix(
+        (
+            entries.column("count").to_numpy().astype(np.float64),
+            (entries.column("parent").to_numpy(), entries.column("term_id").to_numpy()),
+        ),
+        shape=(n_parents, n_terms),
+    )
+    return spread_over_parents(by_parent, int(sizes["most"]) >= 2 and n_parents >= 2)
+
+
+def _partner_npmi(weights, df: np.ndarray, candidates: np.ndarray, n_rows: int) -> np.ndarray:
+    """``background.partner_npmi`` with the documents shared by each candidate and partner
+    term counted by Spark."""
+    from pyspark.sql import functions as F
+
+    cand_ids = np.flatnonzero(candidates).tolist()
+    partner_ids = np.flatnonzero(partner_terms(df, candidates, n_rows)).tolist()
+    pairs = np.zeros((0, 3), dtype=np.int64)
+    if cand_ids and partner_ids:
+        present = weights.select(ORDER, F.explode("term_ids").alias("term"))
+        a = present.filter(F.col("term").isin(cand_ids)).withColumnRenamed("term", "a")
+        b = present.filter(F.col("term").isin(partner_ids)).withColumnRenamed("term", "b")
+        joint = a.join(b, ORDER).groupBy("a", "b").agg(F.count("*").alias("n")).collect()
+        pairs = np.array([(r["a"], r["b"], r["n"]) for r in joint], dtype=np.int64).reshape(-1, 3)
+    return best_npmi(pairs[:, 0], pairs[:, 1], pairs[:, 2], df, n_rows)
+
+
 def lda_stage(state: SparkRun, raw: str) -> None:
     from pipeline.spark.topics import topics_stage
 
     topics_stage(state)
+
+
+def compare_stage(state: SparkRun, raw: str) -> None:
+    """Keyness, topic contrasts and trends by metadata group, from the written tables (a local
+    output folder only)."""
+    _driver_stage(state, raw, "compare")
 
 
 def report_stage(state: SparkRun, raw: str) -> None:
@@ -599,6 +729,7 @@ STAGE_FUNCTIONS = {
     "segment": segment_stage,
     "tfidf": tfidf_stage,
     "lda": lda_stage,
+    "compare": compare_stage,
     "report": report_stage,
     "explorer": explorer_stage,
 }

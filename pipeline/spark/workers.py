@@ -63,11 +63,13 @@ def relative_source(path: str, root: str) -> str:
 def ingest_files(root: str, params: IngestParams):
     """mapInArrow function: (path, content, file_number) rows -> documents rows, with their
     metadata as (key, value) lists and their corpus order."""
-    from pipeline.ingest import _units
+    from pipeline.ingest import _units, with_path_fields
     from pipeline.text.formats import RESERVED, RawFile, parse_file
+    from pipeline.text.path_fields import PathFields
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         split_re = re.compile(params.split_pattern, re.MULTILINE)
+        path_fields = PathFields(params.path_pattern, params.folder_column)
         for batch in batches:
             rows: list[dict] = []
             for path, content, number in zip(
@@ -77,7 +79,8 @@ def ingest_files(root: str, params: IngestParams):
                 strict=True,
             ):
                 raw = RawFile(relative_source(path, root), content)
-                units = _units(parse_file(raw, params, split_re), params)
+                docs = with_path_fields(parse_file(raw, params, split_re), path_fields, params)
+                units = _units(docs, params)
                 for position, row in enumerate(units):
                     row["_meta"] = [
                         {"key": k, "value": v} for k, v in row.items() if k not in RESERVED
@@ -316,20 +319,42 @@ TOKENS_SCHEMA = pa.schema(
 )
 
 
-def segment_documents(params: Params, key: bytes):
+def segment_documents(params: Params, key: bytes, new_words: tuple[str, ...] = ()):
     """mapInArrow function: clean rows -> token rows (``segment.segment``); the tokenizer and
-    its dictionaries are loaded once per Python worker."""
+    its dictionaries (with the discovered ``new_words`` added) are loaded once per Python
+    worker."""
     from pipeline.segment import segment
     from pipeline.spark.session import local_params
     from pipeline.text.tokenizers import load_lexicon
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         segment_params: SegmentParams = local_params(params).segment
-        lexicon = _cached("lexicon", key, lambda: load_lexicon(segment_params, check=False))
+        lexicon = _cached(
+            "lexicon", key, lambda: load_lexicon(segment_params, check=False, new_words=new_words)
+        )
         for batch in batches:
             docs = pa.Table.from_batches([batch])
             tokens = segment(docs, segment_params, lexicon)
             yield from _batches(tokens.append_column(ORDER, docs.column(ORDER)), TOKENS_SCHEMA)
+
+    return run
+
+
+# Kept texts per batch handed to new-word discovery on the driver.
+TEXT_BATCH = 4096
+WORD_COUNTS = pa.schema([("counts", pa.list_(pa.int64()))])
+
+
+def count_words(words: list[str]):
+    """mapInArrow function: token rows -> one row per partition with how often each of
+    ``words`` is a token (``segment._WordCounter``)."""
+    from pipeline.segment import _WordCounter
+
+    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        counter = _WordCounter(words)
+        for batch in batches:
+            counter.add(batch.column("tokens"))
+        yield pa.RecordBatch.from_pylist([{"counts": counter.counts.tolist()}], WORD_COUNTS)
 
     return run
 

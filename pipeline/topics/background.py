@@ -100,7 +100,16 @@ def parent_spread(
         (np.asarray(data, dtype=np.float64), (parents, np.asarray(indices, dtype=np.int64))),
         shape=(n_parents, n_terms),
     )
+    grouped = bool(np.bincount(parent_of_row, minlength=n_parents).max() >= 2) and n_parents >= 2
+    return spread_over_parents(by_parent, grouped)
+
+
+def spread_over_parents(by_parent: sp.csr_matrix, grouped: bool) -> ParentSpread:
+    """The terms' spread over parent documents from their counts per parent (one row per
+    parent, in order of first appearance; ``grouped``: some parent has two or more units)."""
+    by_parent = sp.csr_matrix(by_parent, dtype=np.float64)
     by_parent.sum_duplicates()
+    n_parents, n_terms = by_parent.shape
     present = np.bincount(by_parent.indices, minlength=n_terms)
     share = present / n_parents
     cf = np.asarray(by_parent.sum(axis=0), dtype=np.float64).ravel()
@@ -115,7 +124,6 @@ def parent_spread(
     per_entry = np.abs(observed.data / np.maximum(cf, 1.0)[column] - where) - where
     summed = np.bincount(column, weights=per_entry, minlength=n_terms)
     dp = np.where(cf > 0, 0.5 * (summed + 1.0), 1.0)
-    grouped = bool(np.bincount(parent_of_row, minlength=n_parents).max() >= 2) and n_parents >= 2
     return ParentSpread(
         np.round(share, SCORE_DECIMALS), np.round(1.0 - dp, SCORE_DECIMALS), grouped
     )
@@ -144,14 +152,32 @@ def partner_npmi(
     present.sum_duplicates()
     present.data[:] = 1.0
     df = np.asarray(present.sum(axis=0), dtype=np.float64).ravel()
-    partner = ~candidates & (df >= max(PARTNER_MIN_DF * n_docs, PARTNER_MIN_DOCS))
+    partner = partner_terms(df, candidates, n_docs)
     cand_ids = np.flatnonzero(candidates)
     joint = (present[:, cand_ids].T.tocsr() @ present[:, partner]).tocoo()
-    if joint.nnz == 0:
-        return best
     partner_ids = np.flatnonzero(partner)
-    a, b = cand_ids[joint.row], partner_ids[joint.col]
-    p_ab = joint.data / n_docs
+    return best_npmi(cand_ids[joint.row], partner_ids[joint.col], joint.data, df, n_docs)
+
+
+def partner_terms(df: np.ndarray, candidates: np.ndarray, n_docs: int) -> np.ndarray:
+    """Which terms may be partners: outside ``candidates``, in at least PARTNER_MIN_DF of
+    the ``n_docs`` documents (and PARTNER_MIN_DOCS of them); ``df`` per term."""
+    df = np.asarray(df, dtype=np.float64)
+    return ~np.asarray(candidates, dtype=bool) & (
+        df >= max(PARTNER_MIN_DF * n_docs, PARTNER_MIN_DOCS)
+    )
+
+
+def best_npmi(
+    a: np.ndarray, b: np.ndarray, together: np.ndarray, df: np.ndarray, n_docs: int
+) -> np.ndarray:
+    """Per term, its best NPMI over the pairs (candidate ``a``, partner ``b``) that share
+    ``together`` documents (``df`` per term); -1 for a term without a pair."""
+    best = np.full(len(df), -1.0)
+    if len(a) == 0:
+        return best
+    df = np.asarray(df, dtype=np.float64)
+    p_ab = np.asarray(together, dtype=np.float64) / n_docs
     p_a, p_b = df[a] / n_docs, df[b] / n_docs
     with np.errstate(divide="ignore", invalid="ignore"):
         npmi = np.where(p_ab < 1.0, np.log(p_ab / (p_a * p_b)) / -np.log(p_ab), 1.0)
