@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 
 from pipeline.config import Params
-from pipeline.io import Paths, read_table, write_table
+from pipeline.io import Paths, raw_folder, read_table, write_table
 from pipeline.runner import run_stages
 from pipeline.schemas import DOC_TOPICS, DOCUMENTS, INFERRED_DOCS, TOKENS, require_columns
 from pipeline.topics import engines
@@ -106,12 +106,7 @@ def run(params: Params, source: Path, model_dir: Path, out: Path) -> InferResult
         raise FileNotFoundError(f"{source}: no such file or folder to infer")
     with tempfile.TemporaryDirectory(prefix="zhtopics-infer-") as tmp:
         tmp = Path(tmp)
-        raw = source
-        if source.is_file():
-            raw = tmp / "raw"
-            raw.mkdir()
-            (raw / source.name).symlink_to(source.resolve())
-        paths = Paths.under(raw, tmp / "out")
+        paths = Paths.under(raw_folder(source, tmp), tmp / "out")
         words = (model.meta.get("settings") or {}).get("new_words")
         if params.segment.new_words == "use" and words is not None:
             # The words discovered in the training corpus, not in these few documents.

@@ -307,6 +307,18 @@ class Spool:
         self._dir.cleanup()
 
 
+def raw_folder(source: Path, tmp: Path) -> Path:
+    """A raw folder for ``source``: the folder itself, or for one file a folder below ``tmp``
+    holding a link to it (read in place, not copied)."""
+    source = Path(source)
+    if not source.is_file():
+        return source
+    raw = Path(tmp) / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    (raw / source.name).symlink_to(source.resolve())
+    return raw
+
+
 def read_optional(path: Path, schema: TableSchema | None) -> pa.Table | None:
     """The table at ``path``, or None when no stage of this run wrote it.
 

@@ -30,6 +30,10 @@ TEXT_TABLES = ["documents", "clean", "clean_audit", "tokens", "new_words", "voca
 TEXT_TABLES += ["doc_terms", "keywords"]
 
 
+# The sample's one discovered word, which its rules reject (a compound of two words).
+NEW_WORD = "示范能手"
+
+
 def spark_params(params: Params, **spark) -> Params:
     settings = {"master": "local[2]", "partitions": 3, **spark}
     return dataclasses.replace(params, spark=dataclasses.replace(params.spark, **settings))
@@ -83,14 +87,16 @@ def test_text_tables_match_the_local_engine(spark_run: Path, sample_run: Paths) 
 
 
 def test_every_table_the_local_engine_writes_is_written(spark_run: Path, sample_run: Paths):
-    """The contract of the tables: each one the local run has (robustness, off by default, is
-    optional) is a Spark dataset of the same schema; a missing one is one the report allows."""
+    """The contract of the tables: each one the local run has is in the Spark run with the
+    same schema (a dataset, or a file for the tables compare writes on the driver), but
+    robustness (not on Spark) and sweep (spark_run fixes lda.num_topics); a missing one is one
+    the report allows."""
     for name, schema in ALL.items():
-        if (spark_run / f"{name}.parquet").is_dir():
+        if (spark_run / f"{name}.parquet").exists():
             read_table(spark_run / f"{name}.parquet", schema)
         else:
             assert name in OPTIONAL, f"{name}: missing from the Spark run"
-            assert name == "robustness" or not sample_run.table(name).is_file(), name
+            assert name in ("robustness", "sweep") or not sample_run.table(name).is_file(), name
     vocabulary = read_table(spark_run / "vocabulary.parquet", ALL["vocabulary"])
     assert pa.compute.any(vocabulary.column("is_background")).as_py()
     assert read_table(spark_run / "new_words.parquet", ALL["new_words"]).num_rows
@@ -133,13 +139,18 @@ def test_sample_mode_with_every_document_fits_the_local_model(
 
 def test_mllib_mode_models_every_document(spark, params: Params, tmp_path: Path) -> None:
     """Spark MLlib's LDA on all counts: a mix for every document with terms, topics described
-    like the local engine's, a saved model that zhtopics infer uses."""
+    like the local engine's, a saved model that zhtopics infer uses. A reviewed new word
+    (keep) is added to the tokenizer on the executors, counted and saved with the model."""
     from pipeline import infer
     from pipeline.spark import stages
 
+    review = tmp_path / "review.tsv"
+    review.write_text(f"{NEW_WORD}\tkeep\n", "utf-8")
     settings = spark_params(params, lda_mode="mllib")
     settings = dataclasses.replace(
-        settings, lda=dataclasses.replace(settings.lda, num_topics=3, passes=5)
+        settings,
+        lda=dataclasses.replace(settings.lda, num_topics=3, passes=5),
+        segment=dataclasses.replace(settings.segment, new_words_review=review),
     )
     out = tmp_path / "mllib"
     stages.run(settings, str(SAMPLE_RAW), str(out), spark=spark, until="lda")
@@ -153,6 +164,13 @@ def test_mllib_mode_models_every_document(spark, params: Params, tmp_path: Path)
     assert read_json(out / "metrics" / "lda.json")["mode"] == "mllib"
     new = infer.run(settings, SAMPLE_RAW, out / "models" / "lda", tmp_path / "new.parquet")
     assert new.doc_topics.num_rows > 0
+    new_words = read_table(out / "new_words.parquet", ALL["new_words"]).to_pylist()
+    assert [(w["word"], w["accepted"]) for w in new_words] == [(NEW_WORD, True)]
+    tokens = read_table(out / "tokens.parquet", ALL["tokens"]).column("tokens").to_pylist()
+    found = sum(t.count(NEW_WORD) for t in tokens)
+    assert found == new_words[0]["token_count"] > 0
+    model = read_json(out / "models" / "lda" / "model.json")
+    assert model["settings"]["new_words"] == [NEW_WORD]
 
 
 def test_near_duplicates_resolve_in_document_order() -> None:

@@ -18,6 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from pipeline.io import raw_folder
+
 TEXT_STAGES = ("ingest", "clean", "segment", "tfidf")
 
 
@@ -95,11 +97,7 @@ def run(args: argparse.Namespace) -> int:
     corpus = args.corpus
     with tempfile.TemporaryDirectory(prefix="zhtopics-bench-spark-") as tmp:
         tmp = Path(tmp)
-        raw = corpus
-        if corpus.is_file():
-            raw = tmp / "raw"
-            raw.mkdir()
-            (raw / corpus.name).symlink_to(corpus.resolve())
+        raw = raw_folder(corpus, tmp)
         runs = {}
         for engine in ("local", "local[1]", "local[2]"):
             runs[engine] = _measure(engine, raw, tmp / engine, args)
@@ -127,7 +125,16 @@ def _size_mb(path: Path) -> float:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) / 1e6
 
 
-TEXT_TABLES = ("documents", "clean", "clean_audit", "tokens", "vocabulary", "doc_terms", "keywords")
+TEXT_TABLES = (
+    "documents",
+    "clean",
+    "clean_audit",
+    "tokens",
+    "new_words",
+    "vocabulary",
+    "doc_terms",
+    "keywords",
+)
 
 
 def _quality(args: argparse.Namespace) -> int:
@@ -150,9 +157,7 @@ def _quality(args: argparse.Namespace) -> int:
     }  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="zhtopics-bench-spark-") as tmp:
         tmp = Path(tmp)
-        raw = tmp / "raw"
-        raw.mkdir()
-        (raw / corpus.name).symlink_to(corpus.resolve())
+        raw = raw_folder(corpus, tmp)
         scores, seconds = {}, {}
         for name, extra in runs.items():
             out = tmp / name.replace(" ", "-")

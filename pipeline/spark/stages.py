@@ -77,6 +77,8 @@ class SparkRun:
     parts: int
     frames: dict
     vocabulary: pa.Table | None = None
+    new_words: pa.Table | None = None  # as written, for the topic model's saved settings
+    added_words: tuple[str, ...] = ()  # the new words added to the tokenizer
 
     def table(self, name: str) -> str:
         return f"{self.out.rstrip('/')}/{name}.parquet"
@@ -509,7 +511,8 @@ def segment_stage(state: SparkRun, raw: str) -> None:
         )
         for row in parts.collect():
             counter.counts += np.asarray(row["counts"], dtype=np.int64)
-    write_arrow(state.spark, counter.table(new_words), state.table("new_words"), NEW_WORDS)
+    state.new_words, state.added_words = counter.table(new_words), added
+    write_arrow(state.spark, state.new_words, state.table("new_words"), NEW_WORDS)
     total = tokens.agg(F.sum("n_tokens")).first()[0] or 0
     log.info("segment: %d tokens -> %s", total, state.table("tokens"))
 

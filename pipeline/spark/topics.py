@@ -27,6 +27,7 @@ from pipeline.schemas import (
     DOC_TERMS,
     DOC_TOPICS,
     DOCUMENTS,
+    NEW_WORDS,
     REPRESENTATIVE_DOCS,
     SWEEP,
     TOKENS,
@@ -133,6 +134,8 @@ def _fit_sample(state, folder: Path, results: Path) -> None:
     order_of = clean.select("doc_id", ORDER)
     documents = documents.join(order_of, "doc_id")
     write_table(state.vocabulary, sample.table("vocabulary"), VOCABULARY)
+    if state.new_words is not None:  # lda saves the added words with the model
+        write_table(state.new_words, sample.table("new_words"), NEW_WORDS)
     write_table(
         _sample_table(state, doc_terms, ids, DOC_TERMS, [ORDER, "pos"]),
         sample.table("doc_terms"),
@@ -240,7 +243,8 @@ def _fit_mllib(state, results: Path) -> None:
         TOPIC_TERM_RANKINGS,
     )
     theta = model.transform(data).select(vector_to_array("topicDistribution").alias("w"), "n")
-    save_model(fitted, terms.tolist(), results / "models" / "lda", settings_snapshot(state.params))
+    snapshot = settings_snapshot(state.params) | {"new_words": list(state.added_words)}
+    save_model(fitted, terms.tolist(), results / "models" / "lda", snapshot)
     # Prevalence as the local engine defines it: topic shares weighted by document length.
     sums = theta.agg(*[F.sum(F.col("w")[i] * F.col("n")) for i in range(k)], F.sum("n")).first()
     mixes = np.asarray(sums[:k], dtype=np.float64) / float(sums[k])
