@@ -120,13 +120,7 @@ def ship_files(spark, params: Params) -> Params:
         if seen is path:
             spark.sparkContext.addFile(str(path))
         sections.setdefault(section, {})[key] = Path(path.name)
-    return dataclasses.replace(
-        params,
-        **{
-            name: dataclasses.replace(getattr(params, name), **values)
-            for name, values in sections.items()
-        },
-    )
+    return _replaced(params, sections)
 
 
 def local_params(params: Params) -> Params:
@@ -138,6 +132,11 @@ def local_params(params: Params) -> Params:
         path = getattr(getattr(params, section), key)
         if path is not None:
             sections.setdefault(section, {})[key] = Path(SparkFiles.get(path.name))
+    return _replaced(params, sections)
+
+
+def _replaced(params: Params, sections: dict[str, dict]) -> Params:
+    """``params`` with the given keys of the given sections replaced."""
     return dataclasses.replace(
         params,
         **{

@@ -116,7 +116,8 @@ def run(
             "params: segment.phrases_threshold is set; the Spark engine does not learn "
             "collocations yet; set it to null or use the local engine"
         )
-    until = "lda" if until == "lda_sweep" else until
+    # lda_sweep runs inside lda; robustness (not on Spark) comes after compare.
+    until = {"lda_sweep": "lda", "robustness": "compare"}.get(until, until)
     spark = spark or start_session(params.spark, master)
     ship_package(spark)
     shipped = ship_files(spark, params)
