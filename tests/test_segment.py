@@ -563,8 +563,16 @@ def test_modules_the_stage_imports_are_token_shaping_or_declared_neutral():
 def test_bench_reads_txt_and_tsv(tmp_path):
     (tmp_path / "a.txt").write_text("第一篇文档", encoding="utf-8")
     (tmp_path / "b.tsv").write_text("label\ttext\nx\t第二篇\ny\t第三篇\n", encoding="utf-8")
+    (tmp_path / "gb").mkdir()
+    (tmp_path / "gb" / "a.txt").write_bytes("第四篇：旧编码的文档".encode("gb18030"))
     corpus = read_corpus(tmp_path)
-    assert corpus.column("text").to_pylist() == ["第一篇文档", "第二篇", "第三篇"]
+    assert corpus.column("text").to_pylist() == [
+        "第一篇文档",
+        "第二篇",
+        "第三篇",
+        "第四篇：旧编码的文档",
+    ]
+    assert corpus.column("doc_id").to_pylist() == ["a.txt", "b.tsv:0", "b.tsv:1", "gb/a.txt"]
     CLEAN.conform(corpus)
 
 
