@@ -64,6 +64,10 @@ def test_tokenizer_is_private(tmp_path):
         ("1—7", False),
         ("三亿多", False),
         ("万件", False),
+        ("兩個", False),  # traditional numerals and units count as numbers too
+        ("三萬億", False),
+        ("五歲", False),
+        ("幾條", False),
         ("12%", False),
         ("市", False),
         ("GDP", True),
@@ -588,6 +592,7 @@ def test_bench_command_prints_the_ratios(tmp_path, capsys):
 
 EDGE_TOKENS = ["", " ", "\n", "٣٤", "２０２２", "Ⅲ", "①", "α", "ー", "〇", "‰", "e-mail", "x"]
 EDGE_TOKENS += ["GDP", "5G", "the", "The", "20xx", "1—7", "三亿多", "万件", "12%", "市", "进一步"]
+EDGE_TOKENS += ["兩個", "三萬億", "十二號"]
 
 
 def test_bulk_filter_matches_is_content_token(params, lexicon):
