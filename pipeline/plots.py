@@ -602,10 +602,16 @@ def plot_topic_trends(topic_trends: pa.Table, topics: pa.Table | None = None, nc
     rows = topic_trends.sort_by([("topic", "ascending"), ("position", "ascending")]).to_pylist()
     keys = sorted({r["topic"] for r in rows})
     names = topic_names(topics, width=22) if topics is not None else {}
-    fig, axes = _grid(len(keys), ncols, 3.8, 2.8, title)
     periods = sorted({(r["position"], r["period"]) for r in rows})
     step = max(1, math.ceil(len(periods) / 8))
-    for ax, topic in zip(axes, keys, strict=True):
+    shown = periods[::step]
+    label_h = max(_text_inches(label, 7) for _, label in shown) * 0.71 + 0.2  # at 45°
+    fig, axes = _panels(
+        len(keys), ncols, 3.0, 2.0, title, left=0.75, bottom=0.15, last_bottom=label_h
+    )
+    # The periods are labelled under the bottom panel of each column, at most 8 of them.
+    bottom = set(range(max(len(keys) - ncols, 0), len(keys)))
+    for i, (ax, topic) in enumerate(zip(axes, keys, strict=True)):
         part = [r for r in rows if r["topic"] == topic]
         x = np.array([r["position"] for r in part])
         colour = PALETTE[topic % 10]
@@ -630,9 +636,9 @@ def plot_topic_trends(topic_trends: pa.Table, topics: pa.Table | None = None, nc
             edgecolors=colour,
             linewidths=1,
         )
-        shown = periods[::step]
-        ax.set_xticks([p for p, _ in shown], [label for _, label in shown], rotation=45, ha="right")
-        ax.tick_params(axis="x", labelsize=7)
+        labels = [label for _, label in shown] if i in bottom else []
+        ax.set_xticks([p for p, _ in shown], labels, rotation=45, ha="right")
+        ax.tick_params(labelsize=7)
         ax.set_ylim(bottom=0)
         ax.set_ylabel("平均主题占比", fontsize=8)
         ax.set_title(names.get(topic, f"T{topic}"), fontsize=10)
@@ -659,19 +665,23 @@ def plot_topic_contrasts(
     keys = sorted({r["topic"] for r in rows})
     names = topic_names(topics, width=18) if topics is not None else {}
     labels = [names.get(t, f"T{t}") for t in keys]
-    fig, axes = _grid(len(groups), ncols, 3.8, 0.8 + 0.3 * len(keys), title)
+    left = max(_text_inches(label, 7) for label in labels) + 0.15
+    fig, axes = _panels(len(groups), ncols, 2.6, 0.3 + 0.22 * len(keys), title, left=left)
+    y = np.arange(len(keys))[::-1]
     for ax, group in zip(axes, groups, strict=True):
         by_topic = {r["topic"]: r for r in rows if r["group"] == group}
-        y = np.arange(len(keys))[::-1]
-        for yi, topic in zip(y, keys, strict=True):
-            r = by_topic[topic]
-            apart = r["ci_low"] > 0 or r["ci_high"] < 0
-            colour = PALETTE[topic % 10] if apart else "0.6"
-            ax.plot([100 * r["ci_low"], 100 * r["ci_high"]], [yi, yi], color=colour, linewidth=2)
-            ax.plot([100 * r["diff"]], [yi], "o", color=colour, markersize=4)
+        part = [by_topic[topic] for topic in keys]
+        diff, low, high = (
+            100 * np.array([r[k] for r in part]) for k in ("diff", "ci_low", "ci_high")
+        )
+        apart = (low > 0) | (high < 0)
+        colours = [PALETTE[t % 10] if a else "0.6" for t, a in zip(keys, apart, strict=True)]
+        ax.hlines(y, low, high, colors=colours, linewidth=2)
+        ax.scatter(diff, y, s=16, c=colours, zorder=3)
         ax.axvline(0, color="0.3", linewidth=0.8)
+        ax.set_ylim(-0.7, len(keys) - 0.3)
         ax.set_yticks(y, labels, fontsize=7)
         ax.tick_params(axis="x", labelsize=7)
-        n = next(iter(by_topic.values()))["n_docs"]
+        n = part[0]["n_docs"]
         ax.set_title(f"{shorten(group, 16)} ({n} 篇)", fontsize=10)
     return fig

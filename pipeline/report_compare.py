@@ -22,6 +22,8 @@ log = logging.getLogger(__name__)
 # Key terms per group in the report's table and chart; topic differences listed per column.
 KEY_TERMS = 10
 TOP_CONTRASTS = 10
+# Groups pictured per column (a panel each): the largest; the tables above them list all.
+PICTURED_GROUPS = 12
 
 
 def documents_per_group(documents: pa.Table, column: str) -> dict[str, int]:
@@ -137,14 +139,21 @@ def groups_apart(page: _Page, results: Results, params: ReportParams) -> None:
                 " …" if len(small) > 30 else ""
             )
         page.text(text)
+        pictured, of = _pictured_groups(compared), ""
+        if len(pictured) < len(compared):
+            of = f" (the {len(pictured)} largest of {len(compared)} groups; all in the table)"
         key = results.keyness.filter(pc.equal(results.keyness.column("column"), column))
         if key.num_rows:
             _keyness_table(page, key, compared)
+            shown = pc.and_(
+                pc.less_equal(key.column("rank"), KEY_TERMS),
+                pc.is_in(key.column("group"), pa.array(pictured)),
+            )
             page.figure(
                 f"keyness-{_slug(column)}",
-                f"key terms by {column}",
+                f"key terms by {column}{of}",
                 plots.plot_term_bars,
-                key.filter(pc.less_equal(key.column("rank"), KEY_TERMS)),
+                key.filter(shown),
                 "group",
                 top_n=KEY_TERMS,
                 title=f"key terms by {column} (G²)",
@@ -157,12 +166,19 @@ def groups_apart(page: _Page, results: Results, params: ReportParams) -> None:
             _contrast_rows(page, contrasts, names)
             page.figure(
                 f"contrasts-{_slug(column)}",
-                f"topic differences by {column}",
+                f"topic differences by {column}{of}",
                 plots.plot_topic_contrasts,
-                contrasts,
+                contrasts.filter(pc.is_in(contrasts.column("group"), pa.array(pictured))),
                 column,
                 results.topics,
             )
+
+
+def _pictured_groups(compared: list[dict]) -> list[str]:
+    """The ``PICTURED_GROUPS`` largest compared groups (ties by name), in the column's order."""
+    largest = sorted(compared, key=lambda g: (-g["n_docs"], g["group"]))[:PICTURED_GROUPS]
+    kept = {g["group"] for g in largest}
+    return [g["group"] for g in compared if g["group"] in kept]
 
 
 def _keyness_table(page: _Page, key: pa.Table, compared: list[dict]) -> None:

@@ -134,6 +134,9 @@ def test_bench_prints_every_stage_and_phase_and_the_ratios(corpus, capsys):
         assert re.search(rf"^{name}{number}", out, re.M), name
     assert len(re.findall(rf"^total{number}\s+\d+\.\d\s+\d+\s+\d+$", out, re.M)) == 2
     assert "documents: 13 ingested (kept 13); 13 modelled" in out
+    # The whole pipeline as DVC runs it: compare, robustness (off) and explorer are timed too.
+    assert re.search(r"^robustness\s.*off \(robustness.enabled: false\)$", out, re.M)
+    assert re.search(r"^explorer\s.*\d+\.\d MB$", out, re.M)
     assert "documents: 13 read and modelled" in out
     assert re.search(r"^speed-up on the corpus, .*: \d+\.\d\dx", out, re.M)
     assert re.search(r"^pipeline >= 5x faster than the plain script\s+\S+x\s+(yes|no)$", out, re.M)

@@ -191,6 +191,12 @@ def test_judge_marks_fragments_userdict_compounds_and_review(seg):
     # A compound of dictionary words needs more contexts than a new word of its own.
     few = judge(_candidates(["精准扶贫", "营改增"], [30, 30], left=2.0), thresholds, checks)
     assert {r["word"]: r["reason"] for r in few} == {"精准扶贫": "compound", "营改增": ""}
+    # Counted units are numbers, in simplified and traditional characters (兩個 came up as a
+    # "new word" of bench-legacy's Big5 files before).
+    counted = judge(_candidates(["十二號", "兩個", "萬億元"], [30, 30, 30]), thresholds, checks)
+    assert {r["word"]: r["reason"] for r in counted} == {
+        w: "numeric" for w in ["十二號", "兩個", "萬億元"]
+    }
 
 
 def test_review_keep_overrules_a_rule_but_not_the_user_dictionary(seg):

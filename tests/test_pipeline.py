@@ -11,7 +11,7 @@ import pytest
 from pipeline.io import Paths, read_json, read_table
 from pipeline.lda import QUALITY_METRICS
 from pipeline.schemas import ALL, STATUSES
-from pipeline.text.token_filters import _NUMERIC
+from pipeline.text.token_filters import NUMERIC
 from tests.conftest import ROOT, SAMPLE_RAW
 
 # robustness is empty unless robustness.enabled (tests/test_robustness.py fills it).
@@ -71,7 +71,7 @@ def test_sample_topics_are_made_of_content_words(sample_run: Paths, lexicon):
     for term in top:
         assert term not in lexicon.stopwords, term
         assert len(term) > 1, term
-        assert not _NUMERIC.fullmatch(term), term
+        assert not NUMERIC.fullmatch(term), term
         assert not any(c in term for c in "xX*×"), term
     vocabulary = set(
         read_table(sample_run.table("vocabulary"), ALL["vocabulary"]).column("term").to_pylist()

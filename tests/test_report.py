@@ -360,3 +360,58 @@ def test_new_words_section_lists_accepted_words_with_an_example(sample_run, tmp_
     section = _html(_build(paths))
     section = section[section.index('id="new-words"') : section.index('id="keywords"')]
     assert "0 accepted of 1 listed" in section and "<td>fragment</td>" in section
+
+
+def test_many_compared_groups_are_pictured_by_the_largest_and_tabled_in_full(reports_run):
+    """A column of 15 compared groups (years, say): the keyness and contrast pictures show the
+    12 largest, the caption says so, and the table lists every group."""
+    import dataclasses
+
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from pipeline.report import _Page
+    from pipeline.report_compare import PICTURED_GROUPS, _pictured_groups, groups_apart
+
+    r = load_results(reports_run)
+    names = [f"{1990 + i}" for i in range(15)]
+    sizes = {name: 2 + i for i, name in enumerate(names)}  # 1990, 1991, 1992 the smallest
+    compared = pa.table(
+        {
+            "column": ["year"] * 15,
+            "group": names,
+            "n_docs": [sizes[n] for n in names],
+            "status": ["compared"] * 15,
+        }
+    )
+
+    def copied(table: pa.Table) -> pa.Table:
+        """One decade's rows of ``table`` again under each of the years."""
+        decade = table.filter(pc.equal(table.column("column"), "decade"))
+        one = decade.filter(pc.equal(decade.column("group"), decade.column("group")[0]))
+        parts = []
+        for name in names:
+            part = one.set_column(
+                one.schema.get_field_index("column"), "column", pa.array(["year"] * one.num_rows)
+            )
+            part = part.set_column(
+                part.schema.get_field_index("group"), "group", pa.array([name] * one.num_rows)
+            )
+            parts.append(part)
+        return pa.concat_tables(parts)
+
+    results = dataclasses.replace(
+        r,
+        compare_groups=compared.cast(r.compare_groups.select(compared.column_names).schema),
+        keyness=copied(r.keyness),
+        topic_contrasts=copied(r.topic_contrasts),
+    )
+    page = _Page(dpi=30)
+    groups_apart(page, results, ReportParams())
+    text = "".join(page.parts)
+    assert PICTURED_GROUPS == 12
+    assert "topic differences by year (the 12 largest of 15 groups; all in the table)" in text
+    assert "key terms by year (the 12 largest of 15 groups; all in the table)" in text
+    assert all(f"<td>{name}</td>" in text for name in names)  # the keyness table: every year
+    assert sum(name.startswith(("keyness-year", "contrasts-year"), 3) for name in page.images) == 2
+    assert _pictured_groups(compared.to_pylist()) == names[3:]  # in order, the three smallest out

@@ -64,6 +64,10 @@ def test_tokenizer_is_private(tmp_path):
         ("1—7", False),
         ("三亿多", False),
         ("万件", False),
+        ("兩個", False),  # traditional numerals and units count as numbers too
+        ("三萬億", False),
+        ("五歲", False),
+        ("幾條", False),
         ("12%", False),
         ("市", False),
         ("GDP", True),
@@ -563,8 +567,16 @@ def test_modules_the_stage_imports_are_token_shaping_or_declared_neutral():
 def test_bench_reads_txt_and_tsv(tmp_path):
     (tmp_path / "a.txt").write_text("第一篇文档", encoding="utf-8")
     (tmp_path / "b.tsv").write_text("label\ttext\nx\t第二篇\ny\t第三篇\n", encoding="utf-8")
+    (tmp_path / "gb").mkdir()
+    (tmp_path / "gb" / "a.txt").write_bytes("第四篇：旧编码的文档".encode("gb18030"))
     corpus = read_corpus(tmp_path)
-    assert corpus.column("text").to_pylist() == ["第一篇文档", "第二篇", "第三篇"]
+    assert corpus.column("text").to_pylist() == [
+        "第一篇文档",
+        "第二篇",
+        "第三篇",
+        "第四篇：旧编码的文档",
+    ]
+    assert corpus.column("doc_id").to_pylist() == ["a.txt", "b.tsv:0", "b.tsv:1", "gb/a.txt"]
     CLEAN.conform(corpus)
 
 
@@ -580,6 +592,7 @@ def test_bench_command_prints_the_ratios(tmp_path, capsys):
 
 EDGE_TOKENS = ["", " ", "\n", "٣٤", "２０２２", "Ⅲ", "①", "α", "ー", "〇", "‰", "e-mail", "x"]
 EDGE_TOKENS += ["GDP", "5G", "the", "The", "20xx", "1—7", "三亿多", "万件", "12%", "市", "进一步"]
+EDGE_TOKENS += ["兩個", "三萬億", "十二號"]
 
 
 def test_bulk_filter_matches_is_content_token(params, lexicon):

@@ -3,10 +3,11 @@
 `zhtopics bench pipeline --corpus PATH` (`make bench` runs it on ../shared/corpora/bench). In one
 run, side by side:
 
-- the pipeline from ingest to report, each stage in its own new process as a user or DVC runs
-  it, with ``ingest.unit=document``, ``lda.num_topics`` K (``--auto``: "auto", so lda_sweep fits
-  its models; otherwise it fits nothing), one seed and an empty segment cache, the ``--set``
-  overrides on top; beside each stage a note on what it did (encodings, fits, K, charts);
+- the whole pipeline, every stage from ingest to explorer in its own new process as a user or
+  DVC runs it, with ``ingest.unit=document``, ``lda.num_topics`` K (``--auto``: "auto", so
+  lda_sweep fits its models; otherwise it fits nothing), one seed and an empty segment cache,
+  the ``--set`` overrides on top; beside each stage a note on what it did (encodings, fits, K,
+  columns compared, charts, the explorer's size);
 - the plain script a researcher would write, in one new process: every .txt/.md file whole (the
   first of UTF-8, Big5, GB18030 that decodes it) and every .tsv/.csv row's text column is a
   document; ``jieba.lcut``, the project's stopword list,
@@ -36,12 +37,12 @@ from typing import TYPE_CHECKING
 
 from pipeline.bench.common import Measured, run_measured
 from pipeline.io import usable_cores
+from pipeline.runner import STAGES
 
 if TYPE_CHECKING:
     from pipeline.config import Params
 
 ROOT = Path(__file__).resolve().parents[2]
-STAGES = ("ingest", "clean", "segment", "tfidf", "lda_sweep", "lda", "report")
 PHASES = ("read", "segment", "dictionary", "lda", "write")
 COPIES = ("copy-1", "copy-2")
 MB = 1e6
@@ -154,7 +155,7 @@ def _environment() -> dict[str, str]:
 def run_pipeline(
     params: Path, raw: Path, out: Path, sets: list[str], mb: float
 ) -> tuple[dict[str, Measured], dict]:
-    """Each stage, ingest to lda, in a new process; prints a row per stage as it ends.
+    """Each stage, ingest to explorer, in a new process; prints a row per stage as it ends.
     Returns the measurements and the document counts the stages wrote to their metrics."""
     from pipeline.io import read_json
 
@@ -189,7 +190,8 @@ def run_plain(
 
 def stage_note(stage: str, out: Path) -> str:
     """Why a stage took its time, from what it wrote: files and encodings, documents kept,
-    whether the sweep fitted (and what), K and sweeps of the model, the report's charts."""
+    whether the sweep fitted (and what), K and sweeps of the model, the columns compared,
+    whether robustness ran, the report's charts, the explorer's size."""
     from pipeline.io import read_json
 
     metrics = out / "metrics"
@@ -221,9 +223,22 @@ def stage_note(stage: str, out: Path) -> str:
         if stage == "lda":
             lda = read_json(metrics / "lda.json")
             return f"K {lda['num_topics']}, {lda['num_documents']:,} documents"
+        if stage == "compare":
+            import pyarrow.parquet as pq
+
+            groups = pq.read_table(out / "compare_groups.parquet").to_pylist()
+            columns = sorted({g["column"] for g in groups if g["status"] == "compared"})
+            return f"columns compared: {', '.join(columns) or 'none'}"
+        if stage == "robustness":
+            import pyarrow.parquet as pq
+
+            variants = set(pq.read_table(out / "robustness.parquet").column("variant").to_pylist())
+            return f"{len(variants)} variants" if variants else "off (robustness.enabled: false)"
         if stage == "report":
             figures = len(list((out / "report").glob("*.png")))
             return f"{figures} charts"
+        if stage == "explorer":
+            return f"{(out / 'explorer.html').stat().st_size / 1e6:.1f} MB"
     except (OSError, KeyError, ValueError):
         pass
     return ""

@@ -63,7 +63,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def read_corpus(path: Path) -> pa.Table:
-    """A clean-table of the corpus: one document per .txt file, one per .tsv row."""
+    """A clean-table of the corpus: one document per .txt file, one per .tsv row. Text files
+    are decoded as ingest decodes them (any of UTF-8, GB18030, Big5), and named by their path
+    under the corpus folder (folders of categories often repeat file names)."""
+    from pipeline.text.decode import decode
+
     path = Path(path)
     files = (
         sorted(p for p in path.rglob("*") if p.suffix in {".txt", ".tsv"})
@@ -78,8 +82,8 @@ def read_corpus(path: Path) -> pa.Table:
                 ids.append(f"{file.name}:{row}")
                 texts.append(text)
         else:
-            ids.append(file.name)
-            texts.append(file.read_text(encoding="utf-8-sig"))
+            ids.append(file.relative_to(path).as_posix() if path.is_dir() else file.name)
+            texts.append(decode(file.read_bytes()).text)
     if not texts:
         raise ValueError(f"{path}: no .txt or .tsv documents found")
     return _clean_table(ids, texts)

@@ -32,7 +32,6 @@ longer words, compounds of dictionary words, the user dictionary, the user's rev
 from __future__ import annotations
 
 import logging
-import re
 import tempfile
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -44,6 +43,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline.arrays import string_array, to_arrow, to_numpy
+from pipeline.text.token_filters import NUMERIC
 
 log = logging.getLogger(__name__)
 
@@ -60,11 +60,6 @@ BATCH_BYTES = 4 << 20  # a bit set of 2**28 bits (32 MB) for "was this (n-1)-gra
 _JOINERS = (0x2B, 0x23, 0xFF0B, 0xFF03)
 # Grammatical particles: a string with one inside is a phrase (讲了话, 发展的道路).
 _PARTICLES = frozenset("的了着过地得之所吗呢吧啊")
-# Numbers, dates, counted units (2025年, 三个, 第一): filtered out of the tokens anyway.
-_NUMERIC = re.compile(
-    r"[\d０-９.,%‰+\-/:~xX×*—]*[\d０-９][\d０-９.,%‰+\-/:~xX×*—]*[年月日号时分秒%]?"
-    r"|[零〇一二三四五六七八九十百千万亿两几多余第]+[个件次年月日号人名元岁届位项条种家所多余]?"
-)
 # Why a listed candidate is not accepted (empty when it is).
 REASONS = ("", "fragment", "stopword", "compound", "numeric", "userdict", "rejected")
 
@@ -558,7 +553,7 @@ def judge(candidates: Candidates, thresholds: Thresholds, checks: Checks) -> lis
 def _reason(word: str, checks: Checks) -> str:
     if word in checks.userwords or any(u in word for u in checks.userwords if len(u) < len(word)):
         return "userdict"
-    if _NUMERIC.fullmatch(word):
+    if NUMERIC.fullmatch(word):  # filtered out of the tokens anyway
         return "numeric"
     tokens = [t for t in checks.cut(word) if t.strip()]
     edges = [t for t in (tokens[:1] + tokens[-1:]) if not _is_joiner(t)]

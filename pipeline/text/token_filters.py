@@ -15,14 +15,15 @@ from pipeline.config import SegmentParams
 
 # Numbers, dates, percentages, placeholders such as 20xx, and Chinese numerals with a unit
 # (三亿多, 万件): counts, not content.
-_NUMERIC = re.compile(
-    r"[\d.,%‰+\-/:~xX×*—]*\d[\d.,%‰+\-/:~xX×*—]*[年月日号时分秒%]?"
-    r"|[零〇一二三四五六七八九十百千万亿两几多余第]+[个件次年月日号人名元岁届位项条种家所多余]?"
+NUMERIC = re.compile(
+    r"[\d.,%‰+\-/:~xX×*—]*\d[\d.,%‰+\-/:~xX×*—]*[年月日号號时時分秒%]?"
+    r"|[零〇一二三四五六七八九十百千万萬亿億两兩几幾多余餘第]+"
+    r"[个個件次年月日号號人名元岁歲届屆位项項条條种種家所多余餘]?"
 )
 _LATIN = re.compile(r"[A-Za-z][A-Za-z0-9._\-+&']*")
 # The same rules for arrow's RE2 engine, applied to many tokens at once; \p{Nd} is what
 # Python's \d means in a str pattern. A test checks both against each other.
-_NUMERIC_RE2 = "^(?:" + _NUMERIC.pattern.replace(r"\d", r"\p{Nd}") + ")$"
+_NUMERIC_RE2 = "^(?:" + NUMERIC.pattern.replace(r"\d", r"\p{Nd}") + ")$"
 _LATIN_RE2 = "^(?:" + _LATIN.pattern + ")$"
 _WORDLIKE_RE2 = r"[\p{L}\p{N}]"
 
@@ -37,7 +38,7 @@ def is_content_token(token: str, params: SegmentParams, stopwords: frozenset[str
         return False
     if not any(unicodedata.category(c)[0] in "LN" for c in token):
         return False
-    if not params.keep_numbers and _NUMERIC.fullmatch(token):
+    if not params.keep_numbers and NUMERIC.fullmatch(token):
         return False
     if not params.keep_latin and _LATIN.fullmatch(token):
         return False
