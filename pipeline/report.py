@@ -361,13 +361,8 @@ def largest_groups(groups: dict[str, str], limit: int) -> dict[str, str]:
         sizes[g] = sizes.get(g, 0) + 1
     if len(sizes) <= limit:
         return groups
-    kept = set(_largest(sizes, limit))
+    kept = set(compare_sections.largest(sizes, limit))
     return {doc: g for doc, g in groups.items() if g in kept}
-
-
-def _largest(sizes: dict[str, int], limit: int) -> list[str]:
-    """The ``limit`` groups with the most documents; equal sizes by name."""
-    return sorted(sizes, key=lambda g: (-sizes[g], g))[:limit]
 
 
 def _keyword_groups(results: Results, params: ReportParams) -> dict[str, str]:
@@ -519,7 +514,7 @@ def _largest_prevalence_groups(page: _Page, table: pa.Table, column: str, limit:
     sizes = dict(zip(groups, n_docs, strict=True))
     if len(sizes) <= limit:
         return table
-    kept = _largest(sizes, limit)
+    kept = compare_sections.largest(sizes, limit)
     page.note(
         f"Prevalence by {column}: the {limit} largest of {len(sizes)} groups (report.max_groups)."
     )

@@ -174,10 +174,14 @@ def groups_apart(page: _Page, results: Results, params: ReportParams) -> None:
             )
 
 
+def largest(sizes: dict[str, int], limit: int) -> list[str]:
+    """The ``limit`` groups with the most documents; equal sizes by name."""
+    return sorted(sizes, key=lambda g: (-sizes[g], g))[:limit]
+
+
 def _pictured_groups(compared: list[dict]) -> list[str]:
-    """The ``PICTURED_GROUPS`` largest compared groups (ties by name), in the column's order."""
-    largest = sorted(compared, key=lambda g: (-g["n_docs"], g["group"]))[:PICTURED_GROUPS]
-    kept = {g["group"] for g in largest}
+    """The ``PICTURED_GROUPS`` largest compared groups, in the column's order."""
+    kept = set(largest({g["group"]: g["n_docs"] for g in compared}, PICTURED_GROUPS))
     return [g["group"] for g in compared if g["group"] in kept]
 
 

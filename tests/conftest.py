@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pytest
+import yaml
 
 from pipeline.config import Params, TfidfParams, load_params, recording_reads
 from pipeline.io import Paths
@@ -22,6 +23,20 @@ ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 SAMPLE_RAW = ROOT / "data" / "raw"
 SAMPLE_FILE = SAMPLE_RAW / "womens_federation_work_meeting_speeches.txt"
+
+
+def _leaf_keys(data: dict, prefix: str = "") -> set[str]:
+    keys = set()
+    for key, value in data.items():
+        if isinstance(value, dict):
+            keys |= _leaf_keys(value, f"{prefix}{key}.")
+        else:
+            keys.add(f"{prefix}{key}")
+    return keys
+
+
+# Every leaf key of the shipped params.yaml ("lda.sweep.k").
+SHIPPED_KEYS = _leaf_keys(yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8")))
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,7 @@ import yaml
 
 from pipeline.io import Paths, read_table
 from pipeline.schemas import ALL
-from tests.conftest import ROOT, SAMPLE_FILE
+from tests.conftest import ROOT, SAMPLE_FILE, SHIPPED_KEYS
 from tests.test_pipeline import EMPTY_ON_THE_SAMPLE
 
 pytestmark = pytest.mark.slow
@@ -96,19 +96,6 @@ def _set_param(project, original: str, section: str, key: str, value) -> None:
         node = node[name]
     node[leaf] = value
     (project / "params.yaml").write_text(yaml.safe_dump(data, allow_unicode=True), "utf-8")
-
-
-def _leaf_keys(data: dict, prefix: str = "") -> set[str]:
-    keys = set()
-    for key, value in data.items():
-        if isinstance(value, dict):
-            keys |= _leaf_keys(value, f"{prefix}{key}.")
-        else:
-            keys.add(f"{prefix}{key}")
-    return keys
-
-
-SHIPPED_KEYS = _leaf_keys(yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8")))
 
 
 def _declared(stage: dict) -> set[str]:
