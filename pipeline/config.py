@@ -746,6 +746,10 @@ class SparkParams:
     lda_mode: Literal["sample", "mllib"] = "sample"
     # Documents in the sample of ``sample`` mode (drawn with lda.random_state).
     lda_sample_docs: int = 50_000
+    # A CSV, TSV or JSON Lines file in UTF-8 larger than this many MB is read line by line in
+    # pieces of this size, one Spark task each; smaller files (and every other file) are read
+    # whole, one task per file. 0: every file whole.
+    split_mb: float = 64.0
 
     def __post_init__(self) -> None:
         if not self.master.strip():
@@ -757,6 +761,8 @@ class SparkParams:
                 _fail(f"spark.conf.{key}", value, "Spark settings, whose names start with spark.")
         if self.lda_sample_docs < 2:
             _fail("spark.lda_sample_docs", self.lda_sample_docs, "an integer >= 2")
+        if self.split_mb < 0:
+            _fail("spark.split_mb", self.split_mb, "0 (every file whole) or a size in MB > 0")
 
 
 @dataclass(frozen=True)

@@ -454,6 +454,14 @@ def test_malformed_jsonl_line_is_an_unreadable_record_with_its_line_number():
     assert rows[3]["text"] == "also ok" and rows[3]["record"] == 3
 
 
+def test_jsonl_lines_end_at_line_breaks_only():
+    # A JSON string may hold U+2028 or U+0085 (str.splitlines() cuts there); \r\n ends a line.
+    raw = RawFile("d.jsonl", '{"text": "一\u2028二\u0085三"}\r\n{"text": "四"}\r\n'.encode())
+    rows = ingest([raw], DOCUMENT).to_pylist()
+    assert [(r["status"], r["record"]) for r in rows] == [("kept", 0), ("kept", 1)]
+    assert rows[1]["text"] == "四"
+
+
 def test_jsonl_record_without_the_text_key_is_one_unreadable_record():
     raw = RawFile("c.jsonl", '{"text": "有"}\n{"body": "无"}\n'.encode())
     rows = ingest([raw], DOCUMENT).to_pylist()

@@ -6,6 +6,9 @@ command line in a subprocess (a process holds one Spark context)."""
 from __future__ import annotations
 
 import dataclasses
+import json
+import logging
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -219,6 +222,60 @@ def test_duplicates_and_near_duplicates_match_the_local_engine(
     assert documents.column_names[-2:] == ["label", "site"]
     statuses = read_table(local.table("clean"), ALL["clean"]).column("status").to_pylist()
     assert "duplicate" in statuses and "near_duplicate" in statuses
+
+
+def test_large_tables_are_read_in_pieces_with_the_local_rows(
+    spark, params: Params, tmp_path: Path, caplog
+) -> None:
+    """CSV, TSV and JSON Lines files above spark.split_mb are read line by line across tasks
+    and give the local engine's rows: blank lines, bad rows, a BOM, CRLF, a JSON string with
+    U+2028, paragraphs; a CSV whose quoted field spans lines and one without the text column
+    are read whole."""
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    texts = (ROOT / "tests" / "fixtures" / "near_duplicates.txt").read_text("utf-8").split("\n\n")
+    rows = [f"{t.strip()[:60]}\t第{i}篇\t2021-0{i % 9 + 1}-01" for i, t in enumerate(texts * 4)]
+    rows[3] = "只有一列"  # too few fields
+    rows[5] = '"引号里的，内容"\t标题\t'  # a quoted field on its line
+    rows.insert(7, "")  # a blank line
+    rows[9] = rows[9].replace("，", "\x00，")
+    table = "text\ttitle\tdate\r\n" + "\r\n".join(rows) + "\r\n"
+    (raw / "news.tsv").write_text(table, "utf-8")
+    (raw / "bom.tsv").write_bytes(b"\xef\xbb\xbf" + table.replace("\r\n", "\n").encode("utf-8"))
+    posts = [
+        json.dumps({"text": f"{t.strip()}\n\n第二段：{t.strip()[:30]}", "n": i}, ensure_ascii=False)
+        for i, t in enumerate(texts * 3)
+    ]
+    posts[2] = '{"text": "一行\u2028仍是同一条", "n": 2}'
+    posts[4] = "not json"
+    posts[6] = "[1, 2]"
+    posts[8] = '{"body": "没有文本列"}'
+    posts.insert(10, "   ")
+    (raw / "posts.jsonl").write_text("\n".join(posts) + "\n", "utf-8")
+    multi = 'text,label\n"第一行\n第二行，同一个字段",a\n' + "".join(
+        f'"{t.strip()[:40]}",b\n' for t in texts * 4
+    )
+    (raw / "multi.csv").write_text(multi, "utf-8")
+    (raw / "nocol.csv").write_text("body,label\n" + "一段话,a\n" * 60, "utf-8")
+    (raw / "small.txt").write_text(texts[0], "utf-8")
+    settings = dataclasses.replace(
+        params, ingest=dataclasses.replace(params.ingest, unit="paragraph")
+    )
+    local = Paths.under(raw, tmp_path / "local")
+    run_stages(settings, local, until="ingest")
+    from pipeline.spark import stages
+
+    caplog.set_level(logging.INFO, logger="pipeline.spark.stages")
+    split = spark_params(settings, split_mb=0.0005)  # pieces of 500 bytes
+    stages.run(split, str(raw), str(tmp_path / "spark"), spark=spark, until="ingest")
+    ours = read_table(tmp_path / "spark" / "documents.parquet", ALL["documents"])
+    assert_same_table("documents", ours, read_table(local.table("documents"), ALL["documents"]))
+    pieces = dict(re.findall(r"ingest: (\S+): \d+ lines, read in (\d+) pieces", caplog.text))
+    assert sorted(pieces) == ["bom.tsv", "news.tsv", "posts.jsonl"]
+    assert all(int(n) > 1 for n in pieces.values())
+    assert "multi.csv: a quoted field goes on past line 2; read whole" in caplog.text
+    statuses = read_table(local.table("documents"), ALL["documents"]).column("status")
+    assert "unreadable" in statuses.to_pylist()
 
 
 def test_spark_settings_are_checked() -> None:

@@ -50,6 +50,9 @@ def start_session(params: SparkParams, master: str | None = None, app: str = "zh
     require_pyspark()
     from pyspark.sql import SparkSession
 
+    # py4j logs every connection it opens and closes (INFO), even at interpreter exit.
+    logging.getLogger("py4j").setLevel(logging.WARNING)
+
     active = SparkSession.getActiveSession()
     if active is not None:
         return active

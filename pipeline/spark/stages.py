@@ -15,6 +15,7 @@ import logging
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from urllib.parse import unquote
 
 import numpy as np
 import pyarrow as pa
@@ -42,6 +43,7 @@ from pipeline.spark.session import partitions, ship_files, ship_package
 from pipeline.spark.session import start_session as start_session
 from pipeline.spark.tables import (
     doc_term_rows,
+    file_system,
     qualified,
     spark_schema,
     write_arrow,
@@ -149,22 +151,32 @@ def ingest_stage(state: SparkRun, raw: str) -> None:
     try:
         root = qualified(spark, raw)
         files = spark.read.format("binaryFile").option("recursiveFileLookup", "true").load(root)
-        paths = sorted(row.path for row in files.select("path").collect())
+        sizes = {row.path: row.length for row in files.select("path", "length").collect()}
     except AnalysisException as exc:
         raise IngestError(f"raw folder {raw} cannot be read: {exc}") from exc
-    if not paths:
+    if not sizes:
         raise IngestError(f"raw folder {raw} holds no files; put your documents there")
-    ordered = sorted(paths, key=lambda p: workers.relative_source(p, root))
+    ordered = sorted(sizes, key=lambda p: workers.relative_source(p, root))
     _check_path_pattern(ordered, root, state.params.ingest)
-    numbers = spark.createDataFrame(
-        [(p, i) for i, p in enumerate(ordered)], "path string, file_number long"
-    )
+    number = {path: i for i, path in enumerate(ordered)}
+    layouts = split_layouts(state, root, sizes)
+    lines = _split_lines(state, root, layouts, sizes, number) if layouts else None
+    whole = [p for p in ordered if p not in layouts]
+    _check_whole_sizes(whole, sizes, root)
+    numbers = [(p, number[p]) for p in whole]
+    numbers = spark.createDataFrame(numbers, "path string, file_number long")
+    if layouts:  # the split files' content is not read (Spark filters on length before reading)
+        largest = max(sizes[p] for p in whole) if whole else 0
+        files = files.filter(F.col("length") <= largest)
     content = files.join(F.broadcast(numbers), "path").select("path", "content", "file_number")
     content = content.repartition(max(state.parts, 1), "file_number")
-    docs = content.mapInArrow(
-        workers.ingest_files(root, state.params.ingest),
-        spark_schema(DOCUMENTS, pa.schema(list(workers.INGEST_SCHEMA)[len(DOCUMENTS.schema) :])),
-    )
+    extra = pa.schema(list(workers.INGEST_SCHEMA)[len(DOCUMENTS.schema) :])
+    schema = spark_schema(DOCUMENTS, extra)
+    docs = content.mapInArrow(workers.ingest_files(root, state.params.ingest), schema)
+    if lines is not None:
+        docs = docs.unionByName(
+            lines.mapInArrow(workers.ingest_lines(root, state.params.ingest, layouts), schema)
+        )
     # A large file is one task of the reader; its documents are spread over the partitions.
     docs = state.persist("ingest", docs.repartition(max(state.parts, 1), ORDER))
     counts = {r["status"]: r["count"] for r in docs.groupBy("status").count().collect()}
@@ -181,9 +193,130 @@ def ingest_stage(state: SparkRun, raw: str) -> None:
         sum(counts.values()),
         state.params.ingest.unit,
         dict(sorted(counts.items())),
-        len(paths),
+        len(sizes),
         state.table("documents"),
     )
+
+
+# The binary-file reader holds a file in one byte array.
+WHOLE_FILE_LIMIT = 2**31 - 1
+# Characters of a file name that Spark's text reader takes as a list or a pattern.
+UNSPLIT_CHARACTERS = frozenset(",*?[]{}\\")
+# Bytes read from the start of a large table to see its encoding, header and delimiter.
+HEAD_BYTES = 65536
+
+
+def split_layouts(state: SparkRun, root: str, sizes: dict[str, int]) -> dict[str, tuple]:
+    """The files read line by line across tasks: CSV, TSV and JSON Lines larger than
+    ``spark.split_mb``, in UTF-8 (a BOM, a forced or a legacy encoding keeps a file whole),
+    whose header fits in the first ``HEAD_BYTES``. path -> (format, CSV columns, delimiter,
+    encoding)."""
+    from pipeline.text.formats import LINE_END, LINE_FORMATS, csv_columns, sniff_delimiter
+
+    limit = state.params.spark.split_mb * 1e6
+    forced = state.params.ingest.encoding
+    if not limit or (forced and forced.lower().replace("_", "-") not in ("utf-8", "utf8")):
+        return {}
+    layouts = {}
+    for path, size in sorted(sizes.items()):
+        fmt = Path(path).suffix.lower().lstrip(".")
+        if size <= limit or fmt not in LINE_FORMATS:
+            continue
+        source = workers.relative_source(path, root)
+        if UNSPLIT_CHARACTERS & set(unquote(path)):  # to Hadoop: a list or a pattern
+            log.info(
+                "ingest: %s: its name holds one of %s; read whole",
+                source,
+                "".join(sorted(UNSPLIT_CHARACTERS)),
+            )
+            continue
+        head = _head(state.spark, path, min(size, HEAD_BYTES))
+        encoding = "utf-8"
+        if head.startswith(b"\xef\xbb\xbf"):
+            head, encoding = head[3:], "utf-8-sig"
+        try:
+            text = head.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            if exc.start < len(head) - 3:  # not a character cut at the end of the head
+                log.info("ingest: %s is not UTF-8; read whole, in one task", source)
+                continue
+            text = head[: exc.start].decode("utf-8")
+        first = LINE_END.split(text, maxsplit=1)
+        if len(first) < 2:
+            log.info(
+                "ingest: %s: no line ends in its first %d bytes; read whole", source, len(head)
+            )
+            continue
+        delimiter = sniff_delimiter(text, "\t" if fmt == "tsv" else ",") if fmt != "jsonl" else ""
+        columns = csv_columns(first[0], delimiter) if fmt != "jsonl" else []
+        layouts[path] = (fmt, columns, delimiter, encoding)
+    return layouts
+
+
+def _check_whole_sizes(whole: list[str], sizes: dict[str, int], root: str) -> None:
+    for path in whole:
+        if sizes[path] > WHOLE_FILE_LIMIT:
+            raise IngestError(
+                f"ingest: {workers.relative_source(path, root)} has {sizes[path]:,} bytes; Spark "
+                "reads a file of its kind whole, in one array of at most 2 GB: split it into "
+                "smaller files, or store it as a UTF-8 CSV, TSV or JSON Lines file (read in "
+                "pieces, spark.split_mb)"
+            )
+
+
+def _head(spark, path: str, size: int) -> bytes:
+    """The first ``size`` bytes of a file (through Spark's file system: any URI)."""
+    fs, hpath, jvm = file_system(spark, unquote(path))
+    stream = fs.open(hpath)
+    try:
+        return bytes(jvm.org.apache.commons.io.IOUtils.toByteArray(stream, size))
+    finally:
+        stream.close()
+
+
+def _split_lines(
+    state: SparkRun, root: str, layouts: dict[str, tuple], sizes: dict, number: dict[str, int]
+):
+    """The records of the split files as (path, file_number, line, line_no, record) rows:
+    Spark's text reader in pieces of ``spark.split_mb``; a first pass counts each piece's
+    lines and records (the offsets of the next pieces) and finds CSV lines that end inside a
+    quoted field, whose files are then read whole."""
+    context = state.spark.sparkContext
+    piece = max(1, int(state.params.spark.split_mb * 1e6))
+    rdds = []
+    for path, (fmt, columns, delimiter, encoding) in sorted(layouts.items()):
+        text = context.textFile(unquote(path), minPartitions=max(1, -(-sizes[path] // piece)))
+        counting = workers.count_lines(fmt, delimiter)
+        pieces = sorted(text.mapPartitionsWithIndex(counting).collect())
+        line_start, record_start, opened = [], [], None
+        lines_before = records_before = 0
+        for _, n_lines, n_records, open_at in pieces:
+            if open_at is not None and opened is None:
+                opened = lines_before + open_at + 1
+            line_start.append(lines_before)
+            record_start.append(records_before)
+            lines_before += n_lines
+            records_before += n_records
+        source = workers.relative_source(path, root)
+        if opened is not None:
+            log.info(
+                "ingest: %s: a quoted field goes on past line %d; read whole, in one task",
+                source,
+                opened,
+            )
+            del layouts[path]
+            continue
+        if fmt != "jsonl" and state.params.ingest.text_column not in columns:
+            # One row says why, as the local engine gives for the whole file.
+            rdds.append(context.parallelize([(path, number[path], text.first(), 1, 0)]))
+            continue
+        log.info("ingest: %s: %d lines, read in %d pieces", source, lines_before, len(pieces))
+        rows = workers.line_rows(path, number[path], fmt, encoding, line_start, record_start)
+        rdds.append(text.mapPartitionsWithIndex(rows))
+    if not rdds:
+        return None
+    schema = "path string, file_number long, line string, line_no long, record long"
+    return state.spark.createDataFrame(context.union(rdds), schema)
 
 
 def _check_path_pattern(paths: list[str], root: str, params: IngestParams) -> None:
@@ -472,9 +605,9 @@ def _write_json(state: SparkRun, data: dict, name: str) -> None:
     if "://" not in state.out or state.out.startswith("file:"):
         write_json(data, Path(target.removeprefix("file:")))
         return
-    from pipeline.spark.tables import _fs
+    from pipeline.spark.tables import file_system
 
-    fs, path, _ = _fs(state.spark, target)
+    fs, path, _ = file_system(state.spark, target)
     stream = fs.create(path, True)
     try:
         stream.write(bytearray(json.dumps(data, ensure_ascii=False, indent=2).encode("utf-8")))

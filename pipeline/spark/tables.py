@@ -14,7 +14,8 @@ from pipeline.schemas import TableSchema
 log = logging.getLogger(__name__)
 
 
-def _fs(spark, uri: str):
+def file_system(spark, uri: str):
+    """Hadoop's FileSystem of ``uri``, its Path and the JVM."""
     jvm = spark.sparkContext._jvm
     path = jvm.org.apache.hadoop.fs.Path(uri)
     return path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()), path, jvm
@@ -22,12 +23,12 @@ def _fs(spark, uri: str):
 
 def qualified(spark, uri: str) -> str:
     """``uri`` as Spark names files below it (``file:/...``, ``hdfs://host/...``)."""
-    fs, path, _ = _fs(spark, uri)
+    fs, path, _ = file_system(spark, uri)
     return fs.makeQualified(path).toString()
 
 
 def exists(spark, uri: str) -> bool:
-    fs, path, _ = _fs(spark, uri)
+    fs, path, _ = file_system(spark, uri)
     return bool(fs.exists(path))
 
 
@@ -75,7 +76,7 @@ def _spark_type(field: pa.Field):
 
 def _write(df, uri: str) -> None:
     spark = df.sparkSession
-    fs, target, jvm = _fs(spark, uri)
+    fs, target, jvm = file_system(spark, uri)
     tmp = jvm.org.apache.hadoop.fs.Path(target.getParent(), f".{target.getName()}.spark-tmp")
     fs.delete(tmp, True)
     df.write.mode("overwrite").option("compression", "zstd").parquet(tmp.toString())

@@ -295,10 +295,10 @@ def _struct(schema: pa.Schema):
 
 def _upload(state, results: Path) -> None:
     """Copy the driver-made files (model, metrics, visualisation) to a remote output."""
-    from pipeline.spark.tables import _fs
+    from pipeline.spark.tables import file_system
 
     for path in sorted(results.rglob("*")):
         if path.is_file():
             target = f"{state.out.rstrip('/')}/{path.relative_to(results).as_posix()}"
-            fs, dest, jvm = _fs(state.spark, target)
+            fs, dest, jvm = file_system(state.spark, target)
             fs.copyFromLocalFile(False, True, jvm.org.apache.hadoop.fs.Path(str(path)), dest)

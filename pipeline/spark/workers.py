@@ -87,8 +87,108 @@ def ingest_files(root: str, params: IngestParams):
                     ]
                     row[ORDER] = (number << ROW_BITS) | position
                     rows.append(row)
-            columns = {f.name: [r.get(f.name) for r in rows] for f in INGEST_SCHEMA}
-            yield from _batches(pa.table(columns, schema=INGEST_SCHEMA), INGEST_SCHEMA)
+            yield from _ingest_batches(rows)
+
+    return run
+
+
+def _ingest_batches(rows: list[dict]) -> Iterator[pa.RecordBatch]:
+    columns = {f.name: [r.get(f.name) for r in rows] for f in INGEST_SCHEMA}
+    yield from _batches(pa.table(columns, schema=INGEST_SCHEMA), INGEST_SCHEMA)
+
+
+# A record's place among a split file's rows: ``record << UNIT_BITS | unit`` (its paragraphs
+# with ingest.unit paragraph), below the file number as in ``ROW_BITS``.
+UNIT_BITS = 12
+
+
+def split_order(number: int, record: int, unit: int, source: str) -> int:
+    if unit >> UNIT_BITS or record >> (ROW_BITS - UNIT_BITS):
+        raise ValueError(
+            f"ingest: {source}, record {record}: more than {1 << UNIT_BITS} paragraphs in a "
+            f"record or {1 << (ROW_BITS - UNIT_BITS)} records in a file cannot be split across "
+            "Spark tasks; set spark.split_mb: 0 or ingest.unit: document"
+        )
+    return (number << ROW_BITS) | (record << UNIT_BITS) | unit
+
+
+def ingest_lines(root: str, params: IngestParams, layouts: dict[str, tuple]):
+    """mapInArrow function for large tables read line by line across tasks: (path,
+    file_number, line, line_no, record) rows -> documents rows, as ``ingest_files`` gives for
+    the whole file. ``layouts``: path -> (format, CSV columns, CSV delimiter, encoding)."""
+    from pipeline.ingest import _units, with_path_fields
+    from pipeline.text.formats import RESERVED, line_doc
+    from pipeline.text.path_fields import PathFields
+
+    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        path_fields = PathFields(params.path_pattern, params.folder_column)
+        for batch in batches:
+            rows: list[dict] = []
+            for path, number, line, line_no, record in zip(
+                *(batch.column(c).to_pylist() for c in LINE_COLUMNS), strict=True
+            ):
+                fmt, columns, delimiter, encoding = layouts[path]
+                source = relative_source(path, root)
+                layout = (columns, delimiter, encoding)
+                doc = line_doc(source, fmt, line, line_no, record, layout, params)
+                docs = with_path_fields([doc], path_fields, params)
+                for unit, row in enumerate(_units(docs, params)):
+                    row["_meta"] = [
+                        {"key": k, "value": v} for k, v in row.items() if k not in RESERVED
+                    ]
+                    row[ORDER] = split_order(number, record, unit, source)
+                    rows.append(row)
+            yield from _ingest_batches(rows)
+
+    return run
+
+
+LINE_COLUMNS = ("path", "file_number", "line", "line_no", "record")
+
+
+def count_lines(fmt: str, delimiter: str):
+    """mapPartitionsWithIndex function over a split file's lines: (piece, lines, lines holding
+    a record, the first CSV line in the piece that ends inside a quoted field or None)."""
+    from pipeline.text.formats import line_holds_record, line_is_closed
+
+    def run(index: int, lines: Iterator[str]) -> Iterator[tuple]:
+        n_lines = n_records = 0
+        open_at = None
+        for line in lines:
+            if fmt != "jsonl" and open_at is None and not line_is_closed(line, delimiter):
+                open_at = n_lines
+            n_records += line_holds_record(fmt, line)
+            n_lines += 1
+        yield index, n_lines, n_records, open_at
+
+    return run
+
+
+def line_rows(
+    path: str,
+    number: int,
+    fmt: str,
+    encoding: str,
+    line_start: list[int],
+    record_start: list[int],
+):
+    """mapPartitionsWithIndex function over a split file's lines: (path, file_number, line,
+    line_no, record) of each line holding a record; ``line_start`` and ``record_start``: the
+    lines and records (a CSV header counted as one) before each piece."""
+    from pipeline.text.formats import line_holds_record
+
+    header = int(fmt != "jsonl")
+
+    def run(index: int, lines: Iterator[str]) -> Iterator[tuple]:
+        line_no, record = line_start[index], record_start[index]
+        for line in lines:
+            line_no += 1
+            if line_no == 1 and encoding == "utf-8-sig":
+                line = line.removeprefix("\ufeff")
+            if line_holds_record(fmt, line):
+                if not (line_no == 1 and header):
+                    yield path, number, line, line_no, record - header
+                record += 1
 
     return run
 

@@ -223,32 +223,43 @@ def _parse_tabular(raw: RawFile, fmt: str, params: IngestParams) -> Iterator[Par
             records = _json_records(raw, decoded.text)
         else:
             records = _csv_records(raw, decoded.text, fmt)
-    text_column = params.text_column
     for index, (row, error) in enumerate(records):
-        if row is None:
-            yield ParsedDoc(raw.source, index, "", fmt, encoding, status=UNREADABLE, reason=error)
-            continue
-        if text_column not in row:
-            reason = (
-                f"{raw.source}: record {index}: no text column {text_column!r} "
-                f"(set ingest.text_column); its columns are {list(row)}"
-            )
-            if fmt not in ("json", "jsonl"):  # a table's columns are those of every row
-                raise _Unusable(UNREADABLE, reason)
-            yield ParsedDoc(raw.source, index, "", fmt, encoding, status=UNREADABLE, reason=reason)
-            continue
-        text = row[text_column]
-        yield ParsedDoc(
-            raw.source,
-            index,
-            "" if text is None else _newlines(text),
-            fmt,
-            encoding,
-            title=row.get("title") or None,
-            date=dates.parse_date_value(row.get("date")),
-            date_source="column" if row.get("date") else None,
-            metadata={_meta_name(k): v for k, v in row.items() if k != text_column},
+        yield record_doc(raw.source, index, row, error, fmt, encoding, params)
+
+
+def record_doc(
+    source: str,
+    index: int,
+    row: dict[str, str | None] | None,
+    error: str | None,
+    fmt: str,
+    encoding: str | None,
+    params: IngestParams,
+) -> ParsedDoc:
+    """The document of record ``index`` of a table (its fields, or why it cannot be used)."""
+    text_column = params.text_column
+    if row is None:
+        return ParsedDoc(source, index, "", fmt, encoding, status=UNREADABLE, reason=error)
+    if text_column not in row:
+        reason = (
+            f"{source}: record {index}: no text column {text_column!r} "
+            f"(set ingest.text_column); its columns are {list(row)}"
         )
+        if fmt not in ("json", "jsonl"):  # a table's columns are those of every row
+            raise _Unusable(UNREADABLE, reason)
+        return ParsedDoc(source, index, "", fmt, encoding, status=UNREADABLE, reason=reason)
+    text = row[text_column]
+    return ParsedDoc(
+        source,
+        index,
+        "" if text is None else _newlines(text),
+        fmt,
+        encoding,
+        title=row.get("title") or None,
+        date=dates.parse_date_value(row.get("date")),
+        date_source="column" if row.get("date") else None,
+        metadata={_meta_name(k): v for k, v in row.items() if k != text_column},
+    )
 
 
 def _meta_name(column: str) -> str:
@@ -285,31 +296,89 @@ def _csv_records(raw: RawFile, text: str, fmt: str) -> Iterator[_Record]:
         except csv.Error as exc:
             yield None, f"{raw.source}: line {reader.line_num}: not valid CSV ({exc}); rest skipped"
             return
-        if not row:
-            continue
-        if len(row) != len(columns):
-            yield (
-                None,
-                f"{raw.source}: line {reader.line_num} has {len(row)} field(s), "
-                f"the header has {len(columns)}",
-            )
-            continue
-        yield dict(zip(columns, row, strict=True)), None
+        if row:
+            yield _csv_row(raw.source, row, reader.line_num, columns)
+
+
+def _csv_row(source: str, row: list[str], line_num: int, columns: list[str]) -> _Record:
+    if len(row) != len(columns):
+        reason = f"{source}: line {line_num} has {len(row)} field(s), the header has {len(columns)}"
+        return None, reason
+    return dict(zip(columns, row, strict=True)), None
+
+
+# JSON Lines end at \n, \r\n or \r (as Hadoop's line reader splits them), nothing else: a JSON
+# string may hold U+2028 or U+0085, where str.splitlines() would cut it.
+LINE_END = re.compile(r"\r\n|\r|\n")
 
 
 def _jsonl_records(raw: RawFile, text: str) -> Iterator[_Record]:
-    for line_no, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            yield None, f"{raw.source}: line {line_no} is not valid JSON ({exc})"
-            continue
-        if not isinstance(obj, dict):
-            yield None, f"{raw.source}: line {line_no} is not a JSON object"
-            continue
-        yield {k: _to_str(v) for k, v in obj.items()}, None
+    for line_no, line in enumerate(LINE_END.split(text), start=1):
+        if line.strip():
+            yield _jsonl_row(raw.source, line, line_no)
+
+
+def _jsonl_row(source: str, line: str, line_no: int) -> _Record:
+    try:
+        obj = json.loads(line)
+    except json.JSONDecodeError as exc:
+        return None, f"{source}: line {line_no} is not valid JSON ({exc})"
+    if not isinstance(obj, dict):
+        return None, f"{source}: line {line_no} is not a JSON object"
+    return {k: _to_str(v) for k, v in obj.items()}, None
+
+
+# --- a table read line by line (the Spark engine splits a large file across tasks) ------------
+
+# Formats whose records are lines (a CSV field may still span lines: ``line_is_closed``).
+LINE_FORMATS = frozenset({"csv", "tsv", "jsonl"})
+# Follows a line in ``line_is_closed``: a character no CSV file of text holds.
+_SENTINEL = "\ue000"
+
+
+def line_holds_record(fmt: str, line: str) -> bool:
+    """Whether a line (not a CSV header) is a record: what the whole-file parsers skip is not."""
+    if fmt == "jsonl":
+        return bool(line.strip())
+    return bool(line.replace("\x00", ""))
+
+
+def line_is_closed(line: str, delimiter: str) -> bool:
+    """Whether a CSV line ends outside a quoted field, so that it parses alone as it does in
+    the whole file (a quoted field that goes on to the next line does not)."""
+    rows = list(csv.reader([line.replace("\x00", "") + "\n", _SENTINEL], delimiter=delimiter))
+    return len(rows) == 2 and rows[1] == [_SENTINEL]
+
+
+def csv_columns(header: str, delimiter: str) -> list[str]:
+    """The columns of a CSV header line."""
+    row = next(csv.reader([header.replace("\x00", "")], delimiter=delimiter), [])
+    return [c.strip() for c in row]
+
+
+def line_doc(
+    source: str,
+    fmt: str,
+    line: str,
+    line_no: int,
+    index: int,
+    layout: tuple[list[str], str, str],
+    params: IngestParams,
+) -> ParsedDoc:
+    """Record ``index`` of a table, on line ``line_no`` (1-based) alone: the document the
+    whole-file parser gives for it (``line_holds_record`` and, for CSV, ``line_is_closed``
+    hold). ``layout``: the CSV columns, the CSV delimiter and the file's encoding."""
+    columns, delimiter, encoding = layout
+    csv.field_size_limit(2**31 - 1)
+    if fmt == "jsonl":
+        row, error = _jsonl_row(source, line, line_no)
+    else:
+        fields = next(csv.reader([line.replace("\x00", "")], delimiter=delimiter))
+        row, error = _csv_row(source, fields, line_no, columns)
+    try:
+        return record_doc(source, index, row, error, fmt, encoding, params)
+    except _Unusable as exc:  # no text column: the header says so for every record
+        return ParsedDoc(source, index, "", fmt, status=exc.status, reason=exc.reason)
 
 
 def _json_records(raw: RawFile, text: str) -> Iterator[_Record]:
