@@ -9,6 +9,12 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+if __name__ == "__main__" and Path(sys.path[0] or ".").resolve() == Path(__file__).parent.resolve():
+    # Run as a file (spark-submit .../pipeline/cli.py): Python put the package's own folder
+    # first on the path, where its io.py and config.py would stand for other modules; the
+    # folder that holds the package goes there instead.
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
+
 from pipeline.config import ConfigError, load_params
 from pipeline.io import Paths
 from pipeline.runner import STAGE_HELP, STAGES, run_stages, stage_main

@@ -301,20 +301,30 @@ def test_without_pyspark_the_engine_says_how_to_install(monkeypatch, capfd, tmp_
 def test_a_cluster_of_separate_executors_survives_a_lost_executor(
     sample_run: Paths, tmp_path: Path, venv_env: dict[str, str]
 ) -> None:
-    """local-cluster[2,1,1024]: two executor JVMs with their own Python workers, which import
-    the shipped package and read the shipped dictionaries. One executor is killed when the
-    segment stage starts; Spark runs its tasks again and the tables are still the local
-    engine's (which local[2] gives too, test_text_tables_match_the_local_engine)."""
+    """spark-submit to local-cluster[2,1,1024]: two executor JVMs with their own Python
+    workers, which import the shipped package and read the shipped dictionaries; the master is
+    spark-submit's (as on a cluster), the pipeline is the README's command. One executor is
+    killed when the segment stage starts; Spark runs its tasks again and the tables are still
+    the local engine's (which local[2] gives too, test_text_tables_match_the_local_engine)."""
     out = tmp_path / "cluster"
-    command = [sys.executable, "-m", "pipeline", "run", "--engine", "spark"]
-    command += ["--master", "local-cluster[2,1,1024]", "--raw", str(SAMPLE_RAW)]
-    command += ["--out", str(out), "--until", "tfidf", "--params", str(ROOT / "params.yaml")]
+    submit = Path(sys.executable).parent / "spark-submit"
+    command = [
+        str(submit),
+        "--master",
+        "local-cluster[2,1,1024]",
+        str(ROOT / "pipeline" / "cli.py"),
+    ]
+    command += ["run", "--engine", "spark", "--raw", str(SAMPLE_RAW), "--out", str(out)]
+    command += ["--until", "tfidf", "--params", str(ROOT / "params.yaml")]
     command += ["--set", "spark.partitions=3"]
-    env = {**venv_env, "PYTHONPATH": str(ROOT)}
-    child = subprocess.Popen(command, env=env, cwd=tmp_path, stderr=subprocess.PIPE, text=True)
+    env = {**venv_env, "PYTHONPATH": str(ROOT), "PYSPARK_PYTHON": sys.executable}
+    # spark-submit passes the Python driver's output on to its own standard output.
+    child = subprocess.Popen(
+        command, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     lines, killed = [], []
     try:
-        for line in child.stderr:
+        for line in child.stdout:
             lines.append(line)
             if "spark stage segment" in line and not killed:
                 executors = _executors(child.pid)

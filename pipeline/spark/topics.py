@@ -205,6 +205,11 @@ def _fit_mllib(state, results: Path) -> None:
         to_vector("term_ids", "counts").alias("features"),
         F.aggregate("counts", F.lit(0).cast("long"), lambda acc, c: acc + c).alias("n"),
     )
+    # Online variational Bayes draws its mini-batches partition by partition: the same
+    # documents in the same partitions, in the same order, on every run (a hash of the doc_id
+    # places a document; a shuffle's arrival order or a range's sampled bounds would not).
+    data = data.repartition(max(state.parts, 1), "doc_id").sortWithinPartitions(ORDER)
+    data = state.persist("mllib_input", data)
     n_docs = data.count()
     # Online variational Bayes sees a share of the documents per iteration: lda.chunksize
     # documents (at least 5%), for lda.passes passes over the corpus.
