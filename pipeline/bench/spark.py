@@ -74,17 +74,10 @@ def _measure(engine: str, raw: Path, out: Path, args: argparse.Namespace) -> dic
     command += ["--params", str(args.params), "--child", f"{engine}|{raw}|{out}"]
     for item in args.overrides:
         command += ["--set", item]
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    started = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True, check=False)
-    wall = time.perf_counter() - started
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode:
         raise RuntimeError(f"{engine}: the run failed:\n{done.stderr[-3000:]}")
-    measured = json.loads(done.stdout.strip().splitlines()[-1])
-    # CPU of the run's every process (the JVM and the Python workers are its descendants).
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return {**measured, "wall": wall, "cpu": cpu}
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def _doubled(corpus: Path, folder: Path) -> Path:
@@ -117,10 +110,6 @@ def run(args: argparse.Namespace) -> int:
             f"{name:<8} {runs['local']['seconds'][name]:>7.1f}s {one:>8.1f}s {two:>8.1f}s "
             f"{one / two:>7.2f}x"
         )
-    print("whole runs, start-up included: wall s, CPU s of every process, cores busy on average")
-    for engine, measured in runs.items():
-        wall, cpu = measured["wall"], measured["cpu"]
-        print(f"  {engine:<9} {wall:>7.1f} {cpu:>8.1f} {cpu / wall:>6.2f}")
     single, double = runs["local[2]"]["peak_mb"], doubled["peak_mb"]
     local_peak = runs["local"]["peak_mb"]
     print(
