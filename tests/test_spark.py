@@ -230,7 +230,8 @@ def test_large_tables_are_read_in_pieces_with_the_local_rows(
     """CSV, TSV and JSON Lines files above spark.split_mb are read line by line across tasks
     and give the local engine's rows: blank lines, bad rows, a BOM, CRLF, a JSON string with
     U+2028, paragraphs; a CSV whose quoted field spans lines and one without the text column
-    are read whole."""
+    are read whole. Files and folders whose names start with _ are read as the local engine
+    reads them; only names starting with . are hidden."""
     raw = tmp_path / "raw"
     raw.mkdir()
     texts = (ROOT / "tests" / "fixtures" / "near_duplicates.txt").read_text("utf-8").split("\n\n")
@@ -258,6 +259,12 @@ def test_large_tables_are_read_in_pieces_with_the_local_rows(
     (raw / "multi.csv").write_text(multi, "utf-8")
     (raw / "nocol.csv").write_text("body,label\n" + "一段话,a\n" * 60, "utf-8")
     (raw / "small.txt").write_text(texts[0], "utf-8")
+    # Names Spark's file listing hides by default: the local engine reads them, so must Spark.
+    (raw / "_notes.txt").write_text(texts[-1], "utf-8")
+    (raw / "_2019").mkdir()
+    (raw / "_2019" / "report.txt").write_text("二〇一九年的报告。" + texts[0], "utf-8")
+    (raw / "_big.tsv").write_text(table, "utf-8")  # above split_mb; Hadoop's text reader hides it
+    (raw / ".hidden.txt").write_text(texts[0], "utf-8")  # hidden to both engines
     settings = dataclasses.replace(
         params, ingest=dataclasses.replace(params.ingest, unit="paragraph")
     )
@@ -274,6 +281,10 @@ def test_large_tables_are_read_in_pieces_with_the_local_rows(
     assert sorted(pieces) == ["bom.tsv", "news.tsv", "posts.jsonl"]
     assert all(int(n) > 1 for n in pieces.values())
     assert "multi.csv: a quoted field goes on past line 2; read whole" in caplog.text
+    assert "_big.tsv: its name starts with _; read whole" in caplog.text
+    sources = set(ours.column("source").to_pylist())
+    assert {"_notes.txt", "_2019/report.txt", "_big.tsv"} <= sources
+    assert ".hidden.txt" not in sources
     statuses = read_table(local.table("documents"), ALL["documents"]).column("status")
     assert "unreadable" in statuses.to_pylist()
 

@@ -150,7 +150,12 @@ def ingest_stage(state: SparkRun, raw: str) -> None:
     spark = state.spark
     try:
         root = qualified(spark, raw)
-        files = spark.read.format("binaryFile").option("recursiveFileLookup", "true").load(root)
+        files = (
+            spark.read.format("binaryFile")
+            .option("recursiveFileLookup", "true")
+            .option("ignoredPathSegmentRegex", HIDDEN_SEGMENT)
+            .load(root)
+        )
         sizes = {row.path: row.length for row in files.select("path", "length").collect()}
     except AnalysisException as exc:
         raise IngestError(f"raw folder {raw} cannot be read: {exc}") from exc
@@ -198,6 +203,10 @@ def ingest_stage(state: SparkRun, raw: str) -> None:
     )
 
 
+# Names the file listing skips, at any level: the local engine's hidden files and folders
+# (a leading "."). Spark's default, "^[._]", would also skip "_notes.txt" and "_2019/",
+# which the local engine reads.
+HIDDEN_SEGMENT = "^[.]"
 # The binary-file reader holds a file in one byte array.
 WHOLE_FILE_LIMIT = 2**31 - 1
 # Characters of a file name that Spark's text reader takes as a list or a pattern.
@@ -229,6 +238,9 @@ def split_layouts(state: SparkRun, root: str, sizes: dict[str, int]) -> dict[str
                 source,
                 "".join(sorted(UNSPLIT_CHARACTERS)),
             )
+            continue
+        if Path(source).name.startswith("_"):  # hidden to Hadoop's text reader
+            log.info("ingest: %s: its name starts with _; read whole", source)
             continue
         head = _head(state.spark, path, min(size, HEAD_BYTES))
         encoding = "utf-8"
