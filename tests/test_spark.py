@@ -289,6 +289,30 @@ def test_large_tables_are_read_in_pieces_with_the_local_rows(
     assert "unreadable" in statuses.to_pylist()
 
 
+def test_shuffle_partitions_follow_the_corpus_unless_set() -> None:
+    """One shuffle partition per SHUFFLE_BYTES of raw files, at least the parallelism (not
+    Spark's 200 for any corpus); spark.partitions, or spark.sql.shuffle.partitions set by the
+    user in spark.conf or on the session, stand."""
+    from types import SimpleNamespace
+
+    from pipeline.spark.session import SHUFFLE_BYTES, shuffle_partitions
+
+    def session(explicit: bool):
+        conf = SimpleNamespace(contains=lambda key: explicit)
+        return SimpleNamespace(
+            sparkContext=SimpleNamespace(defaultParallelism=4, getConf=lambda: conf)
+        )
+
+    settings = Params().spark
+    assert shuffle_partitions(session(False), settings, 1000) == 4
+    assert shuffle_partitions(session(False), settings, 10 * SHUFFLE_BYTES + 1) == 11
+    fixed = dataclasses.replace(settings, partitions=7)
+    assert shuffle_partitions(session(False), fixed, 10 * SHUFFLE_BYTES) == 7
+    assert shuffle_partitions(session(True), settings, 10 * SHUFFLE_BYTES) is None
+    conf = dataclasses.replace(settings, conf={"spark.sql.shuffle.partitions": "9"})
+    assert shuffle_partitions(session(False), conf, 10 * SHUFFLE_BYTES) is None
+
+
 def test_spark_settings_are_checked() -> None:
     with pytest.raises(ConfigError, match="spark.lda_mode"):
         params_from_dict({"spark": {"lda_mode": "all"}})

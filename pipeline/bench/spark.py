@@ -9,6 +9,7 @@ Each run is a child process (one Spark application each, as a user runs it). Spa
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -45,11 +46,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _child(args: argparse.Namespace) -> int:
-    """One run in this process: print the stage times and this process's peak memory."""
+    """One run in this process: print the stage times, the CPU seconds of each stage over
+    every process of the run and this process's peak memory."""
     from pipeline.config import load_params
 
     engine, raw, out = args.child.split("|")
     params = load_params(args.params, args.overrides)
+    marks: list[tuple[str | None, float]] = []
+
+    def checkpoint(name: str | None) -> None:
+        marks.append((name, tree_cpu()))
+
     if engine == "local":
         from pipeline.io import Paths
         from pipeline.runner import stage_main
@@ -57,16 +64,36 @@ def _child(args: argparse.Namespace) -> int:
         seconds = {}
         paths = Paths.under(Path(raw), Path(out))
         for name in TEXT_STAGES:
+            checkpoint(name)
             started = time.perf_counter()
             stage_main(name)(params, paths)
             seconds[name] = time.perf_counter() - started
+        checkpoint(None)
     else:
         from pipeline.spark import stages
 
-        seconds = stages.run(params, raw, out, master=engine, until="tfidf")
+        seconds = stages.run(params, raw, out, master=engine, until="tfidf", checkpoint=checkpoint)
+    cpu = {
+        name: after - before
+        for (name, before), (_, after) in zip(marks[:-1], marks[1:], strict=True)
+    }
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"seconds": seconds, "peak_mb": peak}))
+    print(json.dumps({"seconds": seconds, "cpu": cpu, "peak_mb": peak}))
     return 0
+
+
+def tree_cpu() -> float:
+    """CPU seconds (user + system) so far of this process and every process below it (the
+    JVM, Spark's Python workers, a worker pool), with the children they have reaped."""
+    import psutil
+
+    me = psutil.Process()
+    total = 0.0
+    for proc in [me, *me.children(recursive=True)]:
+        with contextlib.suppress(psutil.Error):
+            times = proc.cpu_times()
+            total += times.user + times.system + times.children_user + times.children_system
+    return total
 
 
 def _measure(engine: str, raw: Path, out: Path, args: argparse.Namespace) -> dict:
@@ -109,6 +136,18 @@ def run(args: argparse.Namespace) -> int:
         print(
             f"{name:<8} {runs['local']['seconds'][name]:>7.1f}s {one:>8.1f}s {two:>8.1f}s "
             f"{one / two:>7.2f}x"
+        )
+    cores = os.cpu_count() or 1
+    print(
+        "cores busy on average in each stage (CPU seconds of every process of the run over the "
+        f"stage's wall seconds), and the most local[2] can gain over local[1] on {cores} cores"
+    )
+    print(f"{'stage':<8} {'local':>8} {'local[1]':>9} {'local[2]':>9} {'at most':>8}")
+    for name in TEXT_STAGES:
+        busy = {e: runs[e]["cpu"][name] / runs[e]["seconds"][name] for e in runs}
+        print(
+            f"{name:<8} {busy['local']:>8.2f} {busy['local[1]']:>9.2f} {busy['local[2]']:>9.2f} "
+            f"{min(2.0, cores / busy['local[1]']):>7.2f}x"
         )
     single, double = runs["local[2]"]["peak_mb"], doubled["peak_mb"]
     local_peak = runs["local"]["peak_mb"]

@@ -13,6 +13,7 @@ import hashlib
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from urllib.parse import unquote
@@ -39,7 +40,7 @@ from pipeline.schemas import (
     VOCABULARY,
 )
 from pipeline.spark import SparkEngineError, workers
-from pipeline.spark.session import partitions, ship_files, ship_package
+from pipeline.spark.session import partitions, ship_files, ship_package, shuffle_partitions
 from pipeline.spark.session import start_session as start_session
 from pipeline.spark.tables import (
     doc_term_rows,
@@ -110,9 +111,11 @@ def run(
     master: str | None = None,
     until: str | None = None,
     spark=None,
+    checkpoint: Callable[[str | None], None] | None = None,
 ) -> dict[str, float]:
     """Run the stages on Spark, from raw files at ``raw`` to tables at ``out`` (local paths or
-    any file system Spark reads); the wall seconds of each stage."""
+    any file system Spark reads); the wall seconds of each stage. ``checkpoint`` (a
+    benchmark's) is called with each stage's name as it starts and with None after the last."""
     if params.segment.phrases_threshold is not None:
         raise SparkEngineError(
             "params: segment.phrases_threshold is set; the Spark engine does not learn "
@@ -125,17 +128,23 @@ def run(
     shipped = ship_files(spark, params)
     state = SparkRun(spark, params, shipped, str(out), partitions(spark, params.spark), {})
     seconds: dict[str, float] = {}
+    shuffles = spark.conf.get("spark.sql.shuffle.partitions")  # ingest may set it for the run
     try:
         for name in SPARK_STAGES:
             log.info("spark stage %s", name)
+            if checkpoint is not None:
+                checkpoint(name)
             started = time.perf_counter()
             STAGE_FUNCTIONS[name](state, raw)
             seconds[name] = time.perf_counter() - started
             if name == until:
                 break
+        if checkpoint is not None:
+            checkpoint(None)
     finally:
         for df in state.frames.values():
             df.unpersist()
+        spark.conf.set("spark.sql.shuffle.partitions", shuffles)
     return seconds
 
 
@@ -161,6 +170,10 @@ def ingest_stage(state: SparkRun, raw: str) -> None:
         raise IngestError(f"raw folder {raw} cannot be read: {exc}") from exc
     if not sizes:
         raise IngestError(f"raw folder {raw} holds no files; put your documents there")
+    shuffles = shuffle_partitions(spark, state.params.spark, sum(sizes.values()))
+    if shuffles is not None:
+        spark.conf.set("spark.sql.shuffle.partitions", str(shuffles))
+        log.info("spark: %d shuffle partitions for %d raw files", shuffles, len(sizes))
     ordered = sorted(sizes, key=lambda p: workers.relative_source(p, root))
     _check_path_pattern(ordered, root, state.params.ingest)
     number = {path: i for i, path in enumerate(ordered)}
