@@ -6,6 +6,7 @@ command line in a subprocess (a process holds one Spark context)."""
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import json
 import logging
 import re
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from pipeline import cli
@@ -265,6 +267,21 @@ def test_large_tables_are_read_in_pieces_with_the_local_rows(
     (raw / "_2019" / "report.txt").write_text("二〇一九年的报告。" + texts[0], "utf-8")
     (raw / "_big.tsv").write_text(table, "utf-8")  # above split_mb; Hadoop's text reader hides it
     (raw / ".hidden.txt").write_text(texts[0], "utf-8")  # hidden to both engines
+    # A parquet table above split_mb, read by row groups: columns of several types, a null
+    # text, a column named as one of the engine's own and one with a dot in its name.
+    n = 16 * len(texts)
+    body = [f"{texts[i % len(texts)].strip()}\n\n第二段，第{i}行。" for i in range(n)]
+    body[3] = None
+    columns = {
+        "record": pa.array(range(n), pa.int64()),
+        "text": pa.array(body, pa.string()),
+        "date": pa.array([dt.date(2020, 1, 1 + i % 28) for i in range(n)]),
+        "score": pa.array([i / 7 for i in range(n)]),
+        "flag": pa.array([i % 2 == 0 for i in range(n)]),
+        "tags": pa.array([["甲", "乙"][: i % 3] for i in range(n)], pa.list_(pa.string())),
+        "a.b": pa.array([f"值{i}" for i in range(n)]),
+    }
+    pq.write_table(pa.table(columns), raw / "table.parquet", row_group_size=8)
     settings = dataclasses.replace(
         params, ingest=dataclasses.replace(params.ingest, unit="paragraph")
     )
@@ -274,7 +291,12 @@ def test_large_tables_are_read_in_pieces_with_the_local_rows(
 
     caplog.set_level(logging.INFO, logger="pipeline.spark.stages")
     split = spark_params(settings, split_mb=0.0005)  # pieces of 500 bytes
-    stages.run(split, str(raw), str(tmp_path / "spark"), spark=spark, until="ingest")
+    spark.conf.set("spark.sql.files.maxPartitionBytes", "2048")  # parquet tasks of 2 KB
+    try:
+        assert spark.read.parquet(str(raw / "table.parquet")).rdd.getNumPartitions() > 1
+        stages.run(split, str(raw), str(tmp_path / "spark"), spark=spark, until="ingest")
+    finally:
+        spark.conf.unset("spark.sql.files.maxPartitionBytes")
     ours = read_table(tmp_path / "spark" / "documents.parquet", ALL["documents"])
     assert_same_table("documents", ours, read_table(local.table("documents"), ALL["documents"]))
     pieces = dict(re.findall(r"ingest: (\S+): \d+ lines, read in (\d+) pieces", caplog.text))
@@ -282,6 +304,7 @@ def test_large_tables_are_read_in_pieces_with_the_local_rows(
     assert all(int(n) > 1 for n in pieces.values())
     assert "multi.csv: a quoted field goes on past line 2; read whole" in caplog.text
     assert "_big.tsv: its name starts with _; read whole" in caplog.text
+    assert "table.parquet: read by Spark's parquet reader, by row groups" in caplog.text
     sources = set(ours.column("source").to_pylist())
     assert {"_notes.txt", "_2019/report.txt", "_big.tsv"} <= sources
     assert ".hidden.txt" not in sources

@@ -43,6 +43,7 @@ from pipeline.spark import SparkEngineError, workers
 from pipeline.spark.session import partitions, ship_files, ship_package, shuffle_partitions
 from pipeline.spark.session import start_session as start_session
 from pipeline.spark.tables import (
+    column,
     doc_term_rows,
     file_system,
     qualified,
@@ -179,11 +180,12 @@ def ingest_stage(state: SparkRun, raw: str) -> None:
     number = {path: i for i, path in enumerate(ordered)}
     layouts = split_layouts(state, root, sizes)
     lines = _split_lines(state, root, layouts, sizes, number) if layouts else None
-    whole = [p for p in ordered if p not in layouts]
+    tables = parquet_layouts(state, root, sizes)
+    whole = [p for p in ordered if p not in layouts and p not in tables]
     _check_whole_sizes(whole, sizes, root)
     numbers = [(p, number[p]) for p in whole]
     numbers = spark.createDataFrame(numbers, "path string, file_number long")
-    if layouts:  # the split files' content is not read (Spark filters on length before reading)
+    if layouts or tables:  # the split files' content is not read (filtered on length first)
         largest = max(sizes[p] for p in whole) if whole else 0
         files = files.filter(F.col("length") <= largest)
     content = files.join(F.broadcast(numbers), "path").select("path", "content", "file_number")
@@ -195,6 +197,10 @@ def ingest_stage(state: SparkRun, raw: str) -> None:
         docs = docs.unionByName(
             lines.mapInArrow(workers.ingest_lines(root, state.params.ingest, layouts), schema)
         )
+    for path, columns in sorted(tables.items()):
+        rows = _parquet_rows(state, path, columns)
+        run = workers.ingest_parquet(root, state.params.ingest, path, number[path], columns)
+        docs = docs.unionByName(rows.mapInArrow(run, schema))
     # A large file is one task of the reader; its documents are spread over the partitions.
     docs = state.persist("ingest", docs.repartition(max(state.parts, 1), ORDER))
     counts = {r["status"]: r["count"] for r in docs.groupBy("status").count().collect()}
@@ -278,14 +284,60 @@ def split_layouts(state: SparkRun, root: str, sizes: dict[str, int]) -> dict[str
     return layouts
 
 
+def parquet_layouts(state: SparkRun, root: str, sizes: dict[str, int]) -> dict[str, list[str]]:
+    """The parquet files read by Spark's parquet reader across tasks (by row group): those
+    larger than ``spark.split_mb`` that hold the text column. path -> its columns."""
+    limit = state.params.spark.split_mb * 1e6
+    text_column = state.params.ingest.text_column
+    tables = {}
+    for path, size in sorted(sizes.items()):
+        if not limit or size <= limit or Path(path).suffix.lower() != ".parquet":
+            continue
+        source = workers.relative_source(path, root)
+        if UNSPLIT_CHARACTERS & set(unquote(path)) or Path(source).name.startswith("_"):
+            log.info(
+                "ingest: %s: its name is a pattern or hidden to the reader; read whole", source
+            )
+            continue
+        try:
+            columns = _parquet_reader(state, path).schema.names
+            if text_column in columns:  # without it the whole-file parser says why, once
+                _parquet_rows(state, path, columns)  # Spark can take every column
+                tables[path] = columns
+                log.info("ingest: %s: read by Spark's parquet reader, by row groups", source)
+        except Exception as exc:  # noqa: BLE001 - the whole-file parser reports the file
+            log.info(
+                "ingest: %s: not read by Spark's parquet reader (%s); read whole",
+                source,
+                str(exc).splitlines()[0][:200],
+            )
+    return tables
+
+
+def _parquet_reader(state: SparkRun, path: str):
+    return state.spark.read.option("ignoredPathSegmentRegex", HIDDEN_SEGMENT).parquet(unquote(path))
+
+
+def _parquet_rows(state: SparkRun, path: str, columns: list[str]):
+    """A parquet table's rows as (record, c0, c1, ...): its index in the file and its columns
+    in order, renamed so that no column's name can clash with ours."""
+    from pyspark.sql import functions as F
+
+    table = _parquet_reader(state, path)
+    return table.select(
+        F.col("_metadata.row_index").alias("record"),
+        *[column(name).alias(f"c{i}") for i, name in enumerate(columns)],
+    )
+
+
 def _check_whole_sizes(whole: list[str], sizes: dict[str, int], root: str) -> None:
     for path in whole:
         if sizes[path] > WHOLE_FILE_LIMIT:
             raise IngestError(
                 f"ingest: {workers.relative_source(path, root)} has {sizes[path]:,} bytes; Spark "
                 "reads a file of its kind whole, in one array of at most 2 GB: split it into "
-                "smaller files, or store it as a UTF-8 CSV, TSV or JSON Lines file (read in "
-                "pieces, spark.split_mb)"
+                "smaller files, or store it as a UTF-8 CSV, TSV or JSON Lines file or as parquet "
+                "(read in pieces, spark.split_mb)"
             )
 
 

@@ -51,8 +51,15 @@ def write_dataset(df, uri: str, schema: TableSchema, order: list[str], parts: in
     if extras and not schema.open_columns:
         raise ValueError(f"{schema.name}: unexpected column(s) {extras}")
     ordered = df.repartitionByRange(max(1, parts), order[0]).sortWithinPartitions(*order)
-    out = ordered.select(*columns, *extras)
+    out = ordered.select(*columns, *[column(name) for name in extras])
     _write(out, uri)
+
+
+def column(name: str):
+    """The column named ``name`` exactly (a dot in a metadata column's name is no field)."""
+    from pyspark.sql import functions as F
+
+    return F.col("`" + name.replace("`", "``") + "`")
 
 
 def write_arrow(spark, table: pa.Table, uri: str, schema: TableSchema) -> None:

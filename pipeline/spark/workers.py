@@ -146,6 +146,36 @@ def ingest_lines(root: str, params: IngestParams, layouts: dict[str, tuple]):
 LINE_COLUMNS = ("path", "file_number", "line", "line_no", "record")
 
 
+def ingest_parquet(root: str, params: IngestParams, path: str, number: int, columns: list[str]):
+    """mapInArrow function for a large parquet table read by Spark's parquet reader across
+    tasks: rows of (record, c0, c1, ...), ``record`` the row's index in the file and ``ci``
+    its column ``columns[i]`` -> documents rows, as ``ingest_files`` gives for the whole file."""
+    from pipeline.ingest import _units, with_path_fields
+    from pipeline.text.formats import RESERVED, parquet_row_doc
+    from pipeline.text.path_fields import PathFields
+
+    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        path_fields = PathFields(params.path_pattern, params.folder_column)
+        source = relative_source(path, root)
+        for batch in batches:
+            rows: list[dict] = []
+            values = [batch.column(f"c{i}").to_pylist() for i in range(len(columns))]
+            for at, record in enumerate(batch.column("record").to_pylist()):
+                row = {name: value[at] for name, value in zip(columns, values, strict=True)}
+                doc = parquet_row_doc(source, record, row, params)
+                for unit, out in enumerate(
+                    _units(with_path_fields([doc], path_fields, params), params)
+                ):
+                    out["_meta"] = [
+                        {"key": k, "value": v} for k, v in out.items() if k not in RESERVED
+                    ]
+                    out[ORDER] = split_order(number, record, unit, source)
+                    rows.append(out)
+            yield from _ingest_batches(rows)
+
+    return run
+
+
 def count_lines(fmt: str, delimiter: str):
     """mapPartitionsWithIndex function over a split file's lines: (piece, lines, lines holding
     a record, the first CSV line in the piece that ends inside a quoted field or None)."""

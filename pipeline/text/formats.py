@@ -401,7 +401,17 @@ def _parquet_records(raw: RawFile) -> Iterator[_Record]:
     parquet = pq.ParquetFile(pa.BufferReader(raw.data))
     for batch in parquet.iter_batches(batch_size=10_000):
         for row in batch.to_pylist():
-            yield {k: _to_str(v) for k, v in row.items()}, None
+            yield _parquet_row(row), None
+
+
+def _parquet_row(row: dict) -> dict[str, str | None]:
+    return {k: _to_str(v) for k, v in row.items()}
+
+
+def parquet_row_doc(source: str, index: int, row: dict, params: IngestParams) -> ParsedDoc:
+    """Row ``index`` of a parquet table alone (its values as Arrow gives them, the text column
+    among them): the document the whole-file parser gives for it."""
+    return record_doc(source, index, _parquet_row(row), None, "parquet", None, params)
 
 
 def _to_str(value: object) -> str | None:
