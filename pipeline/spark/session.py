@@ -92,12 +92,17 @@ def partitions(spark, params: SparkParams) -> int:
 SHUFFLE_BYTES = 32 * 2**20
 
 
+def user_set(spark, params: SparkParams, key: str) -> bool:
+    """Whether the user set Spark setting ``key``: in ``spark.conf``, with ``--conf`` or on
+    the session's builder."""
+    return key in params.conf or bool(spark.sparkContext.getConf().contains(key))
+
+
 def shuffle_partitions(spark, params: SparkParams, raw_bytes: int) -> int | None:
     """Shuffle partitions for a corpus of ``raw_bytes``: ``spark.partitions`` if set, else one
     per ``SHUFFLE_BYTES`` of raw files and at least Spark's parallelism; None where the user
     set ``spark.sql.shuffle.partitions`` (in ``spark.conf``, ``--conf`` or the session)."""
-    key = "spark.sql.shuffle.partitions"
-    if key in params.conf or spark.sparkContext.getConf().contains(key):
+    if user_set(spark, params, "spark.sql.shuffle.partitions"):
         return None
     if params.partitions:
         return params.partitions

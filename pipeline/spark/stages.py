@@ -40,7 +40,13 @@ from pipeline.schemas import (
     VOCABULARY,
 )
 from pipeline.spark import SparkEngineError, workers
-from pipeline.spark.session import partitions, ship_files, ship_package, shuffle_partitions
+from pipeline.spark.session import (
+    partitions,
+    ship_files,
+    ship_package,
+    shuffle_partitions,
+    user_set,
+)
 from pipeline.spark.session import start_session as start_session
 from pipeline.spark.tables import (
     column,
@@ -129,7 +135,8 @@ def run(
     shipped = ship_files(spark, params)
     state = SparkRun(spark, params, shipped, str(out), partitions(spark, params.spark), {})
     seconds: dict[str, float] = {}
-    shuffles = spark.conf.get("spark.sql.shuffle.partitions")  # ingest may set it for the run
+    # Session settings ingest may set for the run (RUN_CONF), restored after it.
+    before = {key: spark.conf.get(key) for key in RUN_CONF}
     try:
         for name in SPARK_STAGES:
             log.info("spark stage %s", name)
@@ -145,7 +152,8 @@ def run(
     finally:
         for df in state.frames.values():
             df.unpersist()
-        spark.conf.set("spark.sql.shuffle.partitions", shuffles)
+        for key, value in before.items():
+            spark.conf.set(key, value)
     return seconds
 
 
@@ -175,6 +183,9 @@ def ingest_stage(state: SparkRun, raw: str) -> None:
     if shuffles is not None:
         spark.conf.set("spark.sql.shuffle.partitions", str(shuffles))
         log.info("spark: %d shuffle partitions for %d raw files", shuffles, len(sizes))
+    if state.params.spark.split_mb and not user_set(spark, state.params.spark, PIECE_CONF):
+        # Parquet tables are read in pieces of spark.split_mb too (by row groups).
+        spark.conf.set(PIECE_CONF, str(int(state.params.spark.split_mb * 1e6)))
     ordered = sorted(sizes, key=lambda p: workers.relative_source(p, root))
     _check_path_pattern(ordered, root, state.params.ingest)
     number = {path: i for i, path in enumerate(ordered)}
@@ -222,6 +233,9 @@ def ingest_stage(state: SparkRun, raw: str) -> None:
     )
 
 
+# The bytes of a parquet file one task reads (whole row groups): spark.split_mb.
+PIECE_CONF = "spark.sql.files.maxPartitionBytes"
+RUN_CONF = ("spark.sql.shuffle.partitions", PIECE_CONF)
 # Names the file listing skips, at any level: the local engine's hidden files and folders
 # (a leading "."). Spark's default, "^[._]", would also skip "_notes.txt" and "_2019/",
 # which the local engine reads.
@@ -302,9 +316,9 @@ def parquet_layouts(state: SparkRun, root: str, sizes: dict[str, int]) -> dict[s
         try:
             columns = _parquet_reader(state, path).schema.names
             if text_column in columns:  # without it the whole-file parser says why, once
-                _parquet_rows(state, path, columns)  # Spark can take every column
+                pieces = _parquet_rows(state, path, columns).rdd.getNumPartitions()
                 tables[path] = columns
-                log.info("ingest: %s: read by Spark's parquet reader, by row groups", source)
+                log.info("ingest: %s: read by Spark's parquet reader in %d pieces", source, pieces)
         except Exception as exc:  # noqa: BLE001 - the whole-file parser reports the file
             log.info(
                 "ingest: %s: not read by Spark's parquet reader (%s); read whole",
