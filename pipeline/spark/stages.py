@@ -183,9 +183,6 @@ def ingest_stage(state: SparkRun, raw: str) -> None:
     if shuffles is not None:
         spark.conf.set("spark.sql.shuffle.partitions", str(shuffles))
         log.info("spark: %d shuffle partitions for %d raw files", shuffles, len(sizes))
-    if state.params.spark.split_mb and not user_set(spark, state.params.spark, PIECE_CONF):
-        # Parquet tables are read in pieces of spark.split_mb too (by row groups).
-        spark.conf.set(PIECE_CONF, str(int(state.params.spark.split_mb * 1e6)))
     ordered = sorted(sizes, key=lambda p: workers.relative_source(p, root))
     _check_path_pattern(ordered, root, state.params.ingest)
     number = {path: i for i, path in enumerate(ordered)}
@@ -313,6 +310,10 @@ def parquet_layouts(state: SparkRun, root: str, sizes: dict[str, int]) -> dict[s
                 "ingest: %s: its name is a pattern or hidden to the reader; read whole", source
             )
             continue
+        if not tables and not user_set(state.spark, state.params.spark, PIECE_CONF):
+            # Pieces of spark.split_mb (whole row groups). Only with a parquet file to split:
+            # the setting also packs small files into the binary-file reader's tasks.
+            state.spark.conf.set(PIECE_CONF, str(int(limit)))
         try:
             columns = _parquet_reader(state, path).schema.names
             if text_column in columns:  # without it the whole-file parser says why, once
