@@ -116,8 +116,7 @@ def ingest_lines(root: str, params: IngestParams, layouts: dict[str, tuple]):
     """mapInArrow function for large tables read line by line across tasks: (path,
     file_number, line, line_no, record) rows -> documents rows, as ``ingest_files`` gives for
     the whole file. ``layouts``: path -> (format, CSV columns, CSV delimiter, encoding)."""
-    from pipeline.ingest import _units, with_path_fields
-    from pipeline.text.formats import RESERVED, line_doc
+    from pipeline.text.formats import line_doc
     from pipeline.text.path_fields import PathFields
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
@@ -131,16 +130,23 @@ def ingest_lines(root: str, params: IngestParams, layouts: dict[str, tuple]):
                 source = relative_source(path, root)
                 layout = (columns, delimiter, encoding)
                 doc = line_doc(source, fmt, line, line_no, record, layout, params)
-                docs = with_path_fields([doc], path_fields, params)
-                for unit, row in enumerate(_units(docs, params)):
-                    row["_meta"] = [
-                        {"key": k, "value": v} for k, v in row.items() if k not in RESERVED
-                    ]
-                    row[ORDER] = split_order(number, record, unit, source)
-                    rows.append(row)
+                rows.extend(_record_rows(doc, number, path_fields, params))
             yield from _ingest_batches(rows)
 
     return run
+
+
+def _record_rows(doc, number: int, path_fields, params: IngestParams) -> Iterator[dict]:
+    """The documents rows of one record of a file read in pieces (its paragraphs with
+    ingest.unit paragraph), with their metadata and their place in the corpus."""
+    from pipeline.ingest import _units, with_path_fields
+    from pipeline.text.formats import RESERVED
+
+    units = _units(with_path_fields([doc], path_fields, params), params)
+    for unit, row in enumerate(units):
+        row["_meta"] = [{"key": k, "value": v} for k, v in row.items() if k not in RESERVED]
+        row[ORDER] = split_order(number, doc.record, unit, doc.source)
+        yield row
 
 
 LINE_COLUMNS = ("path", "file_number", "line", "line_no", "record")
@@ -150,8 +156,7 @@ def ingest_parquet(root: str, params: IngestParams, path: str, number: int, colu
     """mapInArrow function for a large parquet table read by Spark's parquet reader across
     tasks: rows of (record, c0, c1, ...), ``record`` the row's index in the file and ``ci``
     its column ``columns[i]`` -> documents rows, as ``ingest_files`` gives for the whole file."""
-    from pipeline.ingest import _units, with_path_fields
-    from pipeline.text.formats import RESERVED, parquet_row_doc
+    from pipeline.text.formats import parquet_row_doc
     from pipeline.text.path_fields import PathFields
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
@@ -163,14 +168,7 @@ def ingest_parquet(root: str, params: IngestParams, path: str, number: int, colu
             for at, record in enumerate(batch.column("record").to_pylist()):
                 row = {name: value[at] for name, value in zip(columns, values, strict=True)}
                 doc = parquet_row_doc(source, record, row, params)
-                for unit, out in enumerate(
-                    _units(with_path_fields([doc], path_fields, params), params)
-                ):
-                    out["_meta"] = [
-                        {"key": k, "value": v} for k, v in out.items() if k not in RESERVED
-                    ]
-                    out[ORDER] = split_order(number, record, unit, source)
-                    rows.append(out)
+                rows.extend(_record_rows(doc, number, path_fields, params))
             yield from _ingest_batches(rows)
 
     return run
