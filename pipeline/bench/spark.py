@@ -1,6 +1,8 @@
 """Benchmark the Spark engine: per-stage wall time of the local engine, Spark local[1] and
-Spark local[2] on one corpus (ingest to tfidf), the local[2]/local[1] speed-up, and the Spark
-driver's peak memory (the Python driver process) for the corpus and for it doubled.
+Spark local[2] on one corpus (ingest to tfidf), the local[2]/local[1] speed-up, the cores
+each stage kept busy (CPU seconds of every process of the run over its wall seconds) with the
+most local[2] can gain over local[1] on this machine, and the Spark driver's peak memory (the
+Python driver process) for the corpus and for it doubled.
 
 Each run is a child process (one Spark application each, as a user runs it). Spark's start-up
 (about 10-80 s for the JVM, depending on the machine's load) is not part of any stage time.
