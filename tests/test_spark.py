@@ -282,6 +282,7 @@ def test_large_tables_are_read_in_pieces_with_the_local_rows(
         "a.b": pa.array([f"值{i}" for i in range(n)]),
     }
     pq.write_table(pa.table(columns), raw / "table.parquet", row_group_size=8)
+    pq.write_table(pa.table(columns), raw / "_archive.parquet", row_group_size=8)
     settings = dataclasses.replace(
         params, ingest=dataclasses.replace(params.ingest, unit="paragraph")
     )
@@ -305,8 +306,9 @@ def test_large_tables_are_read_in_pieces_with_the_local_rows(
         r"table.parquet: read by Spark's parquet reader in (\d+) pieces", caplog.text
     )
     assert parquet and int(parquet.group(1)) > 1
+    assert "_archive.parquet: read by Spark's parquet reader in" in caplog.text
     sources = set(ours.column("source").to_pylist())
-    assert {"_notes.txt", "_2019/report.txt", "_big.tsv"} <= sources
+    assert {"_notes.txt", "_2019/report.txt", "_big.tsv", "_archive.parquet"} <= sources
     assert ".hidden.txt" not in sources
     statuses = read_table(local.table("documents"), ALL["documents"]).column("status")
     assert "unreadable" in statuses.to_pylist()

@@ -205,8 +205,7 @@ def ingest_stage(state: SparkRun, raw: str) -> None:
         docs = docs.unionByName(
             lines.mapInArrow(workers.ingest_lines(root, state.params.ingest, layouts), schema)
         )
-    for path, columns in sorted(tables.items()):
-        rows = _parquet_rows(state, path, columns)
+    for path, (columns, rows) in sorted(tables.items()):
         run = workers.ingest_parquet(root, state.params.ingest, path, number[path], columns)
         docs = docs.unionByName(rows.mapInArrow(run, schema))
     # A large file is one task of the reader; its documents are spread over the partitions.
@@ -295,30 +294,32 @@ def split_layouts(state: SparkRun, root: str, sizes: dict[str, int]) -> dict[str
     return layouts
 
 
-def parquet_layouts(state: SparkRun, root: str, sizes: dict[str, int]) -> dict[str, list[str]]:
+def parquet_layouts(state: SparkRun, root: str, sizes: dict[str, int]) -> dict[str, tuple]:
     """The parquet files read by Spark's parquet reader across tasks (by row group): those
-    larger than ``spark.split_mb`` that hold the text column. path -> its columns."""
+    larger than ``spark.split_mb`` that hold the text column. path -> (its columns, its rows
+    as ``_parquet_rows`` gives them)."""
     limit = state.params.spark.split_mb * 1e6
-    text_column = state.params.ingest.text_column
+    large = [
+        path
+        for path, size in sorted(sizes.items())
+        if limit and size > limit and Path(path).suffix.lower() == ".parquet"
+    ]
+    if large and not user_set(state.spark, state.params.spark, PIECE_CONF):
+        # Pieces of spark.split_mb (whole row groups). Only with a parquet file to split: the
+        # setting also packs small files into the binary-file reader's tasks.
+        state.spark.conf.set(PIECE_CONF, str(int(limit)))
     tables = {}
-    for path, size in sorted(sizes.items()):
-        if not limit or size <= limit or Path(path).suffix.lower() != ".parquet":
-            continue
+    for path in large:
         source = workers.relative_source(path, root)
-        if UNSPLIT_CHARACTERS & set(unquote(path)) or Path(source).name.startswith("_"):
-            log.info(
-                "ingest: %s: its name is a pattern or hidden to the reader; read whole", source
-            )
+        if UNSPLIT_CHARACTERS & set(unquote(path)):  # to Hadoop: a list or a pattern
+            log.info("ingest: %s: its name is a pattern to the reader; read whole", source)
             continue
-        if not tables and not user_set(state.spark, state.params.spark, PIECE_CONF):
-            # Pieces of spark.split_mb (whole row groups). Only with a parquet file to split:
-            # the setting also packs small files into the binary-file reader's tasks.
-            state.spark.conf.set(PIECE_CONF, str(int(limit)))
         try:
             columns = _parquet_reader(state, path).schema.names
-            if text_column in columns:  # without it the whole-file parser says why, once
-                pieces = _parquet_rows(state, path, columns).rdd.getNumPartitions()
-                tables[path] = columns
+            if state.params.ingest.text_column in columns:  # else the whole-file parser says why
+                rows = _parquet_rows(state, path, columns)
+                tables[path] = (columns, rows)
+                pieces = rows.rdd.getNumPartitions()
                 log.info("ingest: %s: read by Spark's parquet reader in %d pieces", source, pieces)
         except Exception as exc:  # noqa: BLE001 - the whole-file parser reports the file
             log.info(
@@ -330,6 +331,7 @@ def parquet_layouts(state: SparkRun, root: str, sizes: dict[str, int]) -> dict[s
 
 
 def _parquet_reader(state: SparkRun, path: str):
+    # With the listing's own rule, as for the folder: a file named _x.parquet is read too.
     return state.spark.read.option("ignoredPathSegmentRegex", HIDDEN_SEGMENT).parquet(unquote(path))
 
 
