@@ -41,8 +41,8 @@ class InferResult:
 def infer(tokens: pa.Table, model: SavedModel, documents: pa.Table | None = None) -> InferResult:
     """Fold each document's known tokens into the saved topics; count the unknown ones."""
     require_columns(tokens, ["doc_id", "tokens"], "infer (tokens)")
-    left_out = set(model.meta.get("left_out_terms", []))  # background, as in the fit
-    index = {t: i for i, t in enumerate(model.terms) if t not in left_out}
+    left_out = model.left_out()  # background, as in the fit
+    index = {t: i for i, t in enumerate(model.terms) if not left_out[i]}
     doc_ids = tokens.column("doc_id").to_pylist()
     token_lists = tokens.column("tokens").to_pylist()
     id_lists = [[index[t] for t in toks if t in index] for toks in token_lists]

@@ -138,8 +138,28 @@ def test_sample_mode_with_every_document_fits_the_local_model(
     agree = np.mean(mixes.argmax(axis=1) == fitted.argmax(axis=1))
     assert agree >= 0.9
     assert (spark_run / "models" / "lda" / "topic_word.npy").is_file()
+    # Folded in as `zhtopics infer` folds in: without the background terms the fit left out.
+    from pipeline import infer
+    from pipeline.topics.model_store import load_model
+
+    model = load_model(spark_run / "models" / "lda")
+    assert model.left_out().any()
+    tokens = read_table(spark_run / "tokens.parquet", ALL["tokens"])
+    inferred = _mixes(infer.infer(tokens, model).doc_topics)
+    folded = _mixes(ours)
+    assert inferred and set(inferred) <= set(folded)
+    for doc, mix in inferred.items():
+        np.testing.assert_allclose(folded[doc], mix, rtol=0, atol=1e-7)  # 8 digits
     assert (spark_run / "report" / "index.html").is_file()
     assert (spark_run / "explorer.html").is_file()
+
+
+def _mixes(doc_topics: pa.Table) -> dict[str, list[float]]:
+    """Each document's topic mix from a doc_topics table."""
+    mixes: dict[str, list[float]] = {}
+    for row in doc_topics.select(["doc_id", "weight"]).to_pylist():
+        mixes.setdefault(row["doc_id"], []).append(row["weight"])
+    return mixes
 
 
 def test_mllib_mode_models_every_document(spark, params: Params, tmp_path: Path) -> None:
@@ -176,6 +196,11 @@ def test_mllib_mode_models_every_document(spark, params: Params, tmp_path: Path)
     assert found == new_words[0]["token_count"] > 0
     model = read_json(out / "models" / "lda" / "model.json")
     assert model["settings"]["new_words"] == [NEW_WORD]
+    # The background terms are left out of the fit, as the local engine leaves them out.
+    vocabulary = read_table(out / "vocabulary.parquet", ALL["vocabulary"])
+    flagged = [r["term"] for r in vocabulary.to_pylist() if r["is_background"]]
+    assert flagged and model["left_out_terms"] == flagged
+    assert read_json(out / "metrics" / "lda.json")["background_terms_left_out"] == len(flagged)
 
 
 def test_near_duplicates_resolve_in_document_order() -> None:

@@ -41,6 +41,7 @@ from pipeline.schemas import (
 from pipeline.spark import SparkEngineError, workers
 from pipeline.spark.tables import doc_term_rows, write_arrow, write_dataset
 from pipeline.spark.workers import ORDER
+from pipeline.topics import background
 from pipeline.topics.model_store import load_model, save_model, settings_snapshot
 
 log = logging.getLogger(__name__)
@@ -68,7 +69,7 @@ def topics_stage(state) -> None:
         else:
             _fit_mllib(state, results)
         model = load_model(results / "models" / "lda")
-        _fold_in_all(state, model.phi, model.alpha)
+        _fold_in_all(state, model.phi, model.alpha, model.left_out())
         if local_out is None:
             _upload(state, results)
 
@@ -194,17 +195,21 @@ def _fit_mllib(state, results: Path) -> None:
     vocabulary = state.vocabulary
     n_terms = vocabulary.num_rows
     k = params.num_topics
+    # Background terms are left out as the local fit leaves them out (lda.background: drop).
+    drop = background.left_out(vocabulary, params, "lda (mllib)")
+    left_out = np.zeros(n_terms, dtype=bool) if drop is None else drop
 
     @F.udf(returnType=VectorUDT())
     def to_vector(ids, counts):
-        return SparseVector(n_terms, ids, [float(c) for c in counts])
+        kept = [(i, float(c)) for i, c in zip(ids, counts, strict=True) if not left_out[i]]
+        return SparseVector(n_terms, [i for i, _ in kept], [c for _, c in kept])
 
     data = _with_terms(state).select(
-        "doc_id",
-        ORDER,
-        to_vector("term_ids", "counts").alias("features"),
-        F.aggregate("counts", F.lit(0).cast("long"), lambda acc, c: acc + c).alias("n"),
+        "doc_id", ORDER, to_vector("term_ids", "counts").alias("features")
     )
+    # Each document's modelled tokens: its weight in the topics' prevalence.
+    tokens = F.aggregate(vector_to_array("features"), F.lit(0.0), lambda acc, c: acc + c)
+    data = data.withColumn("n", tokens)
     # Online variational Bayes draws its mini-batches partition by partition: the same
     # documents in the same partitions, in the same order, on every run (a hash of the doc_id
     # places a document; a shuffle's arrival order or a range's sampled bounds would not).
@@ -249,7 +254,13 @@ def _fit_mllib(state, results: Path) -> None:
     )
     theta = model.transform(data).select(vector_to_array("topicDistribution").alias("w"), "n")
     snapshot = settings_snapshot(state.params) | {"new_words": list(state.added_words)}
-    save_model(fitted, terms.tolist(), results / "models" / "lda", snapshot)
+    save_model(
+        fitted,
+        terms.tolist(),
+        results / "models" / "lda",
+        snapshot,
+        left_out=terms[left_out].tolist(),
+    )
     # Prevalence as the local engine defines it: topic shares weighted by document length.
     sums = theta.agg(*[F.sum(F.col("w")[i] * F.col("n")) for i in range(k)], F.sum("n")).first()
     mixes = np.asarray(sums[:k], dtype=np.float64) / float(sums[k])
@@ -269,6 +280,7 @@ def _fit_mllib(state, results: Path) -> None:
             "num_topics": k,
             "num_documents": n_docs,
             "num_terms": n_terms,
+            "background_terms_left_out": int(left_out.sum()),
             "log_perplexity": round(float(model.logPerplexity(data)), 6),
         },
         results / "metrics" / "lda.json",
@@ -278,15 +290,15 @@ def _fit_mllib(state, results: Path) -> None:
 # --- every document's topic mix ------------------------------------------------------------------
 
 
-def _fold_in_all(state, phi: np.ndarray, alpha: np.ndarray) -> None:
+def _fold_in_all(state, phi: np.ndarray, alpha: np.ndarray, left_out: np.ndarray) -> None:
     """doc_topics of every document with terms, folded in on the executors under the saved
-    model's arrays (broadcast once to each executor)."""
+    model's arrays (broadcast once to each executor), without the terms the fit left out."""
     from pyspark.sql import functions as F
 
     mixes = (
         _with_terms(state)
         .select("doc_id", ORDER, "term_ids", "counts")
-        .mapInArrow(workers.fold_in_documents(phi, alpha), _struct(workers.THETA_SCHEMA))
+        .mapInArrow(workers.fold_in_documents(phi, alpha, left_out), _struct(workers.THETA_SCHEMA))
     )
     rows = mixes.select("doc_id", ORDER, F.posexplode("weights").alias("topic", "weight"))
     write_dataset(rows, state.table("doc_topics"), DOC_TOPICS, [ORDER, "topic"], state.parts)

@@ -565,11 +565,13 @@ THETA_SCHEMA = pa.schema([("doc_id", pa.string()), (ORDER, pa.int64()),
                           ("weights", pa.list_(pa.float64()))])  # fmt: skip
 
 
-def fold_in_documents(phi: np.ndarray, alpha: np.ndarray):
+def fold_in_documents(phi: np.ndarray, alpha: np.ndarray, left_out: np.ndarray):
     """mapInArrow function: documents' term counts -> their topic mixes under the saved model
-    (``engines.fold_in``, as ``zhtopics infer``), one batch of documents at a time."""
+    (``engines.fold_in``, as ``zhtopics infer``: without the terms the fit ``left_out``; a
+    document with no other term gets the prior's mix), one batch of documents at a time."""
     import scipy.sparse as sp
 
+    from pipeline.topics.background import drop_columns
     from pipeline.topics.engines import fold_in
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
@@ -582,6 +584,8 @@ def fold_in_documents(phi: np.ndarray, alpha: np.ndarray):
                 (counts.flatten().to_numpy(), ids.flatten().to_numpy(), indptr - indptr[0]),
                 shape=(docs.num_rows, phi.shape[1]),
             )
+            if left_out.any():
+                matrix = drop_columns(matrix, left_out)
             from pipeline.precision import round_significant
 
             theta = round_significant(fold_in(phi, alpha, matrix))

@@ -86,6 +86,12 @@ class SavedModel:
     terms: list[str]
     meta: dict
 
+    def left_out(self) -> np.ndarray:
+        """Which terms the fit left out (background, ``lda.background: drop``): inference
+        leaves them out too. One flag per term, in the order of ``terms``."""
+        out = set(self.meta.get("left_out_terms", []))
+        return np.fromiter((t in out for t in self.terms), dtype=bool, count=len(self.terms))
+
 
 def load_model(directory: Path) -> SavedModel:
     """Read a model folder written by :func:`save_model` (format version 1)."""
